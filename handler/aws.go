@@ -1,0 +1,151 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+// EC2API is the part of EC2 the function uses: two reads and one write.
+type EC2API interface {
+	ec2.DescribeCapacityReservationsAPIClient
+	ec2.DescribeInstancesAPIClient
+	CancelCapacityReservation(context.Context, *ec2.CancelCapacityReservationInput, ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error)
+}
+
+// CloudWatchAPI is the part of CloudWatch the function uses.
+type CloudWatchAPI interface {
+	cloudwatch.GetMetricDataAPIClient
+}
+
+var (
+	_ EC2API        = (*ec2.Client)(nil)
+	_ CloudWatchAPI = (*cloudwatch.Client)(nil)
+)
+
+// AWS error codes the function acts on. Classified by code, never by message.
+const (
+	codeDryRunOperation = "DryRunOperation"
+	codeUnauthorized    = "UnauthorizedOperation"
+	codeIncorrectState  = "IncorrectState"
+	codeNotFound        = "InvalidCapacityReservationId.NotFound"
+)
+
+// errorCode returns the AWS error code of err, or a short description of
+// what kind of failure it was when AWS did not answer with one.
+func errorCode(err error) string {
+	var apiErr smithy.APIError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &apiErr):
+		return apiErr.ErrorCode()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "DeadlineExceeded"
+	case errors.Is(err, context.Canceled):
+		return "Canceled"
+	}
+	return "ClientError"
+}
+
+// callCounter counts API calls per operation, for the report. Safe for
+// concurrent use (metric batches run in parallel).
+type callCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *callCounter) add(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts == nil {
+		c.counts = make(map[string]int)
+	}
+	c.counts[op]++
+}
+
+func (c *callCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// toReservation copies what the policy needs out of an EC2 description.
+func toReservation(c types.CapacityReservation) policy.Reservation {
+	r := policy.Reservation{
+		ID:               aws.ToString(c.CapacityReservationId),
+		OwnerID:          aws.ToString(c.OwnerId),
+		State:            string(c.State),
+		ReservationType:  string(c.ReservationType),
+		InstanceType:     aws.ToString(c.InstanceType),
+		AvailabilityZone: aws.ToString(c.AvailabilityZone),
+		FleetID:          aws.ToString(c.CapacityReservationFleetId),
+		CapacityBlockID:  aws.ToString(c.CapacityBlockId),
+		BillingOwnerID:   aws.ToString(c.UnusedReservationBillingOwnerId),
+		// A reservation that lends capacity as interruptible, or is itself
+		// interruptible, is shared with a process we do not control.
+		Interruptible: aws.ToBool(c.Interruptible) || c.InterruptibleCapacityAllocation != nil || c.InterruptionInfo != nil,
+		Total:         aws.ToInt32(c.TotalInstanceCount),
+		Available:     aws.ToInt32(c.AvailableInstanceCount),
+		Created:       aws.ToTime(c.CreateDate),
+		Started:       aws.ToTime(c.StartDate),
+	}
+	if c.CommitmentInfo != nil {
+		r.HasCommitment = true
+		r.CommitmentEnd = aws.ToTime(c.CommitmentInfo.CommitmentEndDate)
+	}
+	if len(c.Tags) > 0 {
+		r.Tags = make(map[string]string, len(c.Tags))
+		for _, t := range c.Tags {
+			r.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+	}
+	return r
+}
+
+// describeReservations lists reservations through the SDK paginator: every
+// reservation of the account when ids is empty, else exactly those.
+func describeReservations(ctx context.Context, api EC2API, calls *callCounter, ids []string) ([]policy.Reservation, error) {
+	in := &ec2.DescribeCapacityReservationsInput{}
+	if len(ids) > 0 {
+		in.CapacityReservationIds = ids
+	} else {
+		in.MaxResults = aws.Int32(1000)
+	}
+	var out []policy.Reservation
+	pages := ec2.NewDescribeCapacityReservationsPaginator(api, in)
+	for pages.HasMorePages() {
+		calls.add("DescribeCapacityReservations")
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe capacity reservations: %w", err)
+		}
+		for _, c := range page.CapacityReservations {
+			out = append(out, toReservation(c))
+		}
+	}
+	return out, nil
+}
+
+// accountFromARN returns the account field of an ARN.
+func accountFromARN(arn string) (string, error) {
+	parts := strings.Split(arn, ":")
+	if len(parts) < 6 || parts[0] != "arn" || parts[4] == "" {
+		return "", fmt.Errorf("no account in ARN %q", arn)
+	}
+	return parts[4], nil
+}

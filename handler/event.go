@@ -1,0 +1,188 @@
+package handler
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Request is a run request: what EventBridge Scheduler delivers (its Input,
+// "{}" by default) and what a person sends when invoking by hand. Every field
+// is optional and overrides the deployed setting for this run only.
+type Request struct {
+	// DryRun overrides DRY_RUN. Whoever may invoke the function may switch
+	// the dry run off for one run.
+	DryRun *bool `json:"dryRun,omitempty"`
+	// ReservationIDs restricts the run to these reservations.
+	ReservationIDs       []string `json:"reservationIds,omitempty"`
+	IdleThresholdPercent *float64 `json:"idleThresholdPercent,omitempty"`
+	LookbackHours        *int     `json:"lookbackHours,omitempty"`
+	MaxCancellations     *int     `json:"maxCancellations,omitempty"`
+}
+
+// requestFields are the accepted fields of a Request, for error messages.
+const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations"
+
+// scheduledEvent is the envelope of an EventBridge rule's scheduled event.
+// It carries no settings: the run uses the deployed ones.
+type scheduledEvent struct {
+	Version    string          `json:"version"`
+	ID         string          `json:"id"`
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"`
+	Account    string          `json:"account"`
+	Time       string          `json:"time"`
+	Region     string          `json:"region"`
+	Resources  []string        `json:"resources"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
+const scheduledFields = "version, id, detail-type, source, account, time, region, resources, detail"
+
+// maxReservationIDs bounds reservationIds: one describe call takes them all.
+const maxReservationIDs = 1000
+
+var reservationIDPattern = regexp.MustCompile(`^cr-[0-9a-f]{8,17}$`)
+
+// ErrInvalidEvent marks an event refused before any AWS call.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// ParseEvent decodes an invocation payload. It accepts an EventBridge
+// scheduled event or a run request object, and refuses anything else with an
+// error that names the problem. The second result names the kind of event.
+func ParseEvent(payload []byte) (Request, string, error) {
+	req, kind, err := parseEvent(payload)
+	if err != nil {
+		return Request{}, "", fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	return req, kind, nil
+}
+
+func parseEvent(payload []byte) (Request, string, error) {
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 {
+		return Request{}, "", errors.New(`the payload is empty; send a JSON object such as {}`)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &fields); err != nil || fields == nil {
+		return Request{}, "", errors.New("the payload is not a JSON object; send a run request such as {} or {\"dryRun\": true}")
+	}
+	_, hasType := fields["detail-type"]
+	_, hasSource := fields["source"]
+	if hasType || hasSource {
+		var ev scheduledEvent
+		if err := strictDecode(trimmed, &ev, scheduledFields); err != nil {
+			return Request{}, "", fmt.Errorf("scheduled event: %w", err)
+		}
+		if ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" {
+			return Request{}, "", fmt.Errorf(`unsupported event: detail-type %q from source %q; accepted: detail-type "Scheduled Event" from source "aws.events"`, ev.DetailType, ev.Source)
+		}
+		return Request{}, "scheduled-event", nil
+	}
+	var req Request
+	if err := strictDecode(trimmed, &req, requestFields); err != nil {
+		return Request{}, "", fmt.Errorf("run request: %w", err)
+	}
+	if err := req.validate(); err != nil {
+		return Request{}, "", fmt.Errorf("run request: %w", err)
+	}
+	return req, "run-request", nil
+}
+
+// strictDecode refuses unknown fields, wrong types and trailing data, and
+// rewords encoding/json's errors so they name the field and what it accepts.
+func strictDecode(data []byte, v any, accepted string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typeErr):
+			return fmt.Errorf("field %q: expected %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+			return fmt.Errorf("unknown field %s; accepted fields: %s", field, accepted)
+		}
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("malformed JSON: data after the object")
+	}
+	return nil
+}
+
+func jsonKind(goType string) string {
+	switch strings.TrimPrefix(goType, "*") {
+	case "bool":
+		return "true or false"
+	case "int", "int32", "int64":
+		return "an integer"
+	case "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "[]string":
+		return "a list of strings"
+	}
+	return goType
+}
+
+func (r Request) validate() error {
+	var errs []error
+	if r.IdleThresholdPercent != nil && (*r.IdleThresholdPercent < 0 || *r.IdleThresholdPercent > 100) {
+		errs = append(errs, fmt.Errorf(`field "idleThresholdPercent": %g is out of range; accepted: a number from 0 to 100`, *r.IdleThresholdPercent))
+	}
+	if r.LookbackHours != nil && (*r.LookbackHours < minLookbackHours || *r.LookbackHours > maxLookbackHours) {
+		errs = append(errs, fmt.Errorf(`field "lookbackHours": %d is out of range; accepted: an integer from %d to %d`, *r.LookbackHours, minLookbackHours, maxLookbackHours))
+	}
+	if r.MaxCancellations != nil && (*r.MaxCancellations < 0 || *r.MaxCancellations > maxCancellationsCap) {
+		errs = append(errs, fmt.Errorf(`field "maxCancellations": %d is out of range; accepted: an integer from 0 to %d`, *r.MaxCancellations, maxCancellationsCap))
+	}
+	if r.ReservationIDs != nil {
+		switch {
+		case len(r.ReservationIDs) == 0:
+			errs = append(errs, errors.New(`field "reservationIds": the list is empty; omit the field to evaluate every reservation`))
+		case len(r.ReservationIDs) > maxReservationIDs:
+			errs = append(errs, fmt.Errorf(`field "reservationIds": %d ids; accepted: at most %d`, len(r.ReservationIDs), maxReservationIDs))
+		}
+		seen := make(map[string]bool, len(r.ReservationIDs))
+		for _, id := range r.ReservationIDs {
+			if !reservationIDPattern.MatchString(id) {
+				errs = append(errs, fmt.Errorf(`field "reservationIds": %q is not a capacity reservation id; accepted: ids such as cr-0123456789abcdef0`, id))
+			} else if seen[id] {
+				errs = append(errs, fmt.Errorf(`field "reservationIds": %q is listed twice`, id))
+			}
+			seen[id] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// apply returns the settings for this run: the deployed ones with the
+// request's overrides.
+func (r Request) apply(s Settings) Settings {
+	if r.DryRun != nil {
+		s.DryRun = *r.DryRun
+	}
+	if r.IdleThresholdPercent != nil {
+		s.IdleThresholdPercent = *r.IdleThresholdPercent
+	}
+	if r.LookbackHours != nil {
+		s.LookbackHours = *r.LookbackHours
+	}
+	if r.MaxCancellations != nil {
+		s.MaxCancellations = *r.MaxCancellations
+	}
+	return s
+}
+
+// sortedIDs returns the requested ids in a stable order, for the report.
+func (r Request) sortedIDs() []string {
+	ids := slices.Clone(r.ReservationIDs)
+	slices.Sort(ids)
+	return ids
+}

@@ -1,0 +1,458 @@
+// Package handler turns an invocation into a run: it reads the account's
+// capacity reservations and their utilization, asks package policy for a
+// decision on each, logs the whole plan, then (unless the run is a dry run)
+// cancels the idle ones after checking them once more.
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"go.uber.org/zap"
+
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+// Defaults for the Handler's tuning fields.
+const (
+	DefaultDeadlineMargin    = 10 * time.Second
+	DefaultMetricConcurrency = 4
+)
+
+// Handler runs one evaluation per invocation. Its fields are set once by main
+// (or a test) and only read afterwards, so one Handler serves every
+// invocation.
+type Handler struct {
+	EC2        EC2API
+	CloudWatch CloudWatchAPI
+	Settings   Settings
+	Logger     *zap.Logger
+	Now        func() time.Time
+	// CallerAccount returns the account of the credentials in use. It is
+	// asked only outside Lambda; inside, the account comes from the
+	// invoked function's ARN.
+	CallerAccount func(context.Context) (string, error)
+	// NewRunID names a run when there is no Lambda request id.
+	NewRunID func() string
+	// DeadlineMargin is the time kept before the invocation deadline to log
+	// and return the report: no cancel starts within it.
+	DeadlineMargin time.Duration
+	// MetricConcurrency bounds the GetMetricData calls in flight.
+	MetricConcurrency int
+}
+
+// ErrRunFailed marks a run that completed its report but must show as a
+// failed invocation: a cancel failed, was not attempted, or the run aborted.
+var ErrRunFailed = errors.New("run failed")
+
+// Invoke implements lambda.Handler: the payload is decoded by ParseEvent (so
+// malformed JSON gets our error, not the runtime's), the report is returned as
+// JSON. A run that must show as failed returns the error, after logging the
+// report summary.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	report, err := h.Run(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(report)
+}
+
+// Run performs one run and returns its report. The error is non-nil when the
+// event is invalid, when AWS could not be read (nothing is cancelled then), or
+// when the run completed but must count as failed (ErrRunFailed).
+func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
+	runID := h.runID(ctx)
+	log := h.Logger.With(zap.String("request_id", runID))
+	started := h.Now()
+
+	req, kind, err := ParseEvent(payload)
+	if err != nil {
+		log.Error("invalid event; nothing done", zap.Error(err))
+		return nil, err
+	}
+	settings := req.apply(h.Settings)
+	account, err := h.account(ctx)
+	if err != nil {
+		log.Error("run failed before evaluation; nothing cancelled", zap.Error(err))
+		return nil, err
+	}
+
+	r := &run{
+		h:       h,
+		log:     log,
+		calls:   &callCounter{},
+		window:  metricWindow(started, settings.LookbackHours),
+		started: started,
+		policy: policy.Settings{
+			AccountID:            account,
+			IdleThresholdPercent: settings.IdleThresholdPercent,
+			Lookback:             time.Duration(settings.LookbackHours) * time.Hour,
+			MinCoveragePercent:   settings.MinCoveragePercent,
+			ProtectTagKey:        settings.ProtectTagKey,
+			RequiredTagKey:       settings.RequiredTagKey,
+			RequiredTagValue:     settings.RequiredTagValue,
+			InstanceTypes:        settings.InstanceTypes,
+			AvailabilityZones:    settings.AvailabilityZones,
+			MaxCancellations:     settings.MaxCancellations,
+			MaxIdleSharePercent:  settings.MaxIdleSharePercent,
+			PublishingInterval:   publishingInterval,
+		},
+	}
+	report := &Report{
+		RunID:        runID,
+		Event:        kind,
+		AccountID:    account,
+		DryRun:       settings.DryRun,
+		StartedAt:    started,
+		Settings:     effective(settings, req, r.window),
+		Cancelled:    []string{},
+		Failures:     []Failure{},
+		NotAttempted: []string{},
+	}
+	log.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
+		zap.String("account_id", account), zap.Any("settings", report.Settings))
+
+	plan, err := r.evaluate(ctx, req.ReservationIDs, report)
+	if err != nil {
+		log.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
+			zap.Any("api_calls", r.calls.snapshot()))
+		return nil, err
+	}
+	r.logPlan(plan, settings.DryRun)
+
+	decisions := plan.Decisions
+	if !plan.Aborted && !settings.DryRun && len(plan.Cancel) > 0 {
+		decisions = r.apply(ctx, plan, report)
+	}
+	return r.finish(report, plan, decisions)
+}
+
+// run holds the state of one invocation.
+type run struct {
+	h       *Handler
+	log     *zap.Logger
+	calls   *callCounter
+	policy  policy.Settings
+	window  window
+	started time.Time
+}
+
+// evaluate lists, screens, measures and checks every reservation, and plans.
+// It makes no change to the account.
+func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (policy.Plan, error) {
+	reservations, err := describeReservations(ctx, r.h.EC2, r.calls, ids)
+	if err != nil {
+		return policy.Plan{}, err
+	}
+
+	now := r.started
+	decisions := make([]policy.Decision, len(reservations))
+	var eligible []string
+	for i, res := range reservations {
+		decisions[i] = policy.Screen(r.policy, res, now)
+		if decisions[i].Candidate() {
+			eligible = append(eligible, res.ID)
+		}
+	}
+
+	m := measure(ctx, r.h.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency())
+	report.Problems = append(report.Problems, m.problems...)
+	if len(m.messages) > 0 {
+		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),
+			zap.Strings("messages", m.messages[:min(len(m.messages), 20)]))
+	}
+	var idle []string
+	for i, d := range decisions {
+		if !d.Candidate() {
+			continue
+		}
+		var u *policy.Utilization
+		if got, ok := m.usage[d.ReservationID]; ok {
+			u = &got
+		}
+		decisions[i] = policy.Judge(r.policy, d, u)
+		if decisions[i].Candidate() {
+			idle = append(idle, d.ReservationID)
+		}
+	}
+
+	stopped, problems := stoppedTargets(ctx, r.h.EC2, r.calls, idle)
+	report.Problems = append(report.Problems, problems...)
+	for i, d := range decisions {
+		decisions[i] = policy.Stopped(d, countOf(stopped, d.ReservationID))
+	}
+	return policy.MakePlan(r.policy, decisions), nil
+}
+
+func countOf(counts map[string]int, id string) *int {
+	if n, ok := counts[id]; ok {
+		return &n
+	}
+	return nil
+}
+
+// logPlan writes one line per decision and one summary line. It runs before
+// any cancel call, so the plan survives even if the run dies while acting.
+func (r *run) logPlan(plan policy.Plan, dryRun bool) {
+	for _, d := range plan.Decisions {
+		r.log.Info("decision", decisionFields(d, dryRun)...)
+	}
+	r.log.Info("plan",
+		zap.Bool("dry_run", dryRun),
+		zap.Int("reservations", len(plan.Decisions)),
+		zap.Int("eligible", plan.Eligible),
+		zap.Int("idle", plan.Idle),
+		zap.Int("to_cancel", len(plan.Cancel)),
+		zap.Strings("cancel_ids", plan.Cancel),
+		zap.Bool("aborted", plan.Aborted),
+		zap.String("abort_reason", plan.AbortReason),
+	)
+}
+
+func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
+	f := []zap.Field{
+		zap.String("reservation_id", d.ReservationID),
+		zap.String("action", string(d.Action)),
+		zap.String("reason", string(d.Reason)),
+		zap.String("detail", d.Detail),
+		zap.Bool("dry_run", dryRun),
+		zap.String("state", d.Facts.State),
+		zap.String("owner_id", d.Facts.OwnerID),
+		zap.String("instance_type", d.Facts.InstanceType),
+		zap.String("availability_zone", d.Facts.AvailabilityZone),
+		zap.Float64("age_hours", d.Facts.AgeHours),
+		zap.Float64("current_utilization_percent", d.Facts.CurrentUtilization),
+	}
+	if d.Facts.PeakUtilization != nil {
+		f = append(f, zap.Float64("peak_utilization_percent", *d.Facts.PeakUtilization))
+	}
+	if d.Facts.CoveragePercent != nil {
+		f = append(f, zap.Float64("coverage_percent", *d.Facts.CoveragePercent))
+	}
+	if d.Facts.StoppedTargets != nil {
+		f = append(f, zap.Int("stopped_targeting_instances", *d.Facts.StoppedTargets))
+	}
+	return f
+}
+
+// apply re-verifies the planned cancellations and performs them. It returns
+// the final decisions (a candidate that changed since evaluation is kept).
+func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []policy.Decision {
+	decisions := slices.Clone(plan.Decisions)
+	index := make(map[string]int, len(decisions))
+	for i, d := range decisions {
+		index[d.ReservationID] = i
+	}
+
+	// The world may have changed since the evaluation: describe the
+	// candidates again, in one call, right before acting.
+	fresh, err := describeReservations(ctx, r.h.EC2, r.calls, plan.Cancel)
+	if err != nil {
+		r.log.Error("re-verification failed; no cancel attempted", zap.Error(err))
+		for _, id := range plan.Cancel {
+			report.Failures = append(report.Failures, Failure{ReservationID: id, Code: errorCode(err), Message: "re-verify before cancel: " + err.Error()})
+		}
+		return decisions
+	}
+	byID := make(map[string]policy.Reservation, len(fresh))
+	for _, res := range fresh {
+		byID[res.ID] = res
+	}
+	now := r.h.Now()
+	var verified []string
+	for _, id := range plan.Cancel {
+		var res *policy.Reservation
+		if got, ok := byID[id]; ok {
+			res = &got
+		}
+		d := policy.Recheck(r.policy, decisions[index[id]], res, now)
+		decisions[index[id]] = d
+		if d.Candidate() {
+			verified = append(verified, id)
+		}
+	}
+	stopped, problems := stoppedTargets(ctx, r.h.EC2, r.calls, verified)
+	report.Problems = append(report.Problems, problems...)
+	var toCancel []string
+	for _, id := range verified {
+		d := policy.RecheckStopped(decisions[index[id]], countOf(stopped, id))
+		decisions[index[id]] = d
+		if d.Candidate() {
+			toCancel = append(toCancel, id)
+		}
+	}
+	for _, id := range plan.Cancel {
+		if d := decisions[index[id]]; !d.Candidate() {
+			r.log.Warn("decision changed before cancel", decisionFields(d, false)...)
+		}
+	}
+
+	deadline, hasDeadline := ctx.Deadline()
+	for n, id := range toCancel {
+		if hasDeadline && time.Until(deadline) < r.h.deadlineMargin() {
+			report.NotAttempted = append(report.NotAttempted, toCancel[n:]...)
+			r.log.Error("invocation deadline near; remaining cancels not attempted",
+				zap.Strings("not_attempted", toCancel[n:]), zap.Duration("margin", r.h.deadlineMargin()))
+			break
+		}
+		if f := r.cancel(ctx, id); f != nil {
+			report.Failures = append(report.Failures, *f)
+			r.log.Error("cancel failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
+			continue
+		}
+		report.Cancelled = append(report.Cancelled, id)
+		r.log.Info("cancelled", zap.String("reservation_id", id))
+	}
+	return decisions
+}
+
+// cancel asks EC2 with DryRun first, which checks the permission (IAM refuses
+// protected reservations), then cancels for real.
+func (r *run) cancel(ctx context.Context, id string) *Failure {
+	r.calls.add("CancelCapacityReservation")
+	_, err := r.h.EC2.CancelCapacityReservation(ctx, &ec2.CancelCapacityReservationInput{
+		CapacityReservationId: aws.String(id),
+		DryRun:                aws.Bool(true),
+	})
+	if code := errorCode(err); code != codeDryRunOperation {
+		if err == nil {
+			err = errors.New("dry run answered without DryRunOperation")
+			code = "UnexpectedDryRunAnswer"
+		}
+		return &Failure{ReservationID: id, Code: code, Message: fmt.Sprintf("cancel capacity reservation (dry run): %v", err)}
+	}
+	r.calls.add("CancelCapacityReservation")
+	out, err := r.h.EC2.CancelCapacityReservation(ctx, &ec2.CancelCapacityReservationInput{
+		CapacityReservationId: aws.String(id),
+	})
+	if err != nil {
+		return &Failure{ReservationID: id, Code: errorCode(err), Message: fmt.Sprintf("cancel capacity reservation: %v", err)}
+	}
+	if !aws.ToBool(out.Return) {
+		return &Failure{ReservationID: id, Code: "ReturnFalse", Message: "cancel capacity reservation: EC2 returned false"}
+	}
+	return nil
+}
+
+// finish fills the report, logs its summary and decides whether the
+// invocation failed.
+func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decision) (*Report, error) {
+	report.FinishedAt = r.h.Now()
+	report.Aborted = plan.Aborted
+	report.AbortReason = plan.AbortReason
+	report.Decisions = decisions
+	report.APICalls = r.calls.snapshot()
+	report.Counts = Counts{
+		Reservations: len(decisions),
+		Eligible:     plan.Eligible,
+		Idle:         plan.Idle,
+		Planned:      len(plan.Cancel),
+		Cancelled:    len(report.Cancelled),
+		Failed:       len(report.Failures),
+		NotAttempted: len(report.NotAttempted),
+		Reasons:      make(map[policy.Reason]int),
+	}
+	for _, d := range decisions {
+		report.Counts.Reasons[d.Reason]++
+	}
+
+	summary := []zap.Field{
+		zap.Bool("dry_run", report.DryRun),
+		zap.Any("counts", report.Counts),
+		zap.Strings("cancelled", report.Cancelled),
+		zap.Any("failures", report.Failures),
+		zap.Strings("not_attempted", report.NotAttempted),
+		zap.Strings("problems", report.Problems),
+		zap.Any("api_calls", report.APICalls),
+		zap.Duration("duration", report.FinishedAt.Sub(report.StartedAt)),
+	}
+	var err error
+	switch {
+	case plan.Aborted:
+		err = fmt.Errorf("%w: aborted: %s", ErrRunFailed, plan.AbortReason)
+	case len(report.Failures) > 0 || len(report.NotAttempted) > 0:
+		err = fmt.Errorf("%w: %d cancels failed, %d not attempted (see the report)", ErrRunFailed, len(report.Failures), len(report.NotAttempted))
+	}
+	if err != nil {
+		r.log.Error("run finished with failures", append(summary, zap.Error(err))...)
+		return report, err
+	}
+	r.log.Info("run finished", summary...)
+	return report, nil
+}
+
+func effective(s Settings, req Request, w window) Effective {
+	e := Effective{
+		DryRun:               s.DryRun,
+		IdleThresholdPercent: s.IdleThresholdPercent,
+		LookbackHours:        s.LookbackHours,
+		MinCoveragePercent:   s.MinCoveragePercent,
+		ProtectTagKey:        s.ProtectTagKey,
+		MaxCancellations:     s.MaxCancellations,
+		MaxIdleSharePercent:  s.MaxIdleSharePercent,
+		InstanceTypes:        s.InstanceTypes,
+		AvailabilityZones:    s.AvailabilityZones,
+		ReservationIDs:       req.ReservationIDs,
+		WindowStart:          w.Start.Format(time.RFC3339),
+		WindowEnd:            w.End.Format(time.RFC3339),
+		PeriodSeconds:        int(w.Period / time.Second),
+	}
+	if s.RequiredTagKey != "" {
+		e.RequiredTag = s.RequiredTagKey
+		if s.RequiredTagValue != "" {
+			e.RequiredTag += "=" + s.RequiredTagValue
+		}
+	}
+	return e
+}
+
+func (h *Handler) runID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		return lc.AwsRequestID
+	}
+	if h.NewRunID != nil {
+		return h.NewRunID()
+	}
+	return "local"
+}
+
+// account is the account the function acts for: only its own reservations
+// may be cancelled.
+func (h *Handler) account(ctx context.Context) (string, error) {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.InvokedFunctionArn != "" {
+		acct, err := accountFromARN(lc.InvokedFunctionArn)
+		if err != nil {
+			return "", fmt.Errorf("account from invoked function ARN: %w", err)
+		}
+		return acct, nil
+	}
+	if h.CallerAccount == nil {
+		return "", errors.New("account: not in Lambda and no caller identity source")
+	}
+	acct, err := h.CallerAccount(ctx)
+	if err != nil {
+		return "", fmt.Errorf("caller identity: %w", err)
+	}
+	return acct, nil
+}
+
+func (h *Handler) deadlineMargin() time.Duration {
+	if h.DeadlineMargin > 0 {
+		return h.DeadlineMargin
+	}
+	return DefaultDeadlineMargin
+}
+
+func (h *Handler) metricConcurrency() int {
+	if h.MetricConcurrency > 0 {
+		return h.MetricConcurrency
+	}
+	return DefaultMetricConcurrency
+}

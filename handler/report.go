@@ -1,0 +1,70 @@
+package handler
+
+import (
+	"time"
+
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+// Report is what an invocation returns (and logs, in summary): everything a
+// reviewer needs to audit the run.
+type Report struct {
+	RunID       string    `json:"runId"`
+	Event       string    `json:"event"`
+	AccountID   string    `json:"accountId"`
+	DryRun      bool      `json:"dryRun"`
+	StartedAt   time.Time `json:"startedAt"`
+	FinishedAt  time.Time `json:"finishedAt"`
+	Settings    Effective `json:"settings"`
+	Counts      Counts    `json:"counts"`
+	Aborted     bool      `json:"aborted"`
+	AbortReason string    `json:"abortReason,omitempty"`
+	// Decisions holds one entry per reservation evaluated, final state.
+	Decisions    []policy.Decision `json:"decisions"`
+	Cancelled    []string          `json:"cancelled"`
+	Failures     []Failure         `json:"failures"`
+	NotAttempted []string          `json:"notAttempted"`
+	// Problems are non-fatal errors met on the way (a metric batch that
+	// could not be read, ...). The reservations concerned were kept.
+	Problems []string `json:"problems,omitempty"`
+	// APICalls counts the AWS requests made, per operation (pages included,
+	// SDK retries not).
+	APICalls map[string]int `json:"apiCalls"`
+}
+
+// Effective are the settings this run used, after the event's overrides.
+type Effective struct {
+	DryRun               bool     `json:"dryRun"`
+	IdleThresholdPercent float64  `json:"idleThresholdPercent"`
+	LookbackHours        int      `json:"lookbackHours"`
+	MinCoveragePercent   float64  `json:"minDataCoveragePercent"`
+	ProtectTagKey        string   `json:"protectTagKey"`
+	RequiredTag          string   `json:"requiredTag,omitempty"`
+	MaxCancellations     int      `json:"maxCancellations"`
+	MaxIdleSharePercent  float64  `json:"maxIdleSharePercent"`
+	InstanceTypes        []string `json:"instanceTypes,omitempty"`
+	AvailabilityZones    []string `json:"availabilityZones,omitempty"`
+	ReservationIDs       []string `json:"reservationIds,omitempty"`
+	WindowStart          string   `json:"windowStart"`
+	WindowEnd            string   `json:"windowEnd"`
+	PeriodSeconds        int      `json:"periodSeconds"`
+}
+
+// Counts summarises the decisions.
+type Counts struct {
+	Reservations int                   `json:"reservations"`
+	Eligible     int                   `json:"eligible"`
+	Idle         int                   `json:"idle"`
+	Planned      int                   `json:"planned"`
+	Cancelled    int                   `json:"cancelled"`
+	Failed       int                   `json:"failed"`
+	NotAttempted int                   `json:"notAttempted"`
+	Reasons      map[policy.Reason]int `json:"reasons"`
+}
+
+// Failure is a cancel that did not happen because AWS refused or failed it.
+type Failure struct {
+	ReservationID string `json:"reservationId"`
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+}

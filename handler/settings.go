@@ -1,0 +1,210 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Settings are the deployed configuration, read from the environment once at
+// start. An event may override some of them for one run (see Request).
+type Settings struct {
+	DryRun               bool
+	IdleThresholdPercent float64
+	LookbackHours        int
+	MinCoveragePercent   float64
+	ProtectTagKey        string
+	RequiredTagKey       string
+	RequiredTagValue     string
+	MaxCancellations     int
+	MaxIdleSharePercent  float64
+	LogLevel             string
+	InstanceTypes        []string
+	AvailabilityZones    []string
+}
+
+// EnvVar describes one environment variable of the configuration contract.
+// template.yaml must set exactly these, with the same bounds (a test checks).
+type EnvVar struct {
+	Name    string
+	Default string
+	// Allowed lists the accepted values of an enumeration.
+	Allowed []string
+	// Min and Max bound a number; Integer says whether fractions are refused.
+	Numeric  bool
+	Integer  bool
+	Min, Max float64
+	// Pattern, for free-form strings, describes the accepted shape.
+	Pattern string
+}
+
+// Bounds shared by the settings and the event overrides.
+const (
+	minLookbackHours    = 1
+	maxLookbackHours    = 1440
+	maxCancellationsCap = 1000
+)
+
+var envVars = []EnvVar{
+	{Name: "DRY_RUN", Default: "true", Allowed: []string{"true", "false"}},
+	{Name: "IDLE_THRESHOLD_PERCENT", Default: "0", Numeric: true, Min: 0, Max: 100},
+	{Name: "LOOKBACK_HOURS", Default: "168", Numeric: true, Integer: true, Min: minLookbackHours, Max: maxLookbackHours},
+	{Name: "MIN_DATA_COVERAGE_PERCENT", Default: "90", Numeric: true, Min: 0, Max: 100},
+	{Name: "PROTECT_TAG_KEY", Default: "odcr-autocancel:protect", Pattern: "a tag key of 1 to 128 characters"},
+	{Name: "REQUIRED_TAG", Default: "", Pattern: "empty, key, or key=value"},
+	{Name: "MAX_CANCELLATIONS_PER_RUN", Default: "10", Numeric: true, Integer: true, Min: 0, Max: maxCancellationsCap},
+	{Name: "MAX_IDLE_SHARE_PERCENT", Default: "100", Numeric: true, Min: 0, Max: 100},
+	{Name: "LOG_LEVEL", Default: "info", Allowed: []string{"debug", "info", "warn", "error"}},
+	{Name: "INSTANCE_TYPES", Default: "", Pattern: "empty (all), or a comma-separated list of instance types such as m5.large,c6g.xlarge"},
+	{Name: "AVAILABILITY_ZONES", Default: "", Pattern: "empty (all), or a comma-separated list of zone names such as us-east-1a,us-east-1b"},
+}
+
+// EnvVars returns the configuration contract: every variable the function
+// reads, with its default and accepted values.
+func EnvVars() []EnvVar {
+	out := make([]EnvVar, len(envVars))
+	copy(out, envVars)
+	return out
+}
+
+var (
+	instanceTypePattern = regexp.MustCompile(`^[a-z0-9-]+\.[a-z0-9-]+$`)
+	zonePattern         = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+[a-z]$`)
+)
+
+// LoadSettings reads and validates the environment through lookup (os.LookupEnv
+// in production). Every problem is reported, not only the first.
+func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
+	p := settingsParser{lookup: lookup}
+	s := Settings{
+		DryRun:               p.boolean("DRY_RUN"),
+		IdleThresholdPercent: p.number("IDLE_THRESHOLD_PERCENT"),
+		LookbackHours:        int(p.number("LOOKBACK_HOURS")),
+		MinCoveragePercent:   p.number("MIN_DATA_COVERAGE_PERCENT"),
+		MaxCancellations:     int(p.number("MAX_CANCELLATIONS_PER_RUN")),
+		MaxIdleSharePercent:  p.number("MAX_IDLE_SHARE_PERCENT"),
+		LogLevel:             p.enum("LOG_LEVEL"),
+	}
+	s.ProtectTagKey = p.value("PROTECT_TAG_KEY")
+	if err := checkTagKey(s.ProtectTagKey); err != nil {
+		p.fail("PROTECT_TAG_KEY", s.ProtectTagKey, err.Error())
+	}
+	if req := p.value("REQUIRED_TAG"); req != "" {
+		key, value, _ := strings.Cut(req, "=")
+		s.RequiredTagKey, s.RequiredTagValue = key, value
+		if err := checkTagKey(key); err != nil {
+			p.fail("REQUIRED_TAG", req, err.Error())
+		} else if len(value) > 256 {
+			p.fail("REQUIRED_TAG", req, "the value is longer than 256 characters")
+		}
+	}
+	s.InstanceTypes = p.list("INSTANCE_TYPES", instanceTypePattern)
+	s.AvailabilityZones = p.list("AVAILABILITY_ZONES", zonePattern)
+	if err := errors.Join(p.errs...); err != nil {
+		return Settings{}, fmt.Errorf("invalid settings:\n%w", err)
+	}
+	return s, nil
+}
+
+func checkTagKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("the tag key is empty")
+	case len(key) > 128:
+		return errors.New("the tag key is longer than 128 characters")
+	}
+	return nil
+}
+
+type settingsParser struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func spec(name string) EnvVar {
+	for _, v := range envVars {
+		if v.Name == name {
+			return v
+		}
+	}
+	panic("handler: no such setting " + name) // programming error, caught by tests
+}
+
+// value returns the variable, or its default when unset. A variable set to
+// the empty string also takes the default: that is how CloudFormation passes
+// an unset optional parameter.
+func (p *settingsParser) value(name string) string {
+	if v, ok := p.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return spec(name).Default
+}
+
+func (p *settingsParser) fail(name, got, problem string) {
+	v := spec(name)
+	p.errs = append(p.errs, fmt.Errorf("%s=%q: %s; accepted: %s", name, got, problem, accepted(v)))
+}
+
+func accepted(v EnvVar) string {
+	switch {
+	case len(v.Allowed) > 0:
+		return strings.Join(v.Allowed, ", ")
+	case v.Numeric && v.Integer:
+		return fmt.Sprintf("an integer from %g to %g", v.Min, v.Max)
+	case v.Numeric:
+		return fmt.Sprintf("a number from %g to %g", v.Min, v.Max)
+	}
+	return v.Pattern
+}
+
+func (p *settingsParser) boolean(name string) bool {
+	return p.enum(name) == "true"
+}
+
+func (p *settingsParser) enum(name string) string {
+	v := p.value(name)
+	for _, a := range spec(name).Allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	p.fail(name, v, "not an accepted value")
+	return ""
+}
+
+func (p *settingsParser) number(name string) float64 {
+	v := p.value(name)
+	s := spec(name)
+	n, err := strconv.ParseFloat(v, 64)
+	switch {
+	case err != nil || math.IsNaN(n) || math.IsInf(n, 0):
+		p.fail(name, v, "not a number")
+	case s.Integer && n != float64(int64(n)):
+		p.fail(name, v, "not an integer")
+	case n < s.Min || n > s.Max:
+		p.fail(name, v, "out of range")
+	default:
+		return n
+	}
+	return 0
+}
+
+func (p *settingsParser) list(name string, pattern *regexp.Regexp) []string {
+	v := p.value(name)
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if !pattern.MatchString(item) {
+			p.fail(name, v, fmt.Sprintf("%q is not valid", item))
+			return nil
+		}
+		out = append(out, item)
+	}
+	return out
+}

@@ -1,0 +1,75 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Plan is the outcome of a run's decisions: what to cancel, in which order,
+// and why everything else is kept.
+type Plan struct {
+	// Decisions are in the order they were given, one per reservation.
+	Decisions []Decision
+	// Cancel lists the reservations to cancel, oldest first.
+	Cancel []string
+	// Eligible counts the reservations that passed the screening rules
+	// (and so were measured).
+	Eligible int
+	// Idle counts the idle candidates before the budget was applied.
+	Idle int
+	// Aborted is set when the idle share guard tripped: nothing is cancelled.
+	Aborted     bool
+	AbortReason string
+}
+
+// MakePlan applies the run-wide rules to the per-reservation decisions:
+// a candidate that skipped a step is kept, the idle share guard may abort the
+// whole run, and the budget admits the oldest candidates first. Candidates
+// over the budget are kept with a reason, never dropped.
+func MakePlan(s Settings, decisions []Decision) Plan {
+	p := Plan{Decisions: slices.Clone(decisions)}
+	var candidates []int
+	for i, d := range p.Decisions {
+		if d.Stage >= StageJudged {
+			p.Eligible++
+		}
+		if !d.Candidate() {
+			continue
+		}
+		if d.Stage != StageChecked || d.Reason != ReasonIdle {
+			p.Decisions[i] = keep(d, ReasonInsufficientData, "not every rule was evaluated")
+			continue
+		}
+		candidates = append(candidates, i)
+	}
+	p.Idle = len(candidates)
+
+	if s.MaxIdleSharePercent < 100 && p.Idle > 0 &&
+		float64(p.Idle)*100 > s.MaxIdleSharePercent*float64(p.Eligible) {
+		p.Aborted = true
+		p.AbortReason = fmt.Sprintf("%d of %d eligible reservations look idle, above MAX_IDLE_SHARE_PERCENT=%g: cancelling nothing",
+			p.Idle, p.Eligible, s.MaxIdleSharePercent)
+		for _, i := range candidates {
+			p.Decisions[i] = keep(p.Decisions[i], ReasonIdleShareExceeded, p.AbortReason)
+		}
+		return p
+	}
+
+	slices.SortStableFunc(candidates, func(a, b int) int {
+		da, db := p.Decisions[a], p.Decisions[b]
+		if c := da.ActiveSince.Compare(db.ActiveSince); c != 0 {
+			return c
+		}
+		return cmp.Compare(da.ReservationID, db.ReservationID)
+	})
+	for n, i := range candidates {
+		if n >= s.MaxCancellations {
+			p.Decisions[i] = keep(p.Decisions[i], ReasonBudgetExhausted,
+				fmt.Sprintf("budget of %d cancellations per run used by older candidates", s.MaxCancellations))
+			continue
+		}
+		p.Cancel = append(p.Cancel, p.Decisions[i].ReservationID)
+	}
+	return p
+}

@@ -1,0 +1,209 @@
+// Package policy decides, per capacity reservation, whether it may be
+// cancelled. It is pure: no AWS SDK, no clock, no logger. The caller supplies
+// the reservation, its measured utilization, the time of evaluation and the
+// settings, and gets back plain data it can log, test and act on.
+//
+// Deciding happens in three steps that follow what the caller can know:
+//
+//   - Screen applies the rules that need only the description of the
+//     reservation (state, ownership, type, commitment, fleet, tags, filters,
+//     current use, age). Only reservations that pass are worth measuring.
+//   - Judge adds the utilization measured over the lookback window.
+//   - Stopped adds the count of stopped instances that target the reservation.
+//
+// Plan then orders the cancel candidates, applies the budget and the idle
+// share guard. Every reservation ends with exactly one Decision and a Reason.
+package policy
+
+import (
+	"time"
+)
+
+// Action is what happens to a reservation.
+type Action string
+
+const (
+	Cancel Action = "cancel"
+	Keep   Action = "keep"
+)
+
+// Reason explains a decision. The set is closed: every value is listed here,
+// tested, and documented in README.md.
+type Reason string
+
+const (
+	// ReasonIdle: every rule passed; the reservation is idle and cancellable.
+	ReasonIdle Reason = "idle"
+
+	ReasonNotActive             Reason = "not-active"
+	ReasonNotOwned              Reason = "not-owned"
+	ReasonCapacityBlock         Reason = "capacity-block"
+	ReasonInCommitment          Reason = "in-commitment"
+	ReasonFleetMember           Reason = "fleet-member"
+	ReasonInterruptible         Reason = "interruptible"
+	ReasonProtected             Reason = "protected"
+	ReasonMissingRequiredTag    Reason = "missing-required-tag"
+	ReasonExcludedInstanceType  Reason = "excluded-instance-type"
+	ReasonExcludedZone          Reason = "excluded-availability-zone"
+	ReasonInUse                 Reason = "in-use"
+	ReasonTooYoung              Reason = "too-young"
+	ReasonInsufficientData      Reason = "insufficient-data"
+	ReasonUtilized              Reason = "utilized"
+	ReasonTargetedByStopped     Reason = "targeted-by-stopped-instances"
+	ReasonBudgetExhausted       Reason = "budget-exhausted"
+	ReasonIdleShareExceeded     Reason = "idle-share-exceeded"
+	ReasonChangedSinceEvaluated Reason = "changed-since-evaluation"
+)
+
+// Reasons lists every reason code, in rule order, for documentation and tests.
+var Reasons = []Reason{
+	ReasonIdle,
+	ReasonNotActive, ReasonNotOwned, ReasonCapacityBlock, ReasonInCommitment,
+	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonMissingRequiredTag,
+	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped,
+	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
+}
+
+// Reservation is what the policy needs to know of a capacity reservation,
+// copied out of the EC2 description.
+type Reservation struct {
+	ID               string
+	OwnerID          string
+	State            string
+	ReservationType  string
+	InstanceType     string
+	AvailabilityZone string
+	FleetID          string
+	CapacityBlockID  string
+	Interruptible    bool
+	// HasCommitment is set when EC2 reports a commitment (future-dated
+	// reservations); CommitmentEnd is its end, zero when EC2 gave none, which
+	// counts as a commitment still in force.
+	HasCommitment bool
+	CommitmentEnd time.Time
+	// BillingOwnerID is the account billed for unused capacity when that was
+	// assigned to another account; empty otherwise.
+	BillingOwnerID string
+	Tags          map[string]string
+	Total         int32
+	Available     int32
+	// Created is when the reservation was created; Started when it became
+	// active (zero if unknown). Age counts from the later of the two, since
+	// no utilization is published before the reservation is active.
+	Created time.Time
+	Started time.Time
+}
+
+// ActiveSince is the moment the reservation's age counts from.
+func (r Reservation) ActiveSince() time.Time {
+	if r.Started.After(r.Created) {
+		return r.Started
+	}
+	return r.Created
+}
+
+// CurrentUtilizationPercent is the share of the reserved instances in use at
+// the moment of the description. A reservation of zero instances counts as
+// unused.
+func (r Reservation) CurrentUtilizationPercent() float64 {
+	if r.Total <= 0 {
+		return 0
+	}
+	used := r.Total - r.Available
+	if used < 0 {
+		used = 0
+	}
+	return float64(used) * 100 / float64(r.Total)
+}
+
+// Utilization is what CloudWatch reported for one reservation over the
+// lookback window.
+type Utilization struct {
+	// Complete is false when CloudWatch answered with PartialData,
+	// InternalError or Forbidden for this series, or did not answer at all.
+	Complete bool
+	// PeakPercent is the maximum InstanceUtilization over the window.
+	// Meaningless when Datapoints is 0.
+	PeakPercent float64
+	// Datapoints is the number of 5-minute datapoints present in the window.
+	Datapoints int
+}
+
+// Settings are the knobs of the policy, validated by the caller.
+type Settings struct {
+	AccountID            string
+	IdleThresholdPercent float64
+	Lookback             time.Duration
+	MinCoveragePercent   float64
+	ProtectTagKey        string
+	RequiredTagKey       string
+	RequiredTagValue     string // empty: the key alone is enough
+	InstanceTypes        []string
+	AvailabilityZones    []string
+	MaxCancellations     int
+	MaxIdleSharePercent  float64
+	PublishingInterval   time.Duration // 5 minutes for AWS/EC2CapacityReservations
+}
+
+// ExpectedDatapoints is how many datapoints a full lookback window holds.
+func (s Settings) ExpectedDatapoints() int {
+	if s.PublishingInterval <= 0 {
+		return 0
+	}
+	return int(s.Lookback / s.PublishingInterval)
+}
+
+// Facts are the observations behind a decision, kept for the log line and the
+// report so every "why" can be audited.
+type Facts struct {
+	State                  string   `json:"state"`
+	OwnerID                string   `json:"ownerId"`
+	InstanceType           string   `json:"instanceType"`
+	AvailabilityZone       string   `json:"availabilityZone"`
+	AgeHours               float64  `json:"ageHours"`
+	CurrentUtilization     float64  `json:"currentUtilizationPercent"`
+	Measured               bool     `json:"measured"`
+	PeakUtilization        *float64 `json:"peakUtilizationPercent,omitempty"`
+	CoveragePercent        *float64 `json:"coveragePercent,omitempty"`
+	StoppedTargets         *int     `json:"stoppedTargetingInstances,omitempty"`
+	TotalInstanceCount     int32    `json:"totalInstanceCount"`
+	AvailableInstanceCount int32    `json:"availableInstanceCount"`
+}
+
+// Decision is the verdict on one reservation.
+type Decision struct {
+	ReservationID string `json:"reservationId"`
+	Action        Action `json:"action"`
+	Reason        Reason `json:"reason"`
+	// Detail says, in words, which value broke the rule.
+	Detail string `json:"detail,omitempty"`
+	Facts  Facts  `json:"facts"`
+	// ActiveSince orders candidates (oldest first); not reported.
+	ActiveSince time.Time `json:"-"`
+	// Stage records how far the reservation went through the rules, so the
+	// caller knows what to measure next.
+	Stage Stage `json:"-"`
+}
+
+// Stage is the last step a decision went through.
+type Stage int
+
+const (
+	// StageScreened: decided on the description alone.
+	StageScreened Stage = iota + 1
+	// StageJudged: utilization has been weighed.
+	StageJudged
+	// StageChecked: stopped instances have been counted.
+	StageChecked
+)
+
+// Candidate reports whether the decision is still "cancel".
+func (d Decision) Candidate() bool { return d.Action == Cancel }
+
+func keep(d Decision, reason Reason, detail string) Decision {
+	d.Action = Keep
+	d.Reason = reason
+	d.Detail = detail
+	return d
+}
