@@ -85,9 +85,9 @@ type Reservation struct {
 	// BillingOwnerID is the account billed for unused capacity when that was
 	// assigned to another account; empty otherwise.
 	BillingOwnerID string
-	Tags          map[string]string
-	Total         int32
-	Available     int32
+	Tags           map[string]string
+	Total          int32
+	Available      int32
 	// Created is when the reservation was created; Started when it became
 	// active (zero if unknown). Age counts from the later of the two, since
 	// no utilization is published before the reservation is active.
