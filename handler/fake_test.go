@@ -1,0 +1,318 @@
+package handler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+)
+
+// usage is what the fake CloudWatch reports for one reservation.
+type usage struct {
+	peak   float64
+	count  int
+	status cwtypes.StatusCode // empty: Complete
+}
+
+// fakeAWS is a recording, in-memory EC2 and CloudWatch. Each call appends to
+// events (shared with the log recorder) so tests can check the order of
+// logging and acting.
+type fakeAWS struct {
+	mu           sync.Mutex
+	reservations []types.CapacityReservation
+	usage        map[string]usage
+	// stopped maps a reservation id to the stopped instances targeting it.
+	stopped map[string]int
+	// cancelErr maps a reservation id to the error its real (or, with the
+	// "dry:" prefix, dry-run) cancel answers.
+	cancelErr map[string]error
+	metricErr error
+	pageSize  int
+	// onDescribe runs before the n-th describe call (1-based).
+	onDescribe func(n int, f *fakeAWS)
+
+	describeCalls int
+	metricCalls   []int // queries per call
+	instanceCalls int
+	cancels       []cancelCall
+	events        *timeline
+}
+
+// timeline records, in order, what the fake AWS received and what the
+// logger wrote.
+type timeline struct {
+	mu     sync.Mutex
+	events []string
+	lines  []map[string]any
+}
+
+func (t *timeline) add(e string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events = append(t.events, e)
+}
+
+func (t *timeline) snapshot() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.events)
+}
+
+// Write receives one JSON log line from zap.
+func (t *timeline) Write(p []byte) (int, error) {
+	var line map[string]any
+	if err := json.Unmarshal(p, &line); err != nil {
+		return 0, fmt.Errorf("log line is not JSON: %w: %s", err, p)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	msg, _ := line["msg"].(string)
+	id, _ := line["reservation_id"].(string)
+	t.events = append(t.events, "log:"+msg+":"+id)
+	return len(p), nil
+}
+
+func (t *timeline) Sync() error { return nil }
+
+func (t *timeline) logLines() []map[string]any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.lines)
+}
+
+type cancelCall struct {
+	id     string
+	dryRun bool
+}
+
+var (
+	_ handler.EC2API        = (*fakeAWS)(nil)
+	_ handler.CloudWatchAPI = (*fakeAWS)(nil)
+)
+
+func newFake(events *timeline) *fakeAWS {
+	return &fakeAWS{
+		usage:     map[string]usage{},
+		stopped:   map[string]int{},
+		cancelErr: map[string]error{},
+		pageSize:  1000,
+		events:    events,
+	}
+}
+
+func (f *fakeAWS) record(e string) {
+	if f.events != nil {
+		f.events.add(e)
+	}
+}
+
+func apiError(code string) error {
+	return &smithy.GenericAPIError{Code: code, Message: code + " from the fake"}
+}
+
+func (f *fakeAWS) DescribeCapacityReservations(_ context.Context, in *ec2.DescribeCapacityReservationsInput, _ ...func(*ec2.Options)) (*ec2.DescribeCapacityReservationsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.describeCalls++
+	f.record("describe")
+	if f.onDescribe != nil {
+		f.onDescribe(f.describeCalls, f)
+	}
+	var all []types.CapacityReservation
+	if len(in.CapacityReservationIds) > 0 {
+		for _, id := range in.CapacityReservationIds {
+			i := slices.IndexFunc(f.reservations, func(c types.CapacityReservation) bool { return aws.ToString(c.CapacityReservationId) == id })
+			if i < 0 {
+				return nil, apiError("InvalidCapacityReservationId.NotFound")
+			}
+			all = append(all, f.reservations[i])
+		}
+	} else {
+		all = f.reservations
+	}
+	start := 0
+	if in.NextToken != nil {
+		start, _ = strconv.Atoi(*in.NextToken)
+	}
+	size := f.pageSize
+	if in.MaxResults != nil && int(*in.MaxResults) < size {
+		size = int(*in.MaxResults)
+	}
+	end := min(start+size, len(all))
+	out := &ec2.DescribeCapacityReservationsOutput{CapacityReservations: slices.Clone(all[start:end])}
+	if end < len(all) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.instanceCalls++
+	f.record("describe-instances")
+	var states, targets []string
+	for _, flt := range in.Filters {
+		switch aws.ToString(flt.Name) {
+		case "instance-state-name":
+			states = flt.Values
+		case "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id":
+			targets = flt.Values
+		default:
+			return nil, fmt.Errorf("fake: unexpected filter %s", aws.ToString(flt.Name))
+		}
+	}
+	if !slices.Equal(states, []string{"stopped", "stopping"}) || len(targets) == 0 || len(targets) > 200 {
+		return nil, fmt.Errorf("fake: unexpected filters states=%v targets=%d", states, len(targets))
+	}
+	var instances []types.Instance
+	for _, id := range targets {
+		for n := range f.stopped[id] {
+			instances = append(instances, types.Instance{
+				InstanceId: aws.String(fmt.Sprintf("i-%s-%d", id, n)),
+				CapacityReservationSpecification: &types.CapacityReservationSpecificationResponse{
+					CapacityReservationTarget: &types.CapacityReservationTargetResponse{CapacityReservationId: aws.String(id)},
+				},
+			})
+		}
+	}
+	return &ec2.DescribeInstancesOutput{Reservations: []types.Reservation{{Instances: instances}}}, nil
+}
+
+func (f *fakeAWS) CancelCapacityReservation(_ context.Context, in *ec2.CancelCapacityReservationInput, _ ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, dry := aws.ToString(in.CapacityReservationId), aws.ToBool(in.DryRun)
+	f.cancels = append(f.cancels, cancelCall{id: id, dryRun: dry})
+	if dry {
+		f.record("cancel-dry-run:" + id)
+		if err := f.cancelErr["dry:"+id]; err != nil {
+			return nil, err
+		}
+		return nil, apiError("DryRunOperation")
+	}
+	f.record("cancel:" + id)
+	if err := f.cancelErr[id]; err != nil {
+		return nil, err
+	}
+	for i := range f.reservations {
+		if aws.ToString(f.reservations[i].CapacityReservationId) == id {
+			f.reservations[i].State = types.CapacityReservationStateCancelled
+		}
+	}
+	return &ec2.CancelCapacityReservationOutput{Return: aws.Bool(true)}, nil
+}
+
+func (f *fakeAWS) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.GetMetricDataOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.metricCalls = append(f.metricCalls, len(in.MetricDataQueries))
+	f.record("get-metric-data")
+	if f.metricErr != nil {
+		return nil, f.metricErr
+	}
+	if len(in.MetricDataQueries) > 500 {
+		return nil, apiError("InvalidParameterValue")
+	}
+	out := &cloudwatch.GetMetricDataOutput{}
+	for _, q := range in.MetricDataQueries {
+		id := aws.ToString(q.MetricStat.Metric.Dimensions[0].Value)
+		u, ok := f.usage[id]
+		res := cwtypes.MetricDataResult{Id: q.Id, StatusCode: cwtypes.StatusCodeComplete}
+		if u.status != "" {
+			res.StatusCode = u.status
+		}
+		if ok && u.count > 0 {
+			res.Timestamps = []time.Time{aws.ToTime(in.StartTime)}
+			switch stat := aws.ToString(q.MetricStat.Stat); stat {
+			case "Maximum":
+				res.Values = []float64{u.peak}
+			case "SampleCount":
+				res.Values = []float64{float64(u.count)}
+			default:
+				return nil, fmt.Errorf("fake: unexpected stat %s", stat)
+			}
+		}
+		out.MetricDataResults = append(out.MetricDataResults, res)
+	}
+	return out, nil
+}
+
+func (f *fakeAWS) realCancels() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for _, c := range f.cancels {
+		if !c.dryRun {
+			ids = append(ids, c.id)
+		}
+	}
+	return ids
+}
+
+func (f *fakeAWS) state(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.reservations {
+		if aws.ToString(c.CapacityReservationId) == id {
+			return string(c.State)
+		}
+	}
+	return ""
+}
+
+// reservation describes an idle-looking reservation of the test account,
+// old enough for the default lookback.
+func reservation(id string, mutate ...func(*types.CapacityReservation)) types.CapacityReservation {
+	c := types.CapacityReservation{
+		CapacityReservationId:  aws.String(id),
+		OwnerId:                aws.String(testAccount),
+		State:                  types.CapacityReservationStateActive,
+		ReservationType:        types.CapacityReservationTypeDefault,
+		InstanceType:           aws.String("m5.large"),
+		AvailabilityZone:       aws.String("us-east-1a"),
+		TotalInstanceCount:     aws.Int32(2),
+		AvailableInstanceCount: aws.Int32(2),
+		CreateDate:             aws.Time(testNow.Add(-30 * 24 * time.Hour)),
+	}
+	for _, m := range mutate {
+		m(&c)
+	}
+	return c
+}
+
+// crID makes a valid reservation id from a small number.
+func crID(n int) string { return fmt.Sprintf("cr-%017x", n) }
+
+// idleUsage is a full week of datapoints at zero.
+var idleUsage = usage{peak: 0, count: 2016}
+
+func (f *fakeAWS) addIdle(ids ...string) {
+	for _, id := range ids {
+		f.reservations = append(f.reservations, reservation(id))
+		f.usage[id] = idleUsage
+	}
+}
+
+func hasPrefix(events []string, prefix string) int {
+	for i, e := range events {
+		if strings.HasPrefix(e, prefix) {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,495 @@
+package handler_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+const testAccount = "111122223333"
+
+var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func defaultSettings(t *testing.T) handler.Settings {
+	t.Helper()
+	s, err := handler.LoadSettings(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type harness struct {
+	h    *handler.Handler
+	fake *fakeAWS
+	tl   *timeline
+}
+
+func newHarness(t *testing.T, mutate ...func(*handler.Settings)) *harness {
+	t.Helper()
+	tl := &timeline{}
+	fake := newFake(tl)
+	s := defaultSettings(t)
+	for _, m := range mutate {
+		m(&s)
+	}
+	logger, err := handler.NewLogger("debug", tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{
+		h: &handler.Handler{
+			EC2:           fake,
+			CloudWatch:    fake,
+			Settings:      s,
+			Logger:        logger,
+			Now:           func() time.Time { return testNow },
+			CallerAccount: func(context.Context) (string, error) { return testAccount, nil },
+			NewRunID:      func() string { return "run-test" },
+		},
+		fake: fake,
+		tl:   tl,
+	}
+}
+
+func live(s *handler.Settings) { s.DryRun = false }
+
+func (hs *harness) run(t *testing.T, event string) (*handler.Report, error) {
+	t.Helper()
+	return hs.h.Run(context.Background(), []byte(event))
+}
+
+func decisionOf(t *testing.T, r *handler.Report, id string) policy.Decision {
+	t.Helper()
+	for _, d := range r.Decisions {
+		if d.ReservationID == id {
+			return d
+		}
+	}
+	t.Fatalf("no decision for %s", id)
+	return policy.Decision{}
+}
+
+func TestDryRunCancelsNothing(t *testing.T) {
+	hs := newHarness(t) // DRY_RUN defaults to true
+	hs.fake.addIdle(crID(1), crID(2), crID(3))
+
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs.fake.cancels) != 0 {
+		t.Fatalf("a dry run sent %d cancel requests", len(hs.fake.cancels))
+	}
+	if !report.DryRun || len(report.Cancelled) != 0 || report.Counts.Planned != 3 {
+		t.Fatalf("report: dryRun=%v cancelled=%v planned=%d", report.DryRun, report.Cancelled, report.Counts.Planned)
+	}
+	for _, id := range []string{crID(1), crID(2), crID(3)} {
+		if d := decisionOf(t, report, id); d.Action != policy.Cancel || d.Reason != policy.ReasonIdle {
+			t.Errorf("%s: %s/%s, want cancel/idle", id, d.Action, d.Reason)
+		}
+	}
+}
+
+func TestEveryDecisionLoggedBeforeFirstCancel(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2))
+	hs.fake.reservations = append(hs.fake.reservations, reservation(crID(3), func(c *types.CapacityReservation) { c.AvailableInstanceCount = aws.Int32(0) }))
+
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(report.Cancelled, []string{crID(1), crID(2)}) {
+		t.Fatalf("cancelled %v", report.Cancelled)
+	}
+	events := hs.tl.snapshot()
+	firstCancel := hasPrefix(events, "cancel")
+	if firstCancel < 0 {
+		t.Fatal("no cancel request")
+	}
+	logged := map[string]bool{}
+	for _, e := range events[:firstCancel] {
+		if id, ok := strings.CutPrefix(e, "log:decision:"); ok {
+			logged[id] = true
+		}
+	}
+	for _, id := range []string{crID(1), crID(2), crID(3)} {
+		if !logged[id] {
+			t.Errorf("decision for %s not logged before the first cancel; events: %v", id, events)
+		}
+	}
+	if plan := hasPrefix(events, "log:plan:"); plan < 0 || plan > firstCancel {
+		t.Errorf("plan summary not logged before the first cancel")
+	}
+	// Each decision line carries the fields an auditor needs.
+	for _, line := range hs.tl.logLines() {
+		if line["msg"] != "decision" {
+			continue
+		}
+		for _, key := range []string{"reservation_id", "action", "reason", "dry_run", "instance_type", "availability_zone", "age_hours", "request_id", "level", "timestamp"} {
+			if _, ok := line[key]; !ok {
+				t.Errorf("decision line lacks %q: %v", key, line)
+			}
+		}
+		if line["reason"] == "idle" {
+			for _, key := range []string{"peak_utilization_percent", "coverage_percent"} {
+				if _, ok := line[key]; !ok {
+					t.Errorf("idle decision line lacks %q: %v", key, line)
+				}
+			}
+		}
+	}
+}
+
+func TestDryRunCancelPrecedesRealCancel(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2))
+	if _, err := hs.run(t, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	want := []cancelCall{{crID(1), true}, {crID(1), false}, {crID(2), true}, {crID(2), false}}
+	if !slices.Equal(hs.fake.cancels, want) {
+		t.Fatalf("cancel calls %v, want %v", hs.fake.cancels, want)
+	}
+	for _, id := range []string{crID(1), crID(2)} {
+		if got := hs.fake.state(id); got != "cancelled" {
+			t.Errorf("%s state %s, want cancelled", id, got)
+		}
+	}
+}
+
+func TestBudget(t *testing.T) {
+	hs := newHarness(t, live, func(s *handler.Settings) { s.MaxCancellations = 2 })
+	for i := 1; i <= 5; i++ {
+		hs.fake.reservations = append(hs.fake.reservations, reservation(crID(i), func(c *types.CapacityReservation) {
+			// crID(5) is the oldest, crID(1) the youngest.
+			c.CreateDate = aws.Time(testNow.Add(-time.Duration(10+i) * 24 * time.Hour))
+		}))
+		hs.fake.usage[crID(i)] = idleUsage
+	}
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(report.Cancelled, []string{crID(5), crID(4)}) {
+		t.Fatalf("cancelled %v, want the two oldest", report.Cancelled)
+	}
+	if n := report.Counts.Reasons[policy.ReasonBudgetExhausted]; n != 3 {
+		t.Fatalf("budget-exhausted %d, want 3", n)
+	}
+}
+
+func TestRequestOverridesBudgetAndDryRun(t *testing.T) {
+	hs := newHarness(t) // deployed as a dry run with budget 10
+	hs.fake.addIdle(crID(1), crID(2), crID(3))
+	report, err := hs.run(t, `{"dryRun": false, "maxCancellations": 1}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.DryRun || len(report.Cancelled) != 1 {
+		t.Fatalf("dryRun=%v cancelled=%v, want a real run cancelling one", report.DryRun, report.Cancelled)
+	}
+}
+
+func TestReservationIDsRestrictTheRun(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2), crID(3))
+	report, err := hs.run(t, `{"reservationIds": ["`+crID(2)+`"]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Decisions) != 1 || !slices.Equal(report.Cancelled, []string{crID(2)}) {
+		t.Fatalf("decisions %d cancelled %v", len(report.Decisions), report.Cancelled)
+	}
+}
+
+func TestRaceBetweenDecisionAndCancel(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *types.CapacityReservation)
+	}{
+		{"now used", func(c *types.CapacityReservation) { c.AvailableInstanceCount = aws.Int32(1) }},
+		{"now protected", func(c *types.CapacityReservation) {
+			c.Tags = append(c.Tags, types.Tag{Key: aws.String("odcr-autocancel:protect"), Value: aws.String("")})
+		}},
+		{"now cancelled by someone else", func(c *types.CapacityReservation) { c.State = types.CapacityReservationStateCancelled }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, live)
+			hs.fake.addIdle(crID(1), crID(2))
+			// The first describe lists; the second re-verifies. Change
+			// crID(1) in between.
+			hs.fake.onDescribe = func(n int, f *fakeAWS) {
+				if n == 2 {
+					tt.change(&f.reservations[0])
+				}
+			}
+			report, err := hs.run(t, `{}`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(hs.fake.realCancels(), crID(1)) {
+				t.Fatalf("%s was cancelled after it changed", crID(1))
+			}
+			if d := decisionOf(t, report, crID(1)); d.Reason != policy.ReasonChangedSinceEvaluated {
+				t.Fatalf("reason %s, want changed-since-evaluation", d.Reason)
+			}
+			if !slices.Equal(report.Cancelled, []string{crID(2)}) {
+				t.Fatalf("cancelled %v, want only %s", report.Cancelled, crID(2))
+			}
+			if hs.fake.describeCalls != 2 {
+				t.Fatalf("describe calls %d, want 2 (list, one re-verification)", hs.fake.describeCalls)
+			}
+		})
+	}
+}
+
+func TestStoppedInstanceAppearsBeforeCancel(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1))
+	hs.fake.onDescribe = func(n int, f *fakeAWS) {
+		if n == 2 {
+			f.stopped[crID(1)] = 1
+		}
+	}
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs.fake.realCancels()) != 0 || decisionOf(t, report, crID(1)).Reason != policy.ReasonChangedSinceEvaluated {
+		t.Fatalf("cancels %v, decision %+v", hs.fake.realCancels(), decisionOf(t, report, crID(1)))
+	}
+}
+
+func TestDryRunPermissionCheck(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2), crID(3))
+	hs.fake.cancelErr["dry:"+crID(2)] = apiError("UnauthorizedOperation")
+
+	report, err := hs.run(t, `{}`)
+	if !errors.Is(err, handler.ErrRunFailed) {
+		t.Fatalf("error %v, want ErrRunFailed", err)
+	}
+	if slices.Contains(hs.fake.realCancels(), crID(2)) {
+		t.Fatal("a real cancel followed UnauthorizedOperation")
+	}
+	if !slices.Equal(report.Cancelled, []string{crID(1), crID(3)}) {
+		t.Fatalf("cancelled %v: the others must proceed", report.Cancelled)
+	}
+	if len(report.Failures) != 1 || report.Failures[0].ReservationID != crID(2) || report.Failures[0].Code != "UnauthorizedOperation" {
+		t.Fatalf("failures %+v", report.Failures)
+	}
+}
+
+func TestOneFailingCancelAmongSeveral(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2), crID(3))
+	hs.fake.cancelErr[crID(1)] = apiError("IncorrectState")
+
+	report, err := hs.run(t, `{}`)
+	if !errors.Is(err, handler.ErrRunFailed) || !strings.Contains(err.Error(), "1 cancels failed") {
+		t.Fatalf("error %v", err)
+	}
+	if !slices.Equal(report.Cancelled, []string{crID(2), crID(3)}) {
+		t.Fatalf("cancelled %v", report.Cancelled)
+	}
+	if len(report.Failures) != 1 || report.Failures[0].Code != "IncorrectState" {
+		t.Fatalf("failures %+v", report.Failures)
+	}
+}
+
+func TestDeadlineNearStopsStartingCancels(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.h.DeadlineMargin = time.Hour // the deadline below is always within it
+	hs.fake.addIdle(crID(1), crID(2))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	report, err := hs.h.Run(ctx, []byte(`{}`))
+	if !errors.Is(err, handler.ErrRunFailed) {
+		t.Fatalf("error %v, want ErrRunFailed", err)
+	}
+	if len(hs.fake.cancels) != 0 {
+		t.Fatalf("cancels sent within the deadline margin: %v", hs.fake.cancels)
+	}
+	if !slices.Equal(report.NotAttempted, []string{crID(1), crID(2)}) {
+		t.Fatalf("not attempted %v", report.NotAttempted)
+	}
+}
+
+func TestIdleShareAbort(t *testing.T) {
+	hs := newHarness(t, live, func(s *handler.Settings) { s.MaxIdleSharePercent = 50 })
+	hs.fake.addIdle(crID(1), crID(2), crID(3))
+	hs.fake.reservations = append(hs.fake.reservations, reservation(crID(4)))
+	hs.fake.usage[crID(4)] = usage{peak: 100, count: 2016}
+
+	report, err := hs.run(t, `{}`)
+	if !errors.Is(err, handler.ErrRunFailed) || !report.Aborted {
+		t.Fatalf("err %v aborted %v, want an aborted, failed run", err, report.Aborted)
+	}
+	if len(hs.fake.cancels) != 0 {
+		t.Fatalf("an aborted run sent cancels: %v", hs.fake.cancels)
+	}
+	if n := report.Counts.Reasons[policy.ReasonIdleShareExceeded]; n != 3 {
+		t.Fatalf("idle-share-exceeded %d, want 3", n)
+	}
+}
+
+func TestMetricsOutageKeepsEverything(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2))
+	hs.fake.metricErr = apiError("InternalServiceFault")
+
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs.fake.cancels) != 0 {
+		t.Fatalf("cancels without metrics: %v", hs.fake.cancels)
+	}
+	if report.Counts.Reasons[policy.ReasonInsufficientData] != 2 || len(report.Problems) == 0 {
+		t.Fatalf("reasons %v problems %v", report.Counts.Reasons, report.Problems)
+	}
+}
+
+func TestIncompleteMetrics(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2), crID(3), crID(4))
+	hs.fake.usage[crID(1)] = usage{peak: 0, count: 2016, status: cwtypes.StatusCodePartialData}
+	hs.fake.usage[crID(2)] = usage{peak: 0, count: 2016, status: cwtypes.StatusCodeInternalError}
+	hs.fake.usage[crID(3)] = usage{peak: 0, count: 100} // 5% coverage
+	delete(hs.fake.usage, crID(4))                      // no series at all
+
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs.fake.cancels) != 0 {
+		t.Fatalf("cancels on incomplete data: %v", hs.fake.cancels)
+	}
+	for i := 1; i <= 4; i++ {
+		if d := decisionOf(t, report, crID(i)); d.Reason != policy.ReasonInsufficientData {
+			t.Errorf("%s: %s, want insufficient-data", crID(i), d.Reason)
+		}
+	}
+}
+
+func TestStoppedInstancesKeepTheirReservation(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2))
+	hs.fake.stopped[crID(1)] = 3
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := decisionOf(t, report, crID(1)); d.Reason != policy.ReasonTargetedByStopped {
+		t.Fatalf("reason %s", d.Reason)
+	}
+	if !slices.Equal(report.Cancelled, []string{crID(2)}) {
+		t.Fatalf("cancelled %v", report.Cancelled)
+	}
+}
+
+func TestBatchesNeverPerReservation(t *testing.T) {
+	hs := newHarness(t)
+	hs.fake.pageSize = 400
+	for i := range 1200 {
+		hs.fake.addIdle(crID(i + 1))
+	}
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.fake.describeCalls != 3 {
+		t.Errorf("describe calls %d, want 3 pages", hs.fake.describeCalls)
+	}
+	// 1,200 reservations, 2 queries each, 500 queries a call: 5 calls.
+	if len(hs.fake.metricCalls) != 5 {
+		t.Errorf("GetMetricData calls %d (%v), want 5", len(hs.fake.metricCalls), hs.fake.metricCalls)
+	}
+	for _, q := range hs.fake.metricCalls {
+		if q > 500 {
+			t.Errorf("a call with %d queries", q)
+		}
+	}
+	// 1,200 candidates, 200 ids per DescribeInstances filter: 6 calls.
+	if hs.fake.instanceCalls != 6 {
+		t.Errorf("DescribeInstances calls %d, want 6", hs.fake.instanceCalls)
+	}
+	if report.APICalls["GetMetricData"] != 5 || report.APICalls["DescribeCapacityReservations"] != 3 {
+		t.Errorf("report api calls %v", report.APICalls)
+	}
+}
+
+func TestInvalidEventMakesNoCall(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1))
+	for _, event := range []string{`{"dryRun": false, "bogus": 1}`, `not json`, `[]`, `{"lookbackHours": 0}`, ``} {
+		_, err := hs.run(t, event)
+		if !errors.Is(err, handler.ErrInvalidEvent) {
+			t.Errorf("%q: error %v, want ErrInvalidEvent", event, err)
+		}
+	}
+	if hs.fake.describeCalls+len(hs.fake.metricCalls)+len(hs.fake.cancels) != 0 {
+		t.Fatal("an invalid event reached AWS")
+	}
+}
+
+func TestAccountFromInvokedFunctionARN(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.h.CallerAccount = func(context.Context) (string, error) {
+		return "", errors.New("must not be asked inside Lambda")
+	}
+	mine := reservation(crID(1))
+	foreign := reservation(crID(2), func(c *types.CapacityReservation) { c.OwnerId = aws.String("999988887777") })
+	hs.fake.reservations = []types.CapacityReservation{mine, foreign}
+	hs.fake.usage[crID(1)], hs.fake.usage[crID(2)] = idleUsage, idleUsage
+
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{
+		AwsRequestID:       "req-123",
+		InvokedFunctionArn: "arn:aws:lambda:us-east-1:" + testAccount + ":function:odcr-autocancel",
+	})
+	report, err := hs.h.Run(ctx, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.AccountID != testAccount || report.RunID != "req-123" {
+		t.Fatalf("account %s run %s", report.AccountID, report.RunID)
+	}
+	if !slices.Equal(report.Cancelled, []string{crID(1)}) || decisionOf(t, report, crID(2)).Reason != policy.ReasonNotOwned {
+		t.Fatalf("cancelled %v", report.Cancelled)
+	}
+	for _, line := range hs.tl.logLines() {
+		if line["request_id"] != "req-123" {
+			t.Fatalf("log line without the request id: %v", line)
+		}
+	}
+}
+
+func TestDescribeFailureCancelsNothing(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1))
+	hs.fake.onDescribe = func(n int, f *fakeAWS) {
+		f.reservations = nil // the fake answers NotFound for the ids then
+	}
+	_, err := hs.run(t, `{"reservationIds": ["`+crID(1)+`"]}`)
+	if err == nil || !strings.Contains(err.Error(), "describe capacity reservations") {
+		t.Fatalf("error %v", err)
+	}
+	if len(hs.fake.cancels) != 0 {
+		t.Fatal("cancelled after a failed describe")
+	}
+}
