@@ -93,9 +93,14 @@ func parseEvent(payload []byte) (Request, string, error) {
 	return req, "run-request", nil
 }
 
-// strictDecode refuses unknown fields, wrong types and trailing data, and
-// rewords encoding/json's errors so they name the field and what it accepts.
+// strictDecode refuses unknown or repeated fields, wrong types and trailing
+// data, and rewords encoding/json's errors so they name the field and what it
+// accepts. Field names must match exactly: encoding/json alone would take
+// "DRYRUN" for "dryRun".
 func strictDecode(data []byte, v any, accepted string) error {
+	if err := checkKeys(data, strings.Split(accepted, ", ")); err != nil {
+		return fmt.Errorf("%w; accepted fields: %s", err, accepted)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -103,14 +108,39 @@ func strictDecode(data []byte, v any, accepted string) error {
 		switch {
 		case errors.As(err, &typeErr):
 			return fmt.Errorf("field %q: expected %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.TrimPrefix(err.Error(), "json: unknown field ")
-			return fmt.Errorf("unknown field %s; accepted fields: %s", field, accepted)
 		}
 		return fmt.Errorf("malformed JSON: %w", err)
 	}
 	if dec.More() {
 		return errors.New("malformed JSON: data after the object")
+	}
+	return nil
+}
+
+// checkKeys walks the top-level object's keys.
+func checkKeys(data []byte, accepted []string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("malformed JSON: %w", err)
+		}
+		key, _ := tok.(string)
+		switch {
+		case !slices.Contains(accepted, key):
+			return fmt.Errorf("unknown field %q", key)
+		case seen[key]:
+			return fmt.Errorf("field %q appears twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return fmt.Errorf("malformed JSON: %w", err)
+		}
 	}
 	return nil
 }
@@ -180,9 +210,3 @@ func (r Request) apply(s Settings) Settings {
 	return s
 }
 
-// sortedIDs returns the requested ids in a stable order, for the report.
-func (r Request) sortedIDs() []string {
-	ids := slices.Clone(r.ReservationIDs)
-	slices.Sort(ids)
-	return ids
-}

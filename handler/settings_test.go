@@ -1,0 +1,157 @@
+package handler_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
+}
+
+func TestSettingsDefaults(t *testing.T) {
+	got, err := handler.LoadSettings(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := handler.Settings{
+		DryRun:               true,
+		IdleThresholdPercent: 0,
+		LookbackHours:        168,
+		MinCoveragePercent:   90,
+		ProtectTagKey:        "odcr-autocancel:protect",
+		MaxCancellations:     10,
+		MaxIdleSharePercent:  100,
+		LogLevel:             "info",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
+	}
+	// CloudFormation passes an unset optional parameter as "": the default.
+	blank, err := handler.LoadSettings(env(map[string]string{"DRY_RUN": "", "LOOKBACK_HOURS": " "}))
+	if err != nil || !reflect.DeepEqual(blank, want) {
+		t.Fatalf("blank values: %+v, %v", blank, err)
+	}
+}
+
+func TestSettingsParsed(t *testing.T) {
+	got, err := handler.LoadSettings(env(map[string]string{
+		"DRY_RUN":                   "false",
+		"IDLE_THRESHOLD_PERCENT":    "2.5",
+		"LOOKBACK_HOURS":            "336",
+		"MIN_DATA_COVERAGE_PERCENT": "95",
+		"PROTECT_TAG_KEY":           "keep-me",
+		"REQUIRED_TAG":              "managed-by=odcr-autocancel",
+		"MAX_CANCELLATIONS_PER_RUN": "0",
+		"MAX_IDLE_SHARE_PERCENT":    "30",
+		"LOG_LEVEL":                 "DEBUG",
+		"INSTANCE_TYPES":            "m5.large, p5.48xlarge",
+		"AVAILABILITY_ZONES":        "us-east-1a,us-west-2-lax-1a",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := handler.Settings{
+		DryRun: false, IdleThresholdPercent: 2.5, LookbackHours: 336, MinCoveragePercent: 95,
+		ProtectTagKey: "keep-me", RequiredTagKey: "managed-by", RequiredTagValue: "odcr-autocancel",
+		MaxCancellations: 0, MaxIdleSharePercent: 30, LogLevel: "debug",
+		InstanceTypes:     []string{"m5.large", "p5.48xlarge"},
+		AvailabilityZones: []string{"us-east-1a", "us-west-2-lax-1a"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// Every problem is reported at once, each naming the variable and what it
+// accepts.
+func TestSettingsAllProblemsTogether(t *testing.T) {
+	_, err := handler.LoadSettings(env(map[string]string{
+		"DRY_RUN":                   "yes",
+		"IDLE_THRESHOLD_PERCENT":    "NaN",
+		"LOOKBACK_HOURS":            "1441",
+		"MIN_DATA_COVERAGE_PERCENT": "abc",
+		"PROTECT_TAG_KEY":           strings.Repeat("k", 129),
+		"REQUIRED_TAG":              "=value",
+		"MAX_CANCELLATIONS_PER_RUN": "2.5",
+		"MAX_IDLE_SHARE_PERCENT":    "-1",
+		"LOG_LEVEL":                 "verbose",
+		"INSTANCE_TYPES":            "m5.large,not a type",
+		"AVAILABILITY_ZONES":        "use1-az1",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`DRY_RUN="yes": not an accepted value; accepted: true, false`,
+		`IDLE_THRESHOLD_PERCENT="NaN": not a number; accepted: a number from 0 to 100`,
+		`LOOKBACK_HOURS="1441": out of range; accepted: an integer from 1 to 1440`,
+		`MIN_DATA_COVERAGE_PERCENT="abc": not a number`,
+		`PROTECT_TAG_KEY=`,
+		`REQUIRED_TAG="=value": the tag key is empty; accepted: empty, key, or key=value`,
+		`MAX_CANCELLATIONS_PER_RUN="2.5": not an integer; accepted: an integer from 0 to 1000`,
+		`MAX_IDLE_SHARE_PERCENT="-1": out of range`,
+		`LOG_LEVEL="verbose": not an accepted value; accepted: debug, info, warn, error`,
+		`INSTANCE_TYPES="m5.large,not a type": "not a type" is not valid`,
+		`AVAILABILITY_ZONES="use1-az1": "use1-az1" is not valid`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestEnvVarsMatchTheDefaults(t *testing.T) {
+	// The contract's defaults must themselves be valid settings.
+	vars := map[string]string{}
+	for _, v := range handler.EnvVars() {
+		vars[v.Name] = v.Default
+	}
+	if _, err := handler.LoadSettings(env(vars)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoggerFormat(t *testing.T) {
+	var buf bytes.Buffer
+	logger, err := handler.NewLogger("info", zapcore.AddSync(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Well above zap's production sampling threshold (100 per second):
+	// every line must survive.
+	for i := range 500 {
+		logger.Info("decision", zap.Int("i", i))
+	}
+	logger.Debug("filtered out at info")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 500 {
+		t.Fatalf("%d lines, want 500 (no sampling, debug filtered)", len(lines))
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["level"] != "info" || line["msg"] != "decision" {
+		t.Fatalf("line %v", line)
+	}
+	ts, _ := line["timestamp"].(string)
+	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+		t.Fatalf("timestamp %q is not RFC 3339: %v", ts, err)
+	}
+	if _, err := handler.NewLogger("verbose", zapcore.AddSync(&buf)); err == nil {
+		t.Fatal("an unknown level was accepted")
+	}
+}
