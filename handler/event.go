@@ -209,4 +209,3 @@ func (r Request) apply(s Settings) Settings {
 	}
 	return s
 }
-
