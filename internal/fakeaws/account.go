@@ -1,0 +1,388 @@
+// Package fakeaws is an in-process fake AWS account for tests. It speaks the
+// real wire protocols (EC2 query/XML, CloudWatch Smithy RPC v2 CBOR, STS
+// query/XML) on a single http.Handler, so the real aws-sdk-go-v2 clients can
+// be pointed at it with BaseEndpoint and exercise their own serializers,
+// deserializers, paginators and error handling unchanged.
+//
+// It implements only what the autocancel Lambda calls:
+// DescribeCapacityReservations, DescribeInstances, CancelCapacityReservation,
+// GetMetricData and GetCallerIdentity. Everything else gets the protocol's
+// "unknown operation" error so a new, unsupported call fails loudly.
+package fakeaws
+
+import (
+	"cmp"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Operation names, as recorded in Request.Operation and matched by
+// Fault.Operation.
+const (
+	OpDescribeCapacityReservations = "DescribeCapacityReservations"
+	OpDescribeInstances            = "DescribeInstances"
+	OpCancelCapacityReservation    = "CancelCapacityReservation"
+	OpGetMetricData                = "GetMetricData"
+	OpGetCallerIdentity            = "GetCallerIdentity"
+)
+
+const (
+	defaultDescribeMaxResults = 1000 // page size when DescribeCapacityReservations has no MaxResults
+	defaultMetricPageSize     = 100  // results per GetMetricData response
+)
+
+// Reservation is an On-Demand Capacity Reservation as stored by the fake.
+// Empty fields get AWS-like defaults in AddReservation (see there).
+type Reservation struct {
+	ID, OwnerID, State, ReservationType, InstanceType, AvailabilityZone, FleetID, InstancePlatform, Tenancy, EndDateType string
+
+	// InstanceMatchCriteria is "open" or "targeted"; defaults to "open".
+	InstanceMatchCriteria string
+
+	TotalInstanceCount, AvailableInstanceCount int32
+	CreateDate, StartDate                      time.Time
+
+	// EndDate is emitted as endDate when set (EndDateType "limited").
+	EndDate *time.Time
+
+	// CommitmentEndDate emits commitmentInfo when set; a reservation cannot
+	// be cancelled before it.
+	CommitmentEndDate *time.Time
+
+	Interruptible bool
+	Tags          map[string]string
+}
+
+// Point is one InstanceUtilization sample.
+type Point struct {
+	Time  time.Time
+	Value float64
+}
+
+// Instance is an EC2 instance as seen by DescribeInstances.
+type Instance struct {
+	ID, State, TargetReservationID string
+
+	// InstanceType is optional and only echoed back.
+	InstanceType string
+
+	// EC2ReservationID is the launch reservation ("r-...") the instance
+	// belongs to. Instances sharing it on the same page are returned in one
+	// reservationSet item, as EC2 does; it defaults to one per instance.
+	EC2ReservationID string
+}
+
+// Fault makes matching requests fail with the given error before any other
+// processing, like throttling or an outage would.
+type Fault struct {
+	// Operation to fail; empty matches every operation.
+	Operation string
+	// Code is the AWS error code, e.g. "RequestLimitExceeded", "Throttling".
+	Code string
+	// HTTPStatus defaults to 400.
+	HTTPStatus int
+	// Times: the first N matching requests fail; 0 means every one.
+	Times int
+	// Message defaults to a generic text naming the fault.
+	Message string
+	// ReservationID, when set, restricts the fault to requests involving
+	// that capacity reservation (e.g. cancelling one particular reservation).
+	ReservationID string
+}
+
+// Request is the record of one API call, kept whether it succeeded or not.
+type Request struct {
+	Operation string
+	// Params holds the form values for EC2/STS; for GetMetricData a
+	// flattened summary (StartTime, EndTime, NextToken, ScanBy,
+	// MaxDatapoints, MetricDataQueries.Id/Period/Stat/MetricName).
+	Params         map[string][]string
+	DryRun         bool
+	ReservationIDs []string
+	MetricQueries  int
+	Time           time.Time
+
+	// HTTPStatus and ErrorCode describe the response ("" on success).
+	HTTPStatus int
+	ErrorCode  string
+}
+
+// Account is a fake AWS account. All methods are safe for concurrent use;
+// tests may change state while the code under test is running.
+type Account struct {
+	id string
+
+	mu           sync.Mutex
+	now          func() time.Time
+	reservations []Reservation // insertion order; never shrinks, so indexes are stable page cursors
+	resIndex     map[string]int
+	instances    []Instance
+	instIndex    map[string]int
+	utilization  map[string][]Point
+	metricStatus map[string]string
+	denied       map[string]bool
+	faults       []*faultState
+	requests     []Request
+	describePage int // 0: no server-side cap
+	metricPage   int // <= 0: no cap on results per response
+
+	server *httptest.Server
+}
+
+type faultState struct {
+	Fault
+	used int
+}
+
+// New returns an empty account with the given 12-digit account id.
+func New(accountID string) *Account {
+	return &Account{
+		id:           accountID,
+		now:          time.Now,
+		resIndex:     map[string]int{},
+		instIndex:    map[string]int{},
+		utilization:  map[string][]Point{},
+		metricStatus: map[string]string{},
+		denied:       map[string]bool{},
+		metricPage:   defaultMetricPageSize,
+	}
+}
+
+// ID returns the account id.
+func (a *Account) ID() string { return a.id }
+
+// Handler returns the http.Handler serving EC2, CloudWatch and STS.
+func (a *Account) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }
+
+// Start serves the account on a 127.0.0.1 listener.
+func (a *Account) Start() {
+	a.server = httptest.NewServer(a.Handler())
+}
+
+// URL is the base endpoint for all three services; valid after Start.
+func (a *Account) URL() string {
+	if a.server == nil {
+		panic("fakeaws: URL called before Start")
+	}
+	return a.server.URL
+}
+
+// Close stops the server started by Start.
+func (a *Account) Close() {
+	if a.server != nil {
+		a.server.Close()
+	}
+}
+
+// SetClock replaces the clock used for request times and commitment checks.
+func (a *Account) SetClock(now func() time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.now = now
+}
+
+// AddReservation adds r, or replaces the reservation with the same ID in
+// place. Defaults: OwnerID the account, State "active", ReservationType
+// "default", Tenancy "default", EndDateType "unlimited",
+// InstanceMatchCriteria "open".
+func (a *Account) AddReservation(r Reservation) {
+	r = cloneReservation(r)
+	r.OwnerID = cmp.Or(r.OwnerID, a.id)
+	r.State = cmp.Or(r.State, "active")
+	r.ReservationType = cmp.Or(r.ReservationType, "default")
+	r.Tenancy = cmp.Or(r.Tenancy, "default")
+	r.EndDateType = cmp.Or(r.EndDateType, "unlimited")
+	r.InstanceMatchCriteria = cmp.Or(r.InstanceMatchCriteria, "open")
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if i, ok := a.resIndex[r.ID]; ok {
+		a.reservations[i] = r
+		return
+	}
+	a.resIndex[r.ID] = len(a.reservations)
+	a.reservations = append(a.reservations, r)
+}
+
+// Reservation returns the current state of a reservation.
+func (a *Account) Reservation(id string) (Reservation, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i, ok := a.resIndex[id]
+	if !ok {
+		return Reservation{}, false
+	}
+	return cloneReservation(a.reservations[i]), true
+}
+
+// Reservations returns all reservations in insertion order.
+func (a *Account) Reservations() []Reservation {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Reservation, len(a.reservations))
+	for i, r := range a.reservations {
+		out[i] = cloneReservation(r)
+	}
+	return out
+}
+
+// SetUtilization replaces the InstanceUtilization series of a reservation.
+func (a *Account) SetUtilization(id string, points []Point) {
+	ps := slices.Clone(points)
+	slices.SortStableFunc(ps, func(x, y Point) int { return x.Time.Compare(y.Time) })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.utilization[id] = ps
+}
+
+// SetMetricStatus forces the StatusCode ("PartialData", "InternalError", ...)
+// of every GetMetricData result for this reservation; "" restores
+// "Complete". Datapoints are still returned.
+func (a *Account) SetMetricStatus(id string, status string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if status == "" {
+		delete(a.metricStatus, id)
+		return
+	}
+	a.metricStatus[id] = status
+}
+
+// AddInstance adds i, or replaces the instance with the same ID. State
+// defaults to "running".
+func (a *Account) AddInstance(i Instance) {
+	i.State = cmp.Or(i.State, "running")
+	i.EC2ReservationID = cmp.Or(i.EC2ReservationID, "r-"+strings.TrimPrefix(i.ID, "i-"))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n, ok := a.instIndex[i.ID]; ok {
+		a.instances[n] = i
+		return
+	}
+	a.instIndex[i.ID] = len(a.instances)
+	a.instances = append(a.instances, i)
+}
+
+// InjectFault adds a fault. Faults are checked in the order added; the
+// first live match wins.
+func (a *Account) InjectFault(f Fault) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.faults = append(a.faults, &faultState{Fault: f})
+}
+
+// ClearFaults removes all injected faults.
+func (a *Account) ClearFaults() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.faults = nil
+}
+
+// SetDeniedCancel makes CancelCapacityReservation (dry run or real) on these
+// ids fail with UnauthorizedOperation, as an IAM deny would.
+func (a *Account) SetDeniedCancel(ids ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range ids {
+		a.denied[id] = true
+	}
+}
+
+// SetDescribePageSize caps DescribeCapacityReservations and
+// DescribeInstances pages below the requested MaxResults, forcing extra
+// pages. n <= 0 removes the cap.
+func (a *Account) SetDescribePageSize(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.describePage = max(n, 0)
+}
+
+// SetMetricPageSize sets how many results one GetMetricData response holds
+// before it returns a NextToken (default 100). n <= 0 removes the cap, so
+// only MaxDatapoints paginates, as in CloudWatch.
+func (a *Account) SetMetricPageSize(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.metricPage = n
+}
+
+// Requests returns every request received so far, in arrival order.
+func (a *Account) Requests() []Request {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Request, len(a.requests))
+	for i, r := range a.requests {
+		out[i] = cloneRequest(r)
+	}
+	return out
+}
+
+// Count returns how many requests for operation were received.
+func (a *Account) Count(operation string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, r := range a.requests {
+		if r.Operation == operation {
+			n++
+		}
+	}
+	return n
+}
+
+// ResetRequests forgets the recorded requests.
+func (a *Account) ResetRequests() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.requests = nil
+}
+
+// matchFault returns the error of the first live fault matching rec and
+// consumes one use of it. Callers hold a.mu.
+func (a *Account) matchFault(rec *Request) *apiError {
+	for _, f := range a.faults {
+		if f.Operation != "" && f.Operation != rec.Operation {
+			continue
+		}
+		if f.ReservationID != "" && !slices.Contains(rec.ReservationIDs, f.ReservationID) {
+			continue
+		}
+		if f.Times > 0 && f.used >= f.Times {
+			continue
+		}
+		f.used++
+		msg := f.Message
+		if msg == "" {
+			msg = "fakeaws: injected fault " + f.Code
+		}
+		return &apiError{code: f.Code, message: msg, status: cmp.Or(f.HTTPStatus, http.StatusBadRequest)}
+	}
+	return nil
+}
+
+func cloneReservation(r Reservation) Reservation {
+	r.Tags = maps.Clone(r.Tags)
+	if r.CommitmentEndDate != nil {
+		t := *r.CommitmentEndDate
+		r.CommitmentEndDate = &t
+	}
+	if r.EndDate != nil {
+		t := *r.EndDate
+		r.EndDate = &t
+	}
+	return r
+}
+
+func cloneRequest(r Request) Request {
+	r.Params = maps.Clone(r.Params)
+	for k, v := range r.Params {
+		r.Params[k] = slices.Clone(v)
+	}
+	r.ReservationIDs = slices.Clone(r.ReservationIDs)
+	return r
+}

@@ -1,0 +1,732 @@
+package fakeaws_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+)
+
+const accountID = "123456789012"
+
+type clients struct {
+	acct *fakeaws.Account
+	ec2  *ec2.Client
+	cw   *cloudwatch.Client
+	sts  *sts.Client
+}
+
+func setup(t *testing.T) clients {
+	t.Helper()
+	acct := fakeaws.New(accountID)
+	acct.Start()
+	t.Cleanup(acct.Close)
+	cfg := aws.Config{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		RetryMaxAttempts: 1,
+	}
+	url := aws.String(acct.URL())
+	return clients{
+		acct: acct,
+		ec2:  ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = url }),
+		cw:   cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = url }),
+		sts:  sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = url }),
+	}
+}
+
+// wantAPIError asserts err is an API error with the given code and, if
+// status is non-zero, HTTP status.
+func wantAPIError(t *testing.T, err error, code string, status int) {
+	t.Helper()
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("got error %v (%T), want API error %s", err, err, code)
+	}
+	if apiErr.ErrorCode() != code {
+		t.Fatalf("error code = %q (%v), want %q", apiErr.ErrorCode(), err, code)
+	}
+	if status == 0 {
+		return
+	}
+	var respErr *awshttp.ResponseError
+	if !errors.As(err, &respErr) {
+		t.Fatalf("error %v carries no HTTP response", err)
+	}
+	if got := respErr.HTTPStatusCode(); got != status {
+		t.Fatalf("HTTP status = %d, want %d", got, status)
+	}
+}
+
+func crID(i int) string { return fmt.Sprintf("cr-%017x", i) }
+
+var (
+	t0     = time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	ctxBG  = context.Background()
+	commit = t0.Add(24 * time.Hour)
+)
+
+func TestDescribeCapacityReservationsPagesAndFields(t *testing.T) {
+	c := setup(t)
+	end := t0.Add(30 * 24 * time.Hour)
+	full := fakeaws.Reservation{
+		ID: crID(0), OwnerID: accountID, State: "active", ReservationType: "default",
+		InstanceType: "m5.large", AvailabilityZone: "us-east-1a", FleetID: "crf-0123456789abcdef0",
+		InstancePlatform: "Linux/UNIX", Tenancy: "dedicated", EndDateType: "limited", InstanceMatchCriteria: "targeted",
+		TotalInstanceCount: 4, AvailableInstanceCount: 3,
+		CreateDate: t0.Add(-time.Hour), StartDate: t0, EndDate: &end, CommitmentEndDate: &commit,
+		Interruptible: true,
+		Tags:          map[string]string{"team": "ml", "autocancel": "opt-out"},
+	}
+	c.acct.AddReservation(full)
+	for i := 1; i < 2500; i++ {
+		c.acct.AddReservation(fakeaws.Reservation{ID: crID(i), InstanceType: "c5.xlarge", TotalInstanceCount: 1})
+	}
+
+	p := ec2.NewDescribeCapacityReservationsPaginator(c.ec2, &ec2.DescribeCapacityReservationsInput{MaxResults: aws.Int32(1000)})
+	var got []ec2types.CapacityReservation
+	pages := 0
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctxBG)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages+1, err)
+		}
+		pages++
+		got = append(got, out.CapacityReservations...)
+	}
+	if pages != 3 || len(got) != 2500 {
+		t.Fatalf("got %d reservations in %d pages, want 2500 in 3", len(got), pages)
+	}
+	for i, r := range got {
+		if aws.ToString(r.CapacityReservationId) != crID(i) {
+			t.Fatalf("reservation %d = %s, want insertion order", i, aws.ToString(r.CapacityReservationId))
+		}
+	}
+	if n := c.acct.Count(fakeaws.OpDescribeCapacityReservations); n != 3 {
+		t.Errorf("recorded %d describe calls, want 3", n)
+	}
+
+	r := got[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"OwnerId", aws.ToString(r.OwnerId), accountID},
+		{"State", r.State, ec2types.CapacityReservationStateActive},
+		{"ReservationType", r.ReservationType, ec2types.CapacityReservationTypeDefault},
+		{"InstanceType", aws.ToString(r.InstanceType), "m5.large"},
+		{"AvailabilityZone", aws.ToString(r.AvailabilityZone), "us-east-1a"},
+		{"CapacityReservationFleetId", aws.ToString(r.CapacityReservationFleetId), "crf-0123456789abcdef0"},
+		{"CapacityReservationArn", aws.ToString(r.CapacityReservationArn), "arn:aws:ec2:us-east-1:" + accountID + ":capacity-reservation/" + crID(0)},
+		{"InstancePlatform", r.InstancePlatform, ec2types.CapacityReservationInstancePlatformLinuxUnix},
+		{"Tenancy", r.Tenancy, ec2types.CapacityReservationTenancyDedicated},
+		{"EndDateType", r.EndDateType, ec2types.EndDateTypeLimited},
+		{"InstanceMatchCriteria", r.InstanceMatchCriteria, ec2types.InstanceMatchCriteriaTargeted},
+		{"TotalInstanceCount", aws.ToInt32(r.TotalInstanceCount), int32(4)},
+		{"AvailableInstanceCount", aws.ToInt32(r.AvailableInstanceCount), int32(3)},
+		{"CreateDate", aws.ToTime(r.CreateDate).UTC(), t0.Add(-time.Hour)},
+		{"StartDate", aws.ToTime(r.StartDate).UTC(), t0},
+		{"EndDate", aws.ToTime(r.EndDate).UTC(), end},
+		{"Interruptible", aws.ToBool(r.Interruptible), true},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	if r.CommitmentInfo == nil || !aws.ToTime(r.CommitmentInfo.CommitmentEndDate).Equal(commit) {
+		t.Errorf("CommitmentInfo = %+v, want end %v", r.CommitmentInfo, commit)
+	}
+	tags := map[string]string{}
+	for _, tg := range r.Tags {
+		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if len(tags) != 2 || tags["team"] != "ml" || tags["autocancel"] != "opt-out" {
+		t.Errorf("Tags = %v", tags)
+	}
+	// Defaults and absent optional fields.
+	d := got[1]
+	if d.CommitmentInfo != nil || d.Tags == nil || len(d.Tags) != 0 || d.CreateDate != nil ||
+		d.Tenancy != ec2types.CapacityReservationTenancyDefault || d.EndDateType != ec2types.EndDateTypeUnlimited || aws.ToBool(d.Interruptible) {
+		t.Errorf("defaulted reservation = %+v", d)
+	}
+}
+
+func TestDescribeServerPageCapAndFilters(t *testing.T) {
+	c := setup(t)
+	for i := range 10 {
+		state := "active"
+		if i%2 == 1 {
+			state = "cancelled"
+		}
+		c.acct.AddReservation(fakeaws.Reservation{ID: crID(i), State: state, Tags: map[string]string{"env": fmt.Sprint("env-", i%3)}})
+	}
+	c.acct.SetDescribePageSize(2)
+	in := &ec2.DescribeCapacityReservationsInput{
+		MaxResults: aws.Int32(1000),
+		Filters:    []ec2types.Filter{{Name: aws.String("state"), Values: []string{"active"}}},
+	}
+	p := ec2.NewDescribeCapacityReservationsPaginator(c.ec2, in)
+	var ids []string
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctxBG)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.CapacityReservations) > 2 {
+			t.Fatalf("page of %d exceeds server cap 2", len(out.CapacityReservations))
+		}
+		for _, r := range out.CapacityReservations {
+			ids = append(ids, aws.ToString(r.CapacityReservationId))
+		}
+	}
+	want := []string{crID(0), crID(2), crID(4), crID(6), crID(8)}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("ids = %v, want %v", ids, want)
+	}
+	if n := c.acct.Count(fakeaws.OpDescribeCapacityReservations); n != 3 {
+		t.Errorf("calls = %d, want 3 (no empty trailing page)", n)
+	}
+
+	out, err := c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{
+		Filters: []ec2types.Filter{{Name: aws.String("tag:env"), Values: []string{"env-0"}}, {Name: aws.String("state"), Values: []string{"act*"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.CapacityReservations) != 2 { // 0 and 6
+		t.Errorf("tag+wildcard filter returned %d, want 2", len(out.CapacityReservations))
+	}
+
+	_, err = c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{Filters: []ec2types.Filter{{Name: aws.String("bogus"), Values: []string{"x"}}}})
+	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
+	_, err = c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{MaxResults: aws.Int32(1001)})
+	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
+	_, err = c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{NextToken: aws.String("garbage")})
+	wantAPIError(t, err, "InvalidPaginationToken", http.StatusBadRequest)
+}
+
+func TestDescribeByIDs(t *testing.T) {
+	c := setup(t)
+	for i := range 5 {
+		c.acct.AddReservation(fakeaws.Reservation{ID: crID(i)})
+	}
+	out, err := c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{
+		CapacityReservationIds: []string{crID(3), crID(1)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.CapacityReservations) != 2 || aws.ToString(out.CapacityReservations[0].CapacityReservationId) != crID(1) {
+		t.Fatalf("got %+v, want %s and %s in insertion order", out.CapacityReservations, crID(1), crID(3))
+	}
+
+	_, err = c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{
+		CapacityReservationIds: []string{crID(1), "cr-0000000000000dead"},
+	})
+	wantAPIError(t, err, "InvalidCapacityReservationId.NotFound", http.StatusBadRequest)
+
+	reqs := c.acct.Requests()
+	last := reqs[len(reqs)-1]
+	if !slices.Equal(last.ReservationIDs, []string{crID(1), "cr-0000000000000dead"}) || last.ErrorCode != "InvalidCapacityReservationId.NotFound" || last.HTTPStatus != 400 {
+		t.Errorf("recorded %+v", last)
+	}
+}
+
+func TestDescribeInstances(t *testing.T) {
+	c := setup(t)
+	target := crID(7)
+	for i := range 12 {
+		in := fakeaws.Instance{ID: fmt.Sprintf("i-%017x", i), InstanceType: "m5.large"}
+		switch {
+		case i%3 == 0:
+			in.TargetReservationID = target
+		case i%3 == 1:
+			in.TargetReservationID = crID(8)
+		}
+		if i == 3 {
+			in.State = "stopped"
+		}
+		// Instances 0..3 were launched together.
+		if i < 4 {
+			in.EC2ReservationID = "r-launch0"
+		}
+		c.acct.AddInstance(in)
+	}
+
+	in := &ec2.DescribeInstancesInput{
+		MaxResults: aws.Int32(5),
+		Filters: []ec2types.Filter{
+			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
+			{Name: aws.String("capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id"), Values: []string{target, crID(8)}},
+		},
+	}
+	c.acct.SetDescribePageSize(3)
+	p := ec2.NewDescribeInstancesPaginator(c.ec2, in)
+	var ids []string
+	var groups [][]string
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctxBG)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.Reservations {
+			var g []string
+			for _, inst := range r.Instances {
+				g = append(g, aws.ToString(inst.InstanceId))
+				if inst.State == nil || inst.State.Name != ec2types.InstanceStateNameRunning || aws.ToInt32(inst.State.Code) != 16 {
+					t.Errorf("%s state = %+v", aws.ToString(inst.InstanceId), inst.State)
+				}
+				tgt := inst.CapacityReservationSpecification.CapacityReservationTarget
+				if tgt == nil || aws.ToString(tgt.CapacityReservationId) != aws.ToString(inst.CapacityReservationId) {
+					t.Errorf("%s target = %+v", aws.ToString(inst.InstanceId), tgt)
+				}
+			}
+			ids = append(ids, g...)
+			groups = append(groups, g)
+		}
+	}
+	// i%3 != 2 and not stopped (3): 0 1 4 6 7 9 10
+	want := []string{"i-00000000000000000", "i-00000000000000001", "i-00000000000000004", "i-00000000000000006", "i-00000000000000007", "i-00000000000000009", "i-0000000000000000a"}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("ids = %v, want %v", ids, want)
+	}
+	if len(groups[0]) != 2 { // 0 and 1 share r-launch0 on the first page
+		t.Errorf("first reservationSet item holds %v, want instances 0 and 1", groups[0])
+	}
+	if n := c.acct.Count(fakeaws.OpDescribeInstances); n != 3 {
+		t.Errorf("calls = %d, want 3", n)
+	}
+	if got := c.acct.Requests()[0].ReservationIDs; !slices.Equal(got, []string{target, crID(8)}) {
+		t.Errorf("recorded ReservationIDs = %v", got)
+	}
+
+	values := make([]string, 201)
+	for i := range values {
+		values[i] = crID(i)
+	}
+	_, err := c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("capacity-reservation-id"), Values: values},
+	}})
+	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
+	_, err = c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(4)})
+	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
+	_, err = c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-0000000000000dead"}})
+	wantAPIError(t, err, "InvalidInstanceID.NotFound", http.StatusBadRequest)
+}
+
+func TestCancelCapacityReservation(t *testing.T) {
+	c := setup(t)
+	future := time.Now().Add(time.Hour)
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(1)})
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(2)})
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(3), CommitmentEndDate: &future})
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(4), OwnerID: "210987654321"})
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(5), ReservationType: "capacity-block"})
+	c.acct.SetDeniedCancel(crID(2))
+
+	cancel := func(id string, dryRun bool) (*ec2.CancelCapacityReservationOutput, error) {
+		return c.ec2.CancelCapacityReservation(ctxBG, &ec2.CancelCapacityReservationInput{CapacityReservationId: aws.String(id), DryRun: aws.Bool(dryRun)})
+	}
+
+	_, err := cancel(crID(1), true)
+	wantAPIError(t, err, "DryRunOperation", http.StatusPreconditionFailed)
+	if r, _ := c.acct.Reservation(crID(1)); r.State != "active" {
+		t.Fatalf("dry run changed state to %s", r.State)
+	}
+	_, err = cancel(crID(2), true)
+	wantAPIError(t, err, "UnauthorizedOperation", http.StatusForbidden)
+	_, err = cancel(crID(2), false)
+	wantAPIError(t, err, "UnauthorizedOperation", http.StatusForbidden)
+
+	out, err := cancel(crID(1), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !aws.ToBool(out.Return) {
+		t.Error("Return = false, want true")
+	}
+	if r, _ := c.acct.Reservation(crID(1)); r.State != "cancelled" {
+		t.Errorf("state = %s, want cancelled", r.State)
+	}
+	_, err = cancel(crID(1), false)
+	wantAPIError(t, err, "IncorrectState", http.StatusBadRequest)
+	_, err = cancel(crID(3), false)
+	wantAPIError(t, err, "IncorrectState", http.StatusBadRequest)
+	_, err = cancel(crID(4), false)
+	wantAPIError(t, err, "UnauthorizedOperation", http.StatusForbidden)
+	_, err = cancel(crID(5), false)
+	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
+	_, err = cancel("cr-0000000000000dead", false)
+	wantAPIError(t, err, "InvalidCapacityReservationId.NotFound", http.StatusBadRequest)
+
+	// Once the commitment has passed, the reservation can go.
+	c.acct.SetClock(func() time.Time { return future.Add(time.Second) })
+	if _, err := cancel(crID(3), false); err != nil {
+		t.Fatalf("cancel after commitment: %v", err)
+	}
+
+	reqs := c.acct.Requests()
+	if len(reqs) != 10 || c.acct.Count(fakeaws.OpCancelCapacityReservation) != 10 {
+		t.Fatalf("recorded %d requests, want 10", len(reqs))
+	}
+	if !reqs[0].DryRun || reqs[3].DryRun || !slices.Equal(reqs[0].ReservationIDs, []string{crID(1)}) || reqs[0].ErrorCode != "DryRunOperation" {
+		t.Errorf("first records = %+v / %+v", reqs[0], reqs[3])
+	}
+	if reqs[3].ErrorCode != "" || reqs[3].HTTPStatus != 200 {
+		t.Errorf("successful cancel recorded as %+v", reqs[3])
+	}
+}
+
+// utilizationQueries builds one query per reservation id with the given stat.
+func utilizationQueries(ids []string, stat string, period int32) []cwtypes.MetricDataQuery {
+	qs := make([]cwtypes.MetricDataQuery, len(ids))
+	for i, id := range ids {
+		qs[i] = cwtypes.MetricDataQuery{
+			Id: aws.String(fmt.Sprintf("q%d", i)),
+			MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{
+					Namespace:  aws.String("AWS/EC2CapacityReservations"),
+					MetricName: aws.String("InstanceUtilization"),
+					Dimensions: []cwtypes.Dimension{{Name: aws.String("CapacityReservationId"), Value: aws.String(id)}},
+				},
+				Period: aws.Int32(period),
+				Stat:   aws.String(stat),
+			},
+		}
+	}
+	return qs
+}
+
+// fiveMinutePoints returns one point per 5 minutes over hours hours, with
+// value f(i).
+func fiveMinutePoints(hours int, f func(i int) float64) []fakeaws.Point {
+	pts := make([]fakeaws.Point, hours*12)
+	for i := range pts {
+		pts[i] = fakeaws.Point{Time: t0.Add(time.Duration(i) * 5 * time.Minute), Value: f(i)}
+	}
+	return pts
+}
+
+func collectMetricData(t *testing.T, c clients, in *cloudwatch.GetMetricDataInput) (map[string][]cwtypes.MetricDataResult, int) {
+	t.Helper()
+	p := cloudwatch.NewGetMetricDataPaginator(c.cw, in)
+	byID := map[string][]cwtypes.MetricDataResult{}
+	pages := 0
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctxBG)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages+1, err)
+		}
+		pages++
+		for _, r := range out.MetricDataResults {
+			byID[aws.ToString(r.Id)] = append(byID[aws.ToString(r.Id)], r)
+		}
+	}
+	return byID, pages
+}
+
+func TestGetMetricData500QueriesPaged(t *testing.T) {
+	c := setup(t)
+	ids := make([]string, 500)
+	for i := range ids {
+		ids[i] = crID(i)
+		// Reservation i peaks at i%100 in each hour's last sample.
+		c.acct.SetUtilization(ids[i], fiveMinutePoints(24, func(j int) float64 {
+			if j%12 == 11 {
+				return float64(i % 100)
+			}
+			return 0
+		}))
+	}
+	c.acct.SetMetricStatus(crID(42), "PartialData")
+	qs := utilizationQueries(ids, "Maximum", 3600)
+	// Ask a few for SampleCount and one for a reservation with no data.
+	for _, i := range []int{7, 8} {
+		qs[i].MetricStat.Stat = aws.String("SampleCount")
+	}
+	qs[499].MetricStat.Metric.Dimensions[0].Value = aws.String("cr-0000000000000dead")
+
+	byID, pages := collectMetricData(t, c, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(24 * time.Hour)), MetricDataQueries: qs,
+	})
+	if pages != 5 {
+		t.Errorf("pages = %d, want 5 (100 results each)", pages)
+	}
+	if len(byID) != 500 {
+		t.Fatalf("got results for %d ids, want 500", len(byID))
+	}
+	for i := range 499 {
+		rs := byID[fmt.Sprintf("q%d", i)]
+		if len(rs) != 1 {
+			t.Fatalf("q%d has %d results, want 1", i, len(rs))
+		}
+		r := rs[0]
+		if len(r.Timestamps) != 24 || len(r.Values) != 24 {
+			t.Fatalf("q%d has %d/%d points, want 24", i, len(r.Timestamps), len(r.Values))
+		}
+		// Default ScanBy is TimestampDescending.
+		if !r.Timestamps[0].Equal(t0.Add(23*time.Hour)) || !r.Timestamps[23].Equal(t0) {
+			t.Fatalf("q%d timestamps %v .. %v", i, r.Timestamps[0], r.Timestamps[23])
+		}
+		want := float64(i % 100)
+		if i == 7 || i == 8 {
+			want = 12
+		}
+		for _, v := range r.Values {
+			if v != want {
+				t.Fatalf("q%d value %v, want %v", i, v, want)
+			}
+		}
+		wantStatus := cwtypes.StatusCodeComplete
+		if i == 42 {
+			wantStatus = cwtypes.StatusCodePartialData
+		}
+		if r.StatusCode != wantStatus || aws.ToString(r.Label) != "InstanceUtilization" {
+			t.Errorf("q%d status %s label %q", i, r.StatusCode, aws.ToString(r.Label))
+		}
+	}
+	if r := byID["q499"][0]; len(r.Values) != 0 || r.StatusCode != cwtypes.StatusCodeComplete {
+		t.Errorf("unknown reservation: %+v", r)
+	}
+
+	reqs := c.acct.Requests()
+	if len(reqs) != 5 || reqs[0].MetricQueries != 500 || len(reqs[0].ReservationIDs) != 500 || reqs[1].Params["NextToken"] == nil {
+		t.Errorf("recorded %d requests, first %d queries/%d ids, second token %v", len(reqs), reqs[0].MetricQueries, len(reqs[0].ReservationIDs), reqs[1].Params["NextToken"])
+	}
+}
+
+func TestGetMetricDataAggregationAndMaxDatapoints(t *testing.T) {
+	c := setup(t)
+	id := crID(1)
+	// Two hours of 5-minute points valued 0..23, plus one point exactly at
+	// EndTime, which is excluded.
+	pts := fiveMinutePoints(2, func(i int) float64 { return float64(i) })
+	pts = append(pts, fakeaws.Point{Time: t0.Add(2 * time.Hour), Value: 1000})
+	c.acct.SetUtilization(id, pts)
+
+	stats := map[string][]float64{
+		"Maximum":     {11, 23},
+		"Minimum":     {0, 12},
+		"Average":     {5.5, 17.5},
+		"Sum":         {66, 210},
+		"SampleCount": {12, 12},
+	}
+	for stat, want := range stats {
+		out, err := c.cw.GetMetricData(ctxBG, &cloudwatch.GetMetricDataInput{
+			StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(2 * time.Hour)),
+			ScanBy:            cwtypes.ScanByTimestampAscending,
+			MetricDataQueries: utilizationQueries([]string{id}, stat, 3600),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := out.MetricDataResults[0].Values; !slices.Equal(got, want) {
+			t.Errorf("%s = %v, want %v", stat, got, want)
+		}
+	}
+
+	// Buckets start at StartTime, not at wall-clock boundaries; empty ones
+	// are omitted.
+	out, err := c.cw.GetMetricData(ctxBG, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(t0.Add(-50 * time.Minute)), EndTime: aws.Time(t0.Add(20 * time.Minute)),
+		ScanBy:            cwtypes.ScanByTimestampAscending,
+		MetricDataQueries: utilizationQueries([]string{id}, "SampleCount", 1800),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.MetricDataResults[0]
+	if len(r.Timestamps) != 2 || !r.Timestamps[0].Equal(t0.Add(-20*time.Minute)) || !slices.Equal(r.Values, []float64{2, 2}) {
+		t.Errorf("shifted buckets = %v %v", r.Timestamps, r.Values)
+	}
+
+	// MaxDatapoints splits a series across pages as PartialData.
+	c.acct.SetUtilization(id, fiveMinutePoints(24, func(i int) float64 { return float64(i) }))
+	byID, pages := collectMetricData(t, c, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(24 * time.Hour)),
+		MaxDatapoints:     aws.Int32(100),
+		MetricDataQueries: utilizationQueries([]string{id}, "Maximum", 300),
+	})
+	if pages != 3 {
+		t.Errorf("pages = %d, want 3", pages)
+	}
+	parts := byID["q0"]
+	var all []float64
+	for i, p := range parts {
+		want := cwtypes.StatusCodePartialData
+		if i == len(parts)-1 {
+			want = cwtypes.StatusCodeComplete
+		}
+		if p.StatusCode != want {
+			t.Errorf("part %d status %s, want %s", i, p.StatusCode, want)
+		}
+		all = append(all, p.Values...)
+	}
+	if len(all) != 288 || all[0] != 287 || all[287] != 0 {
+		t.Errorf("merged %d values, first %v last %v", len(all), all[0], all[len(all)-1])
+	}
+}
+
+func TestGetMetricDataValidation(t *testing.T) {
+	c := setup(t)
+	base := func(qs []cwtypes.MetricDataQuery) *cloudwatch.GetMetricDataInput {
+		return &cloudwatch.GetMetricDataInput{StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(time.Hour)), MetricDataQueries: qs}
+	}
+	ids := make([]string, 501)
+	for i := range ids {
+		ids[i] = crID(i)
+	}
+	_, err := c.cw.GetMetricData(ctxBG, base(utilizationQueries(ids, "Maximum", 300)))
+	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
+	var ipv *cwtypes.InvalidParameterValueException
+	if !errors.As(err, &ipv) {
+		t.Errorf("error %T is not the modelled InvalidParameterValueException", err)
+	}
+
+	qs := utilizationQueries(ids[:2], "Maximum", 300)
+	qs[1].Id = aws.String("Bad-Id")
+	_, err = c.cw.GetMetricData(ctxBG, base(qs))
+	wantAPIError(t, err, "ValidationError", http.StatusBadRequest)
+
+	qs = utilizationQueries(ids[:2], "Maximum", 300)
+	qs[1].Id = qs[0].Id
+	_, err = c.cw.GetMetricData(ctxBG, base(qs))
+	wantAPIError(t, err, "ValidationError", http.StatusBadRequest)
+
+	_, err = c.cw.GetMetricData(ctxBG, base(utilizationQueries(ids[:1], "Maximum", 61)))
+	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
+
+	// 200 queries x 14 days at 60s = 4,032,000 datapoints.
+	_, err = c.cw.GetMetricData(ctxBG, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(14 * 24 * time.Hour)), MetricDataQueries: utilizationQueries(ids[:200], "Maximum", 60),
+	})
+	wantAPIError(t, err, "InvalidParameterCombination", http.StatusBadRequest)
+
+	// A token only continues the query set it came from.
+	c.acct.SetMetricPageSize(1)
+	out, err := c.cw.GetMetricData(ctxBG, base(utilizationQueries(ids[:3], "Maximum", 300)))
+	if err != nil || out.NextToken == nil {
+		t.Fatalf("first page: %v, token %v", err, out)
+	}
+	in := base(utilizationQueries(ids[:2], "Maximum", 300))
+	in.NextToken = out.NextToken
+	_, err = c.cw.GetMetricData(ctxBG, in)
+	wantAPIError(t, err, "InvalidNextToken", http.StatusBadRequest)
+}
+
+func TestFaultInjection(t *testing.T) {
+	c := setup(t)
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(1)})
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(2)})
+	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeCapacityReservations, Code: "RequestLimitExceeded", HTTPStatus: 503, Times: 1})
+	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGetMetricData, Code: "Throttling", HTTPStatus: 400})
+	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpCancelCapacityReservation, Code: "InternalError", HTTPStatus: 500, ReservationID: crID(2)})
+
+	_, err := c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{})
+	wantAPIError(t, err, "RequestLimitExceeded", http.StatusServiceUnavailable)
+	if _, err := c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{}); err != nil {
+		t.Fatalf("fault with Times 1 fired twice: %v", err)
+	}
+
+	for range 2 {
+		_, err = c.cw.GetMetricData(ctxBG, &cloudwatch.GetMetricDataInput{
+			StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(time.Hour)), MetricDataQueries: utilizationQueries([]string{crID(1)}, "Maximum", 300),
+		})
+		wantAPIError(t, err, "Throttling", http.StatusBadRequest)
+	}
+
+	if _, err := c.ec2.CancelCapacityReservation(ctxBG, &ec2.CancelCapacityReservationInput{CapacityReservationId: aws.String(crID(1))}); err != nil {
+		t.Fatalf("fault for %s hit %s: %v", crID(2), crID(1), err)
+	}
+	_, err = c.ec2.CancelCapacityReservation(ctxBG, &ec2.CancelCapacityReservationInput{CapacityReservationId: aws.String(crID(2))})
+	wantAPIError(t, err, "InternalError", http.StatusInternalServerError)
+
+	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGetCallerIdentity, Code: "ExpiredToken", HTTPStatus: 403})
+	_, err = c.sts.GetCallerIdentity(ctxBG, &sts.GetCallerIdentityInput{})
+	wantAPIError(t, err, "ExpiredToken", http.StatusForbidden)
+
+	reqs := c.acct.Requests()
+	if reqs[0].ErrorCode != "RequestLimitExceeded" || reqs[0].HTTPStatus != 503 || reqs[2].ErrorCode != "Throttling" || reqs[2].MetricQueries != 1 {
+		t.Errorf("faulted requests recorded as %+v / %+v", reqs[0], reqs[2])
+	}
+	c.acct.ClearFaults()
+	if _, err := c.sts.GetCallerIdentity(ctxBG, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Fatalf("after ClearFaults: %v", err)
+	}
+}
+
+func TestGetCallerIdentityAndUnknownOperations(t *testing.T) {
+	c := setup(t)
+	out, err := c.sts.GetCallerIdentity(ctxBG, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.Account) != accountID || aws.ToString(out.Arn) != "arn:aws:iam::"+accountID+":user/test" || aws.ToString(out.UserId) == "" {
+		t.Errorf("identity = %s %s %s", aws.ToString(out.Account), aws.ToString(out.Arn), aws.ToString(out.UserId))
+	}
+
+	_, err = c.ec2.DescribeRegions(ctxBG, &ec2.DescribeRegionsInput{})
+	wantAPIError(t, err, "InvalidAction", http.StatusBadRequest)
+	_, err = c.cw.ListMetrics(ctxBG, &cloudwatch.ListMetricsInput{})
+	wantAPIError(t, err, "UnknownOperationException", http.StatusNotFound)
+	if c.acct.Count("DescribeRegions") != 1 || c.acct.Count("ListMetrics") != 1 {
+		t.Errorf("unknown operations not recorded: %+v", c.acct.Requests())
+	}
+}
+
+// TestConcurrentUse changes state while clients run; meaningful under -race.
+func TestConcurrentUse(t *testing.T) {
+	c := setup(t)
+	for i := range 50 {
+		c.acct.AddReservation(fakeaws.Reservation{ID: crID(i)})
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 10 {
+				id := crID(w*10 + i)
+				c.acct.SetUtilization(id, fiveMinutePoints(1, func(int) float64 { return 1 }))
+				c.acct.AddReservation(fakeaws.Reservation{ID: crID(100 + w*10 + i)})
+				if _, err := c.ec2.CancelCapacityReservation(ctxBG, &ec2.CancelCapacityReservationInput{CapacityReservationId: aws.String(id)}); err != nil {
+					t.Error(err)
+				}
+				if _, err := c.cw.GetMetricData(ctxBG, &cloudwatch.GetMetricDataInput{
+					StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(time.Hour)), MetricDataQueries: utilizationQueries([]string{id}, "Average", 300),
+				}); err != nil {
+					t.Error(err)
+				}
+				_ = c.acct.Requests()
+			}
+		})
+	}
+	wg.Go(func() {
+		p := ec2.NewDescribeCapacityReservationsPaginator(c.ec2, &ec2.DescribeCapacityReservationsInput{MaxResults: aws.Int32(7)})
+		for p.HasMorePages() {
+			if _, err := p.NextPage(ctxBG); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if n := c.acct.Count(fakeaws.OpCancelCapacityReservation); n != 40 {
+		t.Errorf("cancel calls = %d, want 40", n)
+	}
+}
