@@ -24,6 +24,7 @@ import (
 const (
 	DefaultDeadlineMargin    = 10 * time.Second
 	DefaultMetricConcurrency = 4
+	DefaultMaxResponseBytes  = 5 << 20
 )
 
 // Handler runs one evaluation per invocation. Its fields are set once by main
@@ -46,6 +47,9 @@ type Handler struct {
 	DeadlineMargin time.Duration
 	// MetricConcurrency bounds the GetMetricData calls in flight.
 	MetricConcurrency int
+	// MaxResponseBytes bounds the JSON report Invoke returns; Lambda refuses
+	// a synchronous response over 6 MB.
+	MaxResponseBytes int
 }
 
 // ErrRunFailed marks a run that completed its report but must show as a
@@ -61,7 +65,19 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(report)
+	out, err := json.Marshal(report)
+	if err != nil {
+		return nil, fmt.Errorf("encode report: %w", err)
+	}
+	if limit := h.maxResponseBytes(); len(out) > limit {
+		// Every decision is in the logs already; the response keeps those
+		// that matter for acting and drops the rest rather than fail.
+		report.omitRoutineDecisions()
+		if out, err = json.Marshal(report); err != nil {
+			return nil, fmt.Errorf("encode report: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // Run performs one run and returns its report. The error is non-nil when the
@@ -455,4 +471,11 @@ func (h *Handler) metricConcurrency() int {
 		return h.MetricConcurrency
 	}
 	return DefaultMetricConcurrency
+}
+
+func (h *Handler) maxResponseBytes() int {
+	if h.MaxResponseBytes > 0 {
+		return h.MaxResponseBytes
+	}
+	return DefaultMaxResponseBytes
 }

@@ -2,6 +2,7 @@ package handler_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -491,5 +492,34 @@ func TestDescribeFailureCancelsNothing(t *testing.T) {
 	}
 	if len(hs.fake.cancels) != 0 {
 		t.Fatal("cancelled after a failed describe")
+	}
+}
+
+func TestInvokeKeepsTheResponseUnderTheLimit(t *testing.T) {
+	hs := newHarness(t)
+	hs.fake.addIdle(crID(1))
+	for i := 2; i <= 400; i++ {
+		hs.fake.reservations = append(hs.fake.reservations, reservation(crID(i), func(c *types.CapacityReservation) { c.State = "expired" }))
+	}
+	full, err := hs.h.Invoke(context.Background(), []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report handler.Report
+	if err := json.Unmarshal(full, &report); err != nil || len(report.Decisions) != 400 || report.DecisionsOmitted != 0 {
+		t.Fatalf("full report: %d decisions, %d omitted, %v", len(report.Decisions), report.DecisionsOmitted, err)
+	}
+
+	hs.h.MaxResponseBytes = len(full) / 2
+	small, err := hs.h.Invoke(context.Background(), []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report = handler.Report{}
+	if err := json.Unmarshal(small, &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(small) > len(full)/2 || report.DecisionsOmitted != 399 || len(report.Decisions) != 1 || report.Decisions[0].ReservationID != crID(1) {
+		t.Fatalf("trimmed report: %d bytes, %d decisions, %d omitted", len(small), len(report.Decisions), report.DecisionsOmitted)
 	}
 }

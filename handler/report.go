@@ -20,10 +20,13 @@ type Report struct {
 	Aborted     bool      `json:"aborted"`
 	AbortReason string    `json:"abortReason,omitempty"`
 	// Decisions holds one entry per reservation evaluated, final state.
-	Decisions    []policy.Decision `json:"decisions"`
-	Cancelled    []string          `json:"cancelled"`
-	Failures     []Failure         `json:"failures"`
-	NotAttempted []string          `json:"notAttempted"`
+	Decisions []policy.Decision `json:"decisions"`
+	// DecisionsOmitted counts the routine keep decisions left out of a
+	// report too large to return (they are all in the logs).
+	DecisionsOmitted int       `json:"decisionsOmitted,omitempty"`
+	Cancelled        []string  `json:"cancelled"`
+	Failures         []Failure `json:"failures"`
+	NotAttempted     []string  `json:"notAttempted"`
 	// Problems are non-fatal errors met on the way (a metric batch that
 	// could not be read, ...). The reservations concerned were kept.
 	Problems []string `json:"problems,omitempty"`
@@ -67,4 +70,22 @@ type Failure struct {
 	ReservationID string `json:"reservationId"`
 	Code          string `json:"code"`
 	Message       string `json:"message"`
+}
+
+// omitRoutineDecisions keeps only the decisions that concern acting: the
+// cancels, the idle ones kept by the run-wide rules or by a last-moment
+// change, and those that failed.
+func (r *Report) omitRoutineDecisions() {
+	kept := r.Decisions[:0:0]
+	for _, d := range r.Decisions {
+		switch {
+		case d.Action == policy.Cancel,
+			d.Reason == policy.ReasonBudgetExhausted,
+			d.Reason == policy.ReasonIdleShareExceeded,
+			d.Reason == policy.ReasonChangedSinceEvaluated:
+			kept = append(kept, d)
+		}
+	}
+	r.DecisionsOmitted = len(r.Decisions) - len(kept)
+	r.Decisions = kept
 }

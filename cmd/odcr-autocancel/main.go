@@ -30,14 +30,17 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "odcr-autocancel:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run wires the function together. stdin, stdout and stderr are parameters
+// so a test can run the command in process.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("odcr-autocancel", flag.ContinueOnError)
+	flags.SetOutput(stderr)
 	eventPath := flags.String("event", "-", "outside Lambda: the event file to run with, - for stdin")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -47,12 +50,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	_, inLambda := os.LookupEnv("AWS_LAMBDA_RUNTIME_API")
+	inLambda := os.Getenv("AWS_LAMBDA_RUNTIME_API") != ""
 	// In Lambda, logs go to stdout (CloudWatch Logs); outside, stdout is
 	// kept for the report.
-	logOut := zapcore.Lock(os.Stdout)
+	logOut := zapcore.AddSync(stdout)
 	if !inLambda {
-		logOut = zapcore.Lock(os.Stderr)
+		logOut = zapcore.AddSync(stderr)
 	}
 	logger, err := handler.NewLogger(settings.LogLevel, logOut)
 	if err != nil {
@@ -85,15 +88,15 @@ func run(args []string) error {
 		lambda.StartWithOptions(h, lambda.WithContext(ctx))
 		return nil
 	}
-	return runOnce(ctx, h, *eventPath)
+	return runOnce(ctx, h, *eventPath, stdin, stdout)
 }
 
 // runOnce performs one run outside Lambda and prints the report on stdout.
-func runOnce(ctx context.Context, h *handler.Handler, eventPath string) error {
+func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io.Reader, stdout io.Writer) error {
 	var payload []byte
 	var err error
 	if eventPath == "-" {
-		payload, err = io.ReadAll(os.Stdin)
+		payload, err = io.ReadAll(stdin)
 	} else {
 		payload, err = os.ReadFile(eventPath)
 	}
@@ -102,7 +105,7 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string) error {
 	}
 	report, runErr := h.Run(ctx, payload)
 	if report != nil {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(report); err != nil {
 			return errors.Join(runErr, fmt.Errorf("print report: %w", err))
