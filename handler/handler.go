@@ -47,6 +47,9 @@ type Handler struct {
 	DeadlineMargin time.Duration
 	// MetricConcurrency bounds the GetMetricData calls in flight.
 	MetricConcurrency int
+	// Retries, when set, counts the SDK's retries for the report; main wraps
+	// the clients' retryer with it.
+	Retries *RetryCounter
 	// MaxResponseBytes bounds the JSON report Invoke returns; Lambda refuses
 	// a synchronous response over 6 MB.
 	MaxResponseBytes int
@@ -87,6 +90,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	runID := h.runID(ctx)
 	log := h.Logger.With(zap.String("request_id", runID))
 	started := h.Now()
+	retriesBefore := h.Retries.Count()
 
 	req, kind, err := ParseEvent(payload)
 	if err != nil {
@@ -101,11 +105,12 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	}
 
 	r := &run{
-		h:       h,
-		log:     log,
-		calls:   &callCounter{},
-		window:  metricWindow(started, settings.LookbackHours),
-		started: started,
+		h:             h,
+		log:           log,
+		calls:         &callCounter{},
+		window:        metricWindow(started, settings.LookbackHours),
+		started:       started,
+		retriesBefore: retriesBefore,
 		policy: policy.Settings{
 			AccountID:            account,
 			IdleThresholdPercent: settings.IdleThresholdPercent,
@@ -158,6 +163,8 @@ type run struct {
 	policy  policy.Settings
 	window  window
 	started time.Time
+	// retriesBefore is the retry count when the run started.
+	retriesBefore int64
 }
 
 // evaluate lists, screens, measures and checks every reservation, and plans.
@@ -365,6 +372,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 	report.AbortReason = plan.AbortReason
 	report.Decisions = decisions
 	report.APICalls = r.calls.snapshot()
+	report.Retries = r.h.Retries.Count() - r.retriesBefore
 	report.Counts = Counts{
 		Reservations: len(decisions),
 		Eligible:     plan.Eligible,
@@ -387,6 +395,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		zap.Strings("not_attempted", report.NotAttempted),
 		zap.Strings("problems", report.Problems),
 		zap.Any("api_calls", report.APICalls),
+		zap.Int64("retries", report.Retries),
 		zap.Duration("duration", report.FinishedAt.Sub(report.StartedAt)),
 	}
 	var err error

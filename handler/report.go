@@ -33,6 +33,9 @@ type Report struct {
 	// APICalls counts the AWS requests made, per operation (pages included,
 	// SDK retries not).
 	APICalls map[string]int `json:"apiCalls"`
+	// Retries counts the SDK's retries during the run (throttling, 5xx,
+	// connection errors); zero when not counted.
+	Retries int64 `json:"retries"`
 }
 
 // Effective are the settings this run used, after the event's overrides.

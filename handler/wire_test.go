@@ -20,10 +20,12 @@ import (
 // wireHandler points the real SDK clients at the fake account.
 func wireHandler(t *testing.T, acct *fakeaws.Account, settings handler.Settings) (*handler.Handler, *timeline) {
 	t.Helper()
+	retries := &handler.RetryCounter{}
 	cfg := aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRET", ""),
 	}
+	retries.Instrument(&cfg)
 	tl := &timeline{}
 	logger, err := handler.NewLogger("info", tl)
 	if err != nil {
@@ -37,6 +39,7 @@ func wireHandler(t *testing.T, acct *fakeaws.Account, settings handler.Settings)
 		Now:           func() time.Time { return testNow },
 		CallerAccount: func(context.Context) (string, error) { return testAccount, nil },
 		NewRunID:      func() string { return "wire" },
+		Retries:       retries,
 	}, tl
 }
 
@@ -262,6 +265,9 @@ func TestWireRetriesThrottling(t *testing.T) {
 	report, err := h.Run(context.Background(), []byte(`{"dryRun": true}`))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if report.Retries != 2 {
+		t.Errorf("retries %d, want 2", report.Retries)
 	}
 	if report.Counts.Idle != 3 || len(report.Problems) != 0 {
 		t.Fatalf("idle %d problems %v", report.Counts.Idle, report.Problems)

@@ -68,7 +68,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("load AWS config: %w", err)
 	}
+	retries := &handler.RetryCounter{}
+	retries.Instrument(&cfg)
 	h := &handler.Handler{
+		Retries:    retries,
 		EC2:        ec2.NewFromConfig(cfg),
 		CloudWatch: cloudwatch.NewFromConfig(cfg),
 		Settings:   settings,
