@@ -325,13 +325,20 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 				zap.Strings("not_attempted", toCancel[n:]), zap.Duration("margin", r.h.deadlineMargin()))
 			break
 		}
-		if f := r.cancel(ctx, id); f != nil {
+		f := r.cancel(ctx, id)
+		switch {
+		case f == nil:
+			report.Cancelled = append(report.Cancelled, id)
+			r.log.Info("cancelled", zap.String("reservation_id", id))
+		case f.Code == codeIncorrectState && r.cancelledMeanwhile(ctx, id):
+			// Someone else cancelled it between the re-verification and
+			// our call: the goal is met, it is not a failure.
+			report.AlreadyCancelled = append(report.AlreadyCancelled, id)
+			r.log.Info("already cancelled by someone else", zap.String("reservation_id", id))
+		default:
 			report.Failures = append(report.Failures, *f)
 			r.log.Error("cancel failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
-			continue
 		}
-		report.Cancelled = append(report.Cancelled, id)
-		r.log.Info("cancelled", zap.String("reservation_id", id))
 	}
 	return decisions
 }
@@ -364,6 +371,16 @@ func (r *run) cancel(ctx context.Context, id string) *Failure {
 	return nil
 }
 
+// cancelledMeanwhile tells whether a reservation whose cancel EC2 refused
+// for its state is cancelled (or being cancelled) now.
+func (r *run) cancelledMeanwhile(ctx context.Context, id string) bool {
+	res, err := describeReservations(ctx, r.h.EC2, r.calls, []string{id})
+	if err != nil || len(res) != 1 {
+		return false
+	}
+	return res[0].State == "cancelled" || res[0].State == "cancelling"
+}
+
 // finish fills the report, logs its summary and decides whether the
 // invocation failed.
 func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decision) (*Report, error) {
@@ -391,6 +408,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		zap.Bool("dry_run", report.DryRun),
 		zap.Any("counts", report.Counts),
 		zap.Strings("cancelled", report.Cancelled),
+		zap.Strings("already_cancelled", report.AlreadyCancelled),
 		zap.Any("failures", report.Failures),
 		zap.Strings("not_attempted", report.NotAttempted),
 		zap.Strings("problems", report.Problems),

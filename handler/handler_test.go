@@ -523,3 +523,22 @@ func TestInvokeKeepsTheResponseUnderTheLimit(t *testing.T) {
 		t.Fatalf("trimmed report: %d bytes, %d decisions, %d omitted", len(small), len(report.Decisions), report.DecisionsOmitted)
 	}
 }
+
+func TestCancelledBySomeoneElseIsNotAFailure(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2))
+	// EC2 refuses our cancel of crID(1) because it was cancelled just before.
+	hs.fake.cancelErr[crID(1)] = apiError("IncorrectState")
+	hs.fake.onDescribe = func(n int, f *fakeAWS) {
+		if n == 3 { // the describe that follows the refusal
+			f.reservations[0].State = types.CapacityReservationStateCancelled
+		}
+	}
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatalf("error %v: a reservation cancelled by someone else is not a failure", err)
+	}
+	if !slices.Equal(report.AlreadyCancelled, []string{crID(1)}) || !slices.Equal(report.Cancelled, []string{crID(2)}) || len(report.Failures) != 0 {
+		t.Fatalf("already %v cancelled %v failures %v", report.AlreadyCancelled, report.Cancelled, report.Failures)
+	}
+}

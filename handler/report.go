@@ -23,8 +23,11 @@ type Report struct {
 	Decisions []policy.Decision `json:"decisions"`
 	// DecisionsOmitted counts the routine keep decisions left out of a
 	// report too large to return (they are all in the logs).
-	DecisionsOmitted int       `json:"decisionsOmitted,omitempty"`
-	Cancelled        []string  `json:"cancelled"`
+	DecisionsOmitted int      `json:"decisionsOmitted,omitempty"`
+	Cancelled        []string `json:"cancelled"`
+	// AlreadyCancelled lists candidates someone else cancelled between the
+	// re-verification and our call: not a failure.
+	AlreadyCancelled []string  `json:"alreadyCancelled,omitempty"`
 	Failures         []Failure `json:"failures"`
 	NotAttempted     []string  `json:"notAttempted"`
 	// Problems are non-fatal errors met on the way (a metric batch that
