@@ -1,0 +1,550 @@
+package handler_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+)
+
+// These tests keep template.yaml and the code in step: the configuration
+// contract (handler.EnvVars), the function's IAM permissions and the build.
+// Each failure names the drift it found.
+
+const templatePath = "../template.yaml"
+
+// cfnTemplate is template.yaml as yaml.v3 nodes: CloudFormation's short-form
+// tags (!Ref, !Sub, !GetAtt, !If) stay on the nodes as custom tags.
+type cfnTemplate struct {
+	root *yaml.Node
+}
+
+func loadTemplate(t *testing.T) cfnTemplate {
+	t.Helper()
+	data, err := os.ReadFile(templatePath)
+	if err != nil {
+		t.Fatalf("read template: %v", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("parse %s: %v", templatePath, err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		t.Fatalf("%s is not a YAML mapping", templatePath)
+	}
+	return cfnTemplate{root: doc.Content[0]}
+}
+
+// get follows a path of mapping keys and returns nil where one is missing.
+func get(n *yaml.Node, path ...string) *yaml.Node {
+	for _, key := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+// keys returns the keys of a mapping node in template order.
+func keys(n *yaml.Node) []string {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out []string
+	for i := 0; i < len(n.Content); i += 2 {
+		out = append(out, n.Content[i].Value)
+	}
+	return out
+}
+
+// ref returns the target of !Ref X or {Ref: X}.
+func ref(n *yaml.Node) (string, bool) {
+	switch {
+	case n == nil:
+		return "", false
+	case n.Kind == yaml.ScalarNode && n.Tag == "!Ref":
+		return n.Value, true
+	case n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[0].Value == "Ref":
+		return n.Content[1].Value, true
+	}
+	return "", false
+}
+
+// getAtt returns the logical id of !GetAtt X.Arn or {Fn::GetAtt: [X, Arn]}.
+func getAtt(n *yaml.Node, attribute string) (string, bool) {
+	switch {
+	case n == nil:
+		return "", false
+	case n.Kind == yaml.ScalarNode && n.Tag == "!GetAtt":
+		id, attr, ok := strings.Cut(n.Value, ".")
+		return id, ok && attr == attribute
+	case n.Kind == yaml.SequenceNode && n.Tag == "!GetAtt" && len(n.Content) == 2:
+		return n.Content[0].Value, n.Content[1].Value == attribute
+	case n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[0].Value == "Fn::GetAtt":
+		return getAtt(&yaml.Node{Kind: n.Content[1].Kind, Tag: "!GetAtt", Value: n.Content[1].Value, Content: n.Content[1].Content}, attribute)
+	}
+	return "", false
+}
+
+// plain turns a node into Go values for comparison: intrinsic functions
+// become readable strings ("!GetAtt X.Arn", "!Ref X"); !Sub becomes its
+// template string, as it stands in a JSON policy document.
+func plain(n *yaml.Node) any {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
+		switch k := n.Content[0].Value; k {
+		case "Ref", "Fn::GetAtt", "Fn::Sub":
+			inner := *n.Content[1]
+			inner.Tag = "!" + strings.TrimPrefix(k, "Fn::")
+			return plain(&inner)
+		}
+	}
+	// Custom tags are "!Name"; YAML's own are "!!str", "!!map" and so on.
+	intrinsic := strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!")
+	switch {
+	case n.Tag == "!Sub" && n.Kind == yaml.ScalarNode:
+		return n.Value
+	case n.Tag == "!GetAtt" && n.Kind == yaml.SequenceNode && len(n.Content) == 2:
+		return "!GetAtt " + n.Content[0].Value + "." + n.Content[1].Value
+	case intrinsic && n.Kind == yaml.ScalarNode:
+		return n.Tag + " " + n.Value
+	case intrinsic:
+		items := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			items[i] = plain(c)
+		}
+		b, _ := json.Marshal(items)
+		return n.Tag + " " + string(b)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			m[n.Content[i].Value] = plain(n.Content[i+1])
+		}
+		return m
+	case yaml.SequenceNode:
+		items := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			items[i] = plain(c)
+		}
+		return items
+	case yaml.AliasNode:
+		return plain(n.Alias)
+	}
+	return n.Value
+}
+
+// function returns the logical id and node of the template's only function.
+func (tpl cfnTemplate) function(t *testing.T) (string, *yaml.Node) {
+	t.Helper()
+	var ids []string
+	resources := get(tpl.root, "Resources")
+	for _, id := range keys(resources) {
+		if get(resources, id, "Type").Value == "AWS::Serverless::Function" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("template.yaml has %d AWS::Serverless::Function resources %v, want exactly one", len(ids), ids)
+	}
+	return ids[0], get(resources, ids[0])
+}
+
+func (tpl cfnTemplate) resource(id string) *yaml.Node {
+	return get(tpl.root, "Resources", id)
+}
+
+// envParameter returns the parameter that the function's variable name is
+// set from.
+func (tpl cfnTemplate) envParameter(t *testing.T, name string) string {
+	t.Helper()
+	_, fn := tpl.function(t)
+	param, ok := ref(get(fn, "Properties", "Environment", "Variables", name))
+	if !ok {
+		t.Fatalf("the function's environment does not set %s from a parameter (!Ref)", name)
+	}
+	return param
+}
+
+func formatNumber(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func TestTemplateEnvironmentIsTheConfigurationContract(t *testing.T) {
+	tpl := loadTemplate(t)
+	fnID, fn := tpl.function(t)
+
+	variables := get(fn, "Properties", "Environment", "Variables")
+	set := keys(variables)
+	// Globals would add variables to every function.
+	set = append(set, keys(get(tpl.root, "Globals", "Function", "Environment", "Variables"))...)
+
+	contract := handler.EnvVars()
+	var names []string
+	for _, v := range contract {
+		names = append(names, v.Name)
+		if !slices.Contains(set, v.Name) {
+			t.Errorf("drift: the code reads %s (handler.EnvVars) but template.yaml does not set it in %s's Environment", v.Name, fnID)
+		}
+	}
+	for _, name := range set {
+		if !slices.Contains(names, name) {
+			t.Errorf("drift: template.yaml sets %s in the function's environment, but the code reads no such variable (not in handler.EnvVars)", name)
+		}
+	}
+
+	params := get(tpl.root, "Parameters")
+	for _, v := range contract {
+		node := get(variables, v.Name)
+		if node == nil {
+			continue // reported above
+		}
+		paramName, ok := ref(node)
+		if !ok {
+			t.Errorf("%s: set to %v, want !Ref of a parameter, so that it is configured at deploy time", v.Name, plain(node))
+			continue
+		}
+		param := get(params, paramName)
+		if param == nil {
+			t.Errorf("%s: !Ref %s names no parameter of template.yaml", v.Name, paramName)
+			continue
+		}
+		checkParameter(t, v, paramName, param)
+	}
+}
+
+// checkParameter compares one parameter with its entry of the contract.
+func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Node) {
+	t.Helper()
+	where := fmt.Sprintf("%s (parameter %s)", v.Name, name)
+	typ := ""
+	if n := get(param, "Type"); n != nil {
+		typ = n.Value
+	}
+
+	def := get(param, "Default")
+	switch {
+	case def == nil:
+		t.Errorf("%s: the parameter has no Default; the code's default is %q", where, v.Default)
+	case v.Numeric:
+		got, err := strconv.ParseFloat(def.Value, 64)
+		want, _ := strconv.ParseFloat(v.Default, 64)
+		if err != nil || got != want {
+			t.Errorf("drift: %s: template Default is %q, the code's default is %q", where, def.Value, v.Default)
+		}
+	case def.Value != v.Default:
+		t.Errorf("drift: %s: template Default is %q, the code's default is %q", where, def.Value, v.Default)
+	}
+
+	var allowed []string
+	if n := get(param, "AllowedValues"); n != nil {
+		if n.Kind != yaml.SequenceNode {
+			t.Errorf("%s: AllowedValues is not a list", where)
+		}
+		for _, item := range n.Content {
+			allowed = append(allowed, item.Value)
+		}
+	}
+	gotAllowed, wantAllowed := slices.Sorted(slices.Values(allowed)), slices.Sorted(slices.Values(v.Allowed))
+	if !slices.Equal(gotAllowed, wantAllowed) {
+		t.Errorf("drift: %s: template AllowedValues are %q, the code accepts %q", where, gotAllowed, wantAllowed)
+	}
+
+	minNode, maxNode := get(param, "MinValue"), get(param, "MaxValue")
+	if !v.Numeric {
+		if typ != "String" {
+			t.Errorf("%s: parameter Type is %q, want String", where, typ)
+		}
+		if minNode != nil || maxNode != nil {
+			t.Errorf("drift: %s: the template bounds a value that the code does not read as a number (MinValue/MaxValue)", where)
+		}
+		return
+	}
+	if typ != "Number" {
+		t.Errorf("%s: parameter Type is %q, want Number (the code reads a number)", where, typ)
+	}
+	for _, b := range []struct {
+		key  string
+		node *yaml.Node
+		want float64
+	}{{"MinValue", minNode, v.Min}, {"MaxValue", maxNode, v.Max}} {
+		if b.node == nil {
+			t.Errorf("drift: %s: the template has no %s, the code accepts %s", where, b.key, formatNumber(b.want))
+			continue
+		}
+		got, err := strconv.ParseFloat(b.node.Value, 64)
+		if err != nil || got != b.want {
+			t.Errorf("drift: %s: template %s is %q, the code's bound is %s", where, b.key, b.node.Value, formatNumber(b.want))
+		}
+	}
+	if v.Integer && def != nil {
+		if f, err := strconv.ParseFloat(def.Value, 64); err == nil && f != float64(int64(f)) {
+			t.Errorf("%s: template Default %q is not an integer, the code refuses fractions", where, def.Value)
+		}
+	}
+}
+
+// Lambda filters the function's JSON lines by their "level" key with the
+// level derived from LOG_LEVEL; every level the code accepts needs its entry.
+func TestTemplateApplicationLogLevelFollowsLogLevel(t *testing.T) {
+	tpl := loadTemplate(t)
+	_, fn := tpl.function(t)
+	param := tpl.envParameter(t, "LOG_LEVEL")
+
+	level := get(fn, "Properties", "LoggingConfig", "ApplicationLogLevel")
+	if format := get(fn, "Properties", "LoggingConfig", "LogFormat"); format == nil || format.Value != "JSON" {
+		t.Errorf("LoggingConfig.LogFormat is %v, want JSON (Lambda filters application logs by level only in JSON format)", plain(format))
+	}
+	if level == nil || level.Tag != "!FindInMap" || len(level.Content) != 3 {
+		t.Fatalf("LoggingConfig.ApplicationLogLevel is %v, want !FindInMap [MAP, !Ref %s, KEY]", plain(level), param)
+	}
+	if got, ok := ref(level.Content[1]); !ok || got != param {
+		t.Errorf("ApplicationLogLevel looks up %v, want !Ref %s (the parameter of LOG_LEVEL)", plain(level.Content[1]), param)
+	}
+	mapName, key := level.Content[0].Value, level.Content[2].Value
+	var logLevel handler.EnvVar
+	for _, v := range handler.EnvVars() {
+		if v.Name == "LOG_LEVEL" {
+			logLevel = v
+		}
+	}
+	lambdaLevels := []string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+	for _, a := range logLevel.Allowed {
+		n := get(tpl.root, "Mappings", mapName, a, key)
+		switch {
+		case n == nil:
+			t.Errorf("drift: LOG_LEVEL accepts %q but Mappings.%s has no %s.%s for it", a, mapName, a, key)
+		case !slices.Contains(lambdaLevels, n.Value) || !strings.EqualFold(n.Value, a):
+			t.Errorf("Mappings.%s.%s.%s is %q, want Lambda's level %q", mapName, a, key, n.Value, strings.ToUpper(a))
+		}
+	}
+}
+
+// grant is one action on one resource under one condition: policies are
+// compared grant by grant, so how statements are grouped does not matter.
+type grant struct {
+	Effect, Action, Resource, Condition string
+}
+
+func (g grant) String() string {
+	s := fmt.Sprintf("%s %s on %s", g.Effect, g.Action, g.Resource)
+	if g.Condition != "" {
+		s += " if " + g.Condition
+	}
+	return s
+}
+
+func stringList(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		var out []string
+		for _, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// grants expands a policy document (YAML or a !Sub JSON string) into grants.
+func grants(t *testing.T, where string, doc *yaml.Node) []grant {
+	t.Helper()
+	var policy any
+	if doc.Kind == yaml.ScalarNode {
+		text := doc.Value
+		if doc.Tag != "!Sub" && !strings.HasPrefix(strings.TrimSpace(text), "{") {
+			t.Errorf("%s: the policy document is %v, want a mapping or a JSON string", where, plain(doc))
+			return nil
+		}
+		if err := json.Unmarshal([]byte(text), &policy); err != nil {
+			t.Errorf("%s: the policy document is not JSON: %v", where, err)
+			return nil
+		}
+	} else {
+		policy = plain(doc)
+	}
+	statements := policy.(map[string]any)["Statement"]
+	if m, ok := statements.(map[string]any); ok {
+		statements = []any{m}
+	}
+	var out []grant
+	for _, s := range statements.([]any) {
+		st := s.(map[string]any)
+		for k := range st {
+			if !slices.Contains([]string{"Sid", "Effect", "Action", "Resource", "Condition"}, k) {
+				t.Errorf("%s: a statement uses %s; the test understands only Sid, Effect, Action, Resource, Condition", where, k)
+			}
+		}
+		actions, ok1 := stringList(st["Action"])
+		resources, ok2 := stringList(st["Resource"])
+		if !ok1 || !ok2 {
+			t.Errorf("%s: statement %v: Action and Resource must be strings or lists of strings", where, st)
+			continue
+		}
+		cond := ""
+		if c, ok := st["Condition"]; ok {
+			b, _ := json.Marshal(c) // map keys come out sorted
+			cond = string(b)
+		}
+		effect, _ := st["Effect"].(string)
+		for _, a := range actions {
+			for _, r := range resources {
+				out = append(out, grant{Effect: effect, Action: a, Resource: r, Condition: cond})
+			}
+		}
+	}
+	return out
+}
+
+func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
+	tpl := loadTemplate(t)
+	fnID, fn := tpl.function(t)
+	props := get(fn, "Properties")
+
+	if get(props, "Policies") != nil {
+		t.Errorf("%s sets Policies: with an explicit Role they would be ignored or widen SAM's generated role; grant in the role", fnID)
+	}
+	roleID, ok := getAtt(get(props, "Role"), "Arn")
+	if !ok {
+		t.Fatalf("%s.Role is %v, want !GetAtt ROLE.Arn of the role in template.yaml (SAM's generated role adds logs:* on *)", fnID, plain(get(props, "Role")))
+	}
+	role := tpl.resource(roleID)
+	if role == nil || get(role, "Type").Value != "AWS::IAM::Role" {
+		t.Fatalf("the function's role %s is not an AWS::IAM::Role of template.yaml", roleID)
+	}
+	if get(role, "Properties", "ManagedPolicyArns") != nil {
+		t.Errorf("%s has ManagedPolicyArns: managed policies grant more than the function needs", roleID)
+	}
+	trust, _ := json.Marshal(plain(get(role, "Properties", "AssumeRolePolicyDocument", "Statement")))
+	wantTrust := `[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}]`
+	if string(trust) != wantTrust {
+		t.Errorf("%s's trust policy is %s, want %s: only Lambda may assume it", roleID, trust, wantTrust)
+	}
+	// No policy resource may attach more to the role.
+	resources := get(tpl.root, "Resources")
+	for _, id := range keys(resources) {
+		switch get(resources, id, "Type").Value {
+		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy":
+			t.Errorf("template.yaml has %s (%s): the function's permissions must all be in %s's Policies", id, get(resources, id, "Type").Value, roleID)
+		}
+	}
+
+	var got []grant
+	policies := get(role, "Properties", "Policies")
+	if policies == nil {
+		t.Fatalf("%s has no Policies", roleID)
+	}
+	for i, p := range policies.Content {
+		name := fmt.Sprintf("%s policy %d", roleID, i)
+		if n := get(p, "PolicyName"); n != nil {
+			name = fmt.Sprintf("%s policy %s", roleID, n.Value)
+		}
+		doc := get(p, "PolicyDocument")
+		if doc == nil {
+			t.Errorf("%s has no PolicyDocument", name)
+			continue
+		}
+		got = append(got, grants(t, name, doc)...)
+	}
+
+	protectParam := tpl.envParameter(t, "PROTECT_TAG_KEY")
+	logGroup, ok := ref(get(props, "LoggingConfig", "LogGroup"))
+	if !ok {
+		t.Errorf("LoggingConfig.LogGroup is %v, want !Ref of the function's own log group", plain(get(props, "LoggingConfig", "LogGroup")))
+	}
+	queue, ok := getAtt(get(props, "EventInvokeConfig", "DestinationConfig", "OnFailure", "Destination"), "Arn")
+	if !ok {
+		t.Errorf("EventInvokeConfig's OnFailure Destination is not !GetAtt QUEUE.Arn")
+	}
+	cancelARN := "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:capacity-reservation/*"
+	want := []grant{
+		{"Allow", "ec2:DescribeCapacityReservations", "*", ""},
+		{"Allow", "ec2:DescribeInstances", "*", ""},
+		{"Allow", "cloudwatch:GetMetricData", "*", ""},
+		// IAM itself refuses to cancel a reservation that carries the protect tag.
+		{"Allow", "ec2:CancelCapacityReservation", cancelARN, `{"Null":{"aws:ResourceTag/${` + protectParam + `}":"true"}}`},
+		{"Allow", "logs:CreateLogStream", "!GetAtt " + logGroup + ".Arn", ""},
+		{"Allow", "logs:PutLogEvents", "!GetAtt " + logGroup + ".Arn", ""},
+		{"Allow", "sqs:SendMessage", "!GetAtt " + queue + ".Arn", ""},
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("the function's role lacks: %s", w)
+		}
+	}
+	seen := map[grant]bool{}
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			t.Errorf("the function's role grants more than expected: %s", g)
+		}
+		if seen[g] {
+			t.Errorf("the function's role grants twice: %s", g)
+		}
+		seen[g] = true
+	}
+}
+
+// sam build runs the Makefile's build-<function id> target (BuildMethod
+// makefile). It must exist, build the command with every flag of the shipped
+// binary, and the function must be the arm64 custom runtime it targets.
+func TestTemplateBuildsTheCommand(t *testing.T) {
+	tpl := loadTemplate(t)
+	fnID, fn := tpl.function(t)
+	if m := get(fn, "Metadata", "BuildMethod"); m == nil || m.Value != "makefile" {
+		t.Fatalf("%s Metadata.BuildMethod is %v, want makefile", fnID, plain(m))
+	}
+	for key, want := range map[string]string{"CodeUri": ".", "Runtime": "provided.al2023", "Handler": "bootstrap"} {
+		if n := get(fn, "Properties", key); n == nil || n.Value != want {
+			t.Errorf("%s.%s is %v, want %q", fnID, key, plain(n), want)
+		}
+	}
+	if a := get(fn, "Properties", "Architectures"); a == nil || len(a.Content) != 1 || a.Content[0].Value != "arm64" {
+		t.Errorf("%s.Architectures is %v, want [arm64]", fnID, plain(a))
+	}
+
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "build-" + fnID + ":"
+	_, recipe, ok := strings.Cut(string(makefile), "\n"+target)
+	if !ok {
+		t.Fatalf("Makefile has no %s target", target)
+	}
+	recipe, _, _ = strings.Cut(recipe, "\n\n")
+	for _, want := range []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64", "go build", "$(GOFLAGS_BOOTSTRAP)", `"$(ARTIFACTS_DIR)/bootstrap"`, "./cmd/odcr-autocancel"} {
+		if !strings.Contains(recipe, want) {
+			t.Errorf("Makefile target %s lacks %q:%s", target, want, recipe)
+		}
+	}
+	for _, want := range []string{"-trimpath", "-tags lambda.norpc", `-ldflags "-s -w"`} {
+		if !strings.Contains(string(makefile), want) {
+			t.Errorf("Makefile lacks %q in GOFLAGS_BOOTSTRAP", want)
+		}
+	}
+	if _, err := os.Stat("../cmd/odcr-autocancel/main.go"); err != nil {
+		t.Fatalf("the command the Makefile builds: %v", err)
+	}
+}
