@@ -47,6 +47,10 @@ type Handler struct {
 	DeadlineMargin time.Duration
 	// MetricConcurrency bounds the GetMetricData calls in flight.
 	MetricConcurrency int
+	// MetricsPerCall, when positive, caps the reservations measured per
+	// GetMetricData call below what CloudWatch's limits allow (250 at most).
+	// Zero is right for production; benchmarks set 1 for the naive baseline.
+	MetricsPerCall int
 	// Retries, when set, counts the SDK's retries for the report; main wraps
 	// the clients' retryer with it.
 	Retries *RetryCounter
@@ -185,7 +189,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		}
 	}
 
-	m := measure(ctx, r.h.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency())
+	m := measure(ctx, r.h.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency(), r.h.MetricsPerCall)
 	report.Problems = append(report.Problems, m.problems...)
 	if len(m.messages) > 0 {
 		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),

@@ -78,9 +78,15 @@ type measurement struct {
 // concurrently under a bound. A failed batch leaves its reservations without
 // utilization (so they are kept with insufficient-data); it does not stop the
 // others.
-func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window, concurrency int) measurement {
+// perCall, when positive, lowers the reservations per call below what the
+// limits allow (1 gives the naive one-call-per-reservation baseline the
+// benchmarks compare against).
+func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window, concurrency, perCall int) measurement {
 	m := measurement{usage: make(map[string]policy.Utilization, len(ids))}
 	size := w.reservationsPerCall()
+	if perCall > 0 {
+		size = min(size, perCall)
+	}
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup

@@ -1,0 +1,410 @@
+// Command odcr-bench measures the function at scale against the in-repo fake
+// AWS account with latency injected per request, side by side with the naive
+// approach (one GetMetricData call per reservation), and prints one table.
+// It also builds the Lambda bootstrap to report its size and its
+// exec-to-ready time (process start until its first poll of the runtime API).
+//
+//	go run ./cmd/odcr-bench                      # N = 1,000 / 10,000 / 50,000
+//	go run ./cmd/odcr-bench -n 10000 -latency 20ms
+//
+// Each measurement runs in a child process of its own, and the fake account
+// in another, so peak memory and RSS are the function's alone.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"go.uber.org/zap"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+)
+
+const (
+	account       = "111122223333"
+	lookbackHours = 24
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "odcr-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	flags := flag.NewFlagSet("odcr-bench", flag.ContinueOnError)
+	sizes := flags.String("n", "1000,10000,50000", "reservation counts to measure, comma-separated")
+	latency := flags.Duration("latency", 20*time.Millisecond, "latency the fake adds to every request")
+	naiveMax := flags.Int("naive-max", 10000, "largest N to measure the naive baseline at (it makes N metric calls)")
+	execRuns := flags.Int("exec-runs", 30, "process starts to time for exec-to-ready")
+	serve := flags.Int("serve-fake", 0, "internal: serve a fake account of this many reservations")
+	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched or naive)")
+	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *serve > 0:
+		return serveFake(*serve, *latency)
+	case *measureMode != "":
+		return measureOnce(*measureMode, *endpoint)
+	}
+	ns, err := parseSizes(*sizes)
+	if err != nil {
+		return err
+	}
+	return orchestrate(ns, *latency, *naiveMax, *execRuns)
+}
+
+func parseSizes(s string) ([]int, error) {
+	var ns []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 100 {
+			return nil, fmt.Errorf("-n: %q is not a count of at least 100", f)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+// result is what one measuring child prints.
+type result struct {
+	Mode          string         `json:"mode"`
+	N             int            `json:"n"`
+	Wall          time.Duration  `json:"wall"`
+	Calls         map[string]int `json:"calls"`
+	PeakHeapBytes uint64         `json:"peakHeapBytes"`
+	MaxRSSBytes   int64          `json:"maxRssBytes"`
+	Idle          int            `json:"idle"`
+	Cancelled     int            `json:"cancelled"`
+}
+
+func orchestrate(ns []int, latency time.Duration, naiveMax, execRuns int) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	var results []result
+	for _, n := range ns {
+		for _, mode := range []string{"batched", "naive"} {
+			if mode == "naive" && n > naiveMax {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "measuring %s at N=%d with %s latency...\n", mode, n, latency)
+			r, err := measureInChild(self, n, mode, latency)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+	}
+	printTable(os.Stdout, results, latency)
+
+	fmt.Fprintln(os.Stderr, "building bootstrap...")
+	return measureBinary(os.Stdout, execRuns)
+}
+
+func measureInChild(self string, n int, mode string, latency time.Duration) (result, error) {
+	fake := exec.Command(self, "-serve-fake", strconv.Itoa(n), "-latency", latency.String())
+	fake.Stderr = os.Stderr
+	out, err := fake.StdoutPipe()
+	if err != nil {
+		return result{}, err
+	}
+	if err := fake.Start(); err != nil {
+		return result{}, fmt.Errorf("start fake: %w", err)
+	}
+	defer func() {
+		_ = fake.Process.Kill()
+		_ = fake.Wait()
+	}()
+	url, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return result{}, fmt.Errorf("fake account did not start: %w", err)
+	}
+
+	m := exec.Command(self, "-measure", mode, "-endpoint", strings.TrimSpace(url))
+	m.Stderr = os.Stderr
+	got, err := m.Output()
+	if err != nil {
+		return result{}, fmt.Errorf("measure %s at N=%d: %w", mode, n, err)
+	}
+	var r result
+	if err := json.Unmarshal(got, &r); err != nil {
+		return result{}, fmt.Errorf("measure %s at N=%d: %w: %s", mode, n, err, got)
+	}
+	r.N = n
+	return r, nil
+}
+
+// serveFake builds an account of n reservations, 1% idle, the rest busy, and
+// serves it with latency added to every request until killed.
+func serveFake(n int, latency time.Duration) error {
+	acct := fakeaws.New(account)
+	now := time.Now()
+	var busy, idle []fakeaws.Point
+	for t := now.Add(-lookbackHours*time.Hour - time.Hour); t.Before(now); t = t.Add(5 * time.Minute) {
+		busy = append(busy, fakeaws.Point{Time: t, Value: 40})
+		idle = append(idle, fakeaws.Point{Time: t, Value: 0})
+	}
+	for i := range n {
+		id := fmt.Sprintf("cr-%017x", i+1)
+		r := fakeaws.Reservation{
+			ID: id, InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
+			TotalInstanceCount: 4, AvailableInstanceCount: 4,
+			CreateDate: now.Add(-time.Duration(48+i%1000) * time.Hour),
+		}
+		acct.AddReservation(r)
+		if i%100 == 0 {
+			acct.SetUtilization(id, idle)
+		} else {
+			acct.SetUtilization(id, busy)
+		}
+	}
+	// Pages as large as the client asks: the limits are the client's to
+	// respect, and the fake must not add calls of its own.
+	acct.SetMetricPageSize(0)
+	next := acct.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	fmt.Println(srv.URL)
+	select {} // until killed
+}
+
+// measureOnce performs one real (not dry) run with the real SDK clients and
+// prints its figures as JSON.
+func measureOnce(mode, endpoint string) error {
+	cfg := aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "SECRET", ""),
+	}
+	settings, err := handler.LoadSettings(func(k string) (string, bool) {
+		v, ok := map[string]string{
+			"DRY_RUN":                   "false",
+			"LOOKBACK_HOURS":            strconv.Itoa(lookbackHours),
+			"MAX_CANCELLATIONS_PER_RUN": "1000",
+		}[k]
+		return v, ok
+	})
+	if err != nil {
+		return err
+	}
+	h := &handler.Handler{
+		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(endpoint) }),
+		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(endpoint) }),
+		Settings:      settings,
+		Logger:        zap.NewNop(),
+		Now:           time.Now,
+		CallerAccount: func(context.Context) (string, error) { return account, nil },
+	}
+	if mode == "naive" {
+		h.MetricsPerCall = 1
+	} else if mode != "batched" {
+		return fmt.Errorf("-measure: %q; accepted: batched, naive", mode)
+	}
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go samplePeakHeap(&peak, stop, done)
+	start := time.Now()
+	report, err := h.Run(context.Background(), []byte(`{}`))
+	wall := time.Since(start)
+	close(stop)
+	<-done
+	if err != nil {
+		return err
+	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return json.NewEncoder(os.Stdout).Encode(result{
+		Mode:          mode,
+		Wall:          wall,
+		Calls:         report.APICalls,
+		PeakHeapBytes: peak.Load(),
+		MaxRSSBytes:   ru.Maxrss * 1024, // Linux reports KiB
+		Idle:          report.Counts.Idle,
+		Cancelled:     len(report.Cancelled),
+	})
+}
+
+// samplePeakHeap records the largest live heap seen every millisecond.
+func samplePeakHeap(peak *atomic.Uint64, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		metrics.Read(sample)
+		if v := sample[0].Value.Uint64(); v > peak.Load() {
+			peak.Store(v)
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+var operations = []string{"DescribeCapacityReservations", "GetMetricData", "DescribeInstances", "CancelCapacityReservation"}
+
+func printTable(w io.Writer, results []result, latency time.Duration) {
+	fmt.Fprintf(w, "\nOne real run per row, 1%% idle, %s latency per request, lookback %dh, budget 1000.\n\n", latency, lookbackHours)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tGetMetricData\tDescribeInstances\tCancel\tcancelled\twall\tpeak heap\tmax RSS\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
+			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Calls[operations[3]],
+			r.Cancelled, r.Wall.Round(time.Millisecond), mib(r.PeakHeapBytes), mib(uint64(r.MaxRSSBytes)))
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nnaive / batched, same N:")
+	for _, naive := range results {
+		if naive.Mode != "naive" {
+			continue
+		}
+		i := slices.IndexFunc(results, func(r result) bool { return r.Mode == "batched" && r.N == naive.N })
+		if i < 0 {
+			continue
+		}
+		b := results[i]
+		fmt.Fprintf(w, "  N=%d: GetMetricData calls %.0fx, wall time %.1fx, peak heap %.1fx\n", naive.N,
+			ratio(float64(naive.Calls["GetMetricData"]), float64(b.Calls["GetMetricData"])),
+			ratio(float64(naive.Wall), float64(b.Wall)),
+			ratio(float64(naive.PeakHeapBytes), float64(b.PeakHeapBytes)))
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// measureBinary builds the bootstrap as shipped (linux/arm64, static,
+// stripped) for its size, and for this machine to time exec-to-ready.
+func measureBinary(w io.Writer, runs int) error {
+	dir, err := os.MkdirTemp("", "odcr-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	build := func(goarch, out string) error {
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", out, "./cmd/odcr-autocancel")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+		cmd.Stderr = os.Stderr
+		return cmd.Run()
+	}
+	arm := filepath.Join(dir, "bootstrap-arm64")
+	if err := build("arm64", arm); err != nil {
+		return fmt.Errorf("build linux/arm64 bootstrap: %w", err)
+	}
+	native := filepath.Join(dir, "bootstrap")
+	if err := build(runtime.GOARCH, native); err != nil {
+		return fmt.Errorf("build linux/%s bootstrap: %w", runtime.GOARCH, err)
+	}
+	fi, err := os.Stat(arm)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nbootstrap linux/arm64 (-trimpath -ldflags \"-s -w\" -tags lambda.norpc, CGO_ENABLED=0): %.2f MB (%d bytes)\n",
+		float64(fi.Size())/1e6, fi.Size())
+
+	times, err := execToReady(native, runs)
+	if err != nil {
+		return err
+	}
+	slices.Sort(times)
+	fmt.Fprintf(w, "exec-to-ready (start until the first poll of the runtime API), linux/%s, %d starts: median %s, p90 %s, max %s\n",
+		runtime.GOARCH, len(times), times[len(times)/2].Round(10*time.Microsecond),
+		times[len(times)*9/10].Round(10*time.Microsecond), times[len(times)-1].Round(10*time.Microsecond))
+	return nil
+}
+
+// execToReady starts the bootstrap against a minimal runtime API that notes
+// when the first "next invocation" poll arrives, and never answers it.
+func execToReady(bin string, runs int) ([]time.Duration, error) {
+	polled := make(chan time.Time, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/runtime/invocation/next") {
+			select {
+			case polled <- time.Now():
+			default:
+			}
+			<-r.Context().Done()
+			return
+		}
+		http.NotFound(w, r)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	var times []time.Duration
+	for range runs {
+		cmd := exec.Command(bin)
+		cmd.Env = []string{
+			"AWS_LAMBDA_RUNTIME_API=" + ln.Addr().String(),
+			"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=SECRET",
+			"AWS_LAMBDA_FUNCTION_NAME=odcr-autocancel", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
+			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME=bench", "AWS_LAMBDA_LOG_STREAM_NAME=bench",
+		}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start bootstrap: %w", err)
+		}
+		select {
+		case at := <-polled:
+			times = append(times, at.Sub(start))
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, errors.New("the bootstrap never polled the runtime API")
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	return times, nil
+}
