@@ -5,7 +5,7 @@
 // exec-to-ready time (process start until its first poll of the runtime API).
 //
 //	go run ./cmd/odcr-bench                      # N = 1,000 / 10,000 / 50,000
-//	go run ./cmd/odcr-bench -n 10000 -latency 20ms
+//	go run ./cmd/odcr-bench -n 10000 -latency 20ms -budget 1000
 //
 // Each measurement runs in a child process of its own, and the fake account
 // in another, so peak memory and RSS are the function's alone.
@@ -63,6 +63,7 @@ func run(args []string) error {
 	latency := flags.Duration("latency", 20*time.Millisecond, "latency the fake adds to every request")
 	naiveMax := flags.Int("naive-max", 10000, "largest N to measure the naive baseline at (it makes N metric calls)")
 	execRuns := flags.Int("exec-runs", 30, "process starts to time for exec-to-ready")
+	budget := flags.Int("budget", 10, "MAX_CANCELLATIONS_PER_RUN of the measured runs (10 is the deployed default)")
 	serve := flags.Int("serve-fake", 0, "internal: serve a fake account of this many reservations")
 	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched or naive)")
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
@@ -73,13 +74,13 @@ func run(args []string) error {
 	case *serve > 0:
 		return serveFake(*serve, *latency)
 	case *measureMode != "":
-		return measureOnce(*measureMode, *endpoint)
+		return measureOnce(*measureMode, *endpoint, *budget)
 	}
 	ns, err := parseSizes(*sizes)
 	if err != nil {
 		return err
 	}
-	return orchestrate(ns, *latency, *naiveMax, *execRuns)
+	return orchestrate(ns, *latency, *naiveMax, *execRuns, *budget)
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -106,7 +107,7 @@ type result struct {
 	Cancelled     int            `json:"cancelled"`
 }
 
-func orchestrate(ns []int, latency time.Duration, naiveMax, execRuns int) error {
+func orchestrate(ns []int, latency time.Duration, naiveMax, execRuns, budget int) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -118,20 +119,20 @@ func orchestrate(ns []int, latency time.Duration, naiveMax, execRuns int) error 
 				continue
 			}
 			fmt.Fprintf(os.Stderr, "measuring %s at N=%d with %s latency...\n", mode, n, latency)
-			r, err := measureInChild(self, n, mode, latency)
+			r, err := measureInChild(self, n, mode, latency, budget)
 			if err != nil {
 				return err
 			}
 			results = append(results, r)
 		}
 	}
-	printTable(os.Stdout, results, latency)
+	printTable(os.Stdout, results, latency, budget)
 
 	fmt.Fprintln(os.Stderr, "building bootstrap...")
 	return measureBinary(os.Stdout, execRuns)
 }
 
-func measureInChild(self string, n int, mode string, latency time.Duration) (result, error) {
+func measureInChild(self string, n int, mode string, latency time.Duration, budget int) (result, error) {
 	fake := exec.Command(self, "-serve-fake", strconv.Itoa(n), "-latency", latency.String())
 	fake.Stderr = os.Stderr
 	out, err := fake.StdoutPipe()
@@ -150,7 +151,7 @@ func measureInChild(self string, n int, mode string, latency time.Duration) (res
 		return result{}, fmt.Errorf("fake account did not start: %w", err)
 	}
 
-	m := exec.Command(self, "-measure", mode, "-endpoint", strings.TrimSpace(url))
+	m := exec.Command(self, "-measure", mode, "-endpoint", strings.TrimSpace(url), "-budget", strconv.Itoa(budget))
 	m.Stderr = os.Stderr
 	got, err := m.Output()
 	if err != nil {
@@ -207,7 +208,7 @@ func serveFake(n int, latency time.Duration) error {
 
 // measureOnce performs one real (not dry) run with the real SDK clients and
 // prints its figures as JSON.
-func measureOnce(mode, endpoint string) error {
+func measureOnce(mode, endpoint string, budget int) error {
 	cfg := aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "SECRET", ""),
@@ -216,7 +217,7 @@ func measureOnce(mode, endpoint string) error {
 		v, ok := map[string]string{
 			"DRY_RUN":                   "false",
 			"LOOKBACK_HOURS":            strconv.Itoa(lookbackHours),
-			"MAX_CANCELLATIONS_PER_RUN": "1000",
+			"MAX_CANCELLATIONS_PER_RUN": strconv.Itoa(budget),
 		}[k]
 		return v, ok
 	})
@@ -283,14 +284,14 @@ func samplePeakHeap(peak *atomic.Uint64, stop <-chan struct{}, done chan<- struc
 
 var operations = []string{"DescribeCapacityReservations", "GetMetricData", "DescribeInstances", "CancelCapacityReservation"}
 
-func printTable(w io.Writer, results []result, latency time.Duration) {
-	fmt.Fprintf(w, "\nOne real run per row, 1%% idle, %s latency per request, lookback %dh, budget 1000.\n\n", latency, lookbackHours)
+func printTable(w io.Writer, results []result, latency time.Duration, budget int) {
+	fmt.Fprintf(w, "\nOne real run per row, 1%% idle, %s latency per request, lookback %dh, budget %d cancellations.\n\n", latency, lookbackHours, budget)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tGetMetricData\tDescribeInstances\tCancel\tcancelled\twall\tpeak heap\tmax RSS\t")
+	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tGetMetricData\tDescribeInstances\tCancel\tidle\tcancelled\twall\tpeak heap\tmax RSS\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
 			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Calls[operations[3]],
-			r.Cancelled, r.Wall.Round(time.Millisecond), mib(r.PeakHeapBytes), mib(uint64(r.MaxRSSBytes)))
+			r.Idle, r.Cancelled, r.Wall.Round(time.Millisecond), mib(r.PeakHeapBytes), mib(uint64(r.MaxRSSBytes)))
 	}
 	tw.Flush()
 
