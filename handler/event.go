@@ -48,8 +48,19 @@ const maxReservationIDs = 1000
 
 var reservationIDPattern = regexp.MustCompile(`^cr-[0-9a-f]{8,17}$`)
 
-// ErrInvalidEvent marks an event refused before any AWS call.
+// ErrInvalidEvent marks an event refused before any AWS call:
+// errors.Is(err, ErrInvalidEvent) holds for every *InvalidEventError.
 var ErrInvalidEvent = errors.New("invalid event")
+
+// InvalidEventError is the error of a refused event. Its type name is what
+// Lambda reports as the invocation's errorType.
+type InvalidEventError struct {
+	Err error
+}
+
+func (e *InvalidEventError) Error() string        { return "invalid event: " + e.Err.Error() }
+func (e *InvalidEventError) Unwrap() error        { return e.Err }
+func (e *InvalidEventError) Is(target error) bool { return target == ErrInvalidEvent }
 
 // ParseEvent decodes an invocation payload. It accepts an EventBridge
 // scheduled event or a run request object, and refuses anything else with an
@@ -57,7 +68,7 @@ var ErrInvalidEvent = errors.New("invalid event")
 func ParseEvent(payload []byte) (Request, string, error) {
 	req, kind, err := parseEvent(payload)
 	if err != nil {
-		return Request{}, "", fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return Request{}, "", &InvalidEventError{Err: err}
 	}
 	return req, kind, nil
 }

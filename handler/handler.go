@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -43,7 +44,8 @@ type Handler struct {
 	// NewRunID names a run when there is no Lambda request id.
 	NewRunID func() string
 	// DeadlineMargin is the time kept before the invocation deadline to log
-	// and return the report: no cancel starts within it.
+	// and return the report: no cancel starts within it. Zero means 10 s, or
+	// a fifth of the invocation's time when that is shorter.
 	DeadlineMargin time.Duration
 	// MetricConcurrency bounds the GetMetricData calls in flight.
 	MetricConcurrency int
@@ -61,7 +63,53 @@ type Handler struct {
 
 // ErrRunFailed marks a run that completed its report but must show as a
 // failed invocation: a cancel failed, was not attempted, or the run aborted.
+// errors.Is(err, ErrRunFailed) holds for every *RunFailedError.
 var ErrRunFailed = errors.New("run failed")
+
+// RunFailedError is the error of such a run. Its message lists what failed,
+// since a failed invocation's caller gets the error, not the report; its type
+// name is what Lambda reports as the errorType.
+type RunFailedError struct {
+	Aborted      string
+	Failures     []Failure
+	NotAttempted []string
+}
+
+// maxListed bounds the reservations named in an error message.
+const maxListed = 20
+
+func (e *RunFailedError) Error() string {
+	if e.Aborted != "" {
+		return "run failed: aborted: " + e.Aborted
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "run failed: %d cancels failed", len(e.Failures))
+	for i, f := range e.Failures {
+		if i == maxListed {
+			fmt.Fprintf(&b, " and %d more", len(e.Failures)-i)
+			break
+		}
+		sep := ", "
+		if i == 0 {
+			sep = " ("
+		}
+		b.WriteString(sep + f.ReservationID + ": " + f.Code)
+		if i == len(e.Failures)-1 {
+			b.WriteString(")")
+		}
+	}
+	fmt.Fprintf(&b, ", %d not attempted before the deadline", len(e.NotAttempted))
+	if n := len(e.NotAttempted); n > 0 {
+		b.WriteString(" (" + strings.Join(e.NotAttempted[:min(n, maxListed)], ", "))
+		if n > maxListed {
+			fmt.Fprintf(&b, " and %d more", n-maxListed)
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+func (e *RunFailedError) Is(target error) bool { return target == ErrRunFailed }
 
 // Invoke implements lambda.Handler: the payload is decoded by ParseEvent (so
 // malformed JSON gets our error, not the runtime's), the report is returned as
@@ -114,6 +162,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		calls:         &callCounter{},
 		window:        metricWindow(started, settings.LookbackHours),
 		started:       started,
+		margin:        h.deadlineMargin(ctx),
 		retriesBefore: retriesBefore,
 		policy: policy.Settings{
 			AccountID:            account,
@@ -167,6 +216,8 @@ type run struct {
 	policy  policy.Settings
 	window  window
 	started time.Time
+	// margin: no cancel starts this close to the invocation deadline.
+	margin time.Duration
 	// retriesBefore is the retry count when the run started.
 	retriesBefore int64
 }
@@ -323,10 +374,10 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 
 	deadline, hasDeadline := ctx.Deadline()
 	for n, id := range toCancel {
-		if hasDeadline && time.Until(deadline) < r.h.deadlineMargin() {
+		if hasDeadline && time.Until(deadline) < r.margin {
 			report.NotAttempted = append(report.NotAttempted, toCancel[n:]...)
 			r.log.Error("invocation deadline near; remaining cancels not attempted",
-				zap.Strings("not_attempted", toCancel[n:]), zap.Duration("margin", r.h.deadlineMargin()))
+				zap.Strings("not_attempted", toCancel[n:]), zap.Duration("margin", r.margin))
 			break
 		}
 		f := r.cancel(ctx, id)
@@ -423,9 +474,9 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 	var err error
 	switch {
 	case plan.Aborted:
-		err = fmt.Errorf("%w: aborted: %s", ErrRunFailed, plan.AbortReason)
+		err = &RunFailedError{Aborted: plan.AbortReason}
 	case len(report.Failures) > 0 || len(report.NotAttempted) > 0:
-		err = fmt.Errorf("%w: %d cancels failed, %d not attempted (see the report)", ErrRunFailed, len(report.Failures), len(report.NotAttempted))
+		err = &RunFailedError{Failures: report.Failures, NotAttempted: report.NotAttempted}
 	}
 	if err != nil {
 		r.log.Error("run finished with failures", append(summary, zap.Error(err))...)
@@ -490,9 +541,15 @@ func (h *Handler) account(ctx context.Context) (string, error) {
 	return acct, nil
 }
 
-func (h *Handler) deadlineMargin() time.Duration {
+// deadlineMargin is DeadlineMargin when set, else the default capped at a
+// fifth of the time the invocation has when it starts: with a short function
+// timeout a fixed 10 s margin would leave no time to cancel anything.
+func (h *Handler) deadlineMargin(ctx context.Context) time.Duration {
 	if h.DeadlineMargin > 0 {
 		return h.DeadlineMargin
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		return max(0, min(DefaultDeadlineMargin, time.Until(deadline)/5))
 	}
 	return DefaultDeadlineMargin
 }

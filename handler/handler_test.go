@@ -542,3 +542,47 @@ func TestCancelledBySomeoneElseIsNotAFailure(t *testing.T) {
 		t.Fatalf("already %v cancelled %v failures %v", report.AlreadyCancelled, report.Cancelled, report.Failures)
 	}
 }
+
+// A failed invocation's caller gets the error, not the report: the error
+// names what failed.
+func TestRunFailedErrorListsTheReservations(t *testing.T) {
+	var failures []handler.Failure
+	for i := range 25 {
+		failures = append(failures, handler.Failure{ReservationID: crID(i), Code: "UnauthorizedOperation"})
+	}
+	tests := []struct {
+		give *handler.RunFailedError
+		want []string
+	}{
+		{give: &handler.RunFailedError{Aborted: "9 of 10 look idle"}, want: []string{"run failed: aborted: 9 of 10 look idle"}},
+		{give: &handler.RunFailedError{Failures: failures[:2], NotAttempted: []string{crID(99)}}, want: []string{
+			"run failed: 2 cancels failed (" + crID(0) + ": UnauthorizedOperation, " + crID(1) + ": UnauthorizedOperation)",
+			"1 not attempted before the deadline (" + crID(99) + ")",
+		}},
+		{give: &handler.RunFailedError{Failures: failures}, want: []string{"25 cancels failed", crID(19) + ": UnauthorizedOperation and 5 more"}},
+	}
+	for _, tt := range tests {
+		got := tt.give.Error()
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%q lacks %q", got, w)
+			}
+		}
+		if !errors.Is(tt.give, handler.ErrRunFailed) {
+			t.Errorf("%q is not ErrRunFailed", got)
+		}
+	}
+}
+
+// A short function timeout still leaves time to cancel: the margin shrinks
+// to a fifth of the invocation's time.
+func TestShortTimeoutStillCancels(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	report, err := hs.h.Run(ctx, []byte(`{}`))
+	if err != nil || !slices.Equal(report.Cancelled, []string{crID(1)}) {
+		t.Fatalf("err %v cancelled %v", err, report.Cancelled)
+	}
+}

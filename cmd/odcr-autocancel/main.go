@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
@@ -88,6 +89,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 
 	if inLambda {
+		// aws-lambda-go reports a failed invocation through the standard
+		// logger too: make those lines JSON with a level like ours.
+		restore := zap.RedirectStdLog(logger)
+		defer restore()
 		lambda.StartWithOptions(h, lambda.WithContext(ctx))
 		return nil
 	}
