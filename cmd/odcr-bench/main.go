@@ -350,20 +350,120 @@ func measureBinary(w io.Writer, runs int) error {
 	fmt.Fprintf(w, "\nbootstrap linux/arm64 (-trimpath -ldflags \"-s -w\" -tags lambda.norpc, CGO_ENABLED=0): %.2f MB (%d bytes)\n",
 		float64(fi.Size())/1e6, fi.Size())
 
-	times, err := execToReady(native, runs)
+	times, err := execToReady(native, runs, nil)
 	if err != nil {
 		return err
 	}
-	slices.Sort(times)
-	fmt.Fprintf(w, "exec-to-ready (start until the first poll of the runtime API), linux/%s, %d starts: median %s, p90 %s, max %s\n",
-		runtime.GOARCH, len(times), times[len(times)/2].Round(10*time.Microsecond),
-		times[len(times)*9/10].Round(10*time.Microsecond), times[len(times)-1].Round(10*time.Microsecond))
+	printTimes(w, "exec-to-ready, started directly", times)
+
+	// Under the emulator: RIE starts the process (on the first invoke) with
+	// its own environment; a wrapper script notes the time and execs the
+	// bootstrap with the runtime API pointed at the stub, which notes the
+	// first poll.
+	rie := filepath.Join(dir, "aws-lambda-rie")
+	cmd := exec.Command("go", "build", "-o", rie, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build the runtime interface emulator: %w", err)
+	}
+	underRIE := func(bin, stubAddr string) (time.Time, func(), error) { return startUnderRIE(rie, dir, bin, stubAddr) }
+	times, err = execToReady(native, runs, underRIE)
+	if err != nil {
+		return err
+	}
+	printTimes(w, "exec-to-ready, started by the runtime interface emulator", times)
 	return nil
 }
 
-// execToReady starts the bootstrap against a minimal runtime API that notes
-// when the first "next invocation" poll arrives, and never answers it.
-func execToReady(bin string, runs int) ([]time.Duration, error) {
+func printTimes(w io.Writer, what string, times []time.Duration) {
+	slices.Sort(times)
+	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+	fmt.Fprintf(w, "%s (process start until its first poll of the runtime API), linux/%s, %d starts: median %s, p90 %s, max %s\n",
+		what, runtime.GOARCH, len(times), r(times[len(times)/2]), r(times[len(times)*9/10]), r(times[len(times)-1]))
+}
+
+// startUnderRIE starts the emulator with a wrapper of the bootstrap, invokes
+// it once so that it starts the process, and returns when the wrapper ran
+// (just before it execs the bootstrap) and how to stop everything.
+func startUnderRIE(rie, dir, bin, stubAddr string) (time.Time, func(), error) {
+	stamp := filepath.Join(dir, "exec-stamp")
+	_ = os.Remove(stamp)
+	wrapper := filepath.Join(dir, "bootstrap-wrapper")
+	script := "#!/bin/sh\ndate +%s%N > " + stamp + "\nAWS_LAMBDA_RUNTIME_API=" + stubAddr + " exec " + bin + "\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		return time.Time{}, nil, err
+	}
+	ports := make([]string, 2)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return time.Time{}, nil, err
+		}
+		ports[i] = ln.Addr().String()
+		ln.Close()
+	}
+	cmd := exec.Command(rie, "--log-level", "error", "--runtime-interface-emulator-address", ports[0], "--runtime-api-address", ports[1], wrapper)
+	cmd.Env = append(benchEnv(), "AWS_LAMBDA_FUNCTION_TIMEOUT=30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return time.Time{}, nil, fmt.Errorf("start the emulator: %w", err)
+	}
+	stop := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+	// Wait for the emulator, then invoke: it starts the function process.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", ports[0])
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return time.Time{}, nil, fmt.Errorf("the emulator did not listen on %s", ports[0])
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	go func() {
+		resp, err := http.Post("http://"+ports[0]+"/2015-03-31/functions/function/invocations", "application/json", strings.NewReader("{}"))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for {
+		data, err := os.ReadFile(stamp)
+		if err == nil && len(data) > 0 && data[len(data)-1] == '\n' {
+			ns, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+			if err != nil {
+				stop()
+				return time.Time{}, nil, fmt.Errorf("exec stamp %q: %w", data, err)
+			}
+			return time.Unix(0, ns), stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return time.Time{}, nil, errors.New("the emulator never started the function")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func benchEnv() []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=SECRET",
+		"AWS_LAMBDA_FUNCTION_NAME=odcr-autocancel", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME=bench", "AWS_LAMBDA_LOG_STREAM_NAME=bench",
+	}
+}
+
+// execToReady starts the bootstrap runs times against a minimal runtime API
+// that notes when the first "next invocation" poll arrives, and never
+// answers it. start, when set, starts the process some other way and says
+// when it started.
+func execToReady(bin string, runs int, start func(bin, stubAddr string) (time.Time, func(), error)) ([]time.Duration, error) {
 	polled := make(chan time.Time, 1)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/runtime/invocation/next") {
@@ -383,29 +483,31 @@ func execToReady(bin string, runs int) ([]time.Duration, error) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
+	if start == nil {
+		start = func(bin, stubAddr string) (time.Time, func(), error) {
+			cmd := exec.Command(bin)
+			cmd.Env = append(benchEnv(), "AWS_LAMBDA_RUNTIME_API="+stubAddr)
+			at := time.Now()
+			if err := cmd.Start(); err != nil {
+				return time.Time{}, nil, fmt.Errorf("start bootstrap: %w", err)
+			}
+			return at, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+		}
+	}
 	var times []time.Duration
 	for range runs {
-		cmd := exec.Command(bin)
-		cmd.Env = []string{
-			"AWS_LAMBDA_RUNTIME_API=" + ln.Addr().String(),
-			"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=SECRET",
-			"AWS_LAMBDA_FUNCTION_NAME=odcr-autocancel", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
-			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME=bench", "AWS_LAMBDA_LOG_STREAM_NAME=bench",
-		}
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start bootstrap: %w", err)
+		at, stop, err := start(bin, ln.Addr().String())
+		if err != nil {
+			return nil, err
 		}
 		select {
-		case at := <-polled:
-			times = append(times, at.Sub(start))
+		case polledAt := <-polled:
+			times = append(times, polledAt.Sub(at))
 		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			stop()
 			return nil, errors.New("the bootstrap never polled the runtime API")
 		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop()
 	}
 	return times, nil
 }
