@@ -64,6 +64,7 @@ func run(args []string) error {
 	naiveMax := flags.Int("naive-max", 10000, "largest N to measure the naive baseline at (it makes N metric calls)")
 	execRuns := flags.Int("exec-runs", 30, "process starts to time for exec-to-ready")
 	budget := flags.Int("budget", 10, "MAX_CANCELLATIONS_PER_RUN of the measured runs (10 is the deployed default)")
+	pacing := flags.Int("pacing", 0, "instead of the table: cancel this many idle reservations against EC2's mutating token bucket (50, refilled 5/s), once per SDK retry mode")
 	serve := flags.Int("serve-fake", 0, "internal: serve a fake account of this many reservations")
 	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched or naive)")
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
@@ -75,6 +76,8 @@ func run(args []string) error {
 		return serveFake(*serve, *latency)
 	case *measureMode != "":
 		return measureOnce(*measureMode, *endpoint, *budget)
+	case *pacing > 0:
+		return measurePacing(os.Stdout, *pacing)
 	}
 	ns, err := parseSizes(*sizes)
 	if err != nil {
