@@ -82,31 +82,24 @@ func (e *RunFailedError) Error() string {
 	if e.Aborted != "" {
 		return "run failed: aborted: " + e.Aborted
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "run failed: %d cancels failed", len(e.Failures))
+	failed := make([]string, len(e.Failures))
 	for i, f := range e.Failures {
-		if i == maxListed {
-			fmt.Fprintf(&b, " and %d more", len(e.Failures)-i)
-			break
-		}
-		sep := ", "
-		if i == 0 {
-			sep = " ("
-		}
-		b.WriteString(sep + f.ReservationID + ": " + f.Code)
-		if i == len(e.Failures)-1 {
-			b.WriteString(")")
-		}
+		failed[i] = f.ReservationID + ": " + f.Code
 	}
-	fmt.Fprintf(&b, ", %d not attempted before the deadline", len(e.NotAttempted))
-	if n := len(e.NotAttempted); n > 0 {
-		b.WriteString(" (" + strings.Join(e.NotAttempted[:min(n, maxListed)], ", "))
-		if n > maxListed {
-			fmt.Fprintf(&b, " and %d more", n-maxListed)
-		}
-		b.WriteString(")")
+	return fmt.Sprintf("run failed: %d cancels failed%s, %d not attempted before the deadline%s",
+		len(e.Failures), listed(failed), len(e.NotAttempted), listed(e.NotAttempted))
+}
+
+// listed renders " (a, b, c and N more)", or nothing for no items.
+func listed(items []string) string {
+	if len(items) == 0 {
+		return ""
 	}
-	return b.String()
+	s := strings.Join(items[:min(len(items), maxListed)], ", ")
+	if len(items) > maxListed {
+		s += fmt.Sprintf(" and %d more", len(items)-maxListed)
+	}
+	return " (" + s + ")"
 }
 
 func (e *RunFailedError) Is(target error) bool { return target == ErrRunFailed }
