@@ -186,6 +186,15 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	log.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
 		zap.String("account_id", account), zap.Any("settings", report.Settings))
 
+	// Every AWS call ends three quarters of the margin before the
+	// invocation deadline, so a hanging read or cancel still leaves time to
+	// log and return the report; no cancel starts within the whole margin
+	// (see apply).
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-r.margin*3/4))
+		defer cancel()
+	}
 	plan, err := r.evaluate(ctx, req.ReservationIDs, report)
 	if err != nil {
 		log.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
@@ -365,9 +374,11 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 		}
 	}
 
+	// ctx ends three quarters of the margin before the invocation's
+	// deadline: the last quarter left means the margin is reached.
 	deadline, hasDeadline := ctx.Deadline()
 	for n, id := range toCancel {
-		if hasDeadline && time.Until(deadline) < r.margin {
+		if hasDeadline && time.Until(deadline) < r.margin/4 {
 			report.NotAttempted = append(report.NotAttempted, toCancel[n:]...)
 			r.log.Error("invocation deadline near; remaining cancels not attempted",
 				zap.Strings("not_attempted", toCancel[n:]), zap.Duration("margin", r.margin))

@@ -3,6 +3,8 @@ package handler
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -193,14 +195,17 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 			n += v
 		}
 		u.Datapoints = int(n)
-		// A peak without a count (or the reverse) is not a measurement.
-		if (len(peak.values) == 0) != (n == 0) {
+		// A peak without a count (or the reverse), or a value that is not a
+		// number, is not a measurement.
+		if (len(peak.values) == 0) != (n == 0) || !finite(n) || slices.ContainsFunc(peak.values, func(v float64) bool { return !finite(v) }) {
 			u.Complete = false
 		}
 		usage[id] = u
 	}
 	return usage, messages, nil
 }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // Query ids must match ^[a-z][a-zA-Z0-9_]*$ and be unique within a call.
 func peakQueryID(i int) string  { return "p" + strconv.Itoa(i) }

@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"errors"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -11,8 +13,9 @@ import (
 // RetryCounter counts the retries the SDK's retryer makes (throttling, 5xx,
 // connection errors), so a run's report can say how rough its day was. The
 // retrying itself stays the SDK's (standard or adaptive, AWS_MAX_ATTEMPTS and
-// AWS_RETRY_MODE honoured); this only observes it. A nil counter counts
-// nothing.
+// AWS_RETRY_MODE honoured), with one addition: an answer cut short
+// (unexpected EOF while reading it) is retried too, as a connection reset is.
+// A nil counter counts nothing.
 type RetryCounter struct {
 	n atomic.Int64
 }
@@ -60,6 +63,10 @@ func (r countingRetryer) RetryDelay(attempt int, err error) (time.Duration, erro
 	return r.Retryer.RetryDelay(attempt, err)
 }
 
+func (r countingRetryer) IsErrorRetryable(err error) bool {
+	return r.Retryer.IsErrorRetryable(err) || truncated(err)
+}
+
 type countingRetryerV2 struct {
 	aws.RetryerV2
 	n *atomic.Int64
@@ -69,3 +76,12 @@ func (r countingRetryerV2) RetryDelay(attempt int, err error) (time.Duration, er
 	r.n.Add(1)
 	return r.RetryerV2.RetryDelay(attempt, err)
 }
+
+func (r countingRetryerV2) IsErrorRetryable(err error) bool {
+	return r.RetryerV2.IsErrorRetryable(err) || truncated(err)
+}
+
+// truncated tells an answer cut short: the SDK reports it as a
+// deserialization error, which it does not retry by itself. A cancel whose
+// answer was lost is retried, and EC2's IncorrectState then shows it done.
+func truncated(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Settings are the deployed configuration, read from the environment once at
@@ -97,7 +98,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 		s.RequiredTagKey, s.RequiredTagValue = key, value
 		if err := checkTagKey(key); err != nil {
 			p.fail("REQUIRED_TAG", req, err.Error())
-		} else if len(value) > 256 {
+		} else if utf8.RuneCountInString(value) > 256 {
 			p.fail("REQUIRED_TAG", req, "the value is longer than 256 characters")
 		}
 	}
@@ -113,7 +114,7 @@ func checkTagKey(key string) error {
 	switch {
 	case key == "":
 		return errors.New("the tag key is empty")
-	case len(key) > 128:
+	case utf8.RuneCountInString(key) > 128:
 		return errors.New("the tag key is longer than 128 characters")
 	}
 	return nil
@@ -182,10 +183,10 @@ func (p *settingsParser) number(name string) float64 {
 	switch {
 	case err != nil || math.IsNaN(n) || math.IsInf(n, 0):
 		p.fail(name, v, "not a number")
-	case s.Integer && n != float64(int64(n)):
-		p.fail(name, v, "not an integer")
 	case n < s.Min || n > s.Max:
 		p.fail(name, v, "out of range")
+	case s.Integer && n != math.Trunc(n):
+		p.fail(name, v, "not an integer")
 	default:
 		return n
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -111,11 +112,14 @@ func Judge(s Settings, d Decision, u *Utilization) Decision {
 	switch {
 	case !u.Complete:
 		return keep(d, ReasonInsufficientData, "CloudWatch returned incomplete data")
-	case u.Datapoints == 0:
+	case u.Datapoints <= 0:
 		return keep(d, ReasonInsufficientData, "no datapoints in the lookback window")
 	case coverage < s.MinCoveragePercent:
 		return keep(d, ReasonInsufficientData, fmt.Sprintf("coverage %.1f%% is below %.1f%%", coverage, s.MinCoveragePercent))
-	case u.PeakPercent > s.IdleThresholdPercent:
+	case math.IsNaN(u.PeakPercent) || u.PeakPercent < 0:
+		// NaN compares false with everything: it would pass for idle.
+		return keep(d, ReasonInsufficientData, fmt.Sprintf("peak utilization %v is not a percentage", u.PeakPercent))
+	case !(u.PeakPercent <= s.IdleThresholdPercent):
 		return keep(d, ReasonUtilized, fmt.Sprintf("peak utilization %.1f%% is above %.1f%%", u.PeakPercent, s.IdleThresholdPercent))
 	}
 	d.Reason = ReasonIdle

@@ -69,13 +69,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("load AWS config: %w", err)
 	}
-	// Adaptive unless AWS_RETRY_MODE (or the shared config) says otherwise:
-	// against EC2's mutating bucket it paces cancels with a quarter of the
-	// throttled requests the standard mode makes, in the same time
-	// (go run ./cmd/odcr-bench -pacing 400).
-	if cfg.RetryMode == "" {
-		cfg.RetryMode = aws.RetryModeAdaptive
-	}
 	retries := &handler.RetryCounter{}
 	retries.Instrument(&cfg)
 	h := &handler.Handler{

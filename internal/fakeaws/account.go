@@ -78,7 +78,9 @@ type Instance struct {
 }
 
 // Fault makes matching requests fail with the given error before any other
-// processing, like throttling or an outage would.
+// processing, like throttling or an outage would; or, with the fields below
+// Times, fail on every Nth request, answer late, break the connection or
+// lose the response of a request that was carried out (see faults.go).
 type Fault struct {
 	// Operation to fail; empty matches every operation.
 	Operation string
@@ -93,6 +95,26 @@ type Fault struct {
 	// ReservationID, when set, restricts the fault to requests involving
 	// that capacity reservation (e.g. cancelling one particular reservation).
 	ReservationID string
+
+	// Every, above 1, makes the fault fire on every Every-th matching
+	// request only (the Every-th, the 2*Every-th, ...); the others pass
+	// untouched. Times then counts the requests it fired on.
+	Every int
+	// Latency holds the response this long first (the request's context
+	// cuts the wait short when the client gives up). A fault with Latency
+	// and no Code or Break only slows the request down: it is then handled
+	// normally. A held request is recorded when its answer is written or
+	// its client gives up, so after the client's own return.
+	Latency time.Duration
+	// Break cuts the response at the transport level instead of answering:
+	// BreakReset (connection reset, no response) or BreakTruncate (a
+	// Content-Length larger than the body sent). With Code set, the body cut
+	// short is that error's.
+	Break string
+	// AfterHandling carries the request out before the fault answers, so
+	// the change is made but the client never learns it (a lost or late
+	// response). Otherwise a failing fault answers instead of handling.
+	AfterHandling bool
 }
 
 // Request is the record of one API call, kept whether it succeeded or not.
@@ -108,6 +130,8 @@ type Request struct {
 	Time           time.Time
 
 	// HTTPStatus and ErrorCode describe the response ("" on success).
+	// A response a fault broke or held records one of the Recorded...
+	// codes, and HTTPStatus 0 when no status line was sent.
 	HTTPStatus int
 	ErrorCode  string
 }
@@ -131,12 +155,16 @@ type Account struct {
 	describePage int // 0: no server-side cap
 	metricPage   int // <= 0: no cap on results per response
 
+	onRequest     func(Request)   // see OnRequest
+	metricOmitted map[string]bool // see SetMetricOmitted
+
 	server *httptest.Server
 }
 
 type faultState struct {
 	Fault
-	used int
+	used int // requests the fault fired on
+	seen int // matching requests it saw, for Every
 }
 
 // New returns an empty account with the given 12-digit account id.
@@ -269,8 +297,10 @@ func (a *Account) AddInstance(i Instance) {
 }
 
 // InjectFault adds a fault. Faults are checked in the order added; the
-// first live match wins.
+// first live match wins. It panics on a Fault no request could honour (an
+// unknown Break, a negative count or latency).
 func (a *Account) InjectFault(f Fault) {
+	checkFault(f)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.faults = append(a.faults, &faultState{Fault: f})
@@ -340,29 +370,6 @@ func (a *Account) ResetRequests() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.requests = nil
-}
-
-// matchFault returns the error of the first live fault matching rec and
-// consumes one use of it. Callers hold a.mu.
-func (a *Account) matchFault(rec *Request) *apiError {
-	for _, f := range a.faults {
-		if f.Operation != "" && f.Operation != rec.Operation {
-			continue
-		}
-		if f.ReservationID != "" && !slices.Contains(rec.ReservationIDs, f.ReservationID) {
-			continue
-		}
-		if f.Times > 0 && f.used >= f.Times {
-			continue
-		}
-		f.used++
-		msg := f.Message
-		if msg == "" {
-			msg = "fakeaws: injected fault " + f.Code
-		}
-		return &apiError{code: f.Code, message: msg, status: cmp.Or(f.HTTPStatus, http.StatusBadRequest)}
-	}
-	return nil
 }
 
 func cloneReservation(r Reservation) Reservation {

@@ -91,7 +91,7 @@ func (a *Account) serveCloudWatch(w http.ResponseWriter, r *http.Request) {
 			rec.Params, rec.ReservationIDs, rec.MetricQueries = in.summary(), in.reservationIDs(), len(in.queries)
 		}
 	}
-	a.serve(w, cborProtocol{}, rec, func() (any, *apiError) {
+	a.serve(w, r, cborProtocol{}, rec, func() (any, *apiError) {
 		switch {
 		case !strings.HasPrefix(r.URL.Path, cloudWatchPathPrefix) || op != OpGetMetricData:
 			return nil, errorf(http.StatusNotFound, "UnknownOperationException", "fakeaws: unsupported operation %s", r.URL.Path)
@@ -134,7 +134,7 @@ func (a *Account) getMetricData(in getMetricDataInput) (any, *apiError) {
 	var next *metricPosition
 	for qi := pos.query; qi < len(in.queries); qi++ {
 		q := in.queries[qi]
-		if !q.returnData {
+		if !q.returnData || a.omitted(q) {
 			continue
 		}
 		if a.metricPage > 0 && len(results) == a.metricPage {

@@ -94,13 +94,18 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 			return nil, badRequest("InvalidAction", "The action %s is not valid for this web service.", action)
 		}
 	}
-	a.serve(w, proto, rec, handle)
+	a.serve(w, r, proto, rec, handle)
 }
 
-// serve runs handle under the account lock after fault injection, records
-// the request and writes the response.
-func (a *Account) serve(w http.ResponseWriter, proto protocol, rec Request, handle func() (any, *apiError)) {
+// serve runs handle under the account lock, records the request and writes
+// the response; a fault due for the request answers instead (serveFault).
+func (a *Account) serve(w http.ResponseWriter, r *http.Request, proto protocol, rec Request, handle func() (any, *apiError)) {
 	requestID := newRequestID()
+	a.beforeRequest(rec)
+	if f := a.dueFault(rec); f != nil {
+		a.serveFault(w, r, proto, requestID, rec, handle, f)
+		return
+	}
 	out, apiErr := a.run(rec, handle)
 	if apiErr != nil {
 		proto.writeError(w, requestID, apiErr)
@@ -113,11 +118,7 @@ func (a *Account) run(rec Request, handle func() (any, *apiError)) (any, *apiErr
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	rec.Time = a.now()
-	var out any
-	apiErr := a.matchFault(&rec)
-	if apiErr == nil {
-		out, apiErr = handle()
-	}
+	out, apiErr := handle()
 	rec.HTTPStatus = http.StatusOK
 	if apiErr != nil {
 		rec.HTTPStatus, rec.ErrorCode = apiErr.status, apiErr.code

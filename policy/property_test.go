@@ -1,0 +1,554 @@
+package policy_test
+
+// Property test: many thousands of random reservation sets, utilization
+// series and stopped-instance counts, from fixed seeds (deterministic), run
+// through the same steps as the handler (Screen, Judge, Stopped, MakePlan,
+// then Recheck and RecheckStopped against a possibly changed world). The
+// checks are written from README.md's rules, not from the code:
+//
+//   - no cancel decision ever violates a safety rule (each rule checked on
+//     its own, not only the first that fails);
+//   - every kept reservation carries the reason of the first rule it fails,
+//     in the documented order, with a detail;
+//   - cancels never exceed the budget; the plan is oldest first (ties by
+//     id) and the budget takes the oldest; every reservation gets exactly
+//     one decision, in input order; a candidate that skipped a step is kept;
+//   - the idle share guard aborts exactly when documented, and an aborted
+//     plan cancels nothing;
+//   - right before acting, a candidate whose fresh description breaks a rule
+//     or that stopped instances now target is kept, changed-since-evaluation.
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+const propAccount = "111122223333"
+
+var propNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+// propSeeds are fixed: the test is deterministic. Each seed makes
+// propSetsPerSeed reservation sets.
+var propSeeds = []uint64{1, 2, 3, 5, 8, 13, 21, 34, 55, 89}
+
+const propSetsPerSeed = 1000
+
+// propCase is one reservation set with everything the handler would learn
+// about it.
+type propCase struct {
+	s       policy.Settings
+	res     []policy.Reservation
+	usage   []*policy.Utilization // nil: could not be measured
+	stopped []*int                // nil: could not be listed
+	// skip simulates a caller bug: 1 skips Judge, 2 skips Stopped.
+	skip []int
+	// fresh and recount are what the re-verification would find.
+	fresh   []*policy.Reservation // nil: gone
+	recount []*int
+}
+
+type gen struct{ r *rand.Rand }
+
+func (g gen) pct(p int) bool           { return g.r.IntN(100) < p }
+func (g gen) pick(xs ...string) string { return xs[g.r.IntN(len(xs))] }
+func (g gen) pickF(xs ...float64) float64 {
+	return xs[g.r.IntN(len(xs))]
+}
+
+func (g gen) settings() policy.Settings {
+	s := policy.Settings{
+		AccountID:            propAccount,
+		IdleThresholdPercent: g.pickF(0, 0, 0, 5, 10, 49.9, 50, 100, g.r.Float64()*100),
+		Lookback:             time.Duration(g.pickF(1, 24, 168, 168, 336, 1440)) * time.Hour,
+		MinCoveragePercent:   g.pickF(0, 50, 90, 90, 100, g.r.Float64()*100),
+		ProtectTagKey:        g.pick("odcr-autocancel:protect", "odcr-autocancel:protect", "keep"),
+		MaxCancellations:     int(g.pickF(0, 1, 2, 5, 10, 10, 1000, float64(g.r.IntN(20)))),
+		MaxIdleSharePercent:  g.pickF(100, 100, 100, 0, 10, 50, 90, g.r.Float64()*100),
+		PublishingInterval:   5 * time.Minute,
+	}
+	if g.pct(5) {
+		s.AccountID = ""
+	}
+	if g.pct(30) {
+		s.RequiredTagKey = "team"
+		if g.pct(50) {
+			s.RequiredTagValue = "ml"
+		}
+	}
+	if g.pct(20) {
+		s.InstanceTypes = []string{g.pick("m5.large", "c5.xlarge"), "p5.48xlarge"}
+	}
+	if g.pct(20) {
+		s.AvailabilityZones = []string{g.pick("us-east-1a", "us-east-1b")}
+	}
+	return s
+}
+
+// reservation is biased towards passing every rule, so that many reach the
+// metrics, the stopped check and the plan.
+func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.Reservation {
+	r := policy.Reservation{
+		ID:               id,
+		OwnerID:          propAccount,
+		State:            "active",
+		ReservationType:  "default",
+		InstanceType:     g.pick("m5.large", "m5.large", "c5.xlarge", "p5.48xlarge"),
+		AvailabilityZone: g.pick("us-east-1a", "us-east-1a", "us-east-1b"),
+	}
+	if g.pct(15) {
+		r.State = g.pick("expired", "cancelled", "pending", "scheduled", "assessing", "failed", "", "Active", "cancelling")
+	}
+	if g.pct(8) {
+		r.OwnerID = g.pick("444455556666", "")
+	}
+	switch {
+	case g.pct(5):
+		r.BillingOwnerID = propAccount
+	case g.pct(5):
+		r.BillingOwnerID = "444455556666"
+	}
+	if g.pct(5) {
+		r.ReservationType = g.pick("capacity-block", "")
+	}
+	if g.pct(3) {
+		r.CapacityBlockID = "cb-0123456789abcdef0"
+	}
+	if g.pct(10) {
+		r.HasCommitment = true
+		r.CommitmentEnd = []time.Time{{}, propNow.Add(-time.Second), propNow, propNow.Add(time.Hour), propNow.Add(-time.Hour)}[g.r.IntN(5)]
+	}
+	if g.pct(5) {
+		r.FleetID = "crf-0123456789abcdef0"
+	}
+	if g.pct(5) {
+		r.Interruptible = true
+	}
+	if g.pct(60) {
+		r.Tags = map[string]string{}
+		if g.pct(15) {
+			r.Tags[s.ProtectTagKey] = g.pick("", "yes", "false")
+		}
+		if g.pct(10) {
+			r.Tags[g.pick("keep", "odcr-autocancel:protect")] = ""
+		}
+		if g.pct(60) {
+			r.Tags["team"] = g.pick("ml", "web", "")
+		}
+	}
+	r.Total = int32(g.pickF(0, 1, 2, 2, 4, 10))
+	r.Available = r.Total
+	switch {
+	case g.pct(15):
+		r.Available = int32(g.r.IntN(int(r.Total) + 1))
+	case g.pct(2):
+		r.Available = r.Total + 1 // nonsense from EC2: more available than reserved
+	}
+	// Ages around the lookback boundary, and shared instants for ties.
+	switch {
+	case g.pct(40):
+		r.Created = pool[g.r.IntN(len(pool))]
+	case g.pct(10):
+		r.Created = propNow.Add(-s.Lookback)
+	case g.pct(10):
+		r.Created = propNow.Add(-s.Lookback + time.Second)
+	case g.pct(3):
+		r.Created = time.Time{}
+	default:
+		r.Created = propNow.Add(-time.Duration(g.r.IntN(3000)) * time.Hour)
+	}
+	if g.pct(15) {
+		r.Started = r.Created.Add(time.Duration(g.r.IntN(400)-200) * time.Hour)
+	}
+	return r
+}
+
+func (g gen) usage(s policy.Settings) *policy.Utilization {
+	if g.pct(8) {
+		return nil
+	}
+	expected := s.ExpectedDatapoints()
+	min := int(math.Ceil(s.MinCoveragePercent * float64(expected) / 100))
+	u := &policy.Utilization{Complete: !g.pct(10)}
+	switch g.r.IntN(7) {
+	case 0:
+		u.Datapoints = 0
+	case 1:
+		u.Datapoints = max(0, min-1)
+	case 2:
+		u.Datapoints = min
+	case 3:
+		u.Datapoints = expected + g.r.IntN(10)
+	case 4:
+		u.Datapoints = g.r.IntN(expected + 1)
+	default:
+		u.Datapoints = expected
+	}
+	t := s.IdleThresholdPercent
+	u.PeakPercent = g.pickF(0, 0, 0, t, math.Nextafter(t, math.Inf(1)), math.Max(0, math.Nextafter(t, math.Inf(-1))), g.r.Float64()*100, 100, 0.001)
+	return u
+}
+
+func (g gen) count() *int {
+	switch {
+	case g.pct(8):
+		return nil
+	case g.pct(10):
+		n := 1 + g.r.IntN(3)
+		return &n
+	}
+	n := 0
+	return &n
+}
+
+// fresh is the reservation as described again right before acting: mostly
+// unchanged, sometimes changed in one way, sometimes gone.
+func (g gen) fresh(s policy.Settings, r policy.Reservation) *policy.Reservation {
+	if g.pct(50) {
+		return &r
+	}
+	f := r
+	f.Tags = map[string]string{}
+	for k, v := range r.Tags {
+		f.Tags[k] = v
+	}
+	switch g.r.IntN(9) {
+	case 0:
+		return nil
+	case 1:
+		f.State = g.pick("cancelled", "cancelling", "expired", "active")
+	case 2:
+		f.Available = int32(g.r.IntN(int(f.Total) + 1))
+	case 3:
+		f.Tags[s.ProtectTagKey] = ""
+	case 4:
+		f.OwnerID = "444455556666"
+	case 5:
+		f.FleetID = "crf-1"
+	case 6:
+		delete(f.Tags, "team")
+	case 7:
+		f.HasCommitment = true
+	default:
+		f.Started = propNow.Add(-time.Minute)
+	}
+	return &f
+}
+
+func (g gen) makeCase() propCase {
+	s := g.settings()
+	n := 1 + g.r.IntN(40)
+	pool := make([]time.Time, 4)
+	for i := range pool {
+		pool[i] = propNow.Add(-time.Duration(g.r.IntN(2000)) * time.Hour)
+	}
+	c := propCase{s: s}
+	for i := range n {
+		id := fmt.Sprintf("cr-%08x%09x", g.r.Uint32(), i) // unique within the set
+		r := g.reservation(s, id, pool)
+		c.res = append(c.res, r)
+		c.usage = append(c.usage, g.usage(s))
+		c.stopped = append(c.stopped, g.count())
+		skip := 0
+		if g.pct(3) {
+			skip = 1 + g.r.IntN(2)
+		}
+		c.skip = append(c.skip, skip)
+		c.fresh = append(c.fresh, g.fresh(s, r))
+		c.recount = append(c.recount, g.count())
+	}
+	return c
+}
+
+// screenViolations lists every description rule r breaks, from README.md's
+// table (not the first only).
+func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []policy.Reason {
+	var v []policy.Reason
+	add := func(cond bool, reason policy.Reason) {
+		if cond {
+			v = append(v, reason)
+		}
+	}
+	add(r.State != "active", policy.ReasonNotActive)
+	add(s.AccountID == "" || r.OwnerID != s.AccountID || (r.BillingOwnerID != "" && r.BillingOwnerID != s.AccountID), policy.ReasonNotOwned)
+	add(r.ReservationType == "capacity-block" || r.CapacityBlockID != "", policy.ReasonCapacityBlock)
+	add(r.HasCommitment && (r.CommitmentEnd.IsZero() || !now.After(r.CommitmentEnd)), policy.ReasonInCommitment)
+	add(r.FleetID != "", policy.ReasonFleetMember)
+	add(r.Interruptible, policy.ReasonInterruptible)
+	_, protected := r.Tags[s.ProtectTagKey]
+	add(protected, policy.ReasonProtected)
+	if s.RequiredTagKey != "" {
+		v2, ok := r.Tags[s.RequiredTagKey]
+		add(!ok || (s.RequiredTagValue != "" && v2 != s.RequiredTagValue), policy.ReasonMissingRequiredTag)
+	}
+	add(len(s.InstanceTypes) > 0 && !slices.Contains(s.InstanceTypes, r.InstanceType), policy.ReasonExcludedInstanceType)
+	add(len(s.AvailabilityZones) > 0 && !slices.Contains(s.AvailabilityZones, r.AvailabilityZone), policy.ReasonExcludedZone)
+	used := 0.0
+	if r.Total > 0 && r.Available < r.Total {
+		used = float64(r.Total-r.Available) * 100 / float64(r.Total)
+	}
+	add(used > s.IdleThresholdPercent, policy.ReasonInUse)
+	since := r.Created
+	if r.Started.After(since) {
+		since = r.Started
+	}
+	add(since.IsZero() || now.Sub(since) < s.Lookback, policy.ReasonTooYoung)
+	return v
+}
+
+// dataViolations lists every utilization and stopped-instance rule broken.
+func dataViolations(s policy.Settings, u *policy.Utilization, stopped *int) []policy.Reason {
+	var v []policy.Reason
+	switch {
+	case u == nil, !u.Complete, u.Datapoints <= 0:
+		v = append(v, policy.ReasonInsufficientData)
+	default:
+		expected := float64(s.Lookback / (5 * time.Minute))
+		if math.Min(100, float64(u.Datapoints)*100/expected) < s.MinCoveragePercent {
+			v = append(v, policy.ReasonInsufficientData)
+		}
+		if !(u.PeakPercent <= s.IdleThresholdPercent) {
+			v = append(v, policy.ReasonUtilized)
+		}
+	}
+	switch {
+	case stopped == nil:
+		v = append(v, policy.ReasonInsufficientData)
+	case *stopped > 0:
+		v = append(v, policy.ReasonTargetedByStopped)
+	}
+	return v
+}
+
+// propStats counts what the property test saw, for the log and for a floor
+// that keeps the generator honest.
+type propStats struct {
+	sets, decisions, cancels, recheckCancels, aborted, budgetCut, skipped int
+	reasons                                                               map[policy.Reason]int
+}
+
+func TestPropertySafety(t *testing.T) {
+	st := propStats{reasons: map[policy.Reason]int{}}
+	for _, seed := range propSeeds {
+		g := gen{rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15))}
+		for range propSetsPerSeed {
+			c := g.makeCase()
+			if !checkCase(t, c, &st) {
+				t.Fatalf("seed %d, set %d: stopping at the first failing set", seed, st.sets)
+			}
+		}
+	}
+	t.Logf("property cases: %d reservation sets, %d decisions, %d cancels planned, %d still cancel after re-verification, %d aborted plans, %d sets cut by the budget, %d candidates with a skipped step",
+		st.sets, st.decisions, st.cancels, st.recheckCancels, st.aborted, st.budgetCut, st.skipped)
+	t.Logf("reasons: %v", st.reasons)
+	// The generator must reach every reason and the interesting paths.
+	for _, r := range policy.Reasons {
+		if st.reasons[r] == 0 {
+			t.Errorf("no case produced %s", r)
+		}
+	}
+	if st.cancels < 1000 || st.aborted < 50 || st.budgetCut < 50 || st.skipped < 50 {
+		t.Errorf("too few interesting cases: %+v", st)
+	}
+}
+
+// checkCase runs one set through the steps and checks every property; it
+// reports whether all held.
+func checkCase(t *testing.T, c propCase, st *propStats) bool {
+	t.Helper()
+	st.sets++
+	ok := true
+	fail := func(format string, args ...any) {
+		t.Errorf(format, args...)
+		ok = false
+	}
+	s := c.s
+	pre := make([]policy.Decision, len(c.res))
+	complete := make([]bool, len(c.res)) // went through every step
+	for i, r := range c.res {
+		d := policy.Screen(s, r, propNow)
+		if d.ReservationID != r.ID {
+			fail("%s: decision for %s", r.ID, d.ReservationID)
+		}
+		want := screenViolations(s, r, propNow)
+		if d.Candidate() != (len(want) == 0) || (len(want) > 0 && d.Reason != want[0]) {
+			fail("%s: Screen says %s/%s (%s), the rules say %v", r.ID, d.Action, d.Reason, d.Detail, want)
+		}
+		candidate := d.Candidate()
+		if candidate && c.skip[i] != 1 {
+			d = policy.Judge(s, d, c.usage[i])
+		}
+		if !(candidate && c.skip[i] == 2) {
+			d = policy.Stopped(d, c.stopped[i])
+		}
+		complete[i] = candidate && c.skip[i] == 0
+		if complete[i] {
+			data := dataViolations(s, c.usage[i], c.stopped[i])
+			if d.Candidate() != (len(data) == 0) || (len(data) > 0 && d.Reason != data[0]) {
+				fail("%s: judged %s/%s (%s), the rules say %v (usage %+v, stopped %v)", r.ID, d.Action, d.Reason, d.Detail, data, c.usage[i], derefOr(c.stopped[i], -1))
+			}
+		}
+		if candidate && c.skip[i] != 0 && d.Candidate() {
+			st.skipped++
+		}
+		pre[i] = d
+	}
+
+	p := policy.MakePlan(s, pre)
+
+	// One decision per reservation, in input order.
+	if len(p.Decisions) != len(c.res) {
+		fail("%d decisions for %d reservations", len(p.Decisions), len(c.res))
+		return ok
+	}
+	st.decisions += len(p.Decisions)
+	byID := map[string]int{}
+	idle, eligible := 0, 0
+	for i, d := range p.Decisions {
+		if d.ReservationID != c.res[i].ID {
+			fail("decision %d is for %s, want %s", i, d.ReservationID, c.res[i].ID)
+		}
+		byID[d.ReservationID] = i
+		st.reasons[d.Reason]++
+		if !slices.Contains(policy.Reasons, d.Reason) {
+			fail("%s: unknown reason %q", d.ReservationID, d.Reason)
+		}
+		if (d.Action == policy.Cancel) != (d.Reason == policy.ReasonIdle) || (d.Action != policy.Cancel && d.Action != policy.Keep) {
+			fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
+		}
+		if d.Action == policy.Keep && d.Detail == "" {
+			fail("%s: kept (%s) without detail", d.ReservationID, d.Reason)
+		}
+		if d.Stage >= policy.StageJudged {
+			eligible++
+		}
+		if pre[i].Candidate() && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle {
+			idle++
+		}
+		// Safety: a cancel breaks no rule, checked rule by rule.
+		if d.Action == policy.Cancel {
+			if v := append(screenViolations(s, c.res[i], propNow), dataViolations(s, c.usage[i], c.stopped[i])...); len(v) > 0 {
+				fail("UNSAFE: %s planned for cancel but breaks %v", d.ReservationID, v)
+			}
+			if !complete[i] {
+				fail("UNSAFE: %s planned for cancel though a step was skipped", d.ReservationID)
+			}
+		}
+		// A candidate that skipped a step is kept, insufficient-data.
+		if pre[i].Candidate() && !complete[i] && d.Reason != policy.ReasonInsufficientData {
+			fail("%s skipped a step and is %s", d.ReservationID, d.Reason)
+		}
+		// MakePlan leaves decided reservations alone.
+		if !pre[i].Candidate() && (d.Reason != pre[i].Reason || d.Action != pre[i].Action) {
+			fail("%s: MakePlan changed a kept decision %s into %s", d.ReservationID, pre[i].Reason, d.Reason)
+		}
+	}
+	if p.Eligible != eligible || p.Idle != idle {
+		fail("plan says eligible %d idle %d, the decisions %d and %d", p.Eligible, p.Idle, eligible, idle)
+	}
+
+	// The idle share guard.
+	wantAbort := s.MaxIdleSharePercent < 100 && idle > 0 && float64(idle)*100 > s.MaxIdleSharePercent*float64(eligible)
+	if p.Aborted != wantAbort {
+		fail("aborted %v, want %v (idle %d of %d eligible, share %g)", p.Aborted, wantAbort, idle, eligible, s.MaxIdleSharePercent)
+	}
+	if p.Aborted {
+		st.aborted++
+		if len(p.Cancel) != 0 || p.AbortReason == "" {
+			fail("aborted plan cancels %v (reason %q)", p.Cancel, p.AbortReason)
+		}
+		for _, d := range p.Decisions {
+			if d.Action == policy.Cancel {
+				fail("UNSAFE: %s still cancel in an aborted plan", d.ReservationID)
+			}
+		}
+		return ok
+	}
+
+	// The budget, the order, and the plan matching the decisions.
+	if len(p.Cancel) > s.MaxCancellations {
+		fail("UNSAFE: %d cancels over the budget %d", len(p.Cancel), s.MaxCancellations)
+	}
+	if len(p.Cancel) != min(idle, s.MaxCancellations) {
+		fail("%d cancels, want min(idle %d, budget %d)", len(p.Cancel), idle, s.MaxCancellations)
+	}
+	if idle > s.MaxCancellations {
+		st.budgetCut++
+	}
+	st.cancels += len(p.Cancel)
+	key := func(id string) (time.Time, string) {
+		d := p.Decisions[byID[id]]
+		return d.ActiveSince, d.ReservationID
+	}
+	older := func(a, b string) bool { // a strictly before b in plan order
+		ta, ia := key(a)
+		tb, ib := key(b)
+		return cmp.Or(ta.Compare(tb), cmp.Compare(ia, ib)) < 0
+	}
+	seen := map[string]bool{}
+	for n, id := range p.Cancel {
+		i, found := byID[id]
+		if !found || seen[id] || p.Decisions[i].Action != policy.Cancel {
+			fail("plan cancel %s: unknown, repeated or not a cancel decision", id)
+			continue
+		}
+		seen[id] = true
+		if n > 0 && !older(p.Cancel[n-1], id) {
+			fail("plan order: %s before %s is not oldest first", p.Cancel[n-1], id)
+		}
+	}
+	for _, d := range p.Decisions {
+		if d.Action == policy.Cancel && !seen[d.ReservationID] {
+			fail("%s: cancel decision missing from the plan", d.ReservationID)
+		}
+		if d.Reason == policy.ReasonBudgetExhausted && len(p.Cancel) > 0 && older(d.ReservationID, p.Cancel[len(p.Cancel)-1]) {
+			fail("%s kept by the budget though older than the planned %s", d.ReservationID, p.Cancel[len(p.Cancel)-1])
+		}
+	}
+
+	// Right before acting: the candidates are described again.
+	for _, id := range p.Cancel {
+		i := byID[id]
+		d := policy.Recheck(s, p.Decisions[i], c.fresh[i], propNow)
+		if d.Candidate() {
+			d = policy.RecheckStopped(d, c.recount[i])
+		}
+		safe := c.fresh[i] != nil && len(screenViolations(s, *c.fresh[i], propNow)) == 0 &&
+			c.recount[i] != nil && *c.recount[i] == 0
+		switch {
+		case d.Candidate() && !safe:
+			fail("UNSAFE: %s still cancel after re-verification: fresh %+v, stopped %v", id, c.fresh[i], derefOr(c.recount[i], -1))
+		case !d.Candidate() && safe:
+			fail("%s kept at re-verification though nothing changed: %s", id, d.Detail)
+		case !d.Candidate() && (d.Reason != policy.ReasonChangedSinceEvaluated || d.Detail == ""):
+			fail("%s kept at re-verification as %s (%q)", id, d.Reason, d.Detail)
+		}
+		if d.Candidate() {
+			st.recheckCancels++
+		} else {
+			st.reasons[d.Reason]++
+		}
+	}
+	// Kept decisions pass the re-verification unchanged.
+	for i, d := range p.Decisions {
+		if d.Action == policy.Keep {
+			if got := policy.RecheckStopped(policy.Recheck(s, d, c.fresh[i], propNow), c.recount[i]); got.Reason != d.Reason || got.Action != d.Action {
+				fail("%s: re-verification changed a kept decision %s into %s", d.ReservationID, d.Reason, got.Reason)
+			}
+		}
+	}
+	return ok
+}
+
+func derefOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
