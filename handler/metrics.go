@@ -120,9 +120,8 @@ func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []s
 
 // seriesResult accumulates one query's results across pages.
 type seriesResult struct {
-	values   []float64
-	status   cwtypes.StatusCode
-	answered bool
+	values []float64
+	status cwtypes.StatusCode
 }
 
 func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window) (map[string]policy.Utilization, []string, error) {
@@ -164,7 +163,6 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 				s = &seriesResult{}
 				results[id] = s
 			}
-			s.answered = true
 			// The last page that mentions a query carries its final status.
 			s.status = r.StatusCode
 			s.values = append(s.values, r.Values...)
@@ -177,28 +175,25 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 	usage := make(map[string]policy.Utilization, len(ids))
 	for i, id := range ids {
 		peak, count := results[peakQueryID(i)], results[countQueryID(i)]
-		u := policy.Utilization{
-			Complete: peak != nil && count != nil && peak.answered && count.answered &&
-				peak.status == cwtypes.StatusCodeComplete && count.status == cwtypes.StatusCodeComplete,
-		}
-		if !u.Complete {
-			usage[id] = u
+		if peak == nil || count == nil || peak.status != cwtypes.StatusCodeComplete || count.status != cwtypes.StatusCodeComplete {
+			usage[id] = policy.Utilization{Complete: false}
 			continue
-		}
-		for j, v := range peak.values {
-			if j == 0 || v > u.PeakPercent {
-				u.PeakPercent = v
-			}
 		}
 		var n float64
 		for _, v := range count.values {
 			n += v
 		}
-		u.Datapoints = int(n)
 		// A peak without a count (or the reverse), or a value that is not a
 		// number, is not a measurement.
 		if (len(peak.values) == 0) != (n == 0) || !finite(n) || slices.ContainsFunc(peak.values, func(v float64) bool { return !finite(v) }) {
-			u.Complete = false
+			usage[id] = policy.Utilization{Complete: false}
+			continue
+		}
+		u := policy.Utilization{Complete: true, Datapoints: int(n)}
+		for j, v := range peak.values {
+			if j == 0 || v > u.PeakPercent {
+				u.PeakPercent = v
+			}
 		}
 		usage[id] = u
 	}
