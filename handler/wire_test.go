@@ -9,38 +9,20 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
-// wireHandler points the real SDK clients at the fake account.
+// wireHandler points the real SDK clients, with the SDK's default retryer,
+// at the fake account (see ftHandlerFromConfig).
 func wireHandler(t *testing.T, acct *fakeaws.Account, settings handler.Settings) (*handler.Handler, *timeline) {
 	t.Helper()
-	retries := &handler.RetryCounter{}
-	cfg := aws.Config{
+	return ftHandlerFromConfig(t, acct, settings, aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRET", ""),
-	}
-	retries.Instrument(&cfg)
-	tl := &timeline{}
-	logger, err := handler.NewLogger("info", tl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &handler.Handler{
-		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
-		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
-		Settings:      settings,
-		Logger:        logger,
-		Now:           func() time.Time { return testNow },
-		CallerAccount: func(context.Context) (string, error) { return testAccount, nil },
-		NewRunID:      func() string { return "wire" },
-		Retries:       retries,
-	}, tl
+	})
 }
 
 // series is a full day of 5-minute points ending at testNow, at value v.
