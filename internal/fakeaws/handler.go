@@ -132,10 +132,7 @@ func (a *Account) run(rec Request, handle func() (any, *apiError)) (any, *apiErr
 type ec2Protocol struct{}
 
 func (ec2Protocol) writeResult(w http.ResponseWriter, requestID string, v any) {
-	if r, ok := v.(interface{ setRequestID(string) }); ok {
-		r.setRequestID(requestID)
-	}
-	writeXML(w, http.StatusOK, v)
+	writeQueryResult(w, requestID, v)
 }
 
 func (ec2Protocol) writeError(w http.ResponseWriter, requestID string, e *apiError) {
@@ -156,6 +153,12 @@ func (ec2Protocol) writeError(w http.ResponseWriter, requestID string, e *apiErr
 type stsProtocol struct{}
 
 func (stsProtocol) writeResult(w http.ResponseWriter, requestID string, v any) {
+	writeQueryResult(w, requestID, v)
+}
+
+// writeQueryResult writes a successful EC2 or STS answer: the result shape
+// carries its own envelope, only the request id is filled in here.
+func writeQueryResult(w http.ResponseWriter, requestID string, v any) {
 	if r, ok := v.(interface{ setRequestID(string) }); ok {
 		r.setRequestID(requestID)
 	}
