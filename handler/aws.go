@@ -16,10 +16,11 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
-// EC2API is the part of EC2 the function uses: two reads and one write.
+// EC2API is the part of EC2 the function uses: three reads and one write.
 type EC2API interface {
 	ec2.DescribeCapacityReservationsAPIClient
 	ec2.DescribeInstancesAPIClient
+	ec2.GetGroupsForCapacityReservationAPIClient
 	CancelCapacityReservation(context.Context, *ec2.CancelCapacityReservationInput, ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error)
 }
 
@@ -93,6 +94,9 @@ func toReservation(c types.CapacityReservation) policy.Reservation {
 		ReservationType:  string(c.ReservationType),
 		InstanceType:     aws.ToString(c.InstanceType),
 		AvailabilityZone: aws.ToString(c.AvailabilityZone),
+		Platform:         string(c.InstancePlatform),
+		Tenancy:          string(c.Tenancy),
+		MatchCriteria:    string(c.InstanceMatchCriteria),
 		FleetID:          aws.ToString(c.CapacityReservationFleetId),
 		CapacityBlockID:  aws.ToString(c.CapacityBlockId),
 		BillingOwnerID:   aws.ToString(c.UnusedReservationBillingOwnerId),
@@ -101,6 +105,8 @@ func toReservation(c types.CapacityReservation) policy.Reservation {
 		Interruptible: aws.ToBool(c.Interruptible) || c.InterruptibleCapacityAllocation != nil || c.InterruptionInfo != nil,
 		Total:         aws.ToInt32(c.TotalInstanceCount),
 		Available:     aws.ToInt32(c.AvailableInstanceCount),
+		// Absent counts are unknown, not zero: zero would read as unused.
+		CountsMissing: c.TotalInstanceCount == nil || c.AvailableInstanceCount == nil,
 		Created:       aws.ToTime(c.CreateDate),
 		Started:       aws.ToTime(c.StartDate),
 	}
@@ -139,6 +145,24 @@ func describeReservations(ctx context.Context, api EC2API, calls *callCounter, i
 		}
 	}
 	return out, nil
+}
+
+// unique drops the repeats of a reservation listed more than once (pages of
+// a listing that changed while it was read), keeping its first description:
+// one reservation gets one decision. It returns the ids seen more than once.
+func unique(res []policy.Reservation) ([]policy.Reservation, []string) {
+	seen := make(map[string]bool, len(res))
+	out := res[:0:0]
+	var repeated []string
+	for _, r := range res {
+		if seen[r.ID] {
+			repeated = append(repeated, r.ID)
+			continue
+		}
+		seen[r.ID] = true
+		out = append(out, r)
+	}
+	return out, repeated
 }
 
 // accountFromARN returns the account field of an ARN.

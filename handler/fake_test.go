@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,12 +16,15 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ram"
+	ramtypes "github.com/aws/aws-sdk-go-v2/service/ram/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 )
 
-// usage is what the fake CloudWatch reports for one reservation.
+// usage is what the fake CloudWatch reports for one reservation: count
+// datapoints of UsedInstanceCount whose largest is peak.
 type usage struct {
 	peak   float64
 	count  int
@@ -34,8 +38,18 @@ type fakeAWS struct {
 	mu           sync.Mutex
 	reservations []types.CapacityReservation
 	usage        map[string]usage
-	// stopped maps a reservation id to the stopped instances targeting it.
-	stopped map[string]int
+	// stopped maps a reservation id to the stopped instances targeting it;
+	// instances are more stopped instances, described as given.
+	stopped   map[string]int
+	instances []types.Instance
+	// groups maps a reservation id to its Capacity Reservation groups;
+	// groupErr fails their listing.
+	groups   map[string][]string
+	groupErr error
+	// shared lists the reservations shared out through AWS RAM; ramErr
+	// fails the listing.
+	shared []string
+	ramErr error
 	// cancelErr maps a reservation id to the error its real (or, with the
 	// "dry:" prefix, dry-run) cancel answers.
 	cancelErr map[string]error
@@ -47,6 +61,8 @@ type fakeAWS struct {
 	describeCalls int
 	metricCalls   []int // queries per call
 	instanceCalls int
+	groupCalls    int
+	ramCalls      int
 	cancels       []cancelCall
 	events        *timeline
 }
@@ -102,12 +118,14 @@ type cancelCall struct {
 var (
 	_ handler.EC2API        = (*fakeAWS)(nil)
 	_ handler.CloudWatchAPI = (*fakeAWS)(nil)
+	_ handler.RAMAPI        = (*fakeAWS)(nil)
 )
 
 func newFake(events *timeline) *fakeAWS {
 	return &fakeAWS{
 		usage:     map[string]usage{},
 		stopped:   map[string]int{},
+		groups:    map[string][]string{},
 		cancelErr: map[string]error{},
 		pageSize:  1000,
 		events:    events,
@@ -160,27 +178,18 @@ func (f *fakeAWS) DescribeCapacityReservations(_ context.Context, in *ec2.Descri
 	return out, nil
 }
 
+// DescribeInstances answers the sweep of stopped instances: one state
+// filter and nothing else, as the function sends it.
 func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.instanceCalls++
 	f.record("describe-instances")
-	var states, targets []string
-	for _, flt := range in.Filters {
-		switch aws.ToString(flt.Name) {
-		case "instance-state-name":
-			states = flt.Values
-		case "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id":
-			targets = flt.Values
-		default:
-			return nil, fmt.Errorf("fake: unexpected filter %s", aws.ToString(flt.Name))
-		}
+	if len(in.Filters) != 1 || aws.ToString(in.Filters[0].Name) != "instance-state-name" || !slices.Equal(in.Filters[0].Values, []string{"stopped", "stopping"}) {
+		return nil, fmt.Errorf("fake: unexpected filters %v", in.Filters)
 	}
-	if !slices.Equal(states, []string{"stopped", "stopping"}) || len(targets) == 0 || len(targets) > 200 {
-		return nil, fmt.Errorf("fake: unexpected filters states=%v targets=%d", states, len(targets))
-	}
-	var instances []types.Instance
-	for _, id := range targets {
+	instances := slices.Clone(f.instances)
+	for _, id := range slices.Sorted(maps.Keys(f.stopped)) {
 		for n := range f.stopped[id] {
 			instances = append(instances, types.Instance{
 				InstanceId: aws.String(fmt.Sprintf("i-%s-%d", id, n)),
@@ -191,6 +200,43 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 		}
 	}
 	return &ec2.DescribeInstancesOutput{Reservations: []types.Reservation{{Instances: instances}}}, nil
+}
+
+func (f *fakeAWS) GetGroupsForCapacityReservation(_ context.Context, in *ec2.GetGroupsForCapacityReservationInput, _ ...func(*ec2.Options)) (*ec2.GetGroupsForCapacityReservationOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.groupCalls++
+	id := aws.ToString(in.CapacityReservationId)
+	f.record("get-groups:" + id)
+	if f.groupErr != nil {
+		return nil, f.groupErr
+	}
+	out := &ec2.GetGroupsForCapacityReservationOutput{}
+	for _, g := range f.groups[id] {
+		out.CapacityReservationGroups = append(out.CapacityReservationGroups, types.CapacityReservationGroup{GroupArn: aws.String(g)})
+	}
+	return out, nil
+}
+
+func (f *fakeAWS) ListResources(_ context.Context, in *ram.ListResourcesInput, _ ...func(*ram.Options)) (*ram.ListResourcesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ramCalls++
+	f.record("list-resources")
+	if in.ResourceOwner != ramtypes.ResourceOwnerSelf || aws.ToString(in.ResourceType) != "ec2:CapacityReservation" {
+		return nil, fmt.Errorf("fake: unexpected ListResources %+v", in)
+	}
+	if f.ramErr != nil {
+		return nil, f.ramErr
+	}
+	out := &ram.ListResourcesOutput{}
+	for _, id := range f.shared {
+		out.Resources = append(out.Resources, ramtypes.Resource{
+			Arn:  aws.String("arn:aws:ec2:us-east-1:" + testAccount + ":capacity-reservation/" + id),
+			Type: aws.String("ec2:CapacityReservation"),
+		})
+	}
+	return out, nil
 }
 
 func (f *fakeAWS) CancelCapacityReservation(_ context.Context, in *ec2.CancelCapacityReservationInput, _ ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error) {
@@ -236,16 +282,16 @@ func (f *fakeAWS) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataI
 		if u.status != "" {
 			res.StatusCode = u.status
 		}
+		if stat := aws.ToString(q.MetricStat.Stat); stat != "Maximum" || aws.ToString(q.MetricStat.Metric.MetricName) != "UsedInstanceCount" || aws.ToInt32(q.MetricStat.Period) != 300 {
+			return nil, fmt.Errorf("fake: unexpected query %s of %s at %d s", stat, aws.ToString(q.MetricStat.Metric.MetricName), aws.ToInt32(q.MetricStat.Period))
+		}
 		if ok && u.count > 0 {
-			res.Timestamps = []time.Time{aws.ToTime(in.StartTime)}
-			switch stat := aws.ToString(q.MetricStat.Stat); stat {
-			case "Maximum":
-				res.Values = []float64{u.peak}
-			case "SampleCount":
-				res.Values = []float64{float64(u.count)}
-			default:
-				return nil, fmt.Errorf("fake: unexpected stat %s", stat)
+			res.Timestamps = make([]time.Time, u.count)
+			res.Values = make([]float64, u.count)
+			for i := range u.count {
+				res.Timestamps[i] = aws.ToTime(in.StartTime).Add(time.Duration(i) * 5 * time.Minute)
 			}
+			res.Values[u.count/2] = u.peak
 		}
 		out.MetricDataResults = append(out.MetricDataResults, res)
 	}

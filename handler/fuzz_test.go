@@ -201,6 +201,7 @@ func fuzzHandler() (*handler.Handler, *fakeAWS) {
 	return &handler.Handler{
 		EC2:           fake,
 		CloudWatch:    fake,
+		RAM:           fake,
 		Settings:      s,
 		Logger:        zap.NewNop(),
 		Now:           func() time.Time { return testNow },

@@ -34,9 +34,12 @@ const (
 type Handler struct {
 	EC2        EC2API
 	CloudWatch CloudWatchAPI
-	Settings   Settings
-	Logger     *zap.Logger
-	Now        func() time.Time
+	// RAM lists the reservations this account shares out; without it
+	// every reservation's sharing is unknown, and none is cancelled.
+	RAM      RAMAPI
+	Settings Settings
+	Logger   *zap.Logger
+	Now      func() time.Time
 	// CallerAccount returns the account of the credentials in use. It is
 	// asked only outside Lambda; inside, the account comes from the
 	// invoked function's ARN.
@@ -231,6 +234,11 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 	if err != nil {
 		return policy.Plan{}, err
 	}
+	reservations, repeated := unique(reservations)
+	if len(repeated) > 0 {
+		r.log.Warn("reservations listed more than once; one decision each", zap.Strings("reservation_ids", repeated))
+	}
+	r.markSharing(ctx, reservations, report)
 
 	now := r.started
 	decisions := make([]policy.Decision, len(reservations))
@@ -248,7 +256,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),
 			zap.Strings("messages", m.messages[:min(len(m.messages), 20)]))
 	}
-	var idle []string
+	var idle []policy.Reservation
 	for i, d := range decisions {
 		if !d.Candidate() {
 			continue
@@ -259,21 +267,35 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		}
 		decisions[i] = policy.Judge(r.policy, d, u)
 		if decisions[i].Candidate() {
-			idle = append(idle, d.ReservationID)
+			idle = append(idle, reservations[i])
 		}
 	}
 
-	stopped, problems := stoppedTargets(ctx, r.h.EC2, r.calls, idle)
+	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, idle, r.h.metricConcurrency())
 	report.Problems = append(report.Problems, problems...)
 	for i, d := range decisions {
-		decisions[i] = policy.Stopped(d, countOf(stopped, d.ReservationID))
+		decisions[i] = policy.Stopped(d, dependentsOf(deps, d.ReservationID))
 	}
 	return policy.MakePlan(r.policy, decisions), nil
 }
 
-func countOf(counts map[string]int, id string) *int {
-	if n, ok := counts[id]; ok {
-		return &n
+// markSharing lists the reservations this account shares out through AWS
+// RAM and marks them; when the listing fails, every reservation's sharing is
+// unknown (kept insufficient-data), never guessed.
+func (r *run) markSharing(ctx context.Context, res []policy.Reservation, report *Report) {
+	if len(res) == 0 {
+		return
+	}
+	shared, err := listSharedOut(ctx, r.h.RAM, r.calls)
+	if err != nil {
+		report.Problems = append(report.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
+	}
+	markSharing(res, shared, err)
+}
+
+func dependentsOf(deps map[string]policy.Dependents, id string) *policy.Dependents {
+	if d, ok := deps[id]; ok {
+		return &d
 	}
 	return nil
 }
@@ -310,6 +332,9 @@ func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
 		zap.Float64("age_hours", d.Facts.AgeHours),
 		zap.Float64("current_utilization_percent", d.Facts.CurrentUtilization),
 	}
+	if d.Facts.PeakUsed != nil {
+		f = append(f, zap.Float64("peak_used_instances", *d.Facts.PeakUsed))
+	}
 	if d.Facts.PeakUtilization != nil {
 		f = append(f, zap.Float64("peak_utilization_percent", *d.Facts.PeakUtilization))
 	}
@@ -341,12 +366,14 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 		}
 		return decisions
 	}
+	// A share created during the run wins too.
+	r.markSharing(ctx, fresh, report)
 	byID := make(map[string]policy.Reservation, len(fresh))
 	for _, res := range fresh {
 		byID[res.ID] = res
 	}
 	now := r.h.Now()
-	var verified []string
+	var verified []policy.Reservation
 	for _, id := range plan.Cancel {
 		var res *policy.Reservation
 		if got, ok := byID[id]; ok {
@@ -355,14 +382,15 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 		d := policy.Recheck(r.policy, decisions[index[id]], res, now)
 		decisions[index[id]] = d
 		if d.Candidate() {
-			verified = append(verified, id)
+			verified = append(verified, *res)
 		}
 	}
-	stopped, problems := stoppedTargets(ctx, r.h.EC2, r.calls, verified)
+	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, verified, r.h.metricConcurrency())
 	report.Problems = append(report.Problems, problems...)
 	var toCancel []string
-	for _, id := range verified {
-		d := policy.RecheckStopped(decisions[index[id]], countOf(stopped, id))
+	for _, res := range verified {
+		id := res.ID
+		d := policy.RecheckStopped(decisions[index[id]], dependentsOf(deps, id))
 		decisions[index[id]] = d
 		if d.Candidate() {
 			toCancel = append(toCancel, id)

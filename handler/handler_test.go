@@ -53,6 +53,7 @@ func newHarness(t *testing.T, mutate ...func(*handler.Settings)) *harness {
 		h: &handler.Handler{
 			EC2:           fake,
 			CloudWatch:    fake,
+			RAM:           fake,
 			Settings:      s,
 			Logger:        logger,
 			Now:           func() time.Time { return testNow },
@@ -417,20 +418,24 @@ func TestBatchesNeverPerReservation(t *testing.T) {
 	if hs.fake.describeCalls != 3 {
 		t.Errorf("describe calls %d, want 3 pages", hs.fake.describeCalls)
 	}
-	// 1,200 reservations, 2 queries each, 500 queries a call: 5 calls.
-	if len(hs.fake.metricCalls) != 5 {
-		t.Errorf("GetMetricData calls %d (%v), want 5", len(hs.fake.metricCalls), hs.fake.metricCalls)
+	// 1,200 reservations, one query each of 2,016 datapoints (a week at
+	// 5 minutes), 100,800 datapoints a call: 50 a call, 24 calls.
+	if len(hs.fake.metricCalls) != 24 {
+		t.Errorf("GetMetricData calls %d (%v), want 24", len(hs.fake.metricCalls), hs.fake.metricCalls)
 	}
 	for _, q := range hs.fake.metricCalls {
-		if q > 500 {
-			t.Errorf("a call with %d queries", q)
+		if q > 50 {
+			t.Errorf("a call with %d queries: over 100,800 datapoints", q)
 		}
 	}
-	// 1,200 candidates, 200 ids per DescribeInstances filter: 6 calls.
-	if hs.fake.instanceCalls != 6 {
-		t.Errorf("DescribeInstances calls %d, want 6", hs.fake.instanceCalls)
+	// One sweep of the stopped instances, whatever the number of candidates.
+	if hs.fake.instanceCalls != 1 {
+		t.Errorf("DescribeInstances calls %d, want 1", hs.fake.instanceCalls)
 	}
-	if report.APICalls["GetMetricData"] != 5 || report.APICalls["DescribeCapacityReservations"] != 3 {
+	if hs.fake.ramCalls != 1 || hs.fake.groupCalls != 0 {
+		t.Errorf("ListResources calls %d (want 1), GetGroupsForCapacityReservation calls %d (want 0: no stopped instance targets a group)", hs.fake.ramCalls, hs.fake.groupCalls)
+	}
+	if report.APICalls["GetMetricData"] != 24 || report.APICalls["DescribeCapacityReservations"] != 3 {
 		t.Errorf("report api calls %v", report.APICalls)
 	}
 }

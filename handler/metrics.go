@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,53 +18,40 @@ import (
 // CloudWatch facts and limits for AWS/EC2CapacityReservations.
 const (
 	metricNamespace      = "AWS/EC2CapacityReservations"
-	metricName           = "InstanceUtilization"
+	metricName           = "UsedInstanceCount"
 	metricDimension      = "CapacityReservationId"
 	publishingInterval   = 5 * time.Minute
 	maxQueriesPerCall    = 500
 	maxDatapointsPerCall = 100800
-	// queriesPerReservation: the peak (Maximum) and the number of
-	// datapoints present (SampleCount).
-	queriesPerReservation = 2
-	// maxPeriodHours keeps a bucket within one day; larger buckets would
-	// save nothing, since one call already holds 250 reservations.
-	maxPeriodHours = 24
 )
 
-// window is the lookback window the utilization is read over.
+// window is the lookback window the utilization is read over, at the
+// 5-minute period the metrics are published at: one datapoint per bucket
+// present is one bucket with data, so coverage is counted, never taken from
+// SampleCount (whose meaning for these metrics is undocumented).
 type window struct {
 	Start, End time.Time
 	Period     time.Duration
 }
 
 // metricWindow ends at the last 5-minute boundary (CloudWatch's own
-// publishing grid) and is cut into equal buckets of whole hours, at most a
-// day, so a query returns few datapoints and a call holds many reservations.
-// The period divides the window exactly so no bucket is partial.
+// publishing grid) and reaches back lookbackHours.
 func metricWindow(now time.Time, lookbackHours int) window {
 	end := now.UTC().Truncate(publishingInterval)
-	period := 1
-	for p := min(lookbackHours, maxPeriodHours); p >= 1; p-- {
-		if lookbackHours%p == 0 {
-			period = p
-			break
-		}
-	}
 	return window{
 		Start:  end.Add(-time.Duration(lookbackHours) * time.Hour),
 		End:    end,
-		Period: time.Duration(period) * time.Hour,
+		Period: publishingInterval,
 	}
 }
 
 func (w window) buckets() int { return int(w.End.Sub(w.Start) / w.Period) }
 
 // reservationsPerCall is how many reservations one GetMetricData call can
-// measure within both the query and the datapoint limits.
+// measure within both the query and the datapoint limits: one query each,
+// one datapoint per bucket (50 at a 168-hour lookback).
 func (w window) reservationsPerCall() int {
-	byQueries := maxQueriesPerCall / queriesPerReservation
-	byDatapoints := maxDatapointsPerCall / (queriesPerReservation * w.buckets())
-	return max(1, min(byQueries, byDatapoints))
+	return max(1, min(maxQueriesPerCall, maxDatapointsPerCall/max(1, w.buckets())))
 }
 
 // measurement is what reading the metrics produced: a utilization for every
@@ -118,25 +104,66 @@ func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []s
 	return m
 }
 
-// seriesResult accumulates one query's results across pages.
-type seriesResult struct {
-	values []float64
-	status cwtypes.StatusCode
+// series accumulates one query's results across pages, keeping the peak and
+// the count, not the values: a batch holds up to 100,800 of them.
+type series struct {
+	count int
+	peak  float64
+	// status is the StatusCode of the last page that mentioned the query;
+	// failed sticks once any page said InternalError or Forbidden, whatever
+	// later pages say; corrupt is set by a page whose timestamps and values
+	// disagree, or a value that is not a number.
+	status  cwtypes.StatusCode
+	failed  bool
+	corrupt bool
+}
+
+func (s *series) add(r cwtypes.MetricDataResult) {
+	s.status = r.StatusCode
+	switch r.StatusCode {
+	case cwtypes.StatusCodeInternalError, cwtypes.StatusCodeForbidden:
+		s.failed = true
+	}
+	if len(r.Timestamps) != len(r.Values) {
+		s.corrupt = true
+	}
+	for _, v := range r.Values {
+		if !finite(v) {
+			s.corrupt = true
+		}
+		if s.count == 0 || v > s.peak {
+			s.peak = v
+		}
+		s.count++
+	}
+}
+
+// utilization turns the series into what the policy weighs. More values than
+// buckets in the window is not a measurement either.
+func (s *series) utilization(buckets int) policy.Utilization {
+	if s == nil || s.failed || s.corrupt || s.status != cwtypes.StatusCodeComplete || s.count > buckets {
+		return policy.Utilization{Complete: false}
+	}
+	return policy.Utilization{Complete: true, PeakUsed: s.peak, Datapoints: s.count}
 }
 
 func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window) (map[string]policy.Utilization, []string, error) {
 	period := int32(w.Period / time.Second)
-	queries := make([]cwtypes.MetricDataQuery, 0, len(ids)*queriesPerReservation)
+	queries := make([]cwtypes.MetricDataQuery, len(ids))
 	for i, id := range ids {
-		metric := &cwtypes.Metric{
-			Namespace:  aws.String(metricNamespace),
-			MetricName: aws.String(metricName),
-			Dimensions: []cwtypes.Dimension{{Name: aws.String(metricDimension), Value: aws.String(id)}},
+		queries[i] = cwtypes.MetricDataQuery{
+			Id: aws.String(queryID(i)),
+			MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{
+					Namespace:  aws.String(metricNamespace),
+					MetricName: aws.String(metricName),
+					Dimensions: []cwtypes.Dimension{{Name: aws.String(metricDimension), Value: aws.String(id)}},
+				},
+				Period: aws.Int32(period),
+				Stat:   aws.String("Maximum"),
+				Unit:   cwtypes.StandardUnitCount,
+			},
 		}
-		queries = append(queries,
-			cwtypes.MetricDataQuery{Id: aws.String(peakQueryID(i)), MetricStat: &cwtypes.MetricStat{Metric: metric, Period: aws.Int32(period), Stat: aws.String("Maximum")}},
-			cwtypes.MetricDataQuery{Id: aws.String(countQueryID(i)), MetricStat: &cwtypes.MetricStat{Metric: metric, Period: aws.Int32(period), Stat: aws.String("SampleCount")}},
-		)
 	}
 	in := &cloudwatch.GetMetricDataInput{
 		StartTime:         aws.Time(w.Start),
@@ -144,7 +171,7 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 		MetricDataQueries: queries,
 		ScanBy:            cwtypes.ScanByTimestampAscending,
 	}
-	results := make(map[string]*seriesResult, len(queries))
+	results := make(map[string]*series, len(queries))
 	var messages []string
 	pages := cloudwatch.NewGetMetricDataPaginator(api, in)
 	for pages.HasMorePages() {
@@ -160,12 +187,10 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 			id := aws.ToString(r.Id)
 			s := results[id]
 			if s == nil {
-				s = &seriesResult{}
+				s = &series{}
 				results[id] = s
 			}
-			// The last page that mentions a query carries its final status.
-			s.status = r.StatusCode
-			s.values = append(s.values, r.Values...)
+			s.add(r)
 			for _, msg := range r.Messages {
 				messages = append(messages, id+": "+aws.ToString(msg.Code)+": "+aws.ToString(msg.Value))
 			}
@@ -174,28 +199,7 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 
 	usage := make(map[string]policy.Utilization, len(ids))
 	for i, id := range ids {
-		peak, count := results[peakQueryID(i)], results[countQueryID(i)]
-		if peak == nil || count == nil || peak.status != cwtypes.StatusCodeComplete || count.status != cwtypes.StatusCodeComplete {
-			usage[id] = policy.Utilization{Complete: false}
-			continue
-		}
-		var n float64
-		for _, v := range count.values {
-			n += v
-		}
-		// A peak without a count (or the reverse), or a value that is not a
-		// number, is not a measurement.
-		if (len(peak.values) == 0) != (n == 0) || !finite(n) || slices.ContainsFunc(peak.values, func(v float64) bool { return !finite(v) }) {
-			usage[id] = policy.Utilization{Complete: false}
-			continue
-		}
-		u := policy.Utilization{Complete: true, Datapoints: int(n)}
-		for j, v := range peak.values {
-			if j == 0 || v > u.PeakPercent {
-				u.PeakPercent = v
-			}
-		}
-		usage[id] = u
+		usage[id] = results[queryID(i)].utilization(w.buckets())
 	}
 	return usage, messages, nil
 }
@@ -203,5 +207,4 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // Query ids must match ^[a-z][a-zA-Z0-9_]*$ and be unique within a call.
-func peakQueryID(i int) string  { return "p" + strconv.Itoa(i) }
-func countQueryID(i int) string { return "n" + strconv.Itoa(i) }
+func queryID(i int) string { return "u" + strconv.Itoa(i) }

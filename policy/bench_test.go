@@ -26,9 +26,9 @@ func BenchmarkEvaluate(b *testing.B) {
 			r.Tags = map[string]string{"team": "ml", s.ProtectTagKey: ""}
 		}
 		reservations[i] = r
-		usage[i] = Utilization{Complete: true, PeakPercent: float64(i % 3), Datapoints: 2016}
+		usage[i] = Utilization{Complete: true, PeakUsed: float64(i % 3), Datapoints: 2016}
 	}
-	zero := 0
+	var none Dependents
 	decisions := make([]Decision, n)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -36,7 +36,7 @@ func BenchmarkEvaluate(b *testing.B) {
 		for i, r := range reservations {
 			d := Screen(s, r, now)
 			d = Judge(s, d, &usage[i])
-			decisions[i] = Stopped(d, &zero)
+			decisions[i] = Stopped(d, &none)
 		}
 		_ = MakePlan(s, decisions)
 	}

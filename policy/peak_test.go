@@ -17,7 +17,7 @@ func TestJudgeRefusesNonsensePeak(t *testing.T) {
 	r := policy.Reservation{ID: "cr-0123456789abcdef0", OwnerID: "111122223333", State: "active", ReservationType: "default",
 		Total: 2, Available: 2, Created: now.Add(-30 * 24 * time.Hour)}
 	for _, peak := range []float64{math.NaN(), math.Inf(-1), -5} {
-		d := policy.Judge(s, policy.Screen(s, r, now), &policy.Utilization{Complete: true, PeakPercent: peak, Datapoints: 2016})
+		d := policy.Judge(s, policy.Screen(s, r, now), &policy.Utilization{Complete: true, PeakUsed: peak, Datapoints: 2016})
 		if d.Candidate() {
 			t.Errorf("peak %v: %s/%s, want keep insufficient-data", peak, d.Action, d.Reason)
 		}

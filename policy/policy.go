@@ -37,6 +37,7 @@ const (
 
 	ReasonNotActive             Reason = "not-active"
 	ReasonNotOwned              Reason = "not-owned"
+	ReasonSharedOut             Reason = "shared-out"
 	ReasonCapacityBlock         Reason = "capacity-block"
 	ReasonInCommitment          Reason = "in-commitment"
 	ReasonFleetMember           Reason = "fleet-member"
@@ -58,7 +59,7 @@ const (
 // Reasons lists every reason code, in rule order, for documentation and tests.
 var Reasons = []Reason{
 	ReasonIdle,
-	ReasonNotActive, ReasonNotOwned, ReasonCapacityBlock, ReasonInCommitment,
+	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
 	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped,
@@ -74,9 +75,15 @@ type Reservation struct {
 	ReservationType  string
 	InstanceType     string
 	AvailabilityZone string
-	FleetID          string
-	CapacityBlockID  string
-	Interruptible    bool
+	// Platform (EC2's InstancePlatform, such as "Linux/UNIX"), Tenancy
+	// ("default" or "dedicated") and MatchCriteria ("open" or "targeted")
+	// say which instances can run in it.
+	Platform        string
+	Tenancy         string
+	MatchCriteria   string
+	FleetID         string
+	CapacityBlockID string
+	Interruptible   bool
 	// HasCommitment is set when EC2 reports a commitment (future-dated
 	// reservations); CommitmentEnd is its end, zero when EC2 gave none, which
 	// counts as a commitment still in force.
@@ -88,6 +95,15 @@ type Reservation struct {
 	Tags           map[string]string
 	Total          int32
 	Available      int32
+	// CountsMissing is set when the description lacked TotalInstanceCount
+	// or AvailableInstanceCount: its use now is unknown, not zero.
+	CountsMissing bool
+	// SharedOut is set when this account shares the reservation with
+	// other accounts through AWS RAM: their instances, running or stopped,
+	// are invisible from here. SharingUnknown is set when the shares could
+	// not be listed.
+	SharedOut      bool
+	SharingUnknown bool
 	// Created is when the reservation was created; Started when it became
 	// active (zero if unknown). Age counts from the later of the two, since
 	// no utilization is published before the reservation is active.
@@ -103,6 +119,10 @@ func (r Reservation) ActiveSince() time.Time {
 	return r.Created
 }
 
+// UsedNow is the number of instances running in the reservation at the
+// moment of the description (never negative).
+func (r Reservation) UsedNow() int32 { return max(0, r.Total-r.Available) }
+
 // CurrentUtilizationPercent is the share of the reserved instances in use at
 // the moment of the description. A reservation of zero instances counts as
 // unused.
@@ -110,29 +130,29 @@ func (r Reservation) CurrentUtilizationPercent() float64 {
 	if r.Total <= 0 {
 		return 0
 	}
-	used := r.Total - r.Available
-	if used < 0 {
-		used = 0
-	}
-	return float64(used) * 100 / float64(r.Total)
+	return float64(r.UsedNow()) * 100 / float64(r.Total)
 }
 
 // Utilization is what CloudWatch reported for one reservation over the
-// lookback window.
+// lookback window: the Maximum of UsedInstanceCount at a 5-minute period.
 type Utilization struct {
 	// Complete is false when CloudWatch answered with PartialData,
 	// InternalError or Forbidden for this series, or did not answer at all.
 	Complete bool
-	// PeakPercent is the maximum InstanceUtilization over the window.
-	// Meaningless when Datapoints is 0.
-	PeakPercent float64
-	// Datapoints is the number of 5-minute datapoints present in the window.
+	// PeakUsed is the largest number of instances used in any 5-minute
+	// datapoint of the window. Meaningless when Datapoints is 0.
+	PeakUsed float64
+	// Datapoints is the number of 5-minute datapoints present in the window
+	// (counted, never taken from SampleCount).
 	Datapoints int
 }
 
 // Settings are the knobs of the policy, validated by the caller.
 type Settings struct {
-	AccountID            string
+	AccountID string
+	// IdleThresholdPercent bounds the peak number of instances used over
+	// the lookback, as a percent of the reservation's size. It never
+	// admits a reservation with an instance running in it now.
 	IdleThresholdPercent float64
 	Lookback             time.Duration
 	MinCoveragePercent   float64
@@ -164,6 +184,7 @@ type Facts struct {
 	AgeHours               float64  `json:"ageHours"`
 	CurrentUtilization     float64  `json:"currentUtilizationPercent"`
 	Measured               bool     `json:"measured"`
+	PeakUsed               *float64 `json:"peakUsedInstances,omitempty"`
 	PeakUtilization        *float64 `json:"peakUtilizationPercent,omitempty"`
 	CoveragePercent        *float64 `json:"coveragePercent,omitempty"`
 	StoppedTargets         *int     `json:"stoppedTargetingInstances,omitempty"`

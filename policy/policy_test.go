@@ -39,15 +39,18 @@ func idle(id string) Reservation {
 	}
 }
 
-// fullData is a complete week of datapoints at the given peak.
-func fullData(peak float64) *Utilization {
-	return &Utilization{Complete: true, PeakPercent: peak, Datapoints: 2016}
+// fullData is a complete week of datapoints whose peak is used instances.
+func fullData(used float64) *Utilization {
+	return &Utilization{Complete: true, PeakUsed: used, Datapoints: 2016}
 }
+
+// none is a stopped-instance check that found nothing.
+func none() *Dependents { return &Dependents{} }
 
 func ptr[T any](v T) *T { return &v }
 
 // decide runs one reservation through every step, as the handler does.
-func decide(s Settings, r Reservation, u *Utilization, stopped *int) Decision {
+func decide(s Settings, r Reservation, u *Utilization, stopped *Dependents) Decision {
 	d := Screen(s, r, now)
 	d = Judge(s, d, u)
 	return Stopped(d, stopped)
@@ -59,7 +62,7 @@ func TestDecide(t *testing.T) {
 		settings func(*Settings)
 		give     func(*Reservation)
 		usage    *Utilization
-		stopped  *int
+		stopped  *Dependents
 		// notMeasured and notChecked leave usage and stopped nil on purpose.
 		notMeasured, notChecked bool
 		want                    Reason
@@ -94,26 +97,41 @@ func TestDecide(t *testing.T) {
 		{name: "instance type included", settings: func(s *Settings) { s.InstanceTypes = []string{"p5.48xlarge", "m5.large"} }, want: ReasonIdle},
 		{name: "zone excluded", settings: func(s *Settings) { s.AvailabilityZones = []string{"us-east-1b"} }, want: ReasonExcludedZone},
 		{name: "in use now", give: func(r *Reservation) { r.Available = 1 }, want: ReasonInUse},
-		{name: "in use now at threshold", settings: func(s *Settings) { s.IdleThresholdPercent = 50 }, give: func(r *Reservation) { r.Available = 1 }, want: ReasonIdle},
-		{name: "in use now above threshold", settings: func(s *Settings) { s.IdleThresholdPercent = 49.9 }, give: func(r *Reservation) { r.Available = 1 }, usage: fullData(0), want: ReasonInUse},
+		// Safety II, item 1: an instance running now keeps the reservation
+		// whatever the threshold; the threshold weighs the past peak only.
+		{name: "in use now at threshold", settings: func(s *Settings) { s.IdleThresholdPercent = 50 }, give: func(r *Reservation) { r.Available = 1 }, want: ReasonInUse},
+		{name: "fully in use now with threshold 100", settings: func(s *Settings) { s.IdleThresholdPercent = 100 }, give: func(r *Reservation) { r.Available = 0 }, usage: fullData(2), want: ReasonInUse},
+		{name: "one of a hundred in use now", settings: func(s *Settings) { s.IdleThresholdPercent = 50 }, give: func(r *Reservation) { r.Total, r.Available = 100, 99 }, want: ReasonInUse},
+		{name: "more available than total", give: func(r *Reservation) { r.Available = 3 }, want: ReasonIdle},
+		// Safety II, item 7: counts absent from the description are unknown.
+		{name: "counts missing from the description", give: func(r *Reservation) { r.Total, r.Available, r.CountsMissing = 0, 0, true }, want: ReasonInsufficientData},
+		// Safety II, item 4: shared out through AWS RAM.
+		{name: "shared out", give: func(r *Reservation) { r.SharedOut = true }, want: ReasonSharedOut},
+		{name: "shares unknown", give: func(r *Reservation) { r.SharingUnknown = true }, want: ReasonInsufficientData},
 		{name: "too young", give: func(r *Reservation) { r.Created = now.Add(-167 * time.Hour) }, want: ReasonTooYoung},
 		{name: "age equal to the window", give: func(r *Reservation) { r.Created = now.Add(-168 * time.Hour) }, want: ReasonIdle},
 		{name: "age a second short of the window", give: func(r *Reservation) { r.Created = now.Add(-168*time.Hour + time.Second) }, want: ReasonTooYoung},
 		{name: "started recently though created long ago", give: func(r *Reservation) { r.Started = now.Add(-time.Hour) }, want: ReasonTooYoung},
 		{name: "age unknown", give: func(r *Reservation) { r.Created = time.Time{} }, want: ReasonTooYoung},
 		{name: "not measured", notMeasured: true, want: ReasonInsufficientData},
-		{name: "partial data", usage: &Utilization{Complete: false, PeakPercent: 0, Datapoints: 2016}, want: ReasonInsufficientData},
+		{name: "partial data", usage: &Utilization{Complete: false, PeakUsed: 0, Datapoints: 2016}, want: ReasonInsufficientData},
 		{name: "no datapoints", usage: &Utilization{Complete: true}, want: ReasonInsufficientData},
 		{name: "coverage just below 90%", usage: &Utilization{Complete: true, Datapoints: 1814}, want: ReasonInsufficientData}, // 89.98%
 		{name: "coverage just above 90%", usage: &Utilization{Complete: true, Datapoints: 1815}, want: ReasonIdle},             // 90.03%
 		{name: "coverage exactly at the minimum", settings: func(s *Settings) { s.MinCoveragePercent = 50 }, usage: &Utilization{Complete: true, Datapoints: 1008}, want: ReasonIdle},
 		{name: "coverage one datapoint below the minimum", settings: func(s *Settings) { s.MinCoveragePercent = 50 }, usage: &Utilization{Complete: true, Datapoints: 1007}, want: ReasonInsufficientData},
 		{name: "more datapoints than expected", usage: &Utilization{Complete: true, Datapoints: 5000}, want: ReasonIdle},
-		{name: "used in the window", usage: fullData(50), want: ReasonUtilized},
-		{name: "peak exactly at the threshold", settings: func(s *Settings) { s.IdleThresholdPercent = 5 }, usage: fullData(5), want: ReasonIdle},
-		{name: "peak just above the threshold", settings: func(s *Settings) { s.IdleThresholdPercent = 5 }, usage: fullData(5.01), want: ReasonUtilized},
+		{name: "used in the window", usage: fullData(1), want: ReasonUtilized},
+		{name: "peak exactly at the threshold", settings: func(s *Settings) { s.IdleThresholdPercent = 50 }, usage: fullData(1), want: ReasonIdle},
+		{name: "peak just above the threshold", settings: func(s *Settings) { s.IdleThresholdPercent = 49.9 }, usage: fullData(1), want: ReasonUtilized},
+		{name: "peak one of ten at 10%", settings: func(s *Settings) { s.IdleThresholdPercent = 10 }, give: func(r *Reservation) { r.Total, r.Available = 10, 10 }, usage: fullData(1), want: ReasonIdle},
+		{name: "peak two of ten above 10%", settings: func(s *Settings) { s.IdleThresholdPercent = 10 }, give: func(r *Reservation) { r.Total, r.Available = 10, 10 }, usage: fullData(2), want: ReasonUtilized},
 		{name: "peak tiny above zero", usage: fullData(0.001), want: ReasonUtilized},
-		{name: "targeted by stopped instances", stopped: ptr(2), want: ReasonTargetedByStopped},
+		{name: "empty reservation used in the window", give: func(r *Reservation) { r.Total, r.Available = 0, 0 }, usage: fullData(1), want: ReasonUtilized},
+		{name: "empty reservation never used", give: func(r *Reservation) { r.Total, r.Available = 0, 0 }, usage: fullData(0), want: ReasonIdle},
+		{name: "targeted by stopped instances", stopped: &Dependents{Targeting: 2}, want: ReasonTargetedByStopped},
+		{name: "needed by stopped instances through a group", stopped: &Dependents{ViaGroup: 1}, want: ReasonTargetedByStopped},
+		{name: "needed by stopped capacity-reservations-only instances", stopped: &Dependents{ReservationsOnly: 1}, want: ReasonTargetedByStopped},
 		{name: "stopped instances unknown", notChecked: true, want: ReasonInsufficientData},
 	}
 	for _, tt := range tests {
@@ -132,7 +150,7 @@ func TestDecide(t *testing.T) {
 			}
 			stopped := tt.stopped
 			if stopped == nil && !tt.notChecked {
-				stopped = ptr(0)
+				stopped = none()
 			}
 			got := decide(s, r, usage, stopped)
 			if got.Reason != tt.want {
@@ -160,7 +178,7 @@ func candidates(n int) []Decision {
 	for i := range n {
 		r := idle(fmt.Sprintf("cr-%017x", i))
 		r.Created = now.Add(-time.Duration(10+i%7) * 24 * time.Hour)
-		out[i] = decide(s, r, fullData(0), ptr(0))
+		out[i] = decide(s, r, fullData(0), none())
 	}
 	return out
 }
@@ -205,7 +223,7 @@ func TestMakePlanTiesBreakByID(t *testing.T) {
 	s := settings()
 	s.MaxCancellations = 1
 	a, b := idle("cr-00000000000000002"), idle("cr-00000000000000001")
-	p := MakePlan(s, []Decision{decide(s, a, fullData(0), ptr(0)), decide(s, b, fullData(0), ptr(0))})
+	p := MakePlan(s, []Decision{decide(s, a, fullData(0), none()), decide(s, b, fullData(0), none())})
 	if !slices.Equal(p.Cancel, []string{"cr-00000000000000001"}) {
 		t.Fatalf("cancel %v, want the smaller id on equal age", p.Cancel)
 	}
@@ -227,7 +245,7 @@ func TestMakePlanZeroBudget(t *testing.T) {
 
 func TestMakePlanIdleShare(t *testing.T) {
 	s := settings()
-	used := decide(s, idle("cr-10000000000000000"), fullData(80), ptr(0))
+	used := decide(s, idle("cr-10000000000000000"), fullData(2), none())
 	foreign := idle("cr-20000000000000000")
 	foreign.OwnerID = "999999999999"
 	notEligible := decide(s, foreign, nil, nil)
@@ -311,7 +329,7 @@ func TestMakePlanRefusesIncompleteCandidates(t *testing.T) {
 func TestRecheck(t *testing.T) {
 	s := settings()
 	base := idle("cr-50000000000000000")
-	candidate := decide(s, base, fullData(0), ptr(0))
+	candidate := decide(s, base, fullData(0), none())
 	tests := []struct {
 		name  string
 		fresh *Reservation
@@ -334,16 +352,16 @@ func TestRecheck(t *testing.T) {
 			}
 		})
 	}
-	if got := RecheckStopped(candidate, ptr(1)); got.Reason != ReasonChangedSinceEvaluated {
+	if got := RecheckStopped(candidate, &Dependents{ViaGroup: 1}); got.Reason != ReasonChangedSinceEvaluated {
 		t.Fatalf("stopped instance appeared: %s, want changed-since-evaluation", got.Reason)
 	}
 	if got := RecheckStopped(candidate, nil); got.Action != Keep {
 		t.Fatalf("stopped check failed: %s, want keep", got.Action)
 	}
-	if got := RecheckStopped(candidate, ptr(0)); got.Action != Cancel {
+	if got := RecheckStopped(candidate, none()); got.Action != Cancel {
 		t.Fatalf("no stopped instance: %s, want cancel", got.Action)
 	}
-	kept := decide(s, base, fullData(90), ptr(0))
+	kept := decide(s, base, fullData(2), none())
 	if got := Recheck(s, kept, &base, now); got.Reason != ReasonUtilized {
 		t.Fatalf("a kept decision must stay as it was, got %s", got.Reason)
 	}
@@ -361,6 +379,7 @@ func TestEveryReasonIsProduced(t *testing.T) {
 		func(r *Reservation, _ *Settings) {},
 		func(r *Reservation, _ *Settings) { r.State = "expired" },
 		func(r *Reservation, _ *Settings) { r.OwnerID = "1" },
+		func(r *Reservation, _ *Settings) { r.SharedOut = true },
 		func(r *Reservation, _ *Settings) { r.ReservationType = "capacity-block" },
 		func(r *Reservation, _ *Settings) { r.HasCommitment = true },
 		func(r *Reservation, _ *Settings) { r.FleetID = "crf-1" },
@@ -375,11 +394,11 @@ func TestEveryReasonIsProduced(t *testing.T) {
 	for _, v := range variants {
 		rr, ss := r, s
 		v(&rr, &ss)
-		add(decide(ss, rr, fullData(0), ptr(0)))
+		add(decide(ss, rr, fullData(0), none()))
 	}
-	add(decide(s, r, nil, ptr(0)))
-	add(decide(s, r, fullData(1), ptr(0)))
-	add(decide(s, r, fullData(0), ptr(1)))
+	add(decide(s, r, nil, none()))
+	add(decide(s, r, fullData(1), none()))
+	add(decide(s, r, fullData(0), &Dependents{Targeting: 1}))
 	for _, d := range MakePlan(s, candidates(2)).Decisions {
 		add(d)
 	}
@@ -387,7 +406,7 @@ func TestEveryReasonIsProduced(t *testing.T) {
 	for _, d := range MakePlan(s, candidates(2)).Decisions {
 		add(d)
 	}
-	add(Recheck(s, decide(s, r, fullData(0), ptr(0)), nil, now))
+	add(Recheck(s, decide(s, r, fullData(0), none()), nil, now))
 	for _, reason := range Reasons {
 		if !seen[reason] {
 			t.Errorf("reason %s is never produced", reason)

@@ -46,12 +46,12 @@ type propCase struct {
 	s       policy.Settings
 	res     []policy.Reservation
 	usage   []*policy.Utilization // nil: could not be measured
-	stopped []*int                // nil: could not be listed
+	stopped []*policy.Dependents  // nil: could not be listed
 	// skip simulates a caller bug: 1 skips Judge, 2 skips Stopped.
 	skip []int
 	// fresh and recount are what the re-verification would find.
 	fresh   []*policy.Reservation // nil: gone
-	recount []*int
+	recount []*policy.Dependents
 }
 
 type gen struct{ r *rand.Rand }
@@ -130,6 +130,12 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 	if g.pct(5) {
 		r.Interruptible = true
 	}
+	switch {
+	case g.pct(4):
+		r.SharedOut = true
+	case g.pct(3):
+		r.SharingUnknown = true
+	}
 	if g.pct(60) {
 		r.Tags = map[string]string{}
 		if g.pct(15) {
@@ -149,6 +155,8 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 		r.Available = int32(g.r.IntN(int(r.Total) + 1))
 	case g.pct(2):
 		r.Available = r.Total + 1 // nonsense from EC2: more available than reserved
+	case g.pct(2):
+		r.Total, r.Available, r.CountsMissing = 0, 0, true
 	}
 	// Ages around the lookback boundary, and shared instants for ties.
 	switch {
@@ -169,7 +177,7 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 	return r
 }
 
-func (g gen) usage(s policy.Settings) *policy.Utilization {
+func (g gen) usage(s policy.Settings, r policy.Reservation) *policy.Utilization {
 	if g.pct(8) {
 		return nil
 	}
@@ -190,21 +198,25 @@ func (g gen) usage(s policy.Settings) *policy.Utilization {
 	default:
 		u.Datapoints = expected
 	}
-	t := s.IdleThresholdPercent
-	u.PeakPercent = g.pickF(0, 0, 0, t, math.Nextafter(t, math.Inf(1)), math.Max(0, math.Nextafter(t, math.Inf(-1))), g.r.Float64()*100, 100, 0.001)
+	// Peaks around the threshold, as a number of instances.
+	t := s.IdleThresholdPercent * float64(r.Total) / 100
+	total := float64(r.Total)
+	u.PeakUsed = g.pickF(0, 0, 0, t, math.Nextafter(t, math.Inf(1)), math.Max(0, math.Nextafter(t, math.Inf(-1))), g.r.Float64()*total, total, 1, 0.001)
 	return u
 }
 
-func (g gen) count() *int {
+func (g gen) count() *policy.Dependents {
 	switch {
 	case g.pct(8):
 		return nil
-	case g.pct(10):
-		n := 1 + g.r.IntN(3)
-		return &n
+	case g.pct(4):
+		return &policy.Dependents{Targeting: 1 + g.r.IntN(3)}
+	case g.pct(3):
+		return &policy.Dependents{ViaGroup: 1}
+	case g.pct(3):
+		return &policy.Dependents{ReservationsOnly: 1 + g.r.IntN(2)}
 	}
-	n := 0
-	return &n
+	return &policy.Dependents{}
 }
 
 // fresh is the reservation as described again right before acting: mostly
@@ -218,7 +230,7 @@ func (g gen) fresh(s policy.Settings, r policy.Reservation) *policy.Reservation 
 	for k, v := range r.Tags {
 		f.Tags[k] = v
 	}
-	switch g.r.IntN(9) {
+	switch g.r.IntN(10) {
 	case 0:
 		return nil
 	case 1:
@@ -235,6 +247,8 @@ func (g gen) fresh(s policy.Settings, r policy.Reservation) *policy.Reservation 
 		delete(f.Tags, "team")
 	case 7:
 		f.HasCommitment = true
+	case 8:
+		f.SharedOut = true
 	default:
 		f.Started = propNow.Add(-time.Minute)
 	}
@@ -253,7 +267,7 @@ func (g gen) makeCase() propCase {
 		id := fmt.Sprintf("cr-%08x%09x", g.r.Uint32(), i) // unique within the set
 		r := g.reservation(s, id, pool)
 		c.res = append(c.res, r)
-		c.usage = append(c.usage, g.usage(s))
+		c.usage = append(c.usage, g.usage(s, r))
 		c.stopped = append(c.stopped, g.count())
 		skip := 0
 		if g.pct(3) {
@@ -277,6 +291,8 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 	}
 	add(r.State != "active", policy.ReasonNotActive)
 	add(s.AccountID == "" || r.OwnerID != s.AccountID || (r.BillingOwnerID != "" && r.BillingOwnerID != s.AccountID), policy.ReasonNotOwned)
+	add(r.SharedOut, policy.ReasonSharedOut)
+	add(r.SharingUnknown, policy.ReasonInsufficientData)
 	add(r.ReservationType == "capacity-block" || r.CapacityBlockID != "", policy.ReasonCapacityBlock)
 	add(r.HasCommitment && (r.CommitmentEnd.IsZero() || !now.After(r.CommitmentEnd)), policy.ReasonInCommitment)
 	add(r.FleetID != "", policy.ReasonFleetMember)
@@ -289,11 +305,9 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 	}
 	add(len(s.InstanceTypes) > 0 && !slices.Contains(s.InstanceTypes, r.InstanceType), policy.ReasonExcludedInstanceType)
 	add(len(s.AvailabilityZones) > 0 && !slices.Contains(s.AvailabilityZones, r.AvailabilityZone), policy.ReasonExcludedZone)
-	used := 0.0
-	if r.Total > 0 && r.Available < r.Total {
-		used = float64(r.Total-r.Available) * 100 / float64(r.Total)
-	}
-	add(used > s.IdleThresholdPercent, policy.ReasonInUse)
+	add(r.CountsMissing, policy.ReasonInsufficientData)
+	// Any instance running now keeps it, whatever the threshold.
+	add(r.Total-r.Available > 0, policy.ReasonInUse)
 	since := r.Created
 	if r.Started.After(since) {
 		since = r.Started
@@ -303,7 +317,7 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 }
 
 // dataViolations lists every utilization and stopped-instance rule broken.
-func dataViolations(s policy.Settings, u *policy.Utilization, stopped *int) []policy.Reason {
+func dataViolations(s policy.Settings, r policy.Reservation, u *policy.Utilization, stopped *policy.Dependents) []policy.Reason {
 	var v []policy.Reason
 	switch {
 	case u == nil, !u.Complete, u.Datapoints <= 0:
@@ -313,14 +327,17 @@ func dataViolations(s policy.Settings, u *policy.Utilization, stopped *int) []po
 		if math.Min(100, float64(u.Datapoints)*100/expected) < s.MinCoveragePercent {
 			v = append(v, policy.ReasonInsufficientData)
 		}
-		if !(u.PeakPercent <= s.IdleThresholdPercent) {
+		// Idle only when peak/total is at or below the threshold; a
+		// reservation of no instances is idle only if never used.
+		idle := u.PeakUsed == 0 || (r.Total > 0 && u.PeakUsed >= 0 && u.PeakUsed*100/float64(r.Total) <= s.IdleThresholdPercent)
+		if !idle {
 			v = append(v, policy.ReasonUtilized)
 		}
 	}
 	switch {
 	case stopped == nil:
 		v = append(v, policy.ReasonInsufficientData)
-	case *stopped > 0:
+	case stopped.Total() > 0:
 		v = append(v, policy.ReasonTargetedByStopped)
 	}
 	return v
@@ -389,9 +406,9 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		}
 		complete[i] = candidate && c.skip[i] == 0
 		if complete[i] {
-			data := dataViolations(s, c.usage[i], c.stopped[i])
+			data := dataViolations(s, r, c.usage[i], c.stopped[i])
 			if d.Candidate() != (len(data) == 0) || (len(data) > 0 && d.Reason != data[0]) {
-				fail("%s: judged %s/%s (%s), the rules say %v (usage %+v, stopped %v)", r.ID, d.Action, d.Reason, d.Detail, data, c.usage[i], derefOr(c.stopped[i], -1))
+				fail("%s: judged %s/%s (%s), the rules say %v (usage %+v, stopped %v)", r.ID, d.Action, d.Reason, d.Detail, data, c.usage[i], total(c.stopped[i]))
 			}
 		}
 		if candidate && c.skip[i] != 0 && d.Candidate() {
@@ -433,7 +450,7 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		}
 		// Safety: a cancel breaks no rule, checked rule by rule.
 		if d.Action == policy.Cancel {
-			if v := append(screenViolations(s, c.res[i], propNow), dataViolations(s, c.usage[i], c.stopped[i])...); len(v) > 0 {
+			if v := append(screenViolations(s, c.res[i], propNow), dataViolations(s, c.res[i], c.usage[i], c.stopped[i])...); len(v) > 0 {
 				fail("UNSAFE: %s planned for cancel but breaks %v", d.ReservationID, v)
 			}
 			if !complete[i] {
@@ -520,10 +537,10 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			d = policy.RecheckStopped(d, c.recount[i])
 		}
 		safe := c.fresh[i] != nil && len(screenViolations(s, *c.fresh[i], propNow)) == 0 &&
-			c.recount[i] != nil && *c.recount[i] == 0
+			c.recount[i] != nil && c.recount[i].Total() == 0
 		switch {
 		case d.Candidate() && !safe:
-			fail("UNSAFE: %s still cancel after re-verification: fresh %+v, stopped %v", id, c.fresh[i], derefOr(c.recount[i], -1))
+			fail("UNSAFE: %s still cancel after re-verification: fresh %+v, stopped %v", id, c.fresh[i], total(c.recount[i]))
 		case !d.Candidate() && safe:
 			fail("%s kept at re-verification though nothing changed: %s", id, d.Detail)
 		case !d.Candidate() && (d.Reason != policy.ReasonChangedSinceEvaluated || d.Detail == ""):
@@ -546,9 +563,10 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 	return ok
 }
 
-func derefOr(p *int, def int) int {
-	if p == nil {
-		return def
+// total is the number of dependent stopped instances, -1 when unknown.
+func total(d *policy.Dependents) int {
+	if d == nil {
+		return -1
 	}
-	return *p
+	return d.Total()
 }

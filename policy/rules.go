@@ -46,6 +46,12 @@ func Screen(s Settings, r Reservation, now time.Time) Decision {
 	if r.BillingOwnerID != "" && r.BillingOwnerID != s.AccountID {
 		return keep(d, ReasonNotOwned, "unused capacity is billed to account "+quote(r.BillingOwnerID))
 	}
+	if r.SharingUnknown {
+		return keep(d, ReasonInsufficientData, "its AWS RAM shares could not be listed: other accounts may use it")
+	}
+	if r.SharedOut {
+		return keep(d, ReasonSharedOut, "shared with other accounts through AWS RAM: their instances are not visible from here")
+	}
 	if r.ReservationType == "capacity-block" || r.CapacityBlockID != "" {
 		return keep(d, ReasonCapacityBlock, "capacity blocks cannot be cancelled")
 	}
@@ -77,14 +83,32 @@ func Screen(s Settings, r Reservation, now time.Time) Decision {
 	if len(s.AvailabilityZones) > 0 && !slices.Contains(s.AvailabilityZones, r.AvailabilityZone) {
 		return keep(d, ReasonExcludedZone, "availability zone "+quote(r.AvailabilityZone)+" is not in AVAILABILITY_ZONES")
 	}
-	if cur := r.CurrentUtilizationPercent(); cur > s.IdleThresholdPercent {
-		return keep(d, ReasonInUse, fmt.Sprintf("%d of %d instances in use now", r.Total-r.Available, r.Total))
+	if r.CountsMissing {
+		return keep(d, ReasonInsufficientData, "the description lacks TotalInstanceCount or AvailableInstanceCount: its use now is unknown")
+	}
+	// Any instance running in it now keeps it, whatever the threshold: the
+	// threshold weighs the past peak, never what runs now.
+	if used := r.UsedNow(); used > 0 {
+		return keep(d, ReasonInUse, fmt.Sprintf("%d of %d instances in use now", used, r.Total))
 	}
 	since := r.ActiveSince()
 	if since.IsZero() || now.Sub(since) < s.Lookback {
 		return keep(d, ReasonTooYoung, fmt.Sprintf("active for %.1fh, lookback is %.0fh", d.Facts.AgeHours, s.Lookback.Hours()))
 	}
 	return d
+}
+
+// peakPercent is the peak number of instances used as a percent of the
+// reservation's size. A reservation of no instances that was used at all is
+// reported at 100 % (and judged used whatever the threshold).
+func peakPercent(peakUsed float64, total int32) float64 {
+	switch {
+	case total > 0:
+		return peakUsed * 100 / float64(total)
+	case peakUsed > 0:
+		return 100
+	}
+	return 0
 }
 
 // Judge weighs the utilization measured over the lookback window. A nil
@@ -105,8 +129,10 @@ func Judge(s Settings, d Decision, u *Utilization) Decision {
 		coverage = min(100, float64(u.Datapoints)*100/float64(expected))
 	}
 	d.Facts.CoveragePercent = &coverage
+	peak := peakPercent(u.PeakUsed, d.Facts.TotalInstanceCount)
 	if u.Datapoints > 0 {
-		peak := u.PeakPercent
+		used := u.PeakUsed
+		d.Facts.PeakUsed = &used
 		d.Facts.PeakUtilization = &peak
 	}
 	switch {
@@ -116,32 +142,33 @@ func Judge(s Settings, d Decision, u *Utilization) Decision {
 		return keep(d, ReasonInsufficientData, "no datapoints in the lookback window")
 	case coverage < s.MinCoveragePercent:
 		return keep(d, ReasonInsufficientData, fmt.Sprintf("coverage %.1f%% is below %.1f%%", coverage, s.MinCoveragePercent))
-	case math.IsNaN(u.PeakPercent) || u.PeakPercent < 0:
+	case math.IsNaN(u.PeakUsed) || math.IsInf(u.PeakUsed, 0) || u.PeakUsed < 0:
 		// NaN compares false with everything: it would pass for idle.
-		return keep(d, ReasonInsufficientData, fmt.Sprintf("peak utilization %v is not a percentage", u.PeakPercent))
-	case !(u.PeakPercent <= s.IdleThresholdPercent):
-		return keep(d, ReasonUtilized, fmt.Sprintf("peak utilization %.1f%% is above %.1f%%", u.PeakPercent, s.IdleThresholdPercent))
+		return keep(d, ReasonInsufficientData, fmt.Sprintf("peak instances used %v is not a count", u.PeakUsed))
+	case !(peak <= s.IdleThresholdPercent) || (d.Facts.TotalInstanceCount <= 0 && u.PeakUsed > 0):
+		return keep(d, ReasonUtilized, fmt.Sprintf("peak of %g instances used is %.1f%% of %d, above %.1f%%",
+			u.PeakUsed, peak, d.Facts.TotalInstanceCount, s.IdleThresholdPercent))
 	}
 	d.Reason = ReasonIdle
 	return d
 }
 
-// Stopped applies the last rule: instances that are stopped (or stopping) and
-// target the reservation could not start again once it is gone, yet they do
-// not show in the utilization metrics. A nil count means the check could not
-// be made.
-func Stopped(d Decision, count *int) Decision {
+// Stopped applies the last rule: stopped (or stopping) instances that depend
+// on the reservation could not start again once it is gone, yet they do not
+// show in the utilization metrics. A nil count means the check could not be
+// made.
+func Stopped(d Decision, deps *Dependents) Decision {
 	if !d.Candidate() {
 		return d
 	}
 	d.Stage = StageChecked
-	if count == nil {
-		return keep(d, ReasonInsufficientData, "stopped instances targeting it could not be listed")
+	if deps == nil {
+		return keep(d, ReasonInsufficientData, "stopped instances that may need it could not be listed")
 	}
-	n := *count
+	n := deps.Total()
 	d.Facts.StoppedTargets = &n
 	if n > 0 {
-		return keep(d, ReasonTargetedByStopped, fmt.Sprintf("%d stopped or stopping instances target it", n))
+		return keep(d, ReasonTargetedByStopped, fmt.Sprintf("%d stopped or stopping instances need it: %s", n, deps))
 	}
 	return d
 }
@@ -165,15 +192,15 @@ func Recheck(s Settings, d Decision, fresh *Reservation, now time.Time) Decision
 }
 
 // RecheckStopped is Stopped for the moment right before acting.
-func RecheckStopped(d Decision, count *int) Decision {
+func RecheckStopped(d Decision, deps *Dependents) Decision {
 	if !d.Candidate() {
 		return d
 	}
 	switch {
-	case count == nil:
-		return keep(d, ReasonChangedSinceEvaluated, "stopped instances targeting it could not be listed again")
-	case *count > 0:
-		return keep(d, ReasonChangedSinceEvaluated, fmt.Sprintf("now %d stopped or stopping instances target it", *count))
+	case deps == nil:
+		return keep(d, ReasonChangedSinceEvaluated, "stopped instances that may need it could not be listed again")
+	case deps.Total() > 0:
+		return keep(d, ReasonChangedSinceEvaluated, fmt.Sprintf("now %d stopped or stopping instances need it: %s", deps.Total(), deps))
 	}
 	return d
 }
