@@ -142,8 +142,12 @@ func groupsOf(ctx context.Context, api EC2API, calls *callCounter, ids []string,
 	return out, nil
 }
 
+// maxGroupsPerPage is GetGroupsForCapacityReservation's largest page
+// (MaxResults 5..500).
+const maxGroupsPerPage = 500
+
 func groupsOfOne(ctx context.Context, api EC2API, calls *callCounter, id string) ([]string, error) {
-	in := &ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(id), MaxResults: aws.Int32(1000)}
+	in := &ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(id), MaxResults: aws.Int32(maxGroupsPerPage)}
 	groups := []string{}
 	pages := ec2.NewGetGroupsForCapacityReservationPaginator(api, in)
 	for pages.HasMorePages() {

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -75,6 +76,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Retries:    retries,
 		EC2:        ec2.NewFromConfig(cfg),
 		CloudWatch: cloudwatch.NewFromConfig(cfg),
+		RAM:        ram.NewFromConfig(cfg),
 		Settings:   settings,
 		Logger:     logger,
 		Now:        time.Now,
