@@ -1,13 +1,16 @@
 // Package fakeaws is an in-process fake AWS account for tests. It speaks the
 // real wire protocols (EC2 query/XML, CloudWatch Smithy RPC v2 CBOR, STS
-// query/XML) on a single http.Handler, so the real aws-sdk-go-v2 clients can
-// be pointed at it with BaseEndpoint and exercise their own serializers,
-// deserializers, paginators and error handling unchanged.
+// query/XML, RAM restJson1) on a single http.Handler, so the real
+// aws-sdk-go-v2 clients can be pointed at it with BaseEndpoint and exercise
+// their own serializers, deserializers, paginators and error handling
+// unchanged.
 //
 // It implements only what the autocancel Lambda calls:
 // DescribeCapacityReservations, DescribeInstances, CancelCapacityReservation,
-// GetMetricData and GetCallerIdentity. Everything else gets the protocol's
-// "unknown operation" error so a new, unsupported call fails loudly.
+// GetMetricData, GetCallerIdentity and RAM's ListResources (the capacity
+// reservations shared through AWS RAM, see ram.go). Everything else gets the
+// protocol's "unknown operation" error so a new, unsupported call fails
+// loudly.
 package fakeaws
 
 import (
@@ -122,7 +125,8 @@ type Request struct {
 	Operation string
 	// Params holds the form values for EC2/STS; for GetMetricData a
 	// flattened summary (StartTime, EndTime, NextToken, ScanBy,
-	// MaxDatapoints, MetricDataQueries.Id/Period/Stat/MetricName).
+	// MaxDatapoints, MetricDataQueries.Id/Period/Stat/MetricName); for
+	// ListResources the JSON members sent (resourceOwner, resourceArns, ...).
 	Params         map[string][]string
 	DryRun         bool
 	ReservationIDs []string
@@ -158,6 +162,8 @@ type Account struct {
 	onRequest     func(Request)   // see OnRequest
 	metricOmitted map[string]bool // see SetMetricOmitted
 
+	ram ramState // AWS RAM: reservations shared out and in (ram.go)
+
 	server *httptest.Server
 }
 
@@ -184,7 +190,7 @@ func New(accountID string) *Account {
 // ID returns the account id.
 func (a *Account) ID() string { return a.id }
 
-// Handler returns the http.Handler serving EC2, CloudWatch and STS.
+// Handler returns the http.Handler serving EC2, CloudWatch, STS and RAM.
 func (a *Account) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }
 
 // Start serves the account on a 127.0.0.1 listener.
@@ -192,7 +198,7 @@ func (a *Account) Start() {
 	a.server = httptest.NewServer(a.Handler())
 }
 
-// URL is the base endpoint for all three services; valid after Start.
+// URL is the base endpoint for all the services; valid after Start.
 func (a *Account) URL() string {
 	if a.server == nil {
 		panic("fakeaws: URL called before Start")

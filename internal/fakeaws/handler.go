@@ -49,6 +49,8 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveCloudWatch(w, r)
 	case r.URL.Path == "/" || r.URL.Path == "":
 		a.serveQuery(w, r)
+	case ramOperations[r.URL.Path] != "":
+		a.serveRAM(w, r)
 	default:
 		http.NotFound(w, r)
 	}
