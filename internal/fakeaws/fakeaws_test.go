@@ -1,9 +1,11 @@
 package fakeaws_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -26,10 +28,51 @@ import (
 const accountID = "123456789012"
 
 type clients struct {
-	acct *fakeaws.Account
-	ec2  *ec2.Client
-	cw   *cloudwatch.Client
-	sts  *sts.Client
+	acct   *fakeaws.Account
+	ec2    *ec2.Client
+	cw     *cloudwatch.Client
+	sts    *sts.Client
+	bodies *bodyCopier
+}
+
+// bodyCopier hands net/http an in-memory copy of each request body, and
+// keeps the last one. smithy-go wraps a request body in a reader it closes
+// as soon as the response headers arrive; when the server has answered
+// that fast (it read the whole body, as the fake does), net/http's final
+// read of the body, which checks its length, gets io.EOF from the closed
+// reader's WriteTo, takes it as a write error and closes the connection
+// under the response being read: "deserialization failed ... use of closed
+// network connection". The SDK's retryer retries that in production; with
+// RetryMaxAttempts 1 it made these tests fail now and then, more often the
+// larger the answer and the busier the machine.
+type bodyCopier struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	body []byte
+}
+
+func (c *bodyCopier) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return c.next.RoundTrip(req)
+	}
+	b, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.body = b
+	c.mu.Unlock()
+	req = req.Clone(req.Context())
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return c.next.RoundTrip(req)
+}
+
+func (c *bodyCopier) last() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.body
 }
 
 func setup(t *testing.T) clients {
@@ -37,17 +80,20 @@ func setup(t *testing.T) clients {
 	acct := fakeaws.New(accountID)
 	acct.Start()
 	t.Cleanup(acct.Close)
+	bodies := &bodyCopier{next: awshttp.NewBuildableClient().GetTransport()}
 	cfg := aws.Config{
 		Region:           "us-east-1",
 		Credentials:      credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
 		RetryMaxAttempts: 1,
+		HTTPClient:       &http.Client{Transport: bodies},
 	}
 	url := aws.String(acct.URL())
 	return clients{
-		acct: acct,
-		ec2:  ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = url }),
-		cw:   cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = url }),
-		sts:  sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = url }),
+		acct:   acct,
+		ec2:    ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = url }),
+		cw:     cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = url }),
+		sts:    sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = url }),
+		bodies: bodies,
 	}
 }
 
