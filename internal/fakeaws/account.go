@@ -12,6 +12,7 @@ package fakeaws
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +45,8 @@ type Reservation struct {
 	// InstanceMatchCriteria is "open" or "targeted"; defaults to "open".
 	InstanceMatchCriteria string
 
+	// TotalInstanceCount is also what the fake divides by to derive the
+	// InstanceUtilization metric from the used instances (SetUsedInstances).
 	TotalInstanceCount, AvailableInstanceCount int32
 	CreateDate, StartDate                      time.Time
 
@@ -58,10 +61,39 @@ type Reservation struct {
 	Tags          map[string]string
 }
 
-// Point is one InstanceUtilization sample.
+// Point is one published 5-minute datapoint of a reservation's
+// UsedInstanceCount metric. The fake derives the other metrics of the
+// namespace (InstanceUtilization, AvailableInstanceCount,
+// TotalInstanceCount) from it and the reservation's TotalInstanceCount.
 type Point struct {
-	Time  time.Time
+	Time time.Time
+	// Value is the number of instances running in the reservation.
 	Value float64
+	// Samples is the SampleCount of the datapoint as published; 0 means 1.
+	// CloudWatch may publish a 5-minute point as a statistic set (EC2 basic
+	// monitoring does, with SampleCount 5; nobody documents it for this
+	// namespace), so SampleCount over a window need not be the number of
+	// datapoints: Samples lets a test show a client that trusts it
+	// overstating coverage.
+	Samples int
+}
+
+// RegularSeries is a UsedInstanceCount series of evenly spaced, equal
+// points (SetUsedInstancesRegular). Only its description is stored and
+// the points are produced while a query reads them, so a benchmark can
+// hold 10,000 reservations with a week of 5-minute points each (a []Point
+// per reservation would take gigabytes).
+type RegularSeries struct {
+	// From is the time of the first point; the others follow every Step
+	// as long as they are before To.
+	From, To time.Time
+	// Step is the interval between points; 0 means 5 minutes, the
+	// namespace's publishing interval. A sparse series (missing data) is a
+	// multiple of it.
+	Step time.Duration
+	// Value and Samples of every point, as in Point.
+	Value   float64
+	Samples int
 }
 
 // Instance is an EC2 instance as seen by DescribeInstances.
@@ -147,16 +179,18 @@ type Account struct {
 	resIndex     map[string]int
 	instances    []Instance
 	instIndex    map[string]int
-	utilization  map[string][]Point
-	metricStatus map[string]string
+	used         map[string]usedSeries // UsedInstanceCount by reservation id
+	metricStatus map[string]*statusSequence
 	denied       map[string]bool
 	faults       []*faultState
 	requests     []Request
 	describePage int // 0: no server-side cap
 	metricPage   int // <= 0: no cap on results per response
 
-	onRequest     func(Request)   // see OnRequest
-	metricOmitted map[string]bool // see SetMetricOmitted
+	onRequest      func(Request)   // see OnRequest
+	metricOmitted  map[string]bool // see SetMetricOmitted
+	metricMismatch map[string]bool // see SetMetricMismatch
+	metricPoints   int             // see SetMetricPageDatapoints; 0: no cap
 
 	server *httptest.Server
 }
@@ -174,8 +208,8 @@ func New(accountID string) *Account {
 		now:          time.Now,
 		resIndex:     map[string]int{},
 		instIndex:    map[string]int{},
-		utilization:  map[string][]Point{},
-		metricStatus: map[string]string{},
+		used:         map[string]usedSeries{},
+		metricStatus: map[string]*statusSequence{},
 		denied:       map[string]bool{},
 		metricPage:   defaultMetricPageSize,
 	}
@@ -259,26 +293,90 @@ func (a *Account) Reservations() []Reservation {
 	return out
 }
 
-// SetUtilization replaces the InstanceUtilization series of a reservation.
-func (a *Account) SetUtilization(id string, points []Point) {
+// SetUsedInstances replaces the UsedInstanceCount series of a reservation
+// (the reservation need not exist yet) with points, in any order. Every
+// metric of the namespace is derived from it (see series). A nil or empty
+// slice leaves the reservation without data. It panics on a negative
+// Samples.
+func (a *Account) SetUsedInstances(id string, points []Point) {
 	ps := slices.Clone(points)
+	for _, p := range ps {
+		if p.Samples < 0 {
+			panic(fmt.Sprintf("fakeaws: SetUsedInstances(%s): negative Samples in %+v", id, p))
+		}
+	}
 	slices.SortStableFunc(ps, func(x, y Point) int { return x.Time.Compare(y.Time) })
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.utilization[id] = ps
+	a.used[id] = usedSeries{points: ps}
+}
+
+// SetUsedInstancesRegular replaces the UsedInstanceCount series of a
+// reservation with s, which is expanded only as queries read it. It panics
+// on a negative Step or Samples, or a zero From or To.
+func (a *Account) SetUsedInstancesRegular(id string, s RegularSeries) {
+	if s.Step < 0 || s.Samples < 0 || s.From.IsZero() || s.To.IsZero() {
+		panic(fmt.Sprintf("fakeaws: SetUsedInstancesRegular(%s): negative Step or Samples, or zero From or To, in %+v", id, s))
+	}
+	s.Step = cmp.Or(s.Step, 5*time.Minute)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.used[id] = usedSeries{regular: &s}
 }
 
 // SetMetricStatus forces the StatusCode ("PartialData", "InternalError", ...)
 // of every GetMetricData result for this reservation; "" restores
-// "Complete". Datapoints are still returned.
+// "Complete". Datapoints are still returned. It replaces a sequence set by
+// SetMetricStatusSequence.
 func (a *Account) SetMetricStatus(id string, status string) {
+	if status == "" {
+		a.SetMetricStatusSequence(id)
+		return
+	}
+	a.SetMetricStatusSequence(id, status)
+}
+
+// SetMetricStatusSequence forces the StatusCode of the GetMetricData results
+// for this reservation in turn: the k-th result served for any query on it,
+// counted across pages and calls from now on, carries
+// statuses[min(k, len(statuses)-1)]. A forced status replaces the one the
+// fake would send, the PartialData of a series cut by paging included. No
+// statuses restores the computed ones.
+func (a *Account) SetMetricStatusSequence(id string, statuses ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if status == "" {
+	if len(statuses) == 0 {
 		delete(a.metricStatus, id)
 		return
 	}
-	a.metricStatus[id] = status
+	a.metricStatus[id] = &statusSequence{statuses: slices.Clone(statuses)}
+}
+
+// SetMetricPageDatapoints caps the datapoints of one GetMetricData response
+// at n, below MaxDatapoints and CloudWatch's 100,800, so that one series
+// spans several pages: the part that fits comes as PartialData, the rest on
+// the next page (NextToken), as CloudWatch does. n <= 0 removes the cap.
+func (a *Account) SetMetricPageDatapoints(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.metricPoints = max(n, 0)
+}
+
+// SetMetricMismatch makes every GetMetricData result for this reservation
+// carry a Timestamps list one shorter than Values (one timestamp and no
+// values when the series is empty), a corrupt answer: a client must treat
+// such a series as incomplete. on false restores it.
+func (a *Account) SetMetricMismatch(id string, on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.metricMismatch == nil {
+		a.metricMismatch = map[string]bool{}
+	}
+	if on {
+		a.metricMismatch[id] = true
+	} else {
+		delete(a.metricMismatch, id)
+	}
 }
 
 // AddInstance adds i, or replaces the instance with the same ID. State
