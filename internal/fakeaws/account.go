@@ -6,8 +6,9 @@
 //
 // It implements only what the autocancel Lambda calls:
 // DescribeCapacityReservations, DescribeInstances, CancelCapacityReservation,
-// GetMetricData and GetCallerIdentity. Everything else gets the protocol's
-// "unknown operation" error so a new, unsupported call fails loudly.
+// GetGroupsForCapacityReservation, GetMetricData and GetCallerIdentity.
+// Everything else gets the protocol's "unknown operation" error so a new,
+// unsupported call fails loudly.
 package fakeaws
 
 import (
@@ -30,6 +31,8 @@ const (
 	OpCancelCapacityReservation    = "CancelCapacityReservation"
 	OpGetMetricData                = "GetMetricData"
 	OpGetCallerIdentity            = "GetCallerIdentity"
+
+	OpGetGroupsForCapacityReservation = "GetGroupsForCapacityReservation"
 )
 
 const (
@@ -48,7 +51,14 @@ type Reservation struct {
 	// TotalInstanceCount is also what the fake divides by to derive the
 	// InstanceUtilization metric from the used instances (SetUsedInstances).
 	TotalInstanceCount, AvailableInstanceCount int32
-	CreateDate, StartDate                      time.Time
+
+	// OmitInstanceCounts leaves totalInstanceCount and
+	// availableInstanceCount out of the description. Both are optional in
+	// the EC2 model, so the SDK returns nil pointers: a client must not read
+	// a missing count as zero (idle, or nothing reserved).
+	OmitInstanceCounts bool
+
+	CreateDate, StartDate time.Time
 
 	// EndDate is emitted as endDate when set (EndDateType "limited").
 	EndDate *time.Time
@@ -96,12 +106,29 @@ type RegularSeries struct {
 	Samples int
 }
 
-// Instance is an EC2 instance as seen by DescribeInstances.
+// Instance is an EC2 instance as seen by DescribeInstances. Empty fields get
+// defaults in AddInstance.
 type Instance struct {
-	ID, State, TargetReservationID string
+	ID, State string
 
-	// InstanceType is optional and only echoed back.
-	InstanceType string
+	// TargetReservationID is the capacity reservation the instance targets
+	// (capacityReservationTarget.capacityReservationId, and
+	// capacityReservationId).
+	TargetReservationID string
+	// TargetGroupARN is the Capacity Reservation group (an AWS Resource
+	// Groups ARN) the instance targets
+	// (capacityReservationTarget.capacityReservationResourceGroupArn).
+	TargetGroupARN string
+	// Preference is the capacityReservationPreference: "open", "none" or
+	// "capacity-reservations-only". It defaults to "open" for an instance
+	// without a target; for a targeted one EC2 returns the target instead,
+	// so it stays empty unless set.
+	Preference string
+
+	// InstanceType, AvailabilityZone (default "us-east-1a"), Tenancy
+	// (default "default") and PlatformDetails (default "Linux/UNIX"): what
+	// an open reservation matches an instance on.
+	InstanceType, AvailabilityZone, Tenancy, PlatformDetails string
 
 	// EC2ReservationID is the launch reservation ("r-...") the instance
 	// belongs to. Instances sharing it on the same page are returned in one
@@ -191,6 +218,8 @@ type Account struct {
 	metricOmitted  map[string]bool // see SetMetricOmitted
 	metricMismatch map[string]bool // see SetMetricMismatch
 	metricPoints   int             // see SetMetricPageDatapoints; 0: no cap
+	groups         []groupMembership
+	describeRepeat map[string]bool // see SetDescribeRepeat
 
 	server *httptest.Server
 }
@@ -251,10 +280,11 @@ func (a *Account) SetClock(now func() time.Time) {
 // AddReservation adds r, or replaces the reservation with the same ID in
 // place. Defaults: OwnerID the account, State "active", ReservationType
 // "default", Tenancy "default", EndDateType "unlimited",
-// InstanceMatchCriteria "open".
+// InstanceMatchCriteria "open", InstancePlatform "Linux/UNIX".
 func (a *Account) AddReservation(r Reservation) {
 	r = cloneReservation(r)
 	r.OwnerID = cmp.Or(r.OwnerID, a.id)
+	r.InstancePlatform = cmp.Or(r.InstancePlatform, "Linux/UNIX")
 	r.State = cmp.Or(r.State, "active")
 	r.ReservationType = cmp.Or(r.ReservationType, "default")
 	r.Tenancy = cmp.Or(r.Tenancy, "default")
@@ -380,9 +410,15 @@ func (a *Account) SetMetricMismatch(id string, on bool) {
 }
 
 // AddInstance adds i, or replaces the instance with the same ID. State
-// defaults to "running".
+// defaults to "running"; see Instance for the other defaults.
 func (a *Account) AddInstance(i Instance) {
 	i.State = cmp.Or(i.State, "running")
+	if i.TargetReservationID == "" && i.TargetGroupARN == "" {
+		i.Preference = cmp.Or(i.Preference, "open")
+	}
+	i.AvailabilityZone = cmp.Or(i.AvailabilityZone, "us-east-1a")
+	i.Tenancy = cmp.Or(i.Tenancy, "default")
+	i.PlatformDetails = cmp.Or(i.PlatformDetails, "Linux/UNIX")
 	i.EC2ReservationID = cmp.Or(i.EC2ReservationID, "r-"+strings.TrimPrefix(i.ID, "i-"))
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -421,9 +457,48 @@ func (a *Account) SetDeniedCancel(ids ...string) {
 	}
 }
 
-// SetDescribePageSize caps DescribeCapacityReservations and
-// DescribeInstances pages below the requested MaxResults, forcing extra
-// pages. n <= 0 removes the cap.
+// AddReservationGroup puts reservations into a Capacity Reservation group,
+// an AWS Resource Groups group given by its ARN
+// (arn:aws:resource-groups:us-east-1:123456789012:group/my-group), created on
+// first use. The reservations need not exist yet. Instances can target the
+// group (Instance.TargetGroupARN); GetGroupsForCapacityReservation lists a
+// reservation's groups in the order they were added. It panics on a string
+// that is not a resource group ARN, so a typo fails loudly.
+func (a *Account) AddReservationGroup(groupARN string, reservationIDs ...string) {
+	owner, ok := groupOwner(groupARN)
+	if !ok {
+		panic(fmt.Sprintf("fakeaws: AddReservationGroup: %q is not a resource group ARN (arn:aws:resource-groups:REGION:ACCOUNT:group/NAME)", groupARN))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range reservationIDs {
+		m := groupMembership{reservationID: id, groupARN: groupARN, ownerID: owner}
+		if !slices.Contains(a.groups, m) {
+			a.groups = append(a.groups, m)
+		}
+	}
+}
+
+// SetDescribeRepeat makes DescribeCapacityReservations list each of these
+// reservations a second time: again at the start of the page after the one
+// it appears on, or at the end of its page when that is the last one (on a
+// page of its own when the last page is full). This is what a client sees
+// when the listing shifts between its page requests; it must not count or
+// act on a reservation twice. Calls add up; no ids lists each once again.
+func (a *Account) SetDescribeRepeat(ids ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.describeRepeat == nil || len(ids) == 0 {
+		a.describeRepeat = map[string]bool{}
+	}
+	for _, id := range ids {
+		a.describeRepeat[id] = true
+	}
+}
+
+// SetDescribePageSize caps DescribeCapacityReservations, DescribeInstances
+// and GetGroupsForCapacityReservation pages below the requested MaxResults,
+// forcing extra pages. n <= 0 removes the cap.
 func (a *Account) SetDescribePageSize(n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -366,15 +367,7 @@ func TestDescribeInstances(t *testing.T) {
 		t.Errorf("recorded ReservationIDs = %v", got)
 	}
 
-	values := make([]string, 201)
-	for i := range values {
-		values[i] = crID(i)
-	}
-	_, err := c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-		{Name: aws.String("capacity-reservation-id"), Values: values},
-	}})
-	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
-	_, err = c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(4)})
+	_, err := c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(4)})
 	wantAPIError(t, err, "InvalidParameterValue", http.StatusBadRequest)
 	_, err = c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-0000000000000dead"}})
 	wantAPIError(t, err, "InvalidInstanceID.NotFound", http.StatusBadRequest)
@@ -1057,6 +1050,280 @@ func TestGetMetricDataMismatch(t *testing.T) {
 	c.acct.SetMetricMismatch(crID(2), false)
 	if r := getResults(t, c, t0, t0.Add(time.Hour), usedQueries(ids, "Maximum", 300))["q1"]; len(r.Timestamps) != 12 {
 		t.Errorf("after reset: %d timestamps", len(r.Timestamps))
+	}
+}
+
+// TestDescribeInstancesCapacitySpecification: what a sweep of stopped
+// instances reads (preference, target reservation or group, placement,
+// platform, type), with AWS's defaults, and the filters on it.
+func TestDescribeInstancesCapacitySpecification(t *testing.T) {
+	c := setup(t)
+	group := "arn:aws:resource-groups:us-east-1:" + accountID + ":group/ml-capacity"
+	for _, in := range []fakeaws.Instance{
+		{ID: "i-1", State: "stopped", InstanceType: "m5.large"},
+		{ID: "i-2", State: "stopped", InstanceType: "c5.large", Preference: "none", AvailabilityZone: "us-east-1b", Tenancy: "dedicated", PlatformDetails: "Windows"},
+		{ID: "i-3", State: "stopping", InstanceType: "m5.large", Preference: "capacity-reservations-only"},
+		{ID: "i-4", State: "stopped", InstanceType: "m5.large", TargetGroupARN: group},
+		{ID: "i-5", State: "stopped", InstanceType: "m5.large", TargetReservationID: crID(1)},
+		{ID: "i-6", State: "running", InstanceType: "m5.large"},
+	} {
+		c.acct.AddInstance(in)
+	}
+
+	describe := func(filters ...ec2types.Filter) map[string]ec2types.Instance {
+		t.Helper()
+		out, err := c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{Filters: filters})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]ec2types.Instance{}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				got[aws.ToString(in.InstanceId)] = in
+			}
+		}
+		return got
+	}
+	filter := func(name string, values ...string) ec2types.Filter {
+		return ec2types.Filter{Name: aws.String(name), Values: values}
+	}
+
+	all := describe(filter("instance-state-name", "stopped", "stopping"))
+	if len(all) != 5 {
+		t.Fatalf("stopped sweep found %d instances, want 5", len(all))
+	}
+	type view struct {
+		pref                     ec2types.CapacityReservationPreference
+		target, group            string
+		zone, platform, instType string
+		tenancy                  ec2types.Tenancy
+	}
+	see := func(in ec2types.Instance) view {
+		v := view{platform: aws.ToString(in.PlatformDetails), instType: string(in.InstanceType)}
+		if p := in.Placement; p != nil {
+			v.zone, v.tenancy = aws.ToString(p.AvailabilityZone), p.Tenancy
+		}
+		if s := in.CapacityReservationSpecification; s != nil {
+			v.pref = s.CapacityReservationPreference
+			if tg := s.CapacityReservationTarget; tg != nil {
+				v.target, v.group = aws.ToString(tg.CapacityReservationId), aws.ToString(tg.CapacityReservationResourceGroupArn)
+			}
+		}
+		return v
+	}
+	want := map[string]view{
+		"i-1": {pref: "open", zone: "us-east-1a", tenancy: "default", platform: "Linux/UNIX", instType: "m5.large"},
+		"i-2": {pref: "none", zone: "us-east-1b", tenancy: "dedicated", platform: "Windows", instType: "c5.large"},
+		"i-3": {pref: "capacity-reservations-only", zone: "us-east-1a", tenancy: "default", platform: "Linux/UNIX", instType: "m5.large"},
+		"i-4": {group: group, zone: "us-east-1a", tenancy: "default", platform: "Linux/UNIX", instType: "m5.large"},
+		"i-5": {target: crID(1), zone: "us-east-1a", tenancy: "default", platform: "Linux/UNIX", instType: "m5.large"},
+	}
+	for id, w := range want {
+		if got := see(all[id]); got != w {
+			t.Errorf("%s = %+v, want %+v", id, got, w)
+		}
+	}
+
+	for _, tc := range []struct {
+		filter ec2types.Filter
+		want   []string
+	}{
+		{filter("capacity-reservation-specification.capacity-reservation-preference", "open"), []string{"i-1", "i-6"}},
+		{filter("capacity-reservation-specification.capacity-reservation-preference", "capacity-reservations-only", "none"), []string{"i-2", "i-3"}},
+		{filter("capacity-reservation-specification.capacity-reservation-target.capacity-reservation-resource-group-arn", group), []string{"i-4"}},
+		{filter("capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id", crID(1)), []string{"i-5"}},
+		{filter("availability-zone", "us-east-1b"), []string{"i-2"}},
+		{filter("instance-type", "c5.*"), []string{"i-2"}},
+		{filter("tenancy", "dedicated"), []string{"i-2"}},
+		{filter("platform-details", "Windows"), []string{"i-2"}},
+	} {
+		got := slices.Sorted(maps.Keys(describe(tc.filter)))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s=%v: %v, want %v", aws.ToString(tc.filter.Name), tc.filter.Values, got, tc.want)
+		}
+	}
+}
+
+// TestFilterValueLimitAcrossFilters: EC2 counts filter values over all the
+// filters of a call, not per filter.
+func TestFilterValueLimitAcrossFilters(t *testing.T) {
+	c := setup(t)
+	ids := make([]string, 201)
+	for i := range ids {
+		ids[i] = crID(i)
+	}
+	states := []string{"stopped", "stopping"}
+	instances := func(n int) error {
+		_, err := c.ec2.DescribeInstances(ctxBG, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+			{Name: aws.String("instance-state-name"), Values: states},
+			{Name: aws.String("capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id"), Values: ids[:n]},
+		}})
+		return err
+	}
+	if err := instances(198); err != nil {
+		t.Fatalf("200 values: %v", err)
+	}
+	for _, n := range []int{199, 201} {
+		err := instances(n)
+		wantAPIError(t, err, "FilterLimitExceeded", http.StatusBadRequest)
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr); apiErr.ErrorMessage() != "The maximum number of filter values specified on a single call is 200" {
+			t.Errorf("message %q", apiErr.ErrorMessage())
+		}
+	}
+
+	reservations := func(types int) error {
+		_, err := c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{Filters: []ec2types.Filter{
+			{Name: aws.String("state"), Values: []string{"active"}},
+			{Name: aws.String("instance-type"), Values: ids[:types]},
+		}})
+		return err
+	}
+	if err := reservations(199); err != nil {
+		t.Fatalf("200 values: %v", err)
+	}
+	wantAPIError(t, reservations(200), "FilterLimitExceeded", http.StatusBadRequest)
+}
+
+// TestGetGroupsForCapacityReservation: the groups a reservation belongs to,
+// paged, through the SDK's paginator; errors, dry run, recording and faults.
+func TestGetGroupsForCapacityReservation(t *testing.T) {
+	c := setup(t)
+	groupARN := func(owner, name string) string {
+		return "arn:aws:resource-groups:us-east-1:" + owner + ":group/" + name
+	}
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(1)})
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(2)})
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(3), OwnerID: "210987654321"})
+	var want []string
+	for i := range 5 {
+		g := groupARN(accountID, fmt.Sprint("g", i))
+		c.acct.AddReservationGroup(g, crID(1), crID(3))
+		want = append(want, g)
+	}
+	c.acct.AddReservationGroup(want[0], crID(1)) // already a member: no change
+	// A group of the owner of crID(3), which this account does not see.
+	c.acct.AddReservationGroup(groupARN("210987654321", "theirs"), crID(3))
+
+	groups := func(id string, maxResults int32) ([]ec2types.CapacityReservationGroup, int) {
+		t.Helper()
+		p := ec2.NewGetGroupsForCapacityReservationPaginator(c.ec2, &ec2.GetGroupsForCapacityReservationInput{
+			CapacityReservationId: aws.String(id), MaxResults: aws.Int32(maxResults),
+		})
+		var out []ec2types.CapacityReservationGroup
+		pages := 0
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctxBG)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			out = append(out, page.CapacityReservationGroups...)
+		}
+		return out, pages
+	}
+	got, pages := groups(crID(1), 2)
+	var arns []string
+	for _, g := range got {
+		arns = append(arns, aws.ToString(g.GroupArn))
+		if aws.ToString(g.OwnerId) != accountID {
+			t.Errorf("%s owner %s", aws.ToString(g.GroupArn), aws.ToString(g.OwnerId))
+		}
+	}
+	if !slices.Equal(arns, want) || pages != 3 {
+		t.Errorf("groups %v in %d pages, want %v in 3", arns, pages, want)
+	}
+	if got, _ := groups(crID(3), 1000); len(got) != 5 {
+		t.Errorf("shared reservation: %d groups, want this account's 5", len(got))
+	}
+	out, err := c.ec2.GetGroupsForCapacityReservation(ctxBG, &ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(2))})
+	if err != nil || out.CapacityReservationGroups == nil || len(out.CapacityReservationGroups) != 0 || out.NextToken != nil {
+		t.Errorf("reservation in no group: %+v, %v", out, err)
+	}
+
+	call := func(in ec2.GetGroupsForCapacityReservationInput) error {
+		_, err := c.ec2.GetGroupsForCapacityReservation(ctxBG, &in)
+		return err
+	}
+	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String("cr-0000000000000dead")}), "InvalidCapacityReservationId.NotFound", http.StatusBadRequest)
+	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), DryRun: aws.Bool(true)}), "DryRunOperation", http.StatusPreconditionFailed)
+	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), MaxResults: aws.Int32(1001)}), "InvalidParameterValue", http.StatusBadRequest)
+	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), NextToken: aws.String("garbage")}), "InvalidPaginationToken", http.StatusBadRequest)
+
+	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGetGroupsForCapacityReservation, ReservationID: crID(2), Code: "RequestLimitExceeded", HTTPStatus: 503})
+	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(2))}), "RequestLimitExceeded", http.StatusServiceUnavailable)
+	if err := call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1))}); err != nil {
+		t.Errorf("fault for %s hit %s: %v", crID(2), crID(1), err)
+	}
+	reqs := c.acct.Requests()
+	last := reqs[len(reqs)-2]
+	if last.Operation != fakeaws.OpGetGroupsForCapacityReservation || !slices.Equal(last.ReservationIDs, []string{crID(2)}) || last.ErrorCode != "RequestLimitExceeded" {
+		t.Errorf("recorded %+v", last)
+	}
+	if n := c.acct.Count(fakeaws.OpGetGroupsForCapacityReservation); n != len(reqs) {
+		t.Errorf("%d of %d requests recorded as GetGroupsForCapacityReservation", n, len(reqs))
+	}
+}
+
+// TestDescribeOmittedCountsAndRepeats: a description without instance counts
+// (nil, not zero, in the SDK), the default platform, and reservations listed
+// twice across pages.
+func TestDescribeOmittedCountsAndRepeats(t *testing.T) {
+	c := setup(t)
+	for i := range 7 {
+		c.acct.AddReservation(fakeaws.Reservation{ID: crID(i), TotalInstanceCount: 2, AvailableInstanceCount: 1, OmitInstanceCounts: i == 0})
+	}
+	out, err := c.ec2.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{CapacityReservationIds: []string{crID(0), crID(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, r1 := out.CapacityReservations[0], out.CapacityReservations[1]
+	if r0.TotalInstanceCount != nil || r0.AvailableInstanceCount != nil {
+		t.Errorf("omitted counts: total %v, available %v", r0.TotalInstanceCount, r0.AvailableInstanceCount)
+	}
+	if aws.ToInt32(r1.TotalInstanceCount) != 2 || aws.ToInt32(r1.AvailableInstanceCount) != 1 {
+		t.Errorf("counts: total %v, available %v", r1.TotalInstanceCount, r1.AvailableInstanceCount)
+	}
+	if r0.InstancePlatform != ec2types.CapacityReservationInstancePlatformLinuxUnix {
+		t.Errorf("default platform %q", r0.InstancePlatform)
+	}
+
+	list := func(maxResults int32) [][]string {
+		t.Helper()
+		p := ec2.NewDescribeCapacityReservationsPaginator(c.ec2, &ec2.DescribeCapacityReservationsInput{MaxResults: aws.Int32(maxResults)})
+		var pages [][]string
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctxBG)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range page.CapacityReservations {
+				ids = append(ids, aws.ToString(r.CapacityReservationId))
+			}
+			if len(ids) > int(maxResults) {
+				t.Fatalf("page of %d, MaxResults %d", len(ids), maxResults)
+			}
+			pages = append(pages, ids)
+		}
+		return pages
+	}
+	// crID(1) again at the start of the next page; crID(6), on the last
+	// page, again at its end.
+	c.acct.SetDescribeRepeat(crID(1), crID(6))
+	want := [][]string{{crID(0), crID(1), crID(2)}, {crID(1), crID(3), crID(4)}, {crID(5), crID(6), crID(6)}}
+	if got := list(3); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("pages %v\nwant %v", got, want)
+	}
+	// A full last page: the repeat gets a page of its own.
+	want = [][]string{{crID(0), crID(1), crID(2), crID(3)}, {crID(1), crID(4), crID(5), crID(6)}, {crID(6)}}
+	if got := list(4); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("pages %v\nwant %v", got, want)
+	}
+	// One page holds everything: the repeats at its end.
+	want = [][]string{{crID(0), crID(1), crID(2), crID(3), crID(4), crID(5), crID(6), crID(1), crID(6)}}
+	if got := list(1000); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("pages %v\nwant %v", got, want)
 	}
 }
 
