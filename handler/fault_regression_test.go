@@ -92,11 +92,11 @@ func TestFaultDeadlineMarginCoversEveryCall(t *testing.T) {
 // Judge's `NaN > threshold` is false: cancelled.
 func TestWireNaNPeakIsNotIdle(t *testing.T) {
 	acct := ftAccount(t, 1)
-	pts := series(50, 1)
+	pts := series(1, 1) // 1 of 2 instances: 50 %
 	for i := range 12 {
 		pts[i].Value = math.NaN()
 	}
-	acct.SetUtilization(crID(1), pts)
+	acct.SetUsedInstances(crID(1), pts)
 	h, _ := ftHandler(t, acct, ftSettings(t, 1), ftFastRetryer)
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, nil, false) // nothing may be cancelled

@@ -125,7 +125,7 @@ func ftAddIdle(acct *fakeaws.Account, id string, created time.Time) {
 		ID: id, InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
 		TotalInstanceCount: 2, AvailableInstanceCount: 2, CreateDate: created,
 	})
-	acct.SetUtilization(id, series(0, 1))
+	acct.SetUsedInstances(id, series(0, 1))
 }
 
 // ftSettings: a real run (not a dry run) over 24 hours, budget n.
@@ -613,10 +613,10 @@ func TestFaultIncompleteMetrics(t *testing.T) {
 	acct := ftAccount(t, 7)
 	acct.SetMetricStatus(crID(2), "PartialData")
 	acct.SetMetricStatus(crID(3), "InternalError")
-	acct.SetUtilization(crID(4), nil)
+	acct.SetUsedInstances(crID(4), nil)
 	acct.SetMetricOmitted(crID(5), true)
-	acct.SetUtilization(crID(6), series(0, 2)) // 50 % coverage
-	acct.SetUtilization(crID(7), series(0, 2))
+	acct.SetUsedInstances(crID(6), series(0, 2)) // 50 % coverage
+	acct.SetUsedInstances(crID(7), series(0, 2))
 	acct.SetMetricStatus(crID(7), "Forbidden")
 	h, _ := ftHandler(t, acct, ftSettings(t, 7), ftFastRetryer)
 

@@ -25,12 +25,13 @@ func wireHandler(t *testing.T, acct *fakeaws.Account, settings handler.Settings)
 	})
 }
 
-// series is a full day of 5-minute points ending at testNow, at value v.
-func series(v float64, every int) []fakeaws.Point {
+// series is a full day of 5-minute UsedInstanceCount points ending at
+// testNow, used instances each, one in every every.
+func series(used float64, every int) []fakeaws.Point {
 	var pts []fakeaws.Point
 	for i, t := 0, testNow.Add(-24*time.Hour); t.Before(testNow); i, t = i+1, t.Add(5*time.Minute) {
 		if i%every == 0 {
-			pts = append(pts, fakeaws.Point{Time: t, Value: v})
+			pts = append(pts, fakeaws.Point{Time: t, Value: used})
 		}
 	}
 	return pts
@@ -56,7 +57,7 @@ func TestWireScale(t *testing.T) {
 			TotalInstanceCount: 4, AvailableInstanceCount: 4, CreateDate: created(i),
 		}
 		reason := policy.ReasonUtilized
-		pts := series(40, 1)
+		pts := series(2, 1) // 2 of 4 instances: 50 %
 		switch {
 		case i%100 == 0: // 26 idle candidates
 			reason, pts = policy.ReasonIdle, series(0, 1)
@@ -89,7 +90,7 @@ func TestWireScale(t *testing.T) {
 		}
 		acct.AddReservation(r)
 		if pts != nil {
-			acct.SetUtilization(id, pts)
+			acct.SetUsedInstances(id, pts)
 		}
 		want[id] = reason
 	}
@@ -244,7 +245,7 @@ func TestWireRetriesThrottling(t *testing.T) {
 	for i := range 3 {
 		acct.AddReservation(fakeaws.Reservation{ID: crID(i + 1), InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
 			TotalInstanceCount: 1, AvailableInstanceCount: 1, CreateDate: testNow.Add(-72 * time.Hour)})
-		acct.SetUtilization(crID(i+1), series(0, 1))
+		acct.SetUsedInstances(crID(i+1), series(0, 1))
 	}
 	acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeCapacityReservations, Code: "RequestLimitExceeded", HTTPStatus: 503, Times: 1})
 	acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGetMetricData, Code: "Throttling", HTTPStatus: 400, Times: 1})
@@ -279,7 +280,7 @@ func TestWireMetricErrorKeeps(t *testing.T) {
 	defer acct.Close()
 	acct.AddReservation(fakeaws.Reservation{ID: crID(1), InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
 		TotalInstanceCount: 1, AvailableInstanceCount: 1, CreateDate: testNow.Add(-72 * time.Hour)})
-	acct.SetUtilization(crID(1), series(0, 1))
+	acct.SetUsedInstances(crID(1), series(0, 1))
 	acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGetMetricData, Code: "AccessDenied", HTTPStatus: 403})
 	settings := defaultSettings(t)
 	settings.LookbackHours = 24

@@ -37,7 +37,7 @@ func addIdle(acct *fakeaws.Account, id string) {
 	for t := now.Add(-169 * time.Hour); t.Before(now); t = t.Add(5 * time.Minute) {
 		pts = append(pts, fakeaws.Point{Time: t, Value: 0})
 	}
-	acct.SetUtilization(id, pts)
+	acct.SetUsedInstances(id, pts)
 }
 
 // Outside Lambda the command runs once with the event file, against the

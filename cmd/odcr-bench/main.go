@@ -173,11 +173,12 @@ func measureInChild(self string, n int, mode string, latency time.Duration, budg
 func serveFake(n int, latency time.Duration) error {
 	acct := fakeaws.New(account)
 	now := time.Now()
-	var busy, idle []fakeaws.Point
-	for t := now.Add(-lookbackHours*time.Hour - time.Hour); t.Before(now); t = t.Add(5 * time.Minute) {
-		busy = append(busy, fakeaws.Point{Time: t, Value: 40})
-		idle = append(idle, fakeaws.Point{Time: t, Value: 0})
-	}
+	// Compact series, expanded by the fake per query: n reservations of
+	// 5-minute points as []fakeaws.Point would not fit in memory at the
+	// larger N and longer lookbacks. Busy is 2 of the 4 instances.
+	from := now.Add(-lookbackHours*time.Hour - time.Hour)
+	busy := fakeaws.RegularSeries{From: from, To: now, Step: 5 * time.Minute, Value: 2}
+	idle := fakeaws.RegularSeries{From: from, To: now, Step: 5 * time.Minute, Value: 0}
 	for i := range n {
 		id := fmt.Sprintf("cr-%017x", i+1)
 		r := fakeaws.Reservation{
@@ -187,9 +188,9 @@ func serveFake(n int, latency time.Duration) error {
 		}
 		acct.AddReservation(r)
 		if i%100 == 0 {
-			acct.SetUtilization(id, idle)
+			acct.SetUsedInstancesRegular(id, idle)
 		} else {
-			acct.SetUtilization(id, busy)
+			acct.SetUsedInstancesRegular(id, busy)
 		}
 	}
 	// Pages as large as the client asks: the limits are the client's to

@@ -79,15 +79,12 @@ func measurePacing(w io.Writer, n int) error {
 	for _, mode := range []aws.RetryMode{aws.RetryModeStandard, aws.RetryModeAdaptive} {
 		acct := fakeaws.New(account)
 		now := time.Now()
-		var idle []fakeaws.Point
-		for t := now.Add(-lookbackHours*time.Hour - time.Hour); t.Before(now); t = t.Add(5 * time.Minute) {
-			idle = append(idle, fakeaws.Point{Time: t, Value: 0})
-		}
+		idle := fakeaws.RegularSeries{From: now.Add(-lookbackHours*time.Hour - time.Hour), To: now, Step: 5 * time.Minute, Value: 0}
 		for i := range n {
 			id := fmt.Sprintf("cr-%017x", i+1)
 			acct.AddReservation(fakeaws.Reservation{ID: id, InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
 				TotalInstanceCount: 1, AvailableInstanceCount: 1, CreateDate: now.Add(-72 * time.Hour)})
-			acct.SetUtilization(id, idle)
+			acct.SetUsedInstancesRegular(id, idle)
 		}
 		var throttled int
 		bucket := &tokenBucket{capacity: 50, rate: 5, tokens: 50, last: time.Now()}

@@ -36,8 +36,8 @@ const (
 	crIdleOlder   = "cr-0fedcba9876543210" // idle, 35 days old
 	crIdleYounger = "cr-0a000000000000003" // idle, 20 days old
 	crIdleMidAge  = "cr-0a000000000000004" // idle, 10 days old: old enough for 168 h, too young for 336 h
-	crLowUse      = "cr-0b000000000000001" // peak 2.5 %: utilized at threshold 0, idle at 5
-	crBusy        = "cr-0b000000000000002" // peak 75 % two hours ago, nothing running now
+	crLowUse      = "cr-0b000000000000001" // peak 1 of 40 instances, 2.5 %: utilized at threshold 0, idle at 5
+	crBusy        = "cr-0b000000000000002" // both instances used two hours ago (100 %), nothing running now
 	crInUse       = "cr-0b000000000000003" // 1 of 2 instances running on it now
 	crProtected   = "cr-0c000000000000001" // carries the protect tag (and IAM denies its cancel)
 	crShared      = "cr-0c000000000000002" // owned by another account, shared with us
@@ -93,7 +93,7 @@ func scenario(now time.Time) []seed {
 		return r
 	}
 	idle := func(r fakeaws.Reservation) []fakeaws.Point { return series(now, r.StartDate, 1, 0, 0) }
-	peak := func(r fakeaws.Reservation, v float64) []fakeaws.Point { return series(now, r.StartDate, 1, 0, v) }
+	peak := func(r fakeaws.Reservation, used float64) []fakeaws.Point { return series(now, r.StartDate, 1, 0, used) }
 	commitmentEnd := now.Add(30 * day)
 	expiredAt := now.Add(-2 * day)
 
@@ -109,11 +109,11 @@ func scenario(now time.Time) []seed {
 		add(r, idle(r), "", policy.ReasonIdle)
 	}
 	r := res(crLowUse, 30*day, func(r *fakeaws.Reservation) { r.TotalInstanceCount, r.AvailableInstanceCount = 40, 40 })
-	add(r, peak(r, 2.5), "", policy.ReasonUtilized)
+	add(r, peak(r, 1), "", policy.ReasonUtilized)
 	r = res(crBusy, 30*day, nil)
-	add(r, peak(r, 75), "", policy.ReasonUtilized)
+	add(r, peak(r, 2), "", policy.ReasonUtilized)
 	r = res(crInUse, 30*day, func(r *fakeaws.Reservation) { r.AvailableInstanceCount = 1 })
-	add(r, series(now, r.StartDate, 1, 50, 50), "", policy.ReasonInUse)
+	add(r, series(now, r.StartDate, 1, 1, 1), "", policy.ReasonInUse)
 	r = res(crProtected, 30*day, func(r *fakeaws.Reservation) { r.Tags[protectTagKey] = "capacity for the year-end peak" })
 	add(r, idle(r), "", policy.ReasonProtected)
 	r = res(crShared, 30*day, func(r *fakeaws.Reservation) { r.OwnerID = otherAccountID })
@@ -147,17 +147,17 @@ func scenario(now time.Time) []seed {
 	r = res(crStopped, 30*day, nil)
 	add(r, idle(r), "", policy.ReasonTargetedByStopped)
 	r = res(crOtherType, 30*day, func(r *fakeaws.Reservation) { r.InstanceType = "p4d.24xlarge" })
-	add(r, peak(r, 50), "", policy.ReasonUtilized)
+	add(r, peak(r, 1), "", policy.ReasonUtilized)
 	r = res(crOtherZone, 30*day, func(r *fakeaws.Reservation) { r.AvailabilityZone = "us-east-1f" })
-	add(r, peak(r, 50), "", policy.ReasonUtilized)
+	add(r, peak(r, 1), "", policy.ReasonUtilized)
 	r = res(crUntagged, 30*day, func(r *fakeaws.Reservation) { delete(r.Tags, "team") })
-	add(r, peak(r, 50), "", policy.ReasonUtilized)
+	add(r, peak(r, 1), "", policy.ReasonUtilized)
 	return seeds
 }
 
-// series returns InstanceUtilization points on CloudWatch's 5-minute grid,
+// series returns UsedInstanceCount points on CloudWatch's 5-minute grid,
 // from the later of since and now-seriesSpan up to the last full slot before
-// now, one slot in every: value, except peak two hours ago.
+// now, one slot in every: value instances used, except peak two hours ago.
 func series(now, since time.Time, every int, value, peak float64) []fakeaws.Point {
 	last := now.Truncate(step).Add(-step)
 	from := since
@@ -184,7 +184,7 @@ func newAccount(seeds []seed) *fakeaws.Account {
 	for _, s := range seeds {
 		acct.AddReservation(s.res)
 		if s.points != nil {
-			acct.SetUtilization(s.res.ID, s.points)
+			acct.SetUsedInstances(s.res.ID, s.points)
 		}
 		if s.status != "" {
 			acct.SetMetricStatus(s.res.ID, s.status)

@@ -7,14 +7,15 @@
 //
 // It implements only what the autocancel Lambda calls:
 // DescribeCapacityReservations, DescribeInstances, CancelCapacityReservation,
-// GetMetricData, GetCallerIdentity and RAM's ListResources (the capacity
-// reservations shared through AWS RAM, see ram.go). Everything else gets the
-// protocol's "unknown operation" error so a new, unsupported call fails
-// loudly.
+// GetGroupsForCapacityReservation, GetMetricData, GetCallerIdentity and
+// RAM's ListResources (the capacity reservations shared through AWS RAM, see
+// ram.go). Everything else gets the protocol's "unknown operation" error so a
+// new, unsupported call fails loudly.
 package fakeaws
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +33,8 @@ const (
 	OpCancelCapacityReservation    = "CancelCapacityReservation"
 	OpGetMetricData                = "GetMetricData"
 	OpGetCallerIdentity            = "GetCallerIdentity"
+
+	OpGetGroupsForCapacityReservation = "GetGroupsForCapacityReservation"
 )
 
 const (
@@ -47,8 +50,17 @@ type Reservation struct {
 	// InstanceMatchCriteria is "open" or "targeted"; defaults to "open".
 	InstanceMatchCriteria string
 
+	// TotalInstanceCount is also what the fake divides by to derive the
+	// InstanceUtilization metric from the used instances (SetUsedInstances).
 	TotalInstanceCount, AvailableInstanceCount int32
-	CreateDate, StartDate                      time.Time
+
+	// OmitInstanceCounts leaves totalInstanceCount and
+	// availableInstanceCount out of the description. Both are optional in
+	// the EC2 model, so the SDK returns nil pointers: a client must not read
+	// a missing count as zero (idle, or nothing reserved).
+	OmitInstanceCounts bool
+
+	CreateDate, StartDate time.Time
 
 	// EndDate is emitted as endDate when set (EndDateType "limited").
 	EndDate *time.Time
@@ -61,18 +73,64 @@ type Reservation struct {
 	Tags          map[string]string
 }
 
-// Point is one InstanceUtilization sample.
+// Point is one published 5-minute datapoint of a reservation's
+// UsedInstanceCount metric. The fake derives the other metrics of the
+// namespace (InstanceUtilization, AvailableInstanceCount,
+// TotalInstanceCount) from it and the reservation's TotalInstanceCount.
 type Point struct {
-	Time  time.Time
+	Time time.Time
+	// Value is the number of instances running in the reservation.
 	Value float64
+	// Samples is the SampleCount of the datapoint as published; 0 means 1.
+	// CloudWatch may publish a 5-minute point as a statistic set (EC2 basic
+	// monitoring does, with SampleCount 5; nobody documents it for this
+	// namespace), so SampleCount over a window need not be the number of
+	// datapoints: Samples lets a test show a client that trusts it
+	// overstating coverage.
+	Samples int
 }
 
-// Instance is an EC2 instance as seen by DescribeInstances.
-type Instance struct {
-	ID, State, TargetReservationID string
+// RegularSeries is a UsedInstanceCount series of evenly spaced, equal
+// points (SetUsedInstancesRegular). Only its description is stored and
+// the points are produced while a query reads them, so a benchmark can
+// hold 10,000 reservations with a week of 5-minute points each (a []Point
+// per reservation would take gigabytes).
+type RegularSeries struct {
+	// From is the time of the first point; the others follow every Step
+	// as long as they are before To.
+	From, To time.Time
+	// Step is the interval between points; 0 means 5 minutes, the
+	// namespace's publishing interval. A sparse series (missing data) is a
+	// multiple of it.
+	Step time.Duration
+	// Value and Samples of every point, as in Point.
+	Value   float64
+	Samples int
+}
 
-	// InstanceType is optional and only echoed back.
-	InstanceType string
+// Instance is an EC2 instance as seen by DescribeInstances. Empty fields get
+// defaults in AddInstance.
+type Instance struct {
+	ID, State string
+
+	// TargetReservationID is the capacity reservation the instance targets
+	// (capacityReservationTarget.capacityReservationId, and
+	// capacityReservationId).
+	TargetReservationID string
+	// TargetGroupARN is the Capacity Reservation group (an AWS Resource
+	// Groups ARN) the instance targets
+	// (capacityReservationTarget.capacityReservationResourceGroupArn).
+	TargetGroupARN string
+	// Preference is the capacityReservationPreference: "open", "none" or
+	// "capacity-reservations-only". It defaults to "open" for an instance
+	// without a target; for a targeted one EC2 returns the target instead,
+	// so it stays empty unless set.
+	Preference string
+
+	// InstanceType, AvailabilityZone (default "us-east-1a"), Tenancy
+	// (default "default") and PlatformDetails (default "Linux/UNIX"): what
+	// an open reservation matches an instance on.
+	InstanceType, AvailabilityZone, Tenancy, PlatformDetails string
 
 	// EC2ReservationID is the launch reservation ("r-...") the instance
 	// belongs to. Instances sharing it on the same page are returned in one
@@ -151,16 +209,20 @@ type Account struct {
 	resIndex     map[string]int
 	instances    []Instance
 	instIndex    map[string]int
-	utilization  map[string][]Point
-	metricStatus map[string]string
+	used         map[string]usedSeries // UsedInstanceCount by reservation id
+	metricStatus map[string]*statusSequence
 	denied       map[string]bool
 	faults       []*faultState
 	requests     []Request
 	describePage int // 0: no server-side cap
 	metricPage   int // <= 0: no cap on results per response
 
-	onRequest     func(Request)   // see OnRequest
-	metricOmitted map[string]bool // see SetMetricOmitted
+	onRequest      func(Request)   // see OnRequest
+	metricOmitted  map[string]bool // see SetMetricOmitted
+	metricMismatch map[string]bool // see SetMetricMismatch
+	metricPoints   int             // see SetMetricPageDatapoints; 0: no cap
+	groups         []groupMembership
+	describeRepeat map[string]bool // see SetDescribeRepeat
 
 	ram ramState // AWS RAM: reservations shared out and in (ram.go)
 
@@ -180,8 +242,8 @@ func New(accountID string) *Account {
 		now:          time.Now,
 		resIndex:     map[string]int{},
 		instIndex:    map[string]int{},
-		utilization:  map[string][]Point{},
-		metricStatus: map[string]string{},
+		used:         map[string]usedSeries{},
+		metricStatus: map[string]*statusSequence{},
 		denied:       map[string]bool{},
 		metricPage:   defaultMetricPageSize,
 	}
@@ -223,10 +285,11 @@ func (a *Account) SetClock(now func() time.Time) {
 // AddReservation adds r, or replaces the reservation with the same ID in
 // place. Defaults: OwnerID the account, State "active", ReservationType
 // "default", Tenancy "default", EndDateType "unlimited",
-// InstanceMatchCriteria "open".
+// InstanceMatchCriteria "open", InstancePlatform "Linux/UNIX".
 func (a *Account) AddReservation(r Reservation) {
 	r = cloneReservation(r)
 	r.OwnerID = cmp.Or(r.OwnerID, a.id)
+	r.InstancePlatform = cmp.Or(r.InstancePlatform, "Linux/UNIX")
 	r.State = cmp.Or(r.State, "active")
 	r.ReservationType = cmp.Or(r.ReservationType, "default")
 	r.Tenancy = cmp.Or(r.Tenancy, "default")
@@ -265,32 +328,102 @@ func (a *Account) Reservations() []Reservation {
 	return out
 }
 
-// SetUtilization replaces the InstanceUtilization series of a reservation.
-func (a *Account) SetUtilization(id string, points []Point) {
+// SetUsedInstances replaces the UsedInstanceCount series of a reservation
+// (the reservation need not exist yet) with points, in any order. Every
+// metric of the namespace is derived from it (see series). A nil or empty
+// slice leaves the reservation without data. It panics on a negative
+// Samples.
+func (a *Account) SetUsedInstances(id string, points []Point) {
 	ps := slices.Clone(points)
+	for _, p := range ps {
+		if p.Samples < 0 {
+			panic(fmt.Sprintf("fakeaws: SetUsedInstances(%s): negative Samples in %+v", id, p))
+		}
+	}
 	slices.SortStableFunc(ps, func(x, y Point) int { return x.Time.Compare(y.Time) })
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.utilization[id] = ps
+	a.used[id] = usedSeries{points: ps}
+}
+
+// SetUsedInstancesRegular replaces the UsedInstanceCount series of a
+// reservation with s, which is expanded only as queries read it. It panics
+// on a negative Step or Samples, or a zero From or To.
+func (a *Account) SetUsedInstancesRegular(id string, s RegularSeries) {
+	if s.Step < 0 || s.Samples < 0 || s.From.IsZero() || s.To.IsZero() {
+		panic(fmt.Sprintf("fakeaws: SetUsedInstancesRegular(%s): negative Step or Samples, or zero From or To, in %+v", id, s))
+	}
+	s.Step = cmp.Or(s.Step, 5*time.Minute)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.used[id] = usedSeries{regular: &s}
 }
 
 // SetMetricStatus forces the StatusCode ("PartialData", "InternalError", ...)
 // of every GetMetricData result for this reservation; "" restores
-// "Complete". Datapoints are still returned.
+// "Complete". Datapoints are still returned. It replaces a sequence set by
+// SetMetricStatusSequence.
 func (a *Account) SetMetricStatus(id string, status string) {
+	if status == "" {
+		a.SetMetricStatusSequence(id)
+		return
+	}
+	a.SetMetricStatusSequence(id, status)
+}
+
+// SetMetricStatusSequence forces the StatusCode of the GetMetricData results
+// for this reservation in turn: the k-th result served for any query on it,
+// counted across pages and calls from now on, carries
+// statuses[min(k, len(statuses)-1)]. A forced status replaces the one the
+// fake would send, the PartialData of a series cut by paging included. No
+// statuses restores the computed ones.
+func (a *Account) SetMetricStatusSequence(id string, statuses ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if status == "" {
+	if len(statuses) == 0 {
 		delete(a.metricStatus, id)
 		return
 	}
-	a.metricStatus[id] = status
+	a.metricStatus[id] = &statusSequence{statuses: slices.Clone(statuses)}
+}
+
+// SetMetricPageDatapoints caps the datapoints of one GetMetricData response
+// at n, below MaxDatapoints and CloudWatch's 100,800, so that one series
+// spans several pages: the part that fits comes as PartialData, the rest on
+// the next page (NextToken), as CloudWatch does. n <= 0 removes the cap.
+func (a *Account) SetMetricPageDatapoints(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.metricPoints = max(n, 0)
+}
+
+// SetMetricMismatch makes every GetMetricData result for this reservation
+// carry a Timestamps list one shorter than Values (one timestamp and no
+// values when the series is empty), a corrupt answer: a client must treat
+// such a series as incomplete. on false restores it.
+func (a *Account) SetMetricMismatch(id string, on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.metricMismatch == nil {
+		a.metricMismatch = map[string]bool{}
+	}
+	if on {
+		a.metricMismatch[id] = true
+	} else {
+		delete(a.metricMismatch, id)
+	}
 }
 
 // AddInstance adds i, or replaces the instance with the same ID. State
-// defaults to "running".
+// defaults to "running"; see Instance for the other defaults.
 func (a *Account) AddInstance(i Instance) {
 	i.State = cmp.Or(i.State, "running")
+	if i.TargetReservationID == "" && i.TargetGroupARN == "" {
+		i.Preference = cmp.Or(i.Preference, "open")
+	}
+	i.AvailabilityZone = cmp.Or(i.AvailabilityZone, "us-east-1a")
+	i.Tenancy = cmp.Or(i.Tenancy, "default")
+	i.PlatformDetails = cmp.Or(i.PlatformDetails, "Linux/UNIX")
 	i.EC2ReservationID = cmp.Or(i.EC2ReservationID, "r-"+strings.TrimPrefix(i.ID, "i-"))
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -329,9 +462,48 @@ func (a *Account) SetDeniedCancel(ids ...string) {
 	}
 }
 
-// SetDescribePageSize caps DescribeCapacityReservations and
-// DescribeInstances pages below the requested MaxResults, forcing extra
-// pages. n <= 0 removes the cap.
+// AddReservationGroup puts reservations into a Capacity Reservation group,
+// an AWS Resource Groups group given by its ARN
+// (arn:aws:resource-groups:us-east-1:123456789012:group/my-group), created on
+// first use. The reservations need not exist yet. Instances can target the
+// group (Instance.TargetGroupARN); GetGroupsForCapacityReservation lists a
+// reservation's groups in the order they were added. It panics on a string
+// that is not a resource group ARN, so a typo fails loudly.
+func (a *Account) AddReservationGroup(groupARN string, reservationIDs ...string) {
+	owner, ok := groupOwner(groupARN)
+	if !ok {
+		panic(fmt.Sprintf("fakeaws: AddReservationGroup: %q is not a resource group ARN (arn:aws:resource-groups:REGION:ACCOUNT:group/NAME)", groupARN))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range reservationIDs {
+		m := groupMembership{reservationID: id, groupARN: groupARN, ownerID: owner}
+		if !slices.Contains(a.groups, m) {
+			a.groups = append(a.groups, m)
+		}
+	}
+}
+
+// SetDescribeRepeat makes DescribeCapacityReservations list each of these
+// reservations a second time: again at the start of the page after the one
+// it appears on, or at the end of its page when that is the last one (on a
+// page of its own when the last page is full). This is what a client sees
+// when the listing shifts between its page requests; it must not count or
+// act on a reservation twice. Calls add up; no ids lists each once again.
+func (a *Account) SetDescribeRepeat(ids ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.describeRepeat == nil || len(ids) == 0 {
+		a.describeRepeat = map[string]bool{}
+	}
+	for _, id := range ids {
+		a.describeRepeat[id] = true
+	}
+}
+
+// SetDescribePageSize caps DescribeCapacityReservations, DescribeInstances
+// and GetGroupsForCapacityReservation pages below the requested MaxResults,
+// forcing extra pages. n <= 0 removes the cap.
 func (a *Account) SetDescribePageSize(n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -3,6 +3,7 @@ package fakeaws
 import (
 	"cmp"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -24,6 +25,9 @@ const (
 	capacityNamespace     = "AWS/EC2CapacityReservations"
 	capacityDimension     = "CapacityReservationId"
 	utilizationMetric     = "InstanceUtilization"
+	usedMetric            = "UsedInstanceCount"
+	availableMetric       = "AvailableInstanceCount"
+	totalMetric           = "TotalInstanceCount"
 	scanTimestampDesc     = "TimestampDescending"
 	scanTimestampAsc      = "TimestampAscending"
 	statusComplete        = "Complete"
@@ -126,9 +130,14 @@ func (a *Account) getMetricData(in getMetricDataInput) (any, *apiError) {
 		return nil, apiErr
 	}
 
+	// CloudWatch caps the datapoints of one response at 100,800, or at
+	// MaxDatapoints; SetMetricPageDatapoints can lower that further.
 	budget := int(in.maxDatapoints)
 	if budget == 0 {
 		budget = maxMetricDatapoints
+	}
+	if a.metricPoints > 0 {
+		budget = min(budget, a.metricPoints)
 	}
 	results := cbor.List{}
 	var next *metricPosition
@@ -148,22 +157,23 @@ func (a *Account) getMetricData(in getMetricDataInput) (any, *apiError) {
 		}
 		rest := len(ts) - off
 		n := min(rest, budget)
-		status, forced := a.metricStatusFor(q)
+		if n == 0 && rest > 0 {
+			// The budget ran out exactly at the end of the previous series.
+			next = &metricPosition{query: qi, offset: off}
+			break
+		}
+		status := statusComplete
 		if n < rest {
 			// The datapoint budget runs out inside this series: return what
 			// fits as PartialData and resume mid-series, as CloudWatch does.
-			if n == 0 {
-				next = &metricPosition{query: qi, offset: off}
-				break
-			}
-			if !forced {
-				status = statusPartialData
-			}
-			results = append(results, metricResult(q, ts[off:off+n], vs[off:off+n], status))
+			status = statusPartialData
 			next = &metricPosition{query: qi, offset: off + n}
+		}
+		status = a.forcedStatus(q, status)
+		results = append(results, metricResult(q, ts[off:off+n], vs[off:off+n], status, a.mismatched(q)))
+		if next != nil {
 			break
 		}
-		results = append(results, metricResult(q, ts[off:], vs[off:], status))
 		budget -= n
 	}
 
@@ -204,6 +214,10 @@ func validateGetMetricData(in getMetricDataInput) *apiError {
 	if !in.start.Before(in.end) {
 		return badRequest("InvalidParameterValue", "The parameter StartTime must be less than the parameter EndTime.")
 	}
+	// The fake buckets in Unix nanoseconds, which cover 1678 to 2262.
+	if !nanoTime(in.start) || !nanoTime(in.end) {
+		return badRequest("InvalidParameterValue", "fakeaws: StartTime and EndTime must fall between the years 1678 and 2262")
+	}
 	if in.scanBy != scanTimestampDesc && in.scanBy != scanTimestampAsc {
 		return badRequest("ValidationError", "1 validation error detected: Value '%s' at 'scanBy' failed to satisfy constraint: Member must satisfy enum value set: [%s, %s]", in.scanBy, scanTimestampAsc, scanTimestampDesc)
 	}
@@ -235,101 +249,242 @@ func validateGetMetricData(in getMetricDataInput) *apiError {
 	return nil
 }
 
+// nanoTime reports whether t has a Unix time in nanoseconds.
+func nanoTime(t time.Time) bool {
+	return t.Year() > 1678 && t.Year() < 2262
+}
+
 // validPeriod follows CloudWatch: high-resolution periods or whole minutes.
 func validPeriod(p int64) bool {
 	return p > 0 && (p%60 == 0 || slices.Contains([]int64{1, 5, 10, 20, 30}, p))
 }
 
-// series aggregates the stored points of q into buckets
-// [start+k*period, start+(k+1)*period) within [start, end). Empty buckets are
-// omitted, which is how CloudWatch reports missing data. Callers hold a.mu.
-func (a *Account) series(q metricQuery, start, end time.Time, descending bool) ([]time.Time, []float64) {
+// usedSeries is a reservation's stored UsedInstanceCount: explicit points
+// sorted by time, or a regular series expanded on demand.
+type usedSeries struct {
+	points  []Point
+	regular *RegularSeries
+}
+
+// each calls fn for the points in [start, end) in time order, their times
+// in Unix nanoseconds: a binary search, then only the points in range, so a
+// week out of a longer series costs a week.
+func (s usedSeries) each(start, end time.Time, fn func(t int64, value float64, samples int)) {
+	if r := s.regular; r != nil {
+		step := int64(r.Step)
+		t := r.From.UnixNano()
+		if d := start.UnixNano() - t; d > 0 {
+			t += (d + step - 1) / step * step
+		}
+		stop := min(end.UnixNano(), r.To.UnixNano())
+		samples := max(r.Samples, 1)
+		for ; t < stop; t += step {
+			fn(t, r.Value, samples)
+		}
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.points, start, func(p Point, t time.Time) int { return p.Time.Compare(t) })
+	for _, p := range s.points[i:] {
+		if !p.Time.Before(end) {
+			break
+		}
+		fn(p.Time.UnixNano(), p.Value, max(p.Samples, 1))
+	}
+}
+
+// metricTransform maps a UsedInstanceCount value to the value of q's metric,
+// for a reservation of total instances; ok is false for a metric the
+// namespace does not have.
+func metricTransform(metric string, total float64) (f func(used float64) float64, ok bool) {
+	switch metric {
+	case usedMetric:
+		return func(used float64) float64 { return used }, true
+	case utilizationMetric:
+		if total == 0 {
+			return func(float64) float64 { return 0 }, true
+		}
+		return func(used float64) float64 { return used * 100 / total }, true
+	case availableMetric:
+		return func(used float64) float64 { return total - used }, true
+	case totalMetric:
+		return func(float64) float64 { return total }, true
+	}
+	return nil, false
+}
+
+// series aggregates the stored UsedInstanceCount points of q's reservation
+// into buckets [start+k*period, start+(k+1)*period) within [start, end), as
+// q's metric: UsedInstanceCount itself, InstanceUtilization (used * 100 /
+// TotalInstanceCount of the reservation now, 0 without a total),
+// AvailableInstanceCount (total - used) or TotalInstanceCount. Each point
+// weighs its Samples, as a statistic set does: SampleCount is their sum,
+// Sum is value * samples summed, Average is Sum / SampleCount; Minimum and
+// Maximum ignore them. Empty buckets are omitted, which is how CloudWatch
+// reports missing data. The points come sorted, so this is one pass with
+// no map of buckets. Callers hold a.mu.
+func (a *Account) series(q metricQuery, start, end time.Time, descending bool) (unixNanos []int64, values []float64) {
 	id, ok := q.reservationID()
-	if !ok || q.metricName != utilizationMetric {
+	if !ok {
 		return nil, nil // a metric that does not exist just has no data
 	}
-	type bucket struct {
-		sum, min, max float64
-		n             int
+	var total float64
+	if i, ok := a.resIndex[id]; ok {
+		total = float64(a.reservations[i].TotalInstanceCount)
 	}
-	period := time.Duration(q.period) * time.Second
-	buckets := map[int64]*bucket{}
-	for _, p := range a.utilization[id] {
-		if p.Time.Before(start) || !p.Time.Before(end) {
-			continue
-		}
-		k := int64(p.Time.Sub(start) / period)
-		b := buckets[k]
-		if b == nil {
-			b = &bucket{min: p.Value, max: p.Value}
-			buckets[k] = b
-		}
-		b.sum += p.Value
-		b.min = min(b.min, p.Value)
-		b.max = max(b.max, p.Value)
-		b.n++
+	f, ok := metricTransform(q.metricName, total)
+	if !ok {
+		return nil, nil
 	}
-	keys := make([]int64, 0, len(buckets))
-	for k := range buckets {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if descending {
-		slices.Reverse(keys)
-	}
-	ts := make([]time.Time, len(keys))
-	vs := make([]float64, len(keys))
-	for i, k := range keys {
-		b := buckets[k]
-		ts[i] = start.Add(time.Duration(k) * period)
+	period, from := q.period*int64(time.Second), start.UnixNano()
+	buckets := (end.UnixNano() - from + period - 1) / period // validated: at most 100,800
+	ts := make([]int64, 0, buckets)
+	vs := make([]float64, 0, buckets)
+
+	var (
+		cur         int64 = -1 // bucket being filled, -1 before the first point
+		sum, lo, hi float64
+		n           int
+	)
+	flush := func() {
+		var v float64
 		switch q.stat {
 		case "Average":
-			vs[i] = b.sum / float64(b.n)
+			v = sum / float64(n)
 		case "Sum":
-			vs[i] = b.sum
+			v = sum
 		case "Minimum":
-			vs[i] = b.min
+			v = lo
 		case "Maximum":
-			vs[i] = b.max
+			v = hi
 		case "SampleCount":
-			vs[i] = float64(b.n)
+			v = float64(n)
 		}
+		ts = append(ts, from+cur*period)
+		vs = append(vs, v)
+	}
+	a.used[id].each(start, end, func(t int64, used float64, samples int) {
+		k := (t - from) / period
+		v := f(used)
+		if k != cur {
+			if cur >= 0 {
+				flush()
+			}
+			cur, sum, lo, hi, n = k, 0, v, v, 0
+		}
+		sum += v * float64(samples)
+		lo = min(lo, v)
+		hi = max(hi, v)
+		n += samples
+	})
+	if cur >= 0 {
+		flush()
+	}
+	if descending {
+		slices.Reverse(ts)
+		slices.Reverse(vs)
 	}
 	return ts, vs
 }
 
-// metricStatusFor returns the StatusCode for q's results and whether a test
-// forced it. Callers hold a.mu.
-func (a *Account) metricStatusFor(q metricQuery) (string, bool) {
-	if id, ok := q.reservationID(); ok {
-		if s, ok := a.metricStatus[id]; ok {
-			return s, true
-		}
-	}
-	return statusComplete, false
+// statusSequence is the StatusCodes forced on a reservation's results in
+// turn (SetMetricStatusSequence), and how many results it has served.
+type statusSequence struct {
+	statuses []string
+	served   int
 }
 
-func metricResult(q metricQuery, ts []time.Time, vs []float64, status string) cbor.Map {
-	tl := make(cbor.List, len(ts))
-	vl := make(cbor.List, len(vs))
-	for i := range ts {
-		tl[i] = epoch(ts[i])
-		vl[i] = cbor.Float64(vs[i])
+// forcedStatus returns the StatusCode of the next result served for q: the
+// forced one when a test set a sequence for its reservation (consuming it),
+// computed otherwise. Callers hold a.mu.
+func (a *Account) forcedStatus(q metricQuery, computed string) string {
+	id, ok := q.reservationID()
+	if !ok {
+		return computed
+	}
+	seq := a.metricStatus[id]
+	if seq == nil {
+		return computed
+	}
+	s := seq.statuses[min(seq.served, len(seq.statuses)-1)]
+	seq.served++
+	return s
+}
+
+// mismatched reports whether q's results are to be corrupted
+// (SetMetricMismatch). Callers hold a.mu.
+func (a *Account) mismatched(q metricQuery) bool {
+	id, ok := q.reservationID()
+	return ok && a.metricMismatch[id]
+}
+
+// metricResult is one MetricDataResult. mismatch drops the last timestamp
+// (or, for an empty series, sends one with no value): Timestamps and Values
+// then differ in length, which no correct answer has.
+func metricResult(q metricQuery, ts []int64, vs []float64, status string, mismatch bool) cbor.Map {
+	if mismatch {
+		if len(ts) > 0 {
+			ts = ts[:len(ts)-1]
+		} else {
+			ts = []int64{0}
+		}
 	}
 	return cbor.Map{
 		"Id":         cbor.String(q.id),
 		"Label":      cbor.String(cmp.Or(q.label, q.metricName)),
 		"StatusCode": cbor.String(status),
-		"Timestamps": tl,
-		"Values":     vl,
+		"Timestamps": epochList(ts),
+		"Values":     floatList(vs),
 		"Messages":   cbor.List{},
 	}
 }
 
-// epoch encodes a timestamp as RPC v2 CBOR requires: tag 1 around float64
-// epoch seconds.
-func epoch(t time.Time) cbor.Value {
-	return &cbor.Tag{ID: 1, Value: cbor.Float64(float64(t.UnixMilli()) / 1e3)}
+// A response carries up to 100,800 timestamps and as many values; as
+// cbor.List items they would cost three allocations each, so the two lists
+// are encoded here, byte for byte as the cbor package would, and embedded
+// raw.
+
+// epochList is the CBOR array of the Unix-nanosecond times ts, each as RPC
+// v2 CBOR requires a timestamp: tag 1 around float64 epoch seconds, here
+// to the millisecond.
+func epochList(ts []int64) cbor.EncodeRaw {
+	p := cborArrayHeader(make([]byte, 0, 9+10*len(ts)), len(ts))
+	for _, t := range ts {
+		p = append(p, 0xc1) // tag 1: epoch-based date/time
+		p = cborFloat64(p, float64(t/int64(time.Millisecond))/1e3)
+	}
+	return cbor.EncodeRaw(p)
+}
+
+// floatList is the CBOR array of vs as float64s.
+func floatList(vs []float64) cbor.EncodeRaw {
+	p := cborArrayHeader(make([]byte, 0, 9+9*len(vs)), len(vs))
+	for _, v := range vs {
+		p = cborFloat64(p, v)
+	}
+	return cbor.EncodeRaw(p)
+}
+
+// cborArrayHeader appends the head of an array (major type 4) of n items,
+// in its shortest form.
+func cborArrayHeader(p []byte, n int) []byte {
+	const array = 4 << 5
+	switch u := uint64(n); {
+	case u < 24:
+		return append(p, array|byte(u))
+	case u < 1<<8:
+		return append(p, array|24, byte(u))
+	case u < 1<<16:
+		return binary.BigEndian.AppendUint16(append(p, array|25), uint16(u))
+	case u < 1<<32:
+		return binary.BigEndian.AppendUint32(append(p, array|26), uint32(u))
+	default:
+		return binary.BigEndian.AppendUint64(append(p, array|27), u)
+	}
+}
+
+// cborFloat64 appends v as a double-precision float (major type 7, 27).
+func cborFloat64(p []byte, v float64) []byte {
+	return binary.BigEndian.AppendUint64(append(p, 0xfb), math.Float64bits(v))
 }
 
 // metricPosition is where the next GetMetricData page starts.

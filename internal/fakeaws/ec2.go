@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// maxFilterValues is EC2's limit on values in one filter.
+// maxFilterValues is EC2's limit on filter values in one call, counted
+// across all its filters.
 const maxFilterValues = 200
 
 // Capacity reservation states from which EC2 allows a cancel.
@@ -52,8 +53,8 @@ type xmlCapacityReservation struct {
 	InstancePlatform       string             `xml:"instancePlatform,omitempty"`
 	AvailabilityZone       string             `xml:"availabilityZone,omitempty"`
 	Tenancy                string             `xml:"tenancy,omitempty"`
-	TotalInstanceCount     int32              `xml:"totalInstanceCount"`
-	AvailableInstanceCount int32              `xml:"availableInstanceCount"`
+	TotalInstanceCount     *int32             `xml:"totalInstanceCount,omitempty"`
+	AvailableInstanceCount *int32             `xml:"availableInstanceCount,omitempty"`
 	StartDate              string             `xml:"startDate,omitempty"`
 	EndDate                string             `xml:"endDate,omitempty"`
 	EndDateType            string             `xml:"endDateType,omitempty"`
@@ -102,12 +103,21 @@ type xmlInstanceSet struct {
 	Items []xmlInstance `xml:"item"`
 }
 
+// xmlInstance uses the element names of the SDK's
+// awsEc2query_deserializeDocumentInstance.
 type xmlInstance struct {
 	InstanceID            string                   `xml:"instanceId"`
 	InstanceType          string                   `xml:"instanceType,omitempty"`
 	InstanceState         xmlInstanceState         `xml:"instanceState"`
+	Placement             xmlPlacement             `xml:"placement"`
+	PlatformDetails       string                   `xml:"platformDetails,omitempty"`
 	CapacityReservationID string                   `xml:"capacityReservationId,omitempty"`
 	Specification         xmlCapacitySpecification `xml:"capacityReservationSpecification"`
+}
+
+type xmlPlacement struct {
+	AvailabilityZone string `xml:"availabilityZone,omitempty"`
+	Tenancy          string `xml:"tenancy,omitempty"`
 }
 
 type xmlInstanceState struct {
@@ -121,7 +131,32 @@ type xmlCapacitySpecification struct {
 }
 
 type xmlCapacityTarget struct {
-	CapacityReservationID string `xml:"capacityReservationId"`
+	CapacityReservationID string `xml:"capacityReservationId,omitempty"`
+	GroupARN              string `xml:"capacityReservationResourceGroupArn,omitempty"`
+}
+
+// getGroupsForCapacityReservationResponse uses the element names of the
+// SDK's awsEc2query_deserializeOpDocumentGetGroupsForCapacityReservationOutput.
+type getGroupsForCapacityReservationResponse struct {
+	XMLName struct{} `xml:"GetGroupsForCapacityReservationResponse"`
+	ec2Meta
+	Set       xmlCapacityReservationGroupSet `xml:"capacityReservationGroupSet"`
+	NextToken string                         `xml:"nextToken,omitempty"`
+}
+
+type xmlCapacityReservationGroupSet struct {
+	Items []xmlCapacityReservationGroup `xml:"item"`
+}
+
+type xmlCapacityReservationGroup struct {
+	GroupARN string `xml:"groupArn"`
+	OwnerID  string `xml:"ownerId"`
+}
+
+// groupMembership is one reservation's membership of a Capacity
+// Reservation group (AddReservationGroup).
+type groupMembership struct {
+	reservationID, groupARN, ownerID string
 }
 
 type cancelCapacityReservationResponse struct {
@@ -147,7 +182,7 @@ func (a *Account) describeCapacityReservations(form url.Values) (any, *apiError)
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	start, apiErr := decodePageToken(form, OpDescribeCapacityReservations)
+	start, prev, apiErr := decodePageToken(form, OpDescribeCapacityReservations)
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -156,16 +191,51 @@ func (a *Account) describeCapacityReservations(form url.Values) (any, *apiError)
 		return nil, apiErr
 	}
 
-	idx, next := page(len(a.reservations), start, limit, func(i int) bool {
+	match := func(i int) bool {
 		r := a.reservations[i]
 		return (len(ids) == 0 || slices.Contains(ids, r.ID)) && matchAll(filters, r, reservationFilter)
-	})
+	}
+	// SetDescribeRepeat: the reservations to list again are those of the
+	// previous page, [prev, start); they take room on this page as any
+	// other item would, since EC2 never sends more than MaxResults.
+	var again []int
+	for i := prev; i < start && i < len(a.reservations); i++ {
+		if a.describeRepeat[a.reservations[i].ID] && match(i) {
+			again = append(again, i)
+		}
+	}
+	again = again[:min(len(again), limit)]
+	idx, next := again, -1
+	if room := limit - len(again); room > 0 {
+		var fresh []int
+		fresh, next = page(len(a.reservations), start, room, match)
+		idx = append(idx, fresh...)
+	} else if rest, _ := page(len(a.reservations), start, 1, match); len(rest) > 0 {
+		// Only repeats fit: nothing new on this page; the next one resumes
+		// here.
+		next = start
+	}
+	if next < 0 {
+		// The last page: its own repeats are listed again at its end, or on
+		// one more page of their own when it is full.
+		var own []int
+		for _, i := range idx[len(again):] {
+			if a.describeRepeat[a.reservations[i].ID] {
+				own = append(own, i)
+			}
+		}
+		if len(idx)+len(own) <= limit {
+			idx = append(idx, own...)
+		} else {
+			next = len(a.reservations)
+		}
+	}
 	resp := &describeCapacityReservationsResponse{}
 	for _, i := range idx {
 		resp.Set.Items = append(resp.Set.Items, toXMLReservation(a.reservations[i]))
 	}
 	if next >= 0 {
-		resp.NextToken = encodePageToken(form, OpDescribeCapacityReservations, next)
+		resp.NextToken = encodePageToken(form, OpDescribeCapacityReservations, next, start)
 	}
 	return resp, nil
 }
@@ -186,7 +256,7 @@ func (a *Account) describeInstances(form url.Values) (any, *apiError) {
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	start, apiErr := decodePageToken(form, OpDescribeInstances)
+	start, _, apiErr := decodePageToken(form, OpDescribeInstances)
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -220,7 +290,7 @@ func (a *Account) describeInstances(form url.Values) (any, *apiError) {
 		*items = append(*items, toXMLInstance(in))
 	}
 	if next >= 0 {
-		resp.NextToken = encodePageToken(form, OpDescribeInstances, next)
+		resp.NextToken = encodePageToken(form, OpDescribeInstances, next, start)
 	}
 	return resp, nil
 }
@@ -253,6 +323,59 @@ func (a *Account) cancelCapacityReservation(form url.Values) (any, *apiError) {
 	}
 	r.State = "cancelled"
 	return &cancelCapacityReservationResponse{Return: true}, nil
+}
+
+// getGroupsForCapacityReservation lists the Capacity Reservation groups of a
+// reservation (AddReservationGroup), in the order it joined them. For a
+// reservation shared with the account, EC2 returns only the groups the
+// account owns.
+func (a *Account) getGroupsForCapacityReservation(form url.Values) (any, *apiError) {
+	id := form.Get("CapacityReservationId")
+	if id == "" {
+		return nil, badRequest("MissingParameter", "The request must contain the parameter CapacityReservationId")
+	}
+	if form.Get("DryRun") == "true" {
+		return nil, dryRunSucceeded()
+	}
+	limit, apiErr := pageLimit(form, 1, 1000, 0, a.describePage)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	start, _, apiErr := decodePageToken(form, OpGetGroupsForCapacityReservation)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if apiErr := a.checkReservationIDs([]string{id}); apiErr != nil {
+		return nil, apiErr
+	}
+	owned := a.reservations[a.resIndex[id]].OwnerID == a.id
+	idx, next := page(len(a.groups), start, limit, func(i int) bool {
+		g := a.groups[i]
+		return g.reservationID == id && (owned || g.ownerID == a.id)
+	})
+	resp := &getGroupsForCapacityReservationResponse{}
+	for _, i := range idx {
+		resp.Set.Items = append(resp.Set.Items, xmlCapacityReservationGroup{GroupARN: a.groups[i].groupARN, OwnerID: a.groups[i].ownerID})
+	}
+	if next >= 0 {
+		resp.NextToken = encodePageToken(form, OpGetGroupsForCapacityReservation, next, start)
+	}
+	return resp, nil
+}
+
+// groupOwner returns the account in a resource group ARN,
+// arn:PARTITION:resource-groups:REGION:ACCOUNT:group/NAME.
+func groupOwner(arn string) (string, bool) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] != "resource-groups" || parts[3] == "" {
+		return "", false
+	}
+	account, resource := parts[4], parts[5]
+	name, ok := strings.CutPrefix(resource, "group/")
+	if !ok || name == "" || len(account) != 12 || strings.Trim(account, "0123456789") != "" {
+		return "", false
+	}
+	return account, true
 }
 
 // checkReservationIDs fails like EC2 for ids that do not exist. Callers hold
@@ -288,8 +411,6 @@ func toXMLReservation(r Reservation) xmlCapacityReservation {
 		InstancePlatform:       r.InstancePlatform,
 		AvailabilityZone:       r.AvailabilityZone,
 		Tenancy:                r.Tenancy,
-		TotalInstanceCount:     r.TotalInstanceCount,
-		AvailableInstanceCount: r.AvailableInstanceCount,
 		StartDate:              formatOptionalTime(r.StartDate),
 		EndDateType:            r.EndDateType,
 		InstanceMatchCriteria:  r.InstanceMatchCriteria,
@@ -297,6 +418,9 @@ func toXMLReservation(r Reservation) xmlCapacityReservation {
 		State:                  r.State,
 		ReservationType:        r.ReservationType,
 		Interruptible:          r.Interruptible,
+	}
+	if !r.OmitInstanceCounts {
+		x.TotalInstanceCount, x.AvailableInstanceCount = &r.TotalInstanceCount, &r.AvailableInstanceCount
 	}
 	if r.EndDate != nil {
 		x.EndDate = formatTime(*r.EndDate)
@@ -310,17 +434,21 @@ func toXMLReservation(r Reservation) xmlCapacityReservation {
 	return x
 }
 
+// toXMLInstance describes in as EC2 does: capacityReservationPreference
+// when set (AddInstance sets "open" on an untargeted instance), and
+// capacityReservationTarget for a targeted reservation or group.
 func toXMLInstance(in Instance) xmlInstance {
 	x := xmlInstance{
-		InstanceID:    in.ID,
-		InstanceType:  in.InstanceType,
-		InstanceState: xmlInstanceState{Code: instanceStateCodes[in.State], Name: in.State},
+		InstanceID:      in.ID,
+		InstanceType:    in.InstanceType,
+		InstanceState:   xmlInstanceState{Code: instanceStateCodes[in.State], Name: in.State},
+		Placement:       xmlPlacement{AvailabilityZone: in.AvailabilityZone, Tenancy: in.Tenancy},
+		PlatformDetails: in.PlatformDetails,
 	}
-	if in.TargetReservationID == "" {
-		x.Specification.Preference = "open"
-	} else {
+	x.Specification.Preference = in.Preference
+	if in.TargetReservationID != "" || in.TargetGroupARN != "" {
 		x.CapacityReservationID = in.TargetReservationID
-		x.Specification.Target = &xmlCapacityTarget{CapacityReservationID: in.TargetReservationID}
+		x.Specification.Target = &xmlCapacityTarget{CapacityReservationID: in.TargetReservationID, GroupARN: in.TargetGroupARN}
 	}
 	return x
 }
@@ -378,32 +506,36 @@ func pageLimit(form url.Values, lo, hi, def, serverCap int) (int, *apiError) {
 }
 
 // Page tokens are opaque to clients. They carry the operation, the index to
-// resume from and a hash of the query so a token cannot be replayed against
-// a different query, which EC2 rejects too.
-func encodePageToken(form url.Values, op string, next int) string {
-	raw := fmt.Sprintf("%s|%d|%x", op, next, queryHash(form))
+// resume from, where the page that issued them started (for
+// SetDescribeRepeat) and a hash of the query so a token cannot be replayed
+// against a different query, which EC2 rejects too.
+func encodePageToken(form url.Values, op string, next, pageStart int) string {
+	raw := fmt.Sprintf("%s|%d|%d|%x", op, next, pageStart, queryHash(form))
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
-func decodePageToken(form url.Values, op string) (int, *apiError) {
+// decodePageToken returns where to resume and where the previous page
+// started; both are 0 without a token.
+func decodePageToken(form url.Values, op string) (next, prevStart int, _ *apiError) {
 	tok := form.Get("NextToken")
 	if tok == "" {
-		return 0, nil
+		return 0, 0, nil
 	}
 	invalid := badRequest("InvalidPaginationToken", "Invalid pagination token %q", tok)
 	raw, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
-		return 0, invalid
+		return 0, 0, invalid
 	}
 	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 || parts[0] != op || parts[2] != fmt.Sprintf("%x", queryHash(form)) {
-		return 0, invalid
+	if len(parts) != 4 || parts[0] != op || parts[3] != fmt.Sprintf("%x", queryHash(form)) {
+		return 0, 0, invalid
 	}
-	next, err := strconv.Atoi(parts[1])
-	if err != nil || next < 0 {
-		return 0, invalid
+	next, err1 := strconv.Atoi(parts[1])
+	prevStart, err2 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil || next < 0 || prevStart < 0 || prevStart > next {
+		return 0, 0, invalid
 	}
-	return next, nil
+	return next, prevStart, nil
 }
 
 // queryHash covers the parameters that select items; paging parameters may
@@ -478,10 +610,11 @@ func (f filter) anyValue(s string) bool {
 }
 
 // parseFilters reads Filter.N.Name / Filter.N.Value.M and, as EC2 does,
-// rejects unknown names (found by evaluating each on a zero item) and
-// oversized value lists.
+// rejects unknown names (found by evaluating each on a zero item) and more
+// than 200 values in all.
 func parseFilters[T any](form url.Values, eval filterFunc[T]) ([]filter, *apiError) {
 	var out []filter
+	values := 0
 	for n := 1; ; n++ {
 		prefix := fmt.Sprintf("Filter.%d.", n)
 		if !form.Has(prefix + "Name") {
@@ -491,8 +624,10 @@ func parseFilters[T any](form url.Values, eval filterFunc[T]) ([]filter, *apiErr
 			return out, nil
 		}
 		f := filter{name: form.Get(prefix + "Name"), values: indexedValues(form, prefix+"Value")}
-		if len(f.values) > maxFilterValues {
-			return nil, badRequest("InvalidParameterValue", "The maximum number of filter values specified on a single call is %d", maxFilterValues)
+		// The limit is per call, not per filter: 199 ids and two states
+		// are refused.
+		if values += len(f.values); values > maxFilterValues {
+			return nil, badRequest("FilterLimitExceeded", "The maximum number of filter values specified on a single call is %d", maxFilterValues)
 		}
 		var zero T
 		if _, known := eval(f, zero); !known {
@@ -549,20 +684,40 @@ func reservationFilter(f filter, r Reservation) (matched, known bool) {
 	return f.anyValue(field), true
 }
 
-// instanceFilter evaluates one DescribeInstances filter.
+// DescribeInstances filters on the reservation an instance was launched
+// into and on the one it targets.
+const (
+	launchedIntoFilter = "capacity-reservation-id"
+	targetIDFilter     = "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id"
+)
+
+// instanceFilter evaluates one DescribeInstances filter. A filter on a field
+// the instance lacks (no target, no group) does not match it.
 func instanceFilter(f filter, in Instance) (matched, known bool) {
+	var field string
 	switch f.name {
 	case "instance-state-name":
-		return f.anyValue(in.State), true
+		field = in.State
 	case "instance-id":
-		return f.anyValue(in.ID), true
+		field = in.ID
 	case "instance-type":
-		return f.anyValue(in.InstanceType), true
-	case "capacity-reservation-id",
-		"capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id":
-		return in.TargetReservationID != "" && f.anyValue(in.TargetReservationID), true
+		field = in.InstanceType
+	case "availability-zone":
+		field = in.AvailabilityZone
+	case "tenancy":
+		field = in.Tenancy
+	case "platform-details":
+		field = in.PlatformDetails
+	case launchedIntoFilter, targetIDFilter:
+		field = in.TargetReservationID
+	case "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-resource-group-arn":
+		field = in.TargetGroupARN
+	case "capacity-reservation-specification.capacity-reservation-preference":
+		field = in.Preference
+	default:
+		return false, false
 	}
-	return false, false
+	return field != "" && f.anyValue(field), true
 }
 
 // globMatch matches s against an EC2 filter pattern: * is any run of
@@ -599,7 +754,7 @@ func formReservationIDs(action string, form url.Values) []string {
 	switch action {
 	case OpDescribeCapacityReservations:
 		return indexedValues(form, "CapacityReservationId")
-	case OpCancelCapacityReservation:
+	case OpCancelCapacityReservation, OpGetGroupsForCapacityReservation:
 		if id := form.Get("CapacityReservationId"); id != "" {
 			return []string{id}
 		}
@@ -607,7 +762,7 @@ func formReservationIDs(action string, form url.Values) []string {
 		var ids []string
 		for n := 1; form.Has(fmt.Sprintf("Filter.%d.Name", n)); n++ {
 			switch form.Get(fmt.Sprintf("Filter.%d.Name", n)) {
-			case "capacity-reservation-id", "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id":
+			case launchedIntoFilter, targetIDFilter:
 				ids = append(ids, indexedValues(form, fmt.Sprintf("Filter.%d.Value", n))...)
 			}
 		}

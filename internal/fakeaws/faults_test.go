@@ -97,7 +97,7 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestFaultBreaks(t *testing.T) {
 	c := setup(t) // one attempt per call: the break surfaces
 	c.acct.AddReservation(fakeaws.Reservation{ID: crID(1)})
-	c.acct.SetUtilization(crID(1), fiveMinutePoints(1, func(int) float64 { return 0 }))
+	c.acct.SetUsedInstances(crID(1), fiveMinutePoints(1, func(int) float64 { return 0 }))
 
 	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeCapacityReservations, Break: fakeaws.BreakReset, Times: 1})
 	err := describeAll(c)
@@ -110,7 +110,7 @@ func TestFaultBreaks(t *testing.T) {
 	}
 	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGetMetricData, Break: fakeaws.BreakTruncate, Times: 1})
 	_, err = c.cw.GetMetricData(ctxBG, &cloudwatch.GetMetricDataInput{
-		StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(time.Hour)), MetricDataQueries: utilizationQueries([]string{crID(1)}, "Maximum", 300),
+		StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(time.Hour)), MetricDataQueries: usedQueries([]string{crID(1)}, "Maximum", 300),
 	})
 	if err == nil || !strings.Contains(err.Error(), "unexpected EOF") {
 		t.Fatalf("truncated CBOR: error %v", err)
@@ -182,12 +182,12 @@ func TestOnRequestAndOmittedMetrics(t *testing.T) {
 	}
 
 	points := fiveMinutePoints(1, func(int) float64 { return 0 })
-	c.acct.SetUtilization(crID(1), points)
-	c.acct.SetUtilization(crID(2), points)
+	c.acct.SetUsedInstances(crID(1), points)
+	c.acct.SetUsedInstances(crID(2), points)
 	c.acct.SetMetricOmitted(crID(2), true)
 	results, _ := collectMetricData(t, c, &cloudwatch.GetMetricDataInput{
 		StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(time.Hour)),
-		MetricDataQueries: utilizationQueries([]string{crID(1), crID(2)}, "Maximum", 300),
+		MetricDataQueries: usedQueries([]string{crID(1), crID(2)}, "Maximum", 300),
 	})
 	if len(results) != 1 {
 		t.Fatalf("results for %d queries, want only the one not omitted: %v", len(results), results)
@@ -195,7 +195,7 @@ func TestOnRequestAndOmittedMetrics(t *testing.T) {
 	c.acct.SetMetricOmitted(crID(2), false)
 	results, _ = collectMetricData(t, c, &cloudwatch.GetMetricDataInput{
 		StartTime: aws.Time(t0), EndTime: aws.Time(t0.Add(time.Hour)),
-		MetricDataQueries: utilizationQueries([]string{crID(1), crID(2)}, "Maximum", 300),
+		MetricDataQueries: usedQueries([]string{crID(1), crID(2)}, "Maximum", 300),
 	})
 	if len(results) != 2 {
 		t.Fatalf("results for %d queries after restoring, want 2", len(results))

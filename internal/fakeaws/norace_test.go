@@ -1,0 +1,5 @@
+//go:build !race
+
+package fakeaws_test
+
+const raceEnabled = false
