@@ -337,7 +337,8 @@ func (a *Account) getGroupsForCapacityReservation(form url.Values) (any, *apiErr
 	if form.Get("DryRun") == "true" {
 		return nil, dryRunSucceeded()
 	}
-	limit, apiErr := pageLimit(form, 1, 1000, 0, a.describePage)
+	// EC2 documents MaxResults 5..500 for this operation.
+	limit, apiErr := pageLimit(form, 5, 500, 0, a.describePage)
 	if apiErr != nil {
 		return nil, apiErr
 	}

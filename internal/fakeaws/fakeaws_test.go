@@ -1196,7 +1196,7 @@ func TestGetGroupsForCapacityReservation(t *testing.T) {
 	c.acct.AddReservation(fakeaws.Reservation{ID: crID(2)})
 	c.acct.AddReservation(fakeaws.Reservation{ID: crID(3), OwnerID: "210987654321"})
 	var want []string
-	for i := range 5 {
+	for i := range 12 {
 		g := groupARN(accountID, fmt.Sprint("g", i))
 		c.acct.AddReservationGroup(g, crID(1), crID(3))
 		want = append(want, g)
@@ -1222,7 +1222,7 @@ func TestGetGroupsForCapacityReservation(t *testing.T) {
 		}
 		return out, pages
 	}
-	got, pages := groups(crID(1), 2)
+	got, pages := groups(crID(1), 5)
 	var arns []string
 	for _, g := range got {
 		arns = append(arns, aws.ToString(g.GroupArn))
@@ -1233,8 +1233,8 @@ func TestGetGroupsForCapacityReservation(t *testing.T) {
 	if !slices.Equal(arns, want) || pages != 3 {
 		t.Errorf("groups %v in %d pages, want %v in 3", arns, pages, want)
 	}
-	if got, _ := groups(crID(3), 1000); len(got) != 5 {
-		t.Errorf("shared reservation: %d groups, want this account's 5", len(got))
+	if got, _ := groups(crID(3), 500); len(got) != 12 {
+		t.Errorf("shared reservation: %d groups, want this account's 12", len(got))
 	}
 	out, err := c.ec2.GetGroupsForCapacityReservation(ctxBG, &ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(2))})
 	if err != nil || out.CapacityReservationGroups == nil || len(out.CapacityReservationGroups) != 0 || out.NextToken != nil {
@@ -1247,7 +1247,8 @@ func TestGetGroupsForCapacityReservation(t *testing.T) {
 	}
 	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String("cr-0000000000000dead")}), "InvalidCapacityReservationId.NotFound", http.StatusBadRequest)
 	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), DryRun: aws.Bool(true)}), "DryRunOperation", http.StatusPreconditionFailed)
-	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), MaxResults: aws.Int32(1001)}), "InvalidParameterValue", http.StatusBadRequest)
+	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), MaxResults: aws.Int32(501)}), "InvalidParameterValue", http.StatusBadRequest)
+	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), MaxResults: aws.Int32(4)}), "InvalidParameterValue", http.StatusBadRequest)
 	wantAPIError(t, call(ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(crID(1)), NextToken: aws.String("garbage")}), "InvalidPaginationToken", http.StatusBadRequest)
 
 	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGetGroupsForCapacityReservation, ReservationID: crID(2), Code: "RequestLimitExceeded", HTTPStatus: 503})
