@@ -39,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
@@ -46,8 +47,13 @@ import (
 )
 
 const (
-	account       = "111122223333"
-	lookbackHours = 24
+	account = "111122223333"
+	// lookbackHours is the deployed default: a week of 2,016 five-minute
+	// datapoints per reservation, 50 reservations per GetMetricData call.
+	lookbackHours = 168
+	// metricCallFloor is the most GetMetricData calls a run may make at
+	// N = 10,000 measured reservations and a 168-hour lookback.
+	metricCallFloor = 200
 )
 
 func main() {
@@ -168,8 +174,9 @@ func measureInChild(self string, n int, mode string, latency time.Duration, budg
 	return r, nil
 }
 
-// serveFake builds an account of n reservations, 1% idle, the rest busy, and
-// serves it with latency added to every request until killed.
+// serveFake builds an account of n reservations, all unused now (so every
+// one is measured), 1% idle over the window and the rest used at their peak,
+// and serves it with latency added to every request until killed.
 func serveFake(n int, latency time.Duration) error {
 	acct := fakeaws.New(account)
 	now := time.Now()
@@ -184,7 +191,7 @@ func serveFake(n int, latency time.Duration) error {
 		r := fakeaws.Reservation{
 			ID: id, InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
 			TotalInstanceCount: 4, AvailableInstanceCount: 4,
-			CreateDate: now.Add(-time.Duration(48+i%1000) * time.Hour),
+			CreateDate: now.Add(-time.Duration(lookbackHours+1+i%1000) * time.Hour),
 		}
 		acct.AddReservation(r)
 		if i%100 == 0 {
@@ -231,6 +238,7 @@ func measureOnce(mode, endpoint string, budget int) error {
 	h := &handler.Handler{
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(endpoint) }),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(endpoint) }),
+		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = aws.String(endpoint) }),
 		Settings:      settings,
 		Logger:        zap.NewNop(),
 		Now:           time.Now,
@@ -286,18 +294,28 @@ func samplePeakHeap(peak *atomic.Uint64, stop <-chan struct{}, done chan<- struc
 	}
 }
 
-var operations = []string{"DescribeCapacityReservations", "GetMetricData", "DescribeInstances", "CancelCapacityReservation"}
+var operations = []string{"DescribeCapacityReservations", "ListResources", "GetMetricData", "DescribeInstances", "CancelCapacityReservation"}
 
 func printTable(w io.Writer, results []result, latency time.Duration, budget int) {
-	fmt.Fprintf(w, "\nOne real run per row, 1%% idle, %s latency per request, lookback %dh, budget %d cancellations.\n\n", latency, lookbackHours, budget)
+	fmt.Fprintf(w, "\nOne real run per row, every reservation unused now and measured, 1%% idle over the window, %s latency per request, lookback %dh, budget %d cancellations.\n\n", latency, lookbackHours, budget)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tGetMetricData\tDescribeInstances\tCancel\tidle\tcancelled\twall\tpeak heap\tmax RSS\t")
+	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tListResources\tGetMetricData\tDescribeInstances\tCancel\tidle\tcancelled\twall\tpeak heap\tmax RSS\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
-			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Calls[operations[3]],
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
+			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Calls[operations[3]], r.Calls[operations[4]],
 			r.Idle, r.Cancelled, r.Wall.Round(time.Millisecond), mib(r.PeakHeapBytes), mib(uint64(r.MaxRSSBytes)))
 	}
 	tw.Flush()
+
+	for _, r := range results {
+		if r.Mode == "batched" && r.N == 10000 {
+			verdict := "met"
+			if r.Calls["GetMetricData"] > metricCallFloor {
+				verdict = "NOT MET"
+			}
+			fmt.Fprintf(w, "\nfloor at N=10,000, %dh: at most %d GetMetricData calls: %d, %s\n", lookbackHours, metricCallFloor, r.Calls["GetMetricData"], verdict)
+		}
+	}
 
 	fmt.Fprintln(w, "\nnaive / batched, same N:")
 	for _, naive := range results {
