@@ -55,6 +55,8 @@ const (
 	crOtherType   = "cr-0f000000000000001" // p4d.24xlarge, used: filtered out by INSTANCE_TYPES
 	crOtherZone   = "cr-0f000000000000002" // us-east-1f, used: filtered out by AVAILABILITY_ZONES
 	crUntagged    = "cr-0f000000000000003" // no team tag, used: filtered out by REQUIRED_TAG
+	crSharedOut   = "cr-0e000000000000002" // idle, but this account shares it out through AWS RAM
+	crGrouped     = "cr-0e000000000000003" // idle, but a stopped instance targets its Capacity Reservation group
 )
 
 const (
@@ -64,6 +66,9 @@ const (
 	seriesSpan = 15 * day
 	step       = 5 * time.Minute // CloudWatch's publishing interval for this metric
 )
+
+// groupARN is the Capacity Reservation group crGrouped belongs to.
+const groupARN = "arn:aws:resource-groups:us-east-1:" + accountID + ":group/e2e-training"
 
 // seed is one reservation of the scenario with its utilization.
 type seed struct {
@@ -152,6 +157,10 @@ func scenario(now time.Time) []seed {
 	add(r, peak(r, 1), "", policy.ReasonUtilized)
 	r = res(crUntagged, 30*day, func(r *fakeaws.Reservation) { delete(r.Tags, "team") })
 	add(r, peak(r, 1), "", policy.ReasonUtilized)
+	r = res(crSharedOut, 30*day, nil)
+	add(r, idle(r), "", policy.ReasonSharedOut)
+	r = res(crGrouped, 30*day, nil)
+	add(r, idle(r), "", policy.ReasonTargetedByStopped)
 	return seeds
 }
 
@@ -192,6 +201,8 @@ func newAccount(seeds []seed) *fakeaws.Account {
 	}
 	// IAM's condition in template.yaml: no cancel of a protected reservation.
 	acct.SetDeniedCancel(crProtected)
+	acct.ShareReservation(crSharedOut, "arn:aws:ram:us-east-1:"+accountID+":resource-share/0e2e0000-0000-4000-8000-000000000001")
+	acct.AddReservationGroup(groupARN, crGrouped)
 	for _, i := range []fakeaws.Instance{
 		{ID: "i-0e2e0000000000001", State: "running", TargetReservationID: crInUse, InstanceType: "m5.large"},
 		{ID: "i-0e2e0000000000002", State: "stopped", TargetReservationID: crStopped, InstanceType: "m5.large"},
@@ -199,6 +210,7 @@ func newAccount(seeds []seed) *fakeaws.Account {
 		// Stopped, but its reservation is in use: never asked about.
 		{ID: "i-0e2e0000000000004", State: "stopped", TargetReservationID: crBusy, InstanceType: "m5.large"},
 		{ID: "i-0e2e0000000000005", State: "running", InstanceType: "m5.large"},
+		{ID: "i-0e2e0000000000006", State: "stopped", TargetGroupARN: groupARN, InstanceType: "m5.large"},
 	} {
 		acct.AddInstance(i)
 	}

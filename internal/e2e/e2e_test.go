@@ -80,7 +80,7 @@ func baseEnv(endpoint string) map[string]string {
 }
 
 // eligible are the reservations that pass the screening under the
-// defaults (and so are measured): the thirteen whose base reason comes
+// defaults (and so are measured): the fourteen whose base reason comes
 // from the metrics or the stopped-instance check.
 func eligible(base map[string]policy.Reason) []string {
 	var ids []string
@@ -186,13 +186,13 @@ func eventCases(seeds []seed) []eventCase {
 			},
 		},
 		{
-			// 4 of the 13 eligible look idle: above 20 %, nothing is cancelled
+			// 4 of the 14 eligible look idle: above 20 %, nothing is cancelled
 			// and the invocation fails.
 			name: "scheduled.json+idle-share-guard", file: "scheduled.json",
 			env: map[string]string{"DRY_RUN": "false", "MAX_IDLE_SHARE_PERCENT": "20"},
 			want: outcome{
 				logged:      with(base, idleShare),
-				errContains: []string{"run failed", "aborted", "4 of 13 eligible reservations look idle"},
+				errContains: []string{"run failed", "aborted", "4 of 14 eligible reservations look idle"},
 				lastLine:    withFail,
 			},
 		},
