@@ -6,7 +6,6 @@ package handler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -113,17 +112,11 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(report)
+	// Every line is in the logs already; a response too large leaves out
+	// detail, step by step, rather than fail the invocation.
+	out, err := report.fit(h.maxResponseBytes())
 	if err != nil {
 		return nil, fmt.Errorf("encode report: %w", err)
-	}
-	if limit := h.maxResponseBytes(); len(out) > limit {
-		// Every decision is in the logs already; the response keeps those
-		// that matter for acting and drops the rest rather than fail.
-		report.omitRoutineDecisions()
-		if out, err = json.Marshal(report); err != nil {
-			return nil, fmt.Errorf("encode report: %w", err)
-		}
 	}
 	return out, nil
 }
