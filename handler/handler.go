@@ -6,7 +6,6 @@ package handler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -116,17 +115,11 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(report)
+	// Every line is in the logs already; a response too large leaves out
+	// detail, step by step, rather than fail the invocation.
+	out, err := report.fit(h.maxResponseBytes())
 	if err != nil {
 		return nil, fmt.Errorf("encode report: %w", err)
-	}
-	if limit := h.maxResponseBytes(); len(out) > limit {
-		// Every decision is in the logs already; the response keeps those
-		// that matter for acting and drops the rest rather than fail.
-		report.omitRoutineDecisions()
-		if out, err = json.Marshal(report); err != nil {
-			return nil, fmt.Errorf("encode report: %w", err)
-		}
 	}
 	return out, nil
 }
@@ -137,24 +130,27 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	runID := h.runID(ctx)
 	log := h.Logger.With(zap.String("request_id", runID))
+	// The audit trail is written whatever LOG_LEVEL says (see NewLogger).
+	audit := log.Named(AuditLogger)
 	started := h.Now()
 	retriesBefore := h.Retries.Count()
 
 	req, kind, err := ParseEvent(payload)
 	if err != nil {
-		log.Error("invalid event; nothing done", zap.Error(err))
+		audit.Error("invalid event; nothing done", zap.Error(err))
 		return nil, err
 	}
 	settings := req.apply(h.Settings)
 	account, err := h.account(ctx)
 	if err != nil {
-		log.Error("run failed before evaluation; nothing cancelled", zap.Error(err))
+		audit.Error("run failed before evaluation; nothing cancelled", zap.Error(err))
 		return nil, err
 	}
 
 	r := &run{
 		h:             h,
 		log:           log,
+		audit:         audit,
 		calls:         &callCounter{},
 		window:        metricWindow(started, settings.LookbackHours),
 		started:       started,
@@ -186,7 +182,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		Failures:     []Failure{},
 		NotAttempted: []string{},
 	}
-	log.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
+	audit.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
 		zap.String("account_id", account), zap.Any("settings", report.Settings))
 
 	// Every AWS call ends three quarters of the margin before the
@@ -200,7 +196,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	}
 	plan, err := r.evaluate(ctx, req.ReservationIDs, report)
 	if err != nil {
-		log.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
+		audit.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
 			zap.Any("api_calls", r.calls.snapshot()))
 		return nil, err
 	}
@@ -217,6 +213,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 type run struct {
 	h       *Handler
 	log     *zap.Logger
+	audit   *zap.Logger // the audit trail: kept at every log level (NewLogger)
 	calls   *callCounter
 	policy  policy.Settings
 	window  window
@@ -304,9 +301,9 @@ func dependentsOf(deps map[string]policy.Dependents, id string) *policy.Dependen
 // any cancel call, so the plan survives even if the run dies while acting.
 func (r *run) logPlan(plan policy.Plan, dryRun bool) {
 	for _, d := range plan.Decisions {
-		r.log.Info("decision", decisionFields(d, dryRun)...)
+		r.audit.Info("decision", decisionFields(d, dryRun)...)
 	}
-	r.log.Info("plan",
+	r.audit.Info("plan",
 		zap.Bool("dry_run", dryRun),
 		zap.Int("reservations", len(plan.Decisions)),
 		zap.Int("eligible", plan.Eligible),
@@ -360,7 +357,7 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 	// candidates again, in one call, right before acting.
 	fresh, err := describeReservations(ctx, r.h.EC2, r.calls, plan.Cancel)
 	if err != nil {
-		r.log.Error("re-verification failed; no cancel attempted", zap.Error(err))
+		r.audit.Error("re-verification failed; no cancel attempted", zap.Error(err))
 		for _, id := range plan.Cancel {
 			report.Failures = append(report.Failures, Failure{ReservationID: id, Code: errorCode(err), Message: "re-verify before cancel: " + err.Error()})
 		}
@@ -398,7 +395,7 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 	}
 	for _, id := range plan.Cancel {
 		if d := decisions[index[id]]; !d.Candidate() {
-			r.log.Warn("decision changed before cancel", decisionFields(d, false)...)
+			r.audit.Warn("decision changed before cancel", decisionFields(d, false)...)
 		}
 	}
 
@@ -408,7 +405,7 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 	for n, id := range toCancel {
 		if hasDeadline && time.Until(deadline) < r.margin/4 {
 			report.NotAttempted = append(report.NotAttempted, toCancel[n:]...)
-			r.log.Error("invocation deadline near; remaining cancels not attempted",
+			r.audit.Error("invocation deadline near; remaining cancels not attempted",
 				zap.Strings("not_attempted", toCancel[n:]), zap.Duration("margin", r.margin))
 			break
 		}
@@ -416,15 +413,15 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 		switch {
 		case f == nil:
 			report.Cancelled = append(report.Cancelled, id)
-			r.log.Info("cancelled", zap.String("reservation_id", id))
+			r.audit.Info("cancelled", zap.String("reservation_id", id))
 		case f.Code == codeIncorrectState && r.cancelledMeanwhile(ctx, id):
 			// Someone else cancelled it between the re-verification and
 			// our call: the goal is met, it is not a failure.
 			report.AlreadyCancelled = append(report.AlreadyCancelled, id)
-			r.log.Info("already cancelled by someone else", zap.String("reservation_id", id))
+			r.audit.Info("already cancelled by someone else", zap.String("reservation_id", id))
 		default:
 			report.Failures = append(report.Failures, *f)
-			r.log.Error("cancel failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
+			r.audit.Error("cancel failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
 		}
 	}
 	return decisions
@@ -511,10 +508,10 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		err = &RunFailedError{Failures: report.Failures, NotAttempted: report.NotAttempted}
 	}
 	if err != nil {
-		r.log.Error("run finished with failures", append(summary, zap.Error(err))...)
+		r.audit.Error("run finished with failures", append(summary, zap.Error(err))...)
 		return report, err
 	}
-	r.log.Info("run finished", summary...)
+	r.audit.Info("run finished", summary...)
 	return report, nil
 }
 

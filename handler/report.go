@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
@@ -21,10 +22,19 @@ type Report struct {
 	AbortReason string    `json:"abortReason,omitempty"`
 	// Decisions holds one entry per reservation evaluated, final state.
 	Decisions []policy.Decision `json:"decisions"`
-	// DecisionsOmitted counts the routine keep decisions left out of a
-	// report too large to return (they are all in the logs).
-	DecisionsOmitted int      `json:"decisionsOmitted,omitempty"`
-	Cancelled        []string `json:"cancelled"`
+	// DecisionsOmitted counts the decisions left out of a report too large
+	// to return (they are all in the logs); Trimmed says which.
+	DecisionsOmitted int `json:"decisionsOmitted,omitempty"`
+	// ProblemsOmitted counts the problems left out likewise.
+	ProblemsOmitted int `json:"problemsOmitted,omitempty"`
+	// OutcomesOmitted, set only when even the outcome lists did not fit,
+	// gives the length of each list left out (cancelled, alreadyCancelled,
+	// failures, notAttempted); the "run finished" log line has them all.
+	OutcomesOmitted map[string]int `json:"outcomesOmitted,omitempty"`
+	// Trimmed lists, in order, the steps taken to make the response fit in
+	// MaxResponseBytes (see Report.fit); empty when nothing was left out.
+	Trimmed   []string `json:"trimmed,omitempty"`
+	Cancelled []string `json:"cancelled"`
 	// AlreadyCancelled lists candidates someone else cancelled between the
 	// re-verification and our call: not a failure.
 	AlreadyCancelled []string  `json:"alreadyCancelled,omitempty"`
@@ -78,20 +88,104 @@ type Failure struct {
 	Message       string `json:"message"`
 }
 
-// omitRoutineDecisions keeps only the decisions that concern acting: the
-// cancels, the idle ones kept by the run-wide rules or by a last-moment
-// change, and those that failed.
-func (r *Report) omitRoutineDecisions() {
-	kept := r.Decisions[:0:0]
-	for _, d := range r.Decisions {
-		switch {
-		case d.Action == policy.Cancel,
-			d.Reason == policy.ReasonBudgetExhausted,
-			d.Reason == policy.ReasonIdleShareExceeded,
-			d.Reason == policy.ReasonChangedSinceEvaluated:
-			kept = append(kept, d)
+// Steps of Report.fit, in the order they are taken.
+const (
+	TrimRoutineKeepDecisions = "routine-keep-decisions"
+	TrimKeepDecisions        = "keep-decisions"
+	TrimProblems             = "problems"
+	TrimDecisions            = "decisions"
+	TrimOutcomeLists         = "outcome-lists"
+)
+
+// fit returns the report as JSON in at most limit bytes. When it is larger,
+// detail is left out one step at a time, measuring again after each, until
+// it fits:
+//
+//  1. routine keep decisions (those other than budget-exhausted,
+//     idle-share-exceeded and changed-since-evaluation);
+//  2. every other keep decision (only the cancel decisions are left);
+//  3. the problems;
+//  4. the cancel decisions too;
+//  5. the outcome lists (cancelled, alreadyCancelled, failures,
+//     notAttempted): only when even they do not fit, which OutcomesOmitted
+//     then says, with their lengths.
+//
+// A step with nothing to leave out is skipped. Trimmed names the steps
+// taken, DecisionsOmitted and ProblemsOmitted count what they left out. The
+// counts, the settings and the run's identity are never left out: what
+// remains after step 5 is about 1 KB, some 30 KB at most (the event's 1,000
+// reservation ids in the settings); when no step reaches limit, the
+// smallest form reached is returned. Everything is in the logs.
+func (r *Report) fit(limit int) ([]byte, error) {
+	out, err := json.Marshal(r)
+	if err != nil || len(out) <= limit {
+		return out, err
+	}
+	decisions, problems := len(r.Decisions), len(r.Problems)
+	best := out
+	for _, step := range []struct {
+		name string
+		trim func() bool // false: nothing to leave out
+	}{
+		{TrimRoutineKeepDecisions, func() bool { return r.leaveOutDecisions(routine) }},
+		{TrimKeepDecisions, func() bool { return r.leaveOutDecisions(kept) }},
+		{TrimProblems, func() bool {
+			had := len(r.Problems) > 0
+			r.Problems = nil
+			return had
+		}},
+		{TrimDecisions, func() bool { return r.leaveOutDecisions(func(policy.Decision) bool { return true }) }},
+		{TrimOutcomeLists, func() bool {
+			r.OutcomesOmitted = map[string]int{
+				"cancelled":        len(r.Cancelled),
+				"alreadyCancelled": len(r.AlreadyCancelled),
+				"failures":         len(r.Failures),
+				"notAttempted":     len(r.NotAttempted),
+			}
+			r.Cancelled, r.AlreadyCancelled, r.Failures, r.NotAttempted = nil, nil, nil, nil
+			return true
+		}},
+	} {
+		if !step.trim() {
+			continue
+		}
+		r.Trimmed = append(r.Trimmed, step.name)
+		r.DecisionsOmitted = decisions - len(r.Decisions)
+		r.ProblemsOmitted = problems - len(r.Problems)
+		if out, err = json.Marshal(r); err != nil || len(out) <= limit {
+			return out, err
+		}
+		if len(out) < len(best) {
+			best = out
 		}
 	}
-	r.DecisionsOmitted = len(r.Decisions) - len(kept)
-	r.Decisions = kept
+	return best, nil
 }
+
+// leaveOutDecisions drops the decisions leave picks, in a new slice (the
+// run's own is not changed), and tells whether there were any.
+func (r *Report) leaveOutDecisions(leave func(policy.Decision) bool) bool {
+	left := r.Decisions[:0:0]
+	for _, d := range r.Decisions {
+		if !leave(d) {
+			left = append(left, d)
+		}
+	}
+	dropped := len(left) < len(r.Decisions)
+	r.Decisions = left
+	return dropped
+}
+
+// Decision filters of fit: whether a decision is left out.
+func routine(d policy.Decision) bool {
+	switch {
+	case d.Action == policy.Cancel,
+		d.Reason == policy.ReasonBudgetExhausted,
+		d.Reason == policy.ReasonIdleShareExceeded,
+		d.Reason == policy.ReasonChangedSinceEvaluated:
+		return false
+	}
+	return true
+}
+
+func kept(d policy.Decision) bool { return d.Action != policy.Cancel }

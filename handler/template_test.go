@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -300,38 +301,88 @@ func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Nod
 	}
 }
 
-// Lambda filters the function's JSON lines by their "level" key with the
-// level derived from LOG_LEVEL; every level the code accepts needs its entry.
-func TestTemplateApplicationLogLevelFollowsLogLevel(t *testing.T) {
+// lambdaLevels are Lambda's application log levels, lowest first.
+var lambdaLevels = []string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+
+// applicationLogLevel resolves the function's LoggingConfig.ApplicationLogLevel
+// for one value of the LOG_LEVEL parameter: a literal, or !FindInMap with
+// the parameter as its first key.
+func (tpl cfnTemplate) applicationLogLevel(t *testing.T, param, value string) string {
+	t.Helper()
+	_, fn := tpl.function(t)
+	n := get(fn, "Properties", "LoggingConfig", "ApplicationLogLevel")
+	switch {
+	case n == nil:
+		// Lambda's default with the JSON format.
+		return "INFO"
+	case n.Kind == yaml.ScalarNode && (n.Tag == "" || n.Tag == "!!str"):
+		return n.Value
+	case n.Tag == "!FindInMap" && len(n.Content) == 3:
+		if got, ok := ref(n.Content[1]); !ok || got != param {
+			t.Fatalf("ApplicationLogLevel looks up %v, want !Ref %s (the parameter of LOG_LEVEL)", plain(n.Content[1]), param)
+		}
+		v := get(tpl.root, "Mappings", n.Content[0].Value, value, n.Content[2].Value)
+		if v == nil {
+			t.Fatalf("drift: LOG_LEVEL accepts %q but Mappings.%s has no %s.%s for it", value, n.Content[0].Value, value, n.Content[2].Value)
+		}
+		return v.Value
+	}
+	t.Fatalf("LoggingConfig.ApplicationLogLevel is %v: the test understands a literal or !FindInMap [MAP, !Ref %s, KEY]", plain(n), param)
+	return ""
+}
+
+// Lambda filters the function's JSON lines by their "level" key
+// (AWS-FACTS: Logs that Lambda understands). The function filters its own
+// lines by LOG_LEVEL and writes the audit trail at every level; Lambda must
+// not drop any line the function chose to write, least of all the audit
+// trail, for any LOG_LEVEL the code accepts.
+func TestTemplateLambdaKeepsTheAuditTrail(t *testing.T) {
 	tpl := loadTemplate(t)
 	_, fn := tpl.function(t)
 	param := tpl.envParameter(t, "LOG_LEVEL")
-
-	level := get(fn, "Properties", "LoggingConfig", "ApplicationLogLevel")
 	if format := get(fn, "Properties", "LoggingConfig", "LogFormat"); format == nil || format.Value != "JSON" {
-		t.Errorf("LoggingConfig.LogFormat is %v, want JSON (Lambda filters application logs by level only in JSON format)", plain(format))
+		t.Errorf("LoggingConfig.LogFormat is %v, want JSON (Lambda reads the level of JSON lines only)", plain(format))
 	}
-	if level == nil || level.Tag != "!FindInMap" || len(level.Content) != 3 {
-		t.Fatalf("LoggingConfig.ApplicationLogLevel is %v, want !FindInMap [MAP, !Ref %s, KEY]", plain(level), param)
-	}
-	if got, ok := ref(level.Content[1]); !ok || got != param {
-		t.Errorf("ApplicationLogLevel looks up %v, want !Ref %s (the parameter of LOG_LEVEL)", plain(level.Content[1]), param)
-	}
-	mapName, key := level.Content[0].Value, level.Content[2].Value
-	var logLevel handler.EnvVar
-	for _, v := range handler.EnvVars() {
-		if v.Name == "LOG_LEVEL" {
-			logLevel = v
+	for _, level := range auditLogLevels(t) {
+		lambda := tpl.applicationLogLevel(t, param, level)
+		floor := slices.Index(lambdaLevels, lambda)
+		if floor < 0 {
+			t.Fatalf("LOG_LEVEL=%s: ApplicationLogLevel %q is not one of Lambda's levels %v", level, lambda, lambdaLevels)
 		}
-	}
-	lambdaLevels := []string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
-	for _, a := range logLevel.Allowed {
-		n := get(tpl.root, "Mappings", mapName, a, key)
-		switch {
-		case n == nil:
-			t.Errorf("drift: LOG_LEVEL accepts %q but Mappings.%s has no %s.%s for it", a, mapName, a, key)
-		case !slices.Contains(lambdaLevels, n.Value) || !strings.EqualFold(n.Value, a):
-			t.Errorf("Mappings.%s.%s.%s is %q, want Lambda's level %q", mapName, a, key, n.Value, strings.ToUpper(a))
+		// Every line of every audit scenario, and a line at each level
+		// from an ordinary logger: what the function writes.
+		var lines []map[string]any
+		for _, c := range auditCases() {
+			lines = append(lines, auditRun(t, c, level)...)
+		}
+		tl := &timeline{}
+		logger, err := handler.NewLogger(level, tl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger.Debug("debug line")
+		logger.Info("info line")
+		logger.Warn("warn line")
+		logger.Error("error line")
+		lines = append(lines, tl.logLines()...)
+
+		audit := 0
+		for _, l := range lines {
+			lvl, _ := l["level"].(string)
+			ts, _ := l["timestamp"].(string)
+			if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+				// Lambda would then assign INFO: the level is lost.
+				t.Errorf("LOG_LEVEL=%s: %q line's timestamp %q is not RFC 3339", level, l["msg"], ts)
+			}
+			if l["logger"] == handler.AuditLogger {
+				audit++
+			}
+			if at := slices.Index(lambdaLevels, strings.ToUpper(lvl)); at < floor {
+				t.Errorf("LOG_LEVEL=%s: Lambda's filter (ApplicationLogLevel %s) drops the %s line %q (logger %v)", level, lambda, lvl, l["msg"], l["logger"])
+			}
+		}
+		if audit == 0 {
+			t.Fatalf("LOG_LEVEL=%s: no audit line written", level)
 		}
 	}
 }

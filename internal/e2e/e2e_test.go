@@ -210,6 +210,21 @@ func eventCases(seeds []seed) []eventCase {
 			},
 		},
 		{
+			// The same with LOG_LEVEL=error: the audit trail (decisions,
+			// plan, every cancel outcome, the summary) is written all the
+			// same.
+			name: "scheduled.json+iam-denies-one+log-level-error", file: "scheduled.json",
+			env:   map[string]string{"DRY_RUN": "false", "MAX_CANCELLATIONS_PER_RUN": "2", "LOG_LEVEL": "error"},
+			setup: func(a *fakeaws.Account) { a.SetDeniedCancel(crIdleOlder) },
+			want: outcome{
+				logged:      budget2,
+				cancelled:   []string{crIdleOldest},
+				failed:      map[string]string{crIdleOlder: "UnauthorizedOperation"},
+				errContains: []string{"run failed", "1 cancels failed"},
+				lastLine:    withFail,
+			},
+		},
+		{
 			// Someone protects a candidate while the run is measuring: the
 			// check right before cancelling keeps it.
 			name: "scheduled.json+protected-during-run", file: "scheduled.json", env: realBudget2,
@@ -471,7 +486,22 @@ func checkLogs(t *testing.T, w outcome, got checked, lines []logLine) {
 	}
 	logged := map[string]policy.Reason{}
 	lastDecision, plan, plans := -1, -1, 0
+	var cancelled []string
+	failed := map[string]string{}
 	for i, l := range lines {
+		switch l.msg() {
+		case "cancelled":
+			cancelled = append(cancelled, l.str("reservation_id"))
+		case "cancel failed":
+			failed[l.str("reservation_id")] = l.str("code")
+		}
+		switch l.msg() {
+		case "run started", "decision", "plan", "cancelled", "cancel failed", "run finished", "run finished with failures":
+			// The audit trail, written whatever LOG_LEVEL says.
+			if l.str("logger") != handler.AuditLogger {
+				t.Errorf("%q line on logger %q, want %q", l.msg(), l.str("logger"), handler.AuditLogger)
+			}
+		}
 		switch l.msg() {
 		case "decision":
 			id := l.str("reservation_id")
@@ -491,6 +521,9 @@ func checkLogs(t *testing.T, w outcome, got checked, lines []logLine) {
 			plan = i
 			plans++
 		}
+	}
+	if !slices.Equal(nonNil(cancelled), nonNil(w.cancelled)) || !mapsEqual(failed, w.failed) {
+		t.Errorf("cancelled lines %v, cancel failed lines %v; want %v, %v", cancelled, failed, w.cancelled, w.failed)
 	}
 	if w.logged == nil {
 		if len(logged) != 0 || plans != 0 {
