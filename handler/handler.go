@@ -233,7 +233,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 	}
 	reservations, repeated := unique(reservations)
 	if len(repeated) > 0 {
-		r.log.Warn("reservations listed more than once; one decision each", zap.Strings("reservation_ids", repeated))
+		r.audit.Warn("reservations listed more than once; one decision each", zap.Strings("reservation_ids", repeated))
 	}
 	r.markSharing(ctx, reservations, report)
 
