@@ -57,11 +57,20 @@ func stormHandler(t *testing.T, acct *fakeaws.Account, settings handler.Settings
 var stormOps = []struct {
 	op, code string
 	status   int
+	// setup makes the run call op, when it does not by default.
+	setup func(*fakeaws.Account)
 }{
-	{fakeaws.OpDescribeCapacityReservations, "RequestLimitExceeded", 503},
-	{fakeaws.OpGetMetricData, "Throttling", 400},
-	{fakeaws.OpDescribeInstances, "RequestLimitExceeded", 503},
-	{fakeaws.OpCancelCapacityReservation, "RequestLimitExceeded", 503},
+	{fakeaws.OpDescribeCapacityReservations, "RequestLimitExceeded", 503, nil},
+	{fakeaws.OpListResources, "ThrottlingException", 429, nil},
+	{fakeaws.OpGetMetricData, "Throttling", 400, nil},
+	{fakeaws.OpDescribeInstances, "RequestLimitExceeded", 503, nil},
+	{fakeaws.OpGetGroupsForCapacityReservation, "RequestLimitExceeded", 503, func(acct *fakeaws.Account) {
+		// A stopped instance targeting a group (none of the reservations
+		// belongs to it) makes the run ask each candidate's groups.
+		acct.AddInstance(fakeaws.Instance{ID: "i-0000000000000storm", State: "stopped",
+			TargetGroupARN: "arn:aws:resource-groups:us-east-1:" + testAccount + ":group/other"})
+	}},
+	{fakeaws.OpCancelCapacityReservation, "RequestLimitExceeded", 503, nil},
 }
 
 // stormLength is the storm the defaults must ride out: consecutive
@@ -153,6 +162,9 @@ func TestThrottlingStormRiddenOutByDefault(t *testing.T) {
 			stormEnv(t, nil)
 			const n = 3
 			acct := ftAccount(t, n)
+			if s.setup != nil {
+				s.setup(acct)
+			}
 			acct.InjectFault(fakeaws.Fault{Operation: s.op, Code: s.code, HTTPStatus: s.status, Times: stormLength})
 			h := stormHandler(t, acct, ftSettings(t, n))
 			delays := recordDelays(h)
