@@ -173,15 +173,11 @@ func jsonKind(goType string) string {
 }
 
 func (r Request) validate() error {
-	var errs []error
-	if r.IdleThresholdPercent != nil && (*r.IdleThresholdPercent < 0 || *r.IdleThresholdPercent > 100) {
-		errs = append(errs, fmt.Errorf(`field "idleThresholdPercent": %g is out of range; accepted: a number from 0 to 100`, *r.IdleThresholdPercent))
-	}
-	if r.LookbackHours != nil && (*r.LookbackHours < minLookbackHours || *r.LookbackHours > maxLookbackHours) {
-		errs = append(errs, fmt.Errorf(`field "lookbackHours": %d is out of range; accepted: an integer from %d to %d`, *r.LookbackHours, minLookbackHours, maxLookbackHours))
-	}
-	if r.MaxCancellations != nil && (*r.MaxCancellations < 0 || *r.MaxCancellations > maxCancellationsCap) {
-		errs = append(errs, fmt.Errorf(`field "maxCancellations": %d is out of range; accepted: an integer from 0 to %d`, *r.MaxCancellations, maxCancellationsCap))
+	// A field accepts exactly what the deployed setting it overrides does.
+	errs := []error{
+		inRange("idleThresholdPercent", "IDLE_THRESHOLD_PERCENT", r.IdleThresholdPercent),
+		inRange("lookbackHours", "LOOKBACK_HOURS", r.LookbackHours),
+		inRange("maxCancellations", "MAX_CANCELLATIONS_PER_RUN", r.MaxCancellations),
 	}
 	if r.ReservationIDs != nil {
 		switch {
@@ -201,6 +197,17 @@ func (r Request) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// inRange refuses a value outside the bounds of the setting variable.
+func inRange[T int | float64](field, variable string, v *T) error {
+	if v == nil {
+		return nil
+	}
+	if s := spec(variable); float64(*v) < s.Min || float64(*v) > s.Max {
+		return fmt.Errorf("field %q: %v is out of range; accepted: %s", field, *v, accepted(s))
+	}
+	return nil
 }
 
 // apply returns the settings for this run: the deployed ones with the

@@ -42,16 +42,19 @@ type EnvVar struct {
 	Pattern string
 }
 
-// Bounds shared by the settings and the event overrides.
+// Bounds of the settings; a run request's override accepts the same.
 const (
-	minLookbackHours    = 1
-	maxLookbackHours    = 1440
-	maxCancellationsCap = 1000
+	// maxIdleThresholdPercent: a reservation used above half its size at
+	// its peak is not idle by any reading.
+	maxIdleThresholdPercent = 50
+	minLookbackHours        = 1
+	maxLookbackHours        = 1440
+	maxCancellationsCap     = 1000
 )
 
 var envVars = []EnvVar{
 	{Name: "DRY_RUN", Default: "true", Allowed: []string{"true", "false"}},
-	{Name: "IDLE_THRESHOLD_PERCENT", Default: "0", Numeric: true, Min: 0, Max: 100},
+	{Name: "IDLE_THRESHOLD_PERCENT", Default: "0", Numeric: true, Min: 0, Max: maxIdleThresholdPercent},
 	{Name: "LOOKBACK_HOURS", Default: "168", Numeric: true, Integer: true, Min: minLookbackHours, Max: maxLookbackHours},
 	{Name: "MIN_DATA_COVERAGE_PERCENT", Default: "90", Numeric: true, Min: 0, Max: 100},
 	{Name: "PROTECT_TAG_KEY", Default: "odcr-autocancel:protect", Pattern: "a tag key of 1 to 128 characters"},

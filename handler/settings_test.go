@@ -3,6 +3,7 @@ package handler_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -96,7 +97,7 @@ func TestSettingsAllProblemsTogether(t *testing.T) {
 	}
 	for _, want := range []string{
 		`DRY_RUN="yes": not an accepted value; accepted: true, false`,
-		`IDLE_THRESHOLD_PERCENT="NaN": not a number; accepted: a number from 0 to 100`,
+		`IDLE_THRESHOLD_PERCENT="NaN": not a number; accepted: a number from 0 to 50`,
 		`LOOKBACK_HOURS="1441": out of range; accepted: an integer from 1 to 1440`,
 		`MIN_DATA_COVERAGE_PERCENT="abc": not a number`,
 		`PROTECT_TAG_KEY=`,
@@ -154,4 +155,57 @@ func TestLoggerFormat(t *testing.T) {
 	if _, err := handler.NewLogger("verbose", zapcore.AddSync(&buf)); err == nil {
 		t.Fatal("an unknown level was accepted")
 	}
+}
+
+// boundCase is one value of a bounded setting, tried as the deployed
+// variable and as the run request's override.
+type boundCase struct {
+	value string
+	ok    bool
+}
+
+// checkBound tries each value as the variable and as the request field,
+// and checks the template parameter's bounds: all three accept the same
+// range, and a refusal names the field and the accepted values and does
+// nothing.
+func checkBound(t *testing.T, variable, field, param, accepted string, min, max string, cases []boundCase) {
+	t.Helper()
+	for _, c := range cases {
+		_, err := handler.LoadSettings(env(map[string]string{variable: c.value}))
+		if want := variable + `="` + c.value + `": out of range; accepted: ` + accepted; c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s=%s: error %v, want ok=%v or an error containing %q", variable, c.value, err, c.ok, want)
+		}
+		// As a preview, so that only the bound can refuse it.
+		event := `{"dryRun": true, "` + field + `": ` + c.value + `}`
+		_, _, err = handler.ParseEvent([]byte(event))
+		if want := `field "` + field + `": ` + c.value + ` is out of range; accepted: ` + accepted; c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: error %v, want ok=%v or an error containing %q", event, err, c.ok, want)
+		}
+		if !c.ok {
+			hs := newHarness(t, live)
+			hs.fake.addIdle(crID(1))
+			if _, err := hs.run(t, event); !errors.Is(err, handler.ErrInvalidEvent) {
+				t.Errorf("%s: Run error %v, want ErrInvalidEvent", event, err)
+			}
+			if n := hs.fake.describeCalls + len(hs.fake.metricCalls) + hs.fake.instanceCalls + len(hs.fake.cancels); n != 0 {
+				t.Errorf("%s: %d AWS calls, want none", event, n)
+			}
+		}
+	}
+	p := get(loadTemplate(t).root, "Parameters", param)
+	if n := get(p, "MinValue"); n == nil || n.Value != min {
+		t.Errorf("template parameter %s: MinValue %v, want %s", param, plain(n), min)
+	}
+	if n := get(p, "MaxValue"); n == nil || n.Value != max {
+		t.Errorf("template parameter %s: MaxValue %v, want %s", param, plain(n), max)
+	}
+}
+
+// A reservation used above half its size at its peak is not idle by any
+// reading: the idle threshold stops at 50 %.
+func TestIdleThresholdCeilingIsHalf(t *testing.T) {
+	checkBound(t, "IDLE_THRESHOLD_PERCENT", "idleThresholdPercent", "IdleThresholdPercent", "a number from 0 to 50", "0", "50", []boundCase{
+		{"0", true}, {"2.5", true}, {"49.9", true}, {"50", true},
+		{"50.01", false}, {"51", false}, {"75", false}, {"100", false}, {"-1", false},
+	})
 }
