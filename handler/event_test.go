@@ -34,7 +34,7 @@ func TestEventFiles(t *testing.T) {
 		}},
 		"invalid-unknown-field.json": {wantErr: `unknown field "reservationId"; accepted fields: dryRun, reservationIds`},
 		"invalid-wrong-type.json":    {wantErr: `field "dryRun": expected true or false, got a JSON string`},
-		"invalid-out-of-range.json":  {wantErr: `field "lookbackHours": 5000 is out of range; accepted: an integer from 1 to 1440`},
+		"invalid-out-of-range.json":  {wantErr: `field "lookbackHours": 5000 is out of range; accepted: an integer from 1 to 1512`},
 		"invalid-not-an-object.json": {wantErr: "the payload is not a JSON object"},
 	}
 	files, err := filepath.Glob("../events/*.json")

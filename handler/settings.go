@@ -48,8 +48,10 @@ const (
 	// its peak is not idle by any reading.
 	maxIdleThresholdPercent = 50
 	minLookbackHours        = 1
-	maxLookbackHours        = 1440
-	maxCancellationsCap     = 1000
+	// maxLookbackHours: CloudWatch keeps 5-minute datapoints for 63 days,
+	// and coverage is counted from them.
+	maxLookbackHours    = 63 * 24
+	maxCancellationsCap = 1000
 )
 
 var envVars = []EnvVar{

@@ -82,7 +82,7 @@ func TestSettingsAllProblemsTogether(t *testing.T) {
 	_, err := handler.LoadSettings(env(map[string]string{
 		"DRY_RUN":                   "yes",
 		"IDLE_THRESHOLD_PERCENT":    "NaN",
-		"LOOKBACK_HOURS":            "1441",
+		"LOOKBACK_HOURS":            "1513",
 		"MIN_DATA_COVERAGE_PERCENT": "abc",
 		"PROTECT_TAG_KEY":           strings.Repeat("k", 129),
 		"REQUIRED_TAG":              "=value",
@@ -98,7 +98,7 @@ func TestSettingsAllProblemsTogether(t *testing.T) {
 	for _, want := range []string{
 		`DRY_RUN="yes": not an accepted value; accepted: true, false`,
 		`IDLE_THRESHOLD_PERCENT="NaN": not a number; accepted: a number from 0 to 50`,
-		`LOOKBACK_HOURS="1441": out of range; accepted: an integer from 1 to 1440`,
+		`LOOKBACK_HOURS="1513": out of range; accepted: an integer from 1 to 1512`,
 		`MIN_DATA_COVERAGE_PERCENT="abc": not a number`,
 		`PROTECT_TAG_KEY=`,
 		`REQUIRED_TAG="=value": the tag key is empty; accepted: empty, key, or key=value`,
@@ -207,5 +207,14 @@ func TestIdleThresholdCeilingIsHalf(t *testing.T) {
 	checkBound(t, "IDLE_THRESHOLD_PERCENT", "idleThresholdPercent", "IdleThresholdPercent", "a number from 0 to 50", "0", "50", []boundCase{
 		{"0", true}, {"2.5", true}, {"49.9", true}, {"50", true},
 		{"50.01", false}, {"51", false}, {"75", false}, {"100", false}, {"-1", false},
+	})
+}
+
+// CloudWatch keeps 5-minute datapoints for 63 days (1,512 hours), and
+// coverage is counted from them: a longer lookback could never be covered.
+func TestLookbackAtMost63Days(t *testing.T) {
+	checkBound(t, "LOOKBACK_HOURS", "lookbackHours", "LookbackHours", "an integer from 1 to 1512", "1", "1512", []boundCase{
+		{"1", true}, {"168", true}, {"1440", true}, {"1511", true}, {"1512", true},
+		{"0", false}, {"1513", false}, {"2000", false}, {"5000", false},
 	})
 }
