@@ -329,6 +329,11 @@ func fuzzCheckSettings(t *testing.T, env map[string]string, s handler.Settings) 
 	if k := s.ProtectTagKey; k == "" || utf8.RuneCountInString(k) > 128 {
 		t.Fatalf("PROTECT_TAG_KEY=%q loaded as %q", env["PROTECT_TAG_KEY"], k)
 	}
+	// The IAM condition uses the deployed key as written: the code protects
+	// that same key, or refuses it; it never trims it.
+	if k, raw := s.ProtectTagKey, env["PROTECT_TAG_KEY"]; (raw != "" && k != raw) || strings.TrimSpace(k) != k {
+		t.Fatalf("PROTECT_TAG_KEY=%q loaded as %q", raw, k)
+	}
 	if s.RequiredTagValue != "" && s.RequiredTagKey == "" {
 		t.Fatalf("REQUIRED_TAG=%q: a value without a key", env["REQUIRED_TAG"])
 	}

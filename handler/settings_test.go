@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -217,4 +218,30 @@ func TestLookbackAtMost63Days(t *testing.T) {
 		{"1", true}, {"168", true}, {"1440", true}, {"1511", true}, {"1512", true},
 		{"0", false}, {"1513", false}, {"2000", false}, {"5000", false},
 	})
+}
+
+// The IAM condition names the protect tag key exactly as deployed, so the
+// code must protect that same key: surrounding whitespace is refused, not
+// trimmed (a trimmed key would protect another tag than IAM does).
+func TestProtectTagKeyIsNotTrimmed(t *testing.T) {
+	for _, key := range []string{" keep", "keep ", " keep ", "\tkeep", "keep\n", "\u00a0keep", "keep\u3000", "keep\u2028", " ", "   "} {
+		_, err := handler.LoadSettings(env(map[string]string{"PROTECT_TAG_KEY": key}))
+		want := fmt.Sprintf("PROTECT_TAG_KEY=%q: the tag key starts or ends with whitespace", key)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "accepted: a tag key of 1 to 128 characters, not starting or ending with whitespace") {
+			t.Errorf("PROTECT_TAG_KEY=%q: error %v, want one containing %q and the accepted values", key, err, want)
+		}
+	}
+	for key, want := range map[string]string{
+		"keep me":                            "keep me",
+		"a b\u00a0c":                         "a b\u00a0c",
+		"odcr-autocancel:protect":            "odcr-autocancel:protect",
+		"":                                   "odcr-autocancel:protect", // unset: the default
+		strings.Repeat("k", 128):             strings.Repeat("k", 128),
+		"k" + strings.Repeat(" ", 126) + "k": "k" + strings.Repeat(" ", 126) + "k",
+	} {
+		s, err := handler.LoadSettings(env(map[string]string{"PROTECT_TAG_KEY": key}))
+		if err != nil || s.ProtectTagKey != want {
+			t.Errorf("PROTECT_TAG_KEY=%q: loaded %q, %v; want %q", key, s.ProtectTagKey, err, want)
+		}
+	}
 }
