@@ -12,7 +12,8 @@ import (
 
 // Request is a run request: what EventBridge Scheduler delivers (its Input,
 // "{}" by default) and what a person sends when invoking by hand. Every field
-// is optional and overrides the deployed setting for this run only.
+// is optional and overrides the deployed setting for this run only; a field
+// that loosens a deployed limit is accepted only in a dry run (guardrails).
 type Request struct {
 	// DryRun overrides DRY_RUN. Whoever may invoke the function may switch
 	// the dry run off for one run.
@@ -173,15 +174,10 @@ func jsonKind(goType string) string {
 }
 
 func (r Request) validate() error {
+	// A field accepts exactly what the deployed setting it overrides does.
 	var errs []error
-	if r.IdleThresholdPercent != nil && (*r.IdleThresholdPercent < 0 || *r.IdleThresholdPercent > 100) {
-		errs = append(errs, fmt.Errorf(`field "idleThresholdPercent": %g is out of range; accepted: a number from 0 to 100`, *r.IdleThresholdPercent))
-	}
-	if r.LookbackHours != nil && (*r.LookbackHours < minLookbackHours || *r.LookbackHours > maxLookbackHours) {
-		errs = append(errs, fmt.Errorf(`field "lookbackHours": %d is out of range; accepted: an integer from %d to %d`, *r.LookbackHours, minLookbackHours, maxLookbackHours))
-	}
-	if r.MaxCancellations != nil && (*r.MaxCancellations < 0 || *r.MaxCancellations > maxCancellationsCap) {
-		errs = append(errs, fmt.Errorf(`field "maxCancellations": %d is out of range; accepted: an integer from 0 to %d`, *r.MaxCancellations, maxCancellationsCap))
+	for _, g := range guardrails {
+		errs = append(errs, g.validate(r))
 	}
 	if r.ReservationIDs != nil {
 		switch {
@@ -203,20 +199,115 @@ func (r Request) validate() error {
 	return errors.Join(errs...)
 }
 
+// inRange refuses a value outside the bounds of the setting variable.
+func inRange[T int | float64](field, variable string, v *T) error {
+	if v == nil {
+		return nil
+	}
+	if s := spec(variable); float64(*v) < s.Min || float64(*v) > s.Max {
+		return fmt.Errorf("field %q: %v is out of range; accepted: %s", field, *v, accepted(s))
+	}
+	return nil
+}
+
+// guardrails are the deployed limits a run request may override for one
+// run. Permission to invoke the function is not permission to rewrite the
+// policy its deployer reviewed: a request may always tighten a limit, but
+// may loosen one only when the run is a dry run, a what-if preview that
+// cancels nothing. A request that loosens a limit for a run that cancels is
+// refused before any AWS call. A new limit joins in one line:
+// atMostDeployed when a higher value loosens it, atLeastDeployed when a lower
+// one does.
+var guardrails = []guardrail{
+	atMostDeployed("idleThresholdPercent", "IDLE_THRESHOLD_PERCENT", func(r Request) *float64 { return r.IdleThresholdPercent }, func(s *Settings) *float64 { return &s.IdleThresholdPercent }),
+	atLeastDeployed("lookbackHours", "LOOKBACK_HOURS", func(r Request) *int { return r.LookbackHours }, func(s *Settings) *int { return &s.LookbackHours }),
+	atMostDeployed("maxCancellations", "MAX_CANCELLATIONS_PER_RUN", func(r Request) *int { return r.MaxCancellations }, func(s *Settings) *int { return &s.MaxCancellations }),
+}
+
+// guardrail is one request field that overrides a deployed limit.
+type guardrail struct {
+	// higherLoosens: a higher value loosens the limit (a larger budget, a
+	// higher threshold); otherwise a lower one does (a shorter lookback).
+	higherLoosens bool
+	// validate refuses a value outside the bounds of the deployed variable.
+	validate func(Request) error
+	// override sets the request's value, if any, on s, and returns what it
+	// loosened, or nil when it did not loosen the limit s held.
+	override func(Request, *Settings) *LoosenedLimit
+}
+
+// atMostDeployed: a limit a request may lower in any run, raise only in a
+// dry run.
+func atMostDeployed[T int | float64](field, variable string, requested func(Request) *T, setting func(*Settings) *T) guardrail {
+	return guarded(field, variable, true, requested, setting)
+}
+
+// atLeastDeployed: a limit a request may raise in any run, lower only in a
+// dry run.
+func atLeastDeployed[T int | float64](field, variable string, requested func(Request) *T, setting func(*Settings) *T) guardrail {
+	return guarded(field, variable, false, requested, setting)
+}
+
+func guarded[T int | float64](field, variable string, higherLoosens bool, requested func(Request) *T, setting func(*Settings) *T) guardrail {
+	spec(variable) // panics on a misspelt variable, when the package loads
+	return guardrail{
+		higherLoosens: higherLoosens,
+		validate:      func(r Request) error { return inRange(field, variable, requested(r)) },
+		override: func(r Request, s *Settings) *LoosenedLimit {
+			v := requested(r)
+			if v == nil {
+				return nil
+			}
+			dst := setting(s)
+			deployed := *dst
+			*dst = *v
+			if (higherLoosens && *v > deployed) || (!higherLoosens && *v < deployed) {
+				return &LoosenedLimit{Field: field, Setting: variable, Requested: float64(*v), Deployed: float64(deployed)}
+			}
+			return nil
+		},
+	}
+}
+
+// refusal is the error of a request that loosens the limit l in a run that
+// cancels: it names the field, the requested and the deployed value, and
+// what a run that cancels accepts.
+func (g guardrail) refusal(l LoosenedLimit) error {
+	v := spec(l.Setting)
+	kind := "a number"
+	if v.Integer {
+		kind = "an integer"
+	}
+	side, lo, hi := "above", v.Min, l.Deployed
+	if !g.higherLoosens {
+		side, lo, hi = "below", l.Deployed, v.Max
+	}
+	return fmt.Errorf("field %q: %v is %s the deployed %s=%v: a run request may loosen a deployed limit only in a dry run (a preview); accepted in a run that cancels: %s from %v to %v",
+		l.Field, l.Requested, side, l.Setting, l.Deployed, kind, lo, hi)
+}
+
 // apply returns the settings for this run: the deployed ones with the
-// request's overrides.
-func (r Request) apply(s Settings) Settings {
+// request's overrides, and the deployed limits the request loosened, which
+// only a dry run may do. A request that loosens a limit for a run that
+// cancels is refused with an *InvalidEventError naming every such field.
+func (r Request) apply(deployed Settings) (Settings, []LoosenedLimit, error) {
+	s := deployed
 	if r.DryRun != nil {
 		s.DryRun = *r.DryRun
 	}
-	if r.IdleThresholdPercent != nil {
-		s.IdleThresholdPercent = *r.IdleThresholdPercent
+	var loosened []LoosenedLimit
+	var errs []error
+	for _, g := range guardrails {
+		switch l := g.override(r, &s); {
+		case l == nil:
+		case s.DryRun:
+			loosened = append(loosened, *l)
+		default:
+			errs = append(errs, g.refusal(*l))
+		}
 	}
-	if r.LookbackHours != nil {
-		s.LookbackHours = *r.LookbackHours
+	if len(errs) > 0 {
+		return Settings{}, nil, &InvalidEventError{Err: fmt.Errorf("run request: %w", errors.Join(errs...))}
 	}
-	if r.MaxCancellations != nil {
-		s.MaxCancellations = *r.MaxCancellations
-	}
-	return s
+	return s, loosened, nil
 }

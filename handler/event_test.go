@@ -13,29 +13,45 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-// Every file in events/ must be listed here with what it decodes to, so a new
-// event cannot be shipped untested.
+// Every file in events/ must be listed here with what it decodes to, and
+// what a run does with it against the default deployment switched to real
+// runs (DRY_RUN=false), so a new event cannot be shipped untested.
 func TestEventFiles(t *testing.T) {
 	tests := map[string]struct {
 		want    handler.Request
 		kind    string
 		wantErr string
+		// dryRun is the run's; loosened the deployed limits its request
+		// loosened (a preview); refused the run's refusal, when ParseEvent
+		// accepts the event but the deployment does not.
+		dryRun   bool
+		loosened []string
+		refused  []string
 	}{
 		"scheduled.json":       {kind: "scheduled-event"},
 		"scheduler-input.json": {kind: "run-request"},
-		"manual-dry-run.json":  {kind: "run-request", want: handler.Request{DryRun: ptr(true)}},
+		"manual-dry-run.json":  {kind: "run-request", want: handler.Request{DryRun: ptr(true)}, dryRun: true},
 		"manual-cancel-ids.json": {kind: "run-request", want: handler.Request{
 			DryRun:           ptr(false),
 			ReservationIDs:   []string{"cr-0123456789abcdef0", "cr-0fedcba9876543210"},
 			MaxCancellations: ptr(2),
 		}},
+		// A preview: the threshold and the budget are looser than deployed.
 		"manual-overrides.json": {kind: "run-request", want: handler.Request{
 			DryRun: ptr(true), IdleThresholdPercent: ptr(5.0), LookbackHours: ptr(336), MaxCancellations: ptr(25),
-		}},
+		}, dryRun: true, loosened: []string{"idleThresholdPercent", "maxCancellations"}},
 		"invalid-unknown-field.json": {wantErr: `unknown field "reservationId"; accepted fields: dryRun, reservationIds`},
 		"invalid-wrong-type.json":    {wantErr: `field "dryRun": expected true or false, got a JSON string`},
-		"invalid-out-of-range.json":  {wantErr: `field "lookbackHours": 5000 is out of range; accepted: an integer from 1 to 1440`},
+		"invalid-out-of-range.json":  {wantErr: `field "lookbackHours": 5000 is out of range; accepted: an integer from 1 to 1512`},
 		"invalid-not-an-object.json": {wantErr: "the payload is not a JSON object"},
+		// Well formed, but it loosens every deployed limit for a real run.
+		"invalid-loosening-real-run.json": {kind: "run-request", want: handler.Request{
+			DryRun: ptr(false), IdleThresholdPercent: ptr(20.0), LookbackHours: ptr(24), MaxCancellations: ptr(100),
+		}, refused: []string{
+			`field "idleThresholdPercent": 20 is above the deployed IDLE_THRESHOLD_PERCENT=0`,
+			`field "lookbackHours": 24 is below the deployed LOOKBACK_HOURS=168`,
+			`field "maxCancellations": 100 is above the deployed MAX_CANCELLATIONS_PER_RUN=10`,
+		}},
 	}
 	files, err := filepath.Glob("../events/*.json")
 	if err != nil || len(files) == 0 {
@@ -53,17 +69,44 @@ func TestEventFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, kind, err := handler.ParseEvent(payload)
+			refused := tt.refused
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, handler.ErrInvalidEvent) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
 				}
+				refused = []string{tt.wantErr}
+			} else if err != nil {
+				t.Fatal(err)
+			} else if kind != tt.kind || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %s %+v, want %s %+v", kind, got, tt.kind, tt.want)
+			}
+
+			hs := newHarness(t, live)
+			hs.fake.addIdle("cr-0123456789abcdef0", "cr-0fedcba9876543210")
+			report, err := hs.run(t, string(payload))
+			if len(refused) > 0 {
+				if !errors.Is(err, handler.ErrInvalidEvent) || report != nil {
+					t.Fatalf("Run: report %v, error %v; want a refusal", report != nil, err)
+				}
+				for _, want := range refused {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("Run error %q lacks %q", err, want)
+					}
+				}
+				if hs.fake.describeCalls+len(hs.fake.metricCalls)+len(hs.fake.cancels) != 0 {
+					t.Error("a refused event reached AWS")
+				}
 				return
 			}
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("Run: %v", err)
 			}
-			if kind != tt.kind || !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %s %+v, want %s %+v", kind, got, tt.kind, tt.want)
+			var loosened []string
+			for _, l := range report.Settings.Loosened {
+				loosened = append(loosened, l.Field)
+			}
+			if report.DryRun != tt.dryRun || !reflect.DeepEqual(loosened, tt.loosened) {
+				t.Fatalf("Run: dryRun %v loosened %v, want %v %v", report.DryRun, loosened, tt.dryRun, tt.loosened)
 			}
 		})
 		delete(tests, name)

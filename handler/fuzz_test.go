@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,10 @@ var (
 // documented bounds, that Run then handles without ever cancelling what the
 // rules protect, or is refused with an ErrInvalidEvent that names the
 // payload or the field at fault, and Run refuses it without any AWS call.
+// Run takes an accepted request against each of fuzzDeployments: one that
+// loosens a deployed limit is refused without any AWS call unless the run is
+// a dry run (then the report lists what it loosened), and a request accepted
+// for a real run never loosens a deployed limit.
 func FuzzParseEvent(f *testing.F) {
 	files, _ := filepath.Glob("../events/*.json")
 	for _, file := range files {
@@ -54,6 +59,11 @@ func FuzzParseEvent(f *testing.F) {
 	for _, s := range []string{
 		``, `{}`, `null`, `[]`, `"x"`, `{"dryRun":false}`, `{"dryRun":false,"maxCancellations":0}`,
 		`{"dryRun":false,"idleThresholdPercent":100,"maxCancellations":1000}`,
+		`{"dryRun":false,"idleThresholdPercent":50,"maxCancellations":1000}`,
+		`{"idleThresholdPercent":50,"lookbackHours":1,"maxCancellations":1000}`,
+		`{"dryRun":true,"idleThresholdPercent":50.000001}`, `{"dryRun":true,"lookbackHours":1513}`,
+		`{"dryRun":false,"idleThresholdPercent":0,"lookbackHours":1512,"maxCancellations":2}`,
+		`{"dryRun":false,"idleThresholdPercent":30,"lookbackHours":168,"maxCancellations":3}`,
 		`{"dryRun":false,"reservationIds":["cr-00000000000000001","cr-00000000000000007"]}`,
 		`{"lookbackHours":1}`, `{"lookbackHours":1e3}`, `{"idleThresholdPercent":1e-320}`,
 		`{"reservationIds":[null]}`, `{"dryRun":null}`, `{"resources":[1],"source":"aws.events"}`,
@@ -104,10 +114,10 @@ func fuzzCheckRequest(t *testing.T, req handler.Request, kind string) {
 	default:
 		t.Fatalf("unknown kind %q", kind)
 	}
-	if v := req.IdleThresholdPercent; v != nil && (math.IsNaN(*v) || *v < 0 || *v > 100) {
+	if v := req.IdleThresholdPercent; v != nil && (math.IsNaN(*v) || *v < 0 || *v > 50) {
 		t.Fatalf("idleThresholdPercent %v accepted", *v)
 	}
-	if v := req.LookbackHours; v != nil && (*v < 1 || *v > 1440) {
+	if v := req.LookbackHours; v != nil && (*v < 1 || *v > 1512) {
 		t.Fatalf("lookbackHours %v accepted", *v)
 	}
 	if v := req.MaxCancellations; v != nil && (*v < 0 || *v > 1000) {
@@ -136,15 +146,18 @@ func fuzzCheckRequest(t *testing.T, req handler.Request, kind string) {
 	}
 }
 
-// fuzzRunRefuses: Run refuses an invalid payload before any AWS call.
+// fuzzRunRefuses: Run refuses an invalid payload before any AWS call, STS
+// included, whatever the deployment.
 func fuzzRunRefuses(t *testing.T, payload []byte) {
-	h, fake := fuzzHandler()
-	report, err := h.Run(context.Background(), payload)
-	if !errors.Is(err, handler.ErrInvalidEvent) || report != nil {
-		t.Fatalf("%q: Run returned %v, %v", payload, report != nil, err)
-	}
-	if n := fake.describeCalls + fake.instanceCalls + len(fake.metricCalls) + len(fake.cancels); n != 0 {
-		t.Fatalf("%q: invalid event made %d AWS calls", payload, n)
+	for _, deployed := range fuzzDeployments {
+		h, fake, callers := fuzzHandler(deployed)
+		report, err := h.Run(context.Background(), payload)
+		if !errors.Is(err, handler.ErrInvalidEvent) || report != nil {
+			t.Fatalf("%q: Run returned %v, %v", payload, report != nil, err)
+		}
+		if n := *callers + fake.describeCalls + fake.instanceCalls + len(fake.metricCalls) + len(fake.cancels); n != 0 {
+			t.Fatalf("%q: invalid event made %d AWS calls", payload, n)
+		}
 	}
 }
 
@@ -168,15 +181,27 @@ var fuzzAccount = []fuzzReservation{
 	}},
 	{id: crID(5), use: idleUsage, minIdle: -1, mutate: func(c *types.CapacityReservation) { c.OwnerId = aws.String("999988887777") }},
 	{id: crID(6), use: idleUsage, minIdle: -1, mutate: func(c *types.CapacityReservation) { c.State = types.CapacityReservationStateExpired }},
-	{id: crID(7), use: idleUsage, minIdle: 50, mutate: func(c *types.CapacityReservation) { c.AvailableInstanceCount = aws.Int32(1) }},
-	{id: crID(8), use: usage{peak: 30, count: 2016}, minIdle: 30},
+	// One of its two instances runs now: never, whatever the threshold.
+	{id: crID(7), use: idleUsage, minIdle: -1, mutate: func(c *types.CapacityReservation) { c.AvailableInstanceCount = aws.Int32(1) }},
+	// Peak of 1 of its 2 instances over the window: idle from 50 %.
+	{id: crID(8), use: usage{peak: 1, count: 2016}, minIdle: 50},
 	{id: crID(9), use: idleUsage, stopped: 1, minIdle: -1},
 	{id: crID(10), use: usage{peak: 0, count: 2016, status: cwtypes.StatusCodePartialData}, minIdle: -1},
 	{id: crID(11), use: idleUsage, minIdle: -1, mutate: func(c *types.CapacityReservation) { c.CapacityReservationFleetId = aws.String("crf-1") }},
 }
 
-// fuzzHandler is a live (not dry-run) handler over the recording fake.
-func fuzzHandler() (*handler.Handler, *fakeAWS) {
+// fuzzDeployments are the deployments (their environments) each accepted
+// event is run against: one deployed for real with the default limits, and
+// one deployed as a dry run with looser limits, which a request may tighten
+// for a real run.
+var fuzzDeployments = []map[string]string{
+	{"DRY_RUN": "false"},
+	{"DRY_RUN": "true", "IDLE_THRESHOLD_PERCENT": "50", "LOOKBACK_HOURS": "24", "MAX_CANCELLATIONS_PER_RUN": "3"},
+}
+
+// fuzzHandler is a handler over the recording fake, deployed with env; the
+// counter counts the account look-ups (STS outside Lambda).
+func fuzzHandler(env map[string]string) (*handler.Handler, *fakeAWS, *int) {
 	fake := newFake(nil)
 	for _, r := range fuzzAccount {
 		var m []func(*types.CapacityReservation)
@@ -190,63 +215,121 @@ func fuzzHandler() (*handler.Handler, *fakeAWS) {
 		}
 	}
 	s, err := handler.LoadSettings(func(name string) (string, bool) {
-		if name == "DRY_RUN" {
-			return "false", true
-		}
-		return "", false
+		v, ok := env[name]
+		return v, ok
 	})
 	if err != nil {
 		panic(err)
 	}
+	callers := new(int)
 	return &handler.Handler{
-		EC2:           fake,
-		CloudWatch:    fake,
-		RAM:           fake,
-		Settings:      s,
-		Logger:        zap.NewNop(),
-		Now:           func() time.Time { return testNow },
-		CallerAccount: func(context.Context) (string, error) { return testAccount, nil },
-		NewRunID:      func() string { return "fuzz" },
-	}, fake
+		EC2:        fake,
+		CloudWatch: fake,
+		RAM:        fake,
+		Settings:   s,
+		Logger:     zap.NewNop(),
+		Now:        func() time.Time { return testNow },
+		CallerAccount: func(context.Context) (string, error) {
+			*callers++
+			return testAccount, nil
+		},
+		NewRunID: func() string { return "fuzz" },
+	}, fake, callers
 }
 
-// fuzzRunIsSafe runs an accepted event against the recording fake: a dry
-// run cancels nothing; otherwise cancels stay within the budget, the named
-// reservations, and what the rules allow at the effective threshold.
+// fuzzRunIsSafe runs an accepted event against the recording fake, under
+// each deployment. A request that loosens a deployed limit (README: a higher
+// threshold or budget, a shorter lookback) in a run that is not a dry run is
+// refused before any AWS call, naming each such field. Otherwise the run
+// uses the requested settings; a real run's are never looser than the
+// deployed ones, and a dry run's report lists exactly what it loosened. A
+// dry run cancels nothing; a real run's cancels stay within the budget, the
+// named reservations, and what the rules allow at the effective threshold.
 func fuzzRunIsSafe(t *testing.T, payload []byte, req handler.Request) {
-	h, fake := fuzzHandler()
-	report, err := h.Run(context.Background(), payload)
-	cancels := fake.realCancels()
-	dryRun, budget, threshold := h.Settings.DryRun, h.Settings.MaxCancellations, h.Settings.IdleThresholdPercent
-	if req.DryRun != nil {
-		dryRun = *req.DryRun
-	}
-	if req.MaxCancellations != nil {
-		budget = *req.MaxCancellations
-	}
-	if req.IdleThresholdPercent != nil {
-		threshold = *req.IdleThresholdPercent
-	}
-	if dryRun && len(fake.cancels) != 0 {
-		t.Fatalf("%q: a dry run sent cancels %v", payload, fake.cancels)
-	}
-	if len(cancels) > budget {
-		t.Fatalf("%q: %d cancels over the budget %d", payload, len(cancels), budget)
-	}
-	for _, id := range cancels {
-		if req.ReservationIDs != nil && !slices.Contains(req.ReservationIDs, id) {
-			t.Fatalf("%q: cancelled %s, not among the ids named", payload, id)
+	for _, deployed := range fuzzDeployments {
+		h, fake, callers := fuzzHandler(deployed)
+		d := h.Settings
+		report, err := h.Run(context.Background(), payload)
+		cancels := fake.realCancels()
+		dryRun, budget, threshold, lookback := d.DryRun, d.MaxCancellations, d.IdleThresholdPercent, d.LookbackHours
+		if req.DryRun != nil {
+			dryRun = *req.DryRun
 		}
-		i := slices.IndexFunc(fuzzAccount, func(r fuzzReservation) bool { return r.id == id })
-		if i < 0 || fuzzAccount[i].minIdle < 0 || threshold < fuzzAccount[i].minIdle {
-			t.Fatalf("%q: WRONG CANCELLATION of %s at threshold %v", payload, id, threshold)
+		if req.MaxCancellations != nil {
+			budget = *req.MaxCancellations
 		}
-	}
-	if err != nil && !errors.Is(err, handler.ErrRunFailed) && len(fake.cancels) != 0 {
-		t.Fatalf("%q: run failed (%v) after sending cancels", payload, err)
-	}
-	if err == nil && report == nil {
-		t.Fatalf("%q: no report, no error", payload)
+		if req.IdleThresholdPercent != nil {
+			threshold = *req.IdleThresholdPercent
+		}
+		if req.LookbackHours != nil {
+			lookback = *req.LookbackHours
+		}
+		var loosens []string
+		if threshold > d.IdleThresholdPercent {
+			loosens = append(loosens, "idleThresholdPercent")
+		}
+		if lookback < d.LookbackHours {
+			loosens = append(loosens, "lookbackHours")
+		}
+		if budget > d.MaxCancellations {
+			loosens = append(loosens, "maxCancellations")
+		}
+
+		if len(loosens) > 0 && !dryRun {
+			var invalid *handler.InvalidEventError
+			if !errors.As(err, &invalid) || report != nil {
+				t.Fatalf("%q deployed %v: a real run loosening %v: Run returned %v, %v; want an *InvalidEventError", payload, deployed, loosens, report != nil, err)
+			}
+			for _, field := range loosens {
+				if !strings.Contains(err.Error(), `field "`+field+`": `) {
+					t.Fatalf("%q deployed %v: refusal %q does not name %s", payload, deployed, err, field)
+				}
+			}
+			if n := *callers + fake.describeCalls + fake.instanceCalls + len(fake.metricCalls) + len(fake.cancels); n != 0 {
+				t.Fatalf("%q deployed %v: refused after %d AWS calls", payload, deployed, n)
+			}
+			continue
+		}
+		if errors.Is(err, handler.ErrInvalidEvent) {
+			t.Fatalf("%q deployed %v: refused, though it loosens %v in a dry run %v: %v", payload, deployed, loosens, dryRun, err)
+		}
+		if report != nil {
+			s := report.Settings
+			if s.DryRun != dryRun || s.IdleThresholdPercent != threshold || s.LookbackHours != lookback || s.MaxCancellations != budget {
+				t.Fatalf("%q deployed %v: effective settings %+v", payload, deployed, s)
+			}
+			if !s.DryRun && (s.IdleThresholdPercent > d.IdleThresholdPercent || s.LookbackHours < d.LookbackHours || s.MaxCancellations > d.MaxCancellations || len(s.Loosened) > 0) {
+				t.Fatalf("%q deployed %v: A REAL RUN LOOSENED A DEPLOYED LIMIT: %+v", payload, deployed, s)
+			}
+			var listed []string
+			for _, l := range s.Loosened {
+				listed = append(listed, l.Field)
+			}
+			if !slices.Equal(listed, loosens) {
+				t.Fatalf("%q deployed %v: settings.loosened %v, want %v", payload, deployed, listed, loosens)
+			}
+		}
+		if dryRun && len(fake.cancels) != 0 {
+			t.Fatalf("%q deployed %v: a dry run sent cancels %v", payload, deployed, fake.cancels)
+		}
+		if len(cancels) > budget || len(cancels) > d.MaxCancellations {
+			t.Fatalf("%q deployed %v: %d cancels over the budget %d (deployed %d)", payload, deployed, len(cancels), budget, d.MaxCancellations)
+		}
+		for _, id := range cancels {
+			if req.ReservationIDs != nil && !slices.Contains(req.ReservationIDs, id) {
+				t.Fatalf("%q deployed %v: cancelled %s, not among the ids named", payload, deployed, id)
+			}
+			i := slices.IndexFunc(fuzzAccount, func(r fuzzReservation) bool { return r.id == id })
+			if i < 0 || fuzzAccount[i].minIdle < 0 || threshold < fuzzAccount[i].minIdle || d.IdleThresholdPercent < fuzzAccount[i].minIdle {
+				t.Fatalf("%q deployed %v: WRONG CANCELLATION of %s at threshold %v (deployed %v)", payload, deployed, id, threshold, d.IdleThresholdPercent)
+			}
+		}
+		if err != nil && !errors.Is(err, handler.ErrRunFailed) && len(fake.cancels) != 0 {
+			t.Fatalf("%q deployed %v: run failed (%v) after sending cancels", payload, deployed, err)
+		}
+		if err == nil && report == nil {
+			t.Fatalf("%q deployed %v: no report, no error", payload, deployed)
+		}
 	}
 }
 
@@ -265,6 +348,12 @@ func FuzzLoadSettings(f *testing.F) {
 	f.Add("yes", "-1", "0", "101", strings.Repeat("k", 129), "=x", "1001", "NaN", "verbose", "m5", "us-east-1")
 	f.Add("", "1e2", "1.5", "Inf", " ", "a="+strings.Repeat("v", 257), "1e3", "-0", "warn", "m5.large,,c5.large", "US-EAST-1A")
 	f.Add("TRUE", "0x1p-2", "1440", "100", "\x00", "k", "9999999999999999999", "1e-400", "error", ",", "us-east-1a ")
+	// The bounds' edges: 50 and 1512 are the last accepted values.
+	f.Add("false", "50", "1512", "90", "keep me", "", "1000", "100", "info", "", "")
+	f.Add("false", "50.000001", "168", "90", "keep", "", "1000", "100", "info", "", "")
+	f.Add("false", "0", "1513", "90", "keep", "", "1000", "100", "info", "", "")
+	f.Add("false", "0", "168", "90", " keep", "", "1000", "100", "info", "", "")
+	f.Add("false", "5e1", "1.512e3", "90", "keep\u00a0", "", "10", "100", "info", "", "")
 	f.Fuzz(func(t *testing.T, dryRun, idle, lookback, coverage, protect, required, budget, share, logLevel, types, zones string) {
 		env := map[string]string{}
 		for i, v := range []string{dryRun, idle, lookback, coverage, protect, required, budget, share, logLevel, types, zones} {
@@ -285,9 +374,12 @@ func FuzzLoadSettings(f *testing.F) {
 				invalid = append(invalid, name)
 			}
 		}
+		// The documented bounds, checked without the code: these must be
+		// among the variables named.
+		outside := fuzzOutsideBounds(env)
 		if err == nil {
-			if len(invalid) > 0 {
-				t.Fatalf("%v accepted, though %v are invalid alone", env, invalid)
+			if len(invalid) > 0 || len(outside) > 0 {
+				t.Fatalf("%v accepted, though %v are invalid alone and %v outside the documented bounds", env, invalid, outside)
 			}
 			fuzzCheckSettings(t, env, s)
 			return
@@ -312,7 +404,33 @@ func FuzzLoadSettings(f *testing.F) {
 		if !slices.Equal(named, invalid) {
 			t.Fatalf("error names %v; invalid alone: %v\n%v", named, invalid, err)
 		}
+		for _, name := range outside {
+			if !slices.Contains(named, name) {
+				t.Fatalf("%s=%q is outside the documented bounds, but the error does not name it:\n%v", name, env[name], err)
+			}
+		}
 	})
+}
+
+// fuzzOutsideBounds lists the variables of env that README's Settings table
+// refuses on their own: an idle threshold above 50, a lookback outside
+// 1-1512, a protect tag key with surrounding whitespace.
+func fuzzOutsideBounds(env map[string]string) []string {
+	var out []string
+	number := func(name string) (float64, bool) {
+		f, err := strconv.ParseFloat(strings.TrimSpace(env[name]), 64)
+		return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+	}
+	if f, ok := number("IDLE_THRESHOLD_PERCENT"); ok && (f < 0 || f > 50) {
+		out = append(out, "IDLE_THRESHOLD_PERCENT")
+	}
+	if f, ok := number("LOOKBACK_HOURS"); ok && (f < 1 || f > 1512) {
+		out = append(out, "LOOKBACK_HOURS")
+	}
+	if k := env["PROTECT_TAG_KEY"]; k != "" && strings.TrimSpace(k) != k {
+		out = append(out, "PROTECT_TAG_KEY")
+	}
+	return out
 }
 
 func fuzzCheckSettings(t *testing.T, env map[string]string, s handler.Settings) {
@@ -321,14 +439,19 @@ func fuzzCheckSettings(t *testing.T, env map[string]string, s handler.Settings) 
 			t.Fatalf("%s=%q loaded as %v", name, env[name], v)
 		}
 	}
-	inRange("IDLE_THRESHOLD_PERCENT", s.IdleThresholdPercent, 0, 100, false)
-	inRange("LOOKBACK_HOURS", float64(s.LookbackHours), 1, 1440, true)
+	inRange("IDLE_THRESHOLD_PERCENT", s.IdleThresholdPercent, 0, 50, false)
+	inRange("LOOKBACK_HOURS", float64(s.LookbackHours), 1, 1512, true)
 	inRange("MIN_DATA_COVERAGE_PERCENT", s.MinCoveragePercent, 0, 100, false)
 	inRange("MAX_CANCELLATIONS_PER_RUN", float64(s.MaxCancellations), 0, 1000, true)
 	inRange("MAX_IDLE_SHARE_PERCENT", s.MaxIdleSharePercent, 0, 100, false)
 	// AWS counts a tag key's length in characters.
 	if k := s.ProtectTagKey; k == "" || utf8.RuneCountInString(k) > 128 {
 		t.Fatalf("PROTECT_TAG_KEY=%q loaded as %q", env["PROTECT_TAG_KEY"], k)
+	}
+	// The IAM condition uses the deployed key as written: the code protects
+	// that same key, or refuses it; it never trims it.
+	if k, raw := s.ProtectTagKey, env["PROTECT_TAG_KEY"]; (raw != "" && k != raw) || strings.TrimSpace(k) != k {
+		t.Fatalf("PROTECT_TAG_KEY=%q loaded as %q", raw, k)
 	}
 	if s.RequiredTagValue != "" && s.RequiredTagKey == "" {
 		t.Fatalf("REQUIRED_TAG=%q: a value without a key", env["REQUIRED_TAG"])

@@ -140,7 +140,14 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		audit.Error("invalid event; nothing done", zap.Error(err))
 		return nil, err
 	}
-	settings := req.apply(h.Settings)
+	// A request that loosens a deployed limit for a run that cancels is
+	// refused here, before any AWS call (STS included), like any invalid
+	// event.
+	settings, loosened, err := req.apply(h.Settings)
+	if err != nil {
+		audit.Error("invalid event; nothing done", zap.Error(err))
+		return nil, err
+	}
 	account, err := h.account(ctx)
 	if err != nil {
 		audit.Error("run failed before evaluation; nothing cancelled", zap.Error(err))
@@ -182,6 +189,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		Failures:     []Failure{},
 		NotAttempted: []string{},
 	}
+	report.Settings.Loosened = loosened
 	audit.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
 		zap.String("account_id", account), zap.Any("settings", report.Settings))
 

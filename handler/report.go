@@ -67,6 +67,19 @@ type Effective struct {
 	WindowStart          string   `json:"windowStart"`
 	WindowEnd            string   `json:"windowEnd"`
 	PeriodSeconds        int      `json:"periodSeconds"`
+	// Loosened lists the deployed limits this run's request loosened. Only
+	// a dry run may loosen one: the run is then a what-if preview of a
+	// looser policy than the deployed one, and cancels nothing.
+	Loosened []LoosenedLimit `json:"loosened,omitempty"`
+}
+
+// LoosenedLimit is a deployed limit that a dry run's request loosened.
+type LoosenedLimit struct {
+	// Field is the run request's field; Setting the deployed variable.
+	Field     string  `json:"field"`
+	Setting   string  `json:"setting"`
+	Requested float64 `json:"requested"`
+	Deployed  float64 `json:"deployed"`
 }
 
 // Counts summarises the decisions.

@@ -42,19 +42,24 @@ type EnvVar struct {
 	Pattern string
 }
 
-// Bounds shared by the settings and the event overrides.
+// Bounds of the settings; a run request's override accepts the same.
 const (
-	minLookbackHours    = 1
-	maxLookbackHours    = 1440
+	// maxIdleThresholdPercent: a reservation used above half its size at
+	// its peak is not idle by any reading.
+	maxIdleThresholdPercent = 50
+	minLookbackHours        = 1
+	// maxLookbackHours: CloudWatch keeps 5-minute datapoints for 63 days,
+	// and coverage is counted from them.
+	maxLookbackHours    = 63 * 24
 	maxCancellationsCap = 1000
 )
 
 var envVars = []EnvVar{
 	{Name: "DRY_RUN", Default: "true", Allowed: []string{"true", "false"}},
-	{Name: "IDLE_THRESHOLD_PERCENT", Default: "0", Numeric: true, Min: 0, Max: 100},
+	{Name: "IDLE_THRESHOLD_PERCENT", Default: "0", Numeric: true, Min: 0, Max: maxIdleThresholdPercent},
 	{Name: "LOOKBACK_HOURS", Default: "168", Numeric: true, Integer: true, Min: minLookbackHours, Max: maxLookbackHours},
 	{Name: "MIN_DATA_COVERAGE_PERCENT", Default: "90", Numeric: true, Min: 0, Max: 100},
-	{Name: "PROTECT_TAG_KEY", Default: "odcr-autocancel:protect", Pattern: "a tag key of 1 to 128 characters"},
+	{Name: "PROTECT_TAG_KEY", Default: "odcr-autocancel:protect", Pattern: "a tag key of 1 to 128 characters, not starting or ending with whitespace"},
 	{Name: "REQUIRED_TAG", Default: "", Pattern: "empty, key, or key=value"},
 	{Name: "MAX_CANCELLATIONS_PER_RUN", Default: "10", Numeric: true, Integer: true, Min: 0, Max: maxCancellationsCap},
 	{Name: "MAX_IDLE_SHARE_PERCENT", Default: "100", Numeric: true, Min: 0, Max: 100},
@@ -89,9 +94,14 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 		MaxIdleSharePercent:  p.number("MAX_IDLE_SHARE_PERCENT"),
 		LogLevel:             p.enum("LOG_LEVEL"),
 	}
-	s.ProtectTagKey = p.value("PROTECT_TAG_KEY")
+	// The template's IAM condition uses the key exactly as deployed, so it
+	// is not trimmed: surrounding whitespace is refused instead, and the
+	// code protects the same key as IAM.
+	s.ProtectTagKey = p.exact("PROTECT_TAG_KEY")
 	if err := checkTagKey(s.ProtectTagKey); err != nil {
 		p.fail("PROTECT_TAG_KEY", s.ProtectTagKey, err.Error())
+	} else if strings.TrimSpace(s.ProtectTagKey) != s.ProtectTagKey {
+		p.fail("PROTECT_TAG_KEY", s.ProtectTagKey, "the tag key starts or ends with whitespace, which IAM's condition would keep")
 	}
 	if req := p.value("REQUIRED_TAG"); req != "" {
 		key, value, _ := strings.Cut(req, "=")
@@ -140,6 +150,15 @@ func spec(name string) EnvVar {
 func (p *settingsParser) value(name string) string {
 	if v, ok := p.lookup(name); ok && strings.TrimSpace(v) != "" {
 		return strings.TrimSpace(v)
+	}
+	return spec(name).Default
+}
+
+// exact returns the variable as set, untrimmed, or its default when unset
+// or empty.
+func (p *settingsParser) exact(name string) string {
+	if v, ok := p.lookup(name); ok && v != "" {
+		return v
 	}
 	return spec(name).Default
 }

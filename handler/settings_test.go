@@ -3,6 +3,8 @@ package handler_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,7 +83,7 @@ func TestSettingsAllProblemsTogether(t *testing.T) {
 	_, err := handler.LoadSettings(env(map[string]string{
 		"DRY_RUN":                   "yes",
 		"IDLE_THRESHOLD_PERCENT":    "NaN",
-		"LOOKBACK_HOURS":            "1441",
+		"LOOKBACK_HOURS":            "1513",
 		"MIN_DATA_COVERAGE_PERCENT": "abc",
 		"PROTECT_TAG_KEY":           strings.Repeat("k", 129),
 		"REQUIRED_TAG":              "=value",
@@ -96,8 +98,8 @@ func TestSettingsAllProblemsTogether(t *testing.T) {
 	}
 	for _, want := range []string{
 		`DRY_RUN="yes": not an accepted value; accepted: true, false`,
-		`IDLE_THRESHOLD_PERCENT="NaN": not a number; accepted: a number from 0 to 100`,
-		`LOOKBACK_HOURS="1441": out of range; accepted: an integer from 1 to 1440`,
+		`IDLE_THRESHOLD_PERCENT="NaN": not a number; accepted: a number from 0 to 50`,
+		`LOOKBACK_HOURS="1513": out of range; accepted: an integer from 1 to 1512`,
 		`MIN_DATA_COVERAGE_PERCENT="abc": not a number`,
 		`PROTECT_TAG_KEY=`,
 		`REQUIRED_TAG="=value": the tag key is empty; accepted: empty, key, or key=value`,
@@ -153,5 +155,93 @@ func TestLoggerFormat(t *testing.T) {
 	}
 	if _, err := handler.NewLogger("verbose", zapcore.AddSync(&buf)); err == nil {
 		t.Fatal("an unknown level was accepted")
+	}
+}
+
+// boundCase is one value of a bounded setting, tried as the deployed
+// variable and as the run request's override.
+type boundCase struct {
+	value string
+	ok    bool
+}
+
+// checkBound tries each value as the variable and as the request field,
+// and checks the template parameter's bounds: all three accept the same
+// range, and a refusal names the field and the accepted values and does
+// nothing.
+func checkBound(t *testing.T, variable, field, param, accepted string, min, max string, cases []boundCase) {
+	t.Helper()
+	for _, c := range cases {
+		_, err := handler.LoadSettings(env(map[string]string{variable: c.value}))
+		if want := variable + `="` + c.value + `": out of range; accepted: ` + accepted; c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s=%s: error %v, want ok=%v or an error containing %q", variable, c.value, err, c.ok, want)
+		}
+		// As a preview, so that only the bound can refuse it.
+		event := `{"dryRun": true, "` + field + `": ` + c.value + `}`
+		_, _, err = handler.ParseEvent([]byte(event))
+		if want := `field "` + field + `": ` + c.value + ` is out of range; accepted: ` + accepted; c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: error %v, want ok=%v or an error containing %q", event, err, c.ok, want)
+		}
+		if !c.ok {
+			hs := newHarness(t, live)
+			hs.fake.addIdle(crID(1))
+			if _, err := hs.run(t, event); !errors.Is(err, handler.ErrInvalidEvent) {
+				t.Errorf("%s: Run error %v, want ErrInvalidEvent", event, err)
+			}
+			if n := hs.fake.describeCalls + len(hs.fake.metricCalls) + hs.fake.instanceCalls + len(hs.fake.cancels); n != 0 {
+				t.Errorf("%s: %d AWS calls, want none", event, n)
+			}
+		}
+	}
+	p := get(loadTemplate(t).root, "Parameters", param)
+	if n := get(p, "MinValue"); n == nil || n.Value != min {
+		t.Errorf("template parameter %s: MinValue %v, want %s", param, plain(n), min)
+	}
+	if n := get(p, "MaxValue"); n == nil || n.Value != max {
+		t.Errorf("template parameter %s: MaxValue %v, want %s", param, plain(n), max)
+	}
+}
+
+// A reservation used above half its size at its peak is not idle by any
+// reading: the idle threshold stops at 50 %.
+func TestIdleThresholdCeilingIsHalf(t *testing.T) {
+	checkBound(t, "IDLE_THRESHOLD_PERCENT", "idleThresholdPercent", "IdleThresholdPercent", "a number from 0 to 50", "0", "50", []boundCase{
+		{"0", true}, {"2.5", true}, {"49.9", true}, {"50", true},
+		{"50.01", false}, {"51", false}, {"75", false}, {"100", false}, {"-1", false},
+	})
+}
+
+// CloudWatch keeps 5-minute datapoints for 63 days (1,512 hours), and
+// coverage is counted from them: a longer lookback could never be covered.
+func TestLookbackAtMost63Days(t *testing.T) {
+	checkBound(t, "LOOKBACK_HOURS", "lookbackHours", "LookbackHours", "an integer from 1 to 1512", "1", "1512", []boundCase{
+		{"1", true}, {"168", true}, {"1440", true}, {"1511", true}, {"1512", true},
+		{"0", false}, {"1513", false}, {"2000", false}, {"5000", false},
+	})
+}
+
+// The IAM condition names the protect tag key exactly as deployed, so the
+// code must protect that same key: surrounding whitespace is refused, not
+// trimmed (a trimmed key would protect another tag than IAM does).
+func TestProtectTagKeyIsNotTrimmed(t *testing.T) {
+	for _, key := range []string{" keep", "keep ", " keep ", "\tkeep", "keep\n", "\u00a0keep", "keep\u3000", "keep\u2028", " ", "   "} {
+		_, err := handler.LoadSettings(env(map[string]string{"PROTECT_TAG_KEY": key}))
+		want := fmt.Sprintf("PROTECT_TAG_KEY=%q: the tag key starts or ends with whitespace", key)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "accepted: a tag key of 1 to 128 characters, not starting or ending with whitespace") {
+			t.Errorf("PROTECT_TAG_KEY=%q: error %v, want one containing %q and the accepted values", key, err, want)
+		}
+	}
+	for key, want := range map[string]string{
+		"keep me":                            "keep me",
+		"a b\u00a0c":                         "a b\u00a0c",
+		"odcr-autocancel:protect":            "odcr-autocancel:protect",
+		"":                                   "odcr-autocancel:protect", // unset: the default
+		strings.Repeat("k", 128):             strings.Repeat("k", 128),
+		"k" + strings.Repeat(" ", 126) + "k": "k" + strings.Repeat(" ", 126) + "k",
+	} {
+		s, err := handler.LoadSettings(env(map[string]string{"PROTECT_TAG_KEY": key}))
+		if err != nil || s.ProtectTagKey != want {
+			t.Errorf("PROTECT_TAG_KEY=%q: loaded %q, %v; want %q", key, s.ProtectTagKey, err, want)
+		}
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -599,5 +602,77 @@ func TestTemplateBuildsTheCommand(t *testing.T) {
 	}
 	if _, err := os.Stat("../cmd/odcr-autocancel/main.go"); err != nil {
 		t.Fatalf("the command the Makefile builds: %v", err)
+	}
+}
+
+// The IAM condition of the cancel grant names the protect tag key exactly as
+// the ProtectTagKey parameter holds it, while the code reads PROTECT_TAG_KEY.
+// Both must protect the same key: the parameter refuses what the code
+// refuses (surrounding whitespace, a length outside 1-128), and every key
+// the parameter lets through, the code loads unchanged. Interior spaces stay
+// legal: tag keys may contain them.
+func TestTemplateProtectTagKeyIsTheCodesKey(t *testing.T) {
+	tpl := loadTemplate(t)
+	name := tpl.envParameter(t, "PROTECT_TAG_KEY")
+	param := get(tpl.root, "Parameters", name)
+	if n := get(param, "MinLength"); n == nil || n.Value != "1" {
+		t.Errorf("parameter %s: MinLength %v, want 1 (the code refuses an empty key)", name, plain(n))
+	}
+	if n := get(param, "MaxLength"); n == nil || n.Value != "128" {
+		t.Errorf("parameter %s: MaxLength %v, want 128 (the code refuses longer keys)", name, plain(n))
+	}
+	patternNode := get(param, "AllowedPattern")
+	if patternNode == nil {
+		t.Fatalf("parameter %s has no AllowedPattern: it would let through keys with surrounding whitespace, which IAM would use as written", name)
+	}
+	// CloudFormation matches the whole value (Java's String.matches).
+	pattern, err := regexp.Compile(`^(?:` + patternNode.Value + `)$`)
+	if err != nil {
+		t.Fatalf("parameter %s: AllowedPattern %q: %v", name, patternNode.Value, err)
+	}
+	templateAccepts := func(key string) bool {
+		n := utf8.RuneCountInString(key)
+		return n >= 1 && n <= 128 && pattern.MatchString(key)
+	}
+
+	keys := []string{
+		"odcr-autocancel:protect", "keep", "keep me", "a b c", "k", "team/ml=x+y-z@a.b_c",
+		"été", "保護", strings.Repeat("k", 128), "k" + strings.Repeat(" ", 126) + "k",
+	}
+	// Every whitespace rune, and every separator (\p{Z}), at each end and
+	// inside.
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if unicode.IsSpace(r) || unicode.Is(unicode.Z, r) {
+			keys = append(keys, string(r)+"keep", "keep"+string(r), "ke"+string(r)+"ep", string(r))
+		}
+	}
+	for _, key := range keys {
+		s, err := handler.LoadSettings(func(n string) (string, bool) {
+			if n == "PROTECT_TAG_KEY" {
+				return key, true
+			}
+			return "", false
+		})
+		codeAccepts := err == nil
+		surrounded := strings.TrimSpace(key) != key
+		switch {
+		case templateAccepts(key) && !codeAccepts:
+			t.Errorf("drift: parameter %s accepts %q, the code refuses it: %v", name, key, err)
+		case templateAccepts(key) && s.ProtectTagKey != key:
+			t.Errorf("drift: parameter %s accepts %q, which IAM uses as written, but the code protects %q", name, key, s.ProtectTagKey)
+		case surrounded && templateAccepts(key):
+			t.Errorf("parameter %s accepts %q, with surrounding whitespace", name, key)
+		case surrounded && codeAccepts:
+			t.Errorf("PROTECT_TAG_KEY=%q accepted, with surrounding whitespace (loaded as %q)", key, s.ProtectTagKey)
+		}
+	}
+	for _, key := range []string{"keep me", "a b c", "ke\u00a0ep", "odcr-autocancel:protect"} {
+		if !templateAccepts(key) {
+			t.Errorf("parameter %s refuses %q: tag keys may contain spaces", name, key)
+		}
+	}
+	def := get(param, "Default")
+	if def == nil || !templateAccepts(def.Value) {
+		t.Errorf("parameter %s: Default %v does not match its own AllowedPattern", name, plain(def))
 	}
 }

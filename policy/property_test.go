@@ -65,7 +65,7 @@ func (g gen) pickF(xs ...float64) float64 {
 func (g gen) settings() policy.Settings {
 	s := policy.Settings{
 		AccountID:            propAccount,
-		IdleThresholdPercent: g.pickF(0, 0, 0, 5, 10, 49.9, 50, 100, g.r.Float64()*100),
+		IdleThresholdPercent: g.pickF(0, 0, 0, 5, 10, 49.9, 50, 50, g.r.Float64()*50), // the settings' bound: 0-50
 		Lookback:             time.Duration(g.pickF(1, 24, 168, 168, 336, 1440)) * time.Hour,
 		MinCoveragePercent:   g.pickF(0, 50, 90, 90, 100, g.r.Float64()*100),
 		ProtectTagKey:        g.pick("odcr-autocancel:protect", "odcr-autocancel:protect", "keep"),

@@ -102,3 +102,22 @@ func TestInvalidEventFile(t *testing.T) {
 		t.Fatalf("requests %d, stdout %q", len(acct.Requests()), stdout.String())
 	}
 }
+
+// A run request that loosens a deployed limit for a real run is refused
+// before any AWS call: outside Lambda that includes STS, which the command
+// asks for the account.
+func TestLooseningRealRunRefusedBeforeSTS(t *testing.T) {
+	acct := fakeEnv(t)
+	addIdle(acct, "cr-0123456789abcdef0")
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-event", "../../events/invalid-loosening-real-run.json"}, strings.NewReader(""), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), `field "maxCancellations": 100 is above the deployed MAX_CANCELLATIONS_PER_RUN=10`) {
+		t.Fatalf("error %v", err)
+	}
+	if len(acct.Requests()) != 0 || stdout.Len() != 0 {
+		t.Fatalf("requests %+v, stdout %q", acct.Requests(), stdout.String())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"invalid event; nothing done"`) {
+		t.Fatalf("no refusal log line on stderr:\n%s", stderr.String())
+	}
+}

@@ -59,6 +59,9 @@ type outcome struct {
 	noAWS bool
 	// scope, when set, are the only reservations any request may name.
 	scope []string
+	// loosened are the request fields the report lists as loosening a
+	// deployed limit (a dry run's preview).
+	loosened []string
 }
 
 // baseEnv is the environment of the emulator, handed whole to the
@@ -161,14 +164,33 @@ func eventCases(seeds []seed) []eventCase {
 			// Threshold 5 makes the 2.5 % one idle; lookback 336 h makes the
 			// 10-day-old one too young; dry run whatever the deployment.
 			name: "manual-overrides.json", file: "manual-overrides.json", env: map[string]string{"DRY_RUN": "false"},
-			want: outcome{dryRun: true, logged: with(base, map[string]policy.Reason{crLowUse: idle, crIdleMidAge: young}), lastLine: finished},
+			// The threshold and the budget are looser than deployed: a
+			// preview, which the report says.
+			want: outcome{
+				dryRun: true, logged: with(base, map[string]policy.Reason{crLowUse: idle, crIdleMidAge: young}), lastLine: finished,
+				loosened: []string{"idleThresholdPercent", "maxCancellations"},
+			},
 		},
 		invalid("invalid-unknown-field.json", `unknown field "reservationId"`),
 		invalid("invalid-wrong-type.json", `field "dryRun": expected true or false`),
 		invalid("invalid-out-of-range.json", `field "lookbackHours": 5000 is out of range`),
 		invalid("invalid-not-an-object.json", "not a JSON object"),
+		// A real run may not loosen the deployed limits: refused, naming
+		// each field, before any request reaches AWS.
+		invalid("invalid-loosening-real-run.json",
+			`field "idleThresholdPercent": 20 is above the deployed IDLE_THRESHOLD_PERCENT=0`,
+			`field "lookbackHours": 24 is below the deployed LOOKBACK_HOURS=168`,
+			`field "maxCancellations": 100 is above the deployed MAX_CANCELLATIONS_PER_RUN=10`,
+			"only in a dry run"),
 
 		// The same events against other deployments and account states.
+		func() eventCase {
+			// Deployed as a dry run, the event still switches it off, so
+			// it still may not loosen anything.
+			c := invalid("invalid-loosening-real-run.json", `field "maxCancellations": 100 is above the deployed MAX_CANCELLATIONS_PER_RUN=10`)
+			c.name, c.env = "invalid-loosening-real-run.json+deployed-dry-run", map[string]string{}
+			return c
+		}(),
 		{
 			name: "scheduled.json+filters", file: "scheduled.json",
 			env: map[string]string{
@@ -455,6 +477,13 @@ func checkReport(t *testing.T, w outcome, kind string, got checked, rep handler.
 	}
 	if (len(rep.Problems) > 0) != w.problems {
 		t.Errorf("report problems %q, want some: %v", rep.Problems, w.problems)
+	}
+	var loosened []string
+	for _, l := range rep.Settings.Loosened {
+		loosened = append(loosened, l.Field)
+	}
+	if !slices.Equal(loosened, w.loosened) {
+		t.Errorf("report settings.loosened %v, want %v", loosened, w.loosened)
 	}
 	if rep.Counts.Reservations != len(final) {
 		t.Errorf("report counts.reservations %d, want %d", rep.Counts.Reservations, len(final))
