@@ -23,10 +23,13 @@ type Request struct {
 	IdleThresholdPercent *float64 `json:"idleThresholdPercent,omitempty"`
 	LookbackHours        *int     `json:"lookbackHours,omitempty"`
 	MaxCancellations     *int     `json:"maxCancellations,omitempty"`
+	// GraceHours overrides GRACE_HOURS: only a longer grace in a run that
+	// acts, a shorter one in a dry run.
+	GraceHours *int `json:"graceHours,omitempty"`
 }
 
 // requestFields are the accepted fields of a Request, for error messages.
-const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations"
+const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations, graceHours"
 
 // scheduledEvent is the envelope of an EventBridge rule's scheduled event.
 // It carries no settings: the run uses the deployed ones.
@@ -222,6 +225,7 @@ var guardrails = []guardrail{
 	atMostDeployed("idleThresholdPercent", "IDLE_THRESHOLD_PERCENT", func(r Request) *float64 { return r.IdleThresholdPercent }, func(s *Settings) *float64 { return &s.IdleThresholdPercent }),
 	atLeastDeployed("lookbackHours", "LOOKBACK_HOURS", func(r Request) *int { return r.LookbackHours }, func(s *Settings) *int { return &s.LookbackHours }),
 	atMostDeployed("maxCancellations", "MAX_CANCELLATIONS_PER_RUN", func(r Request) *int { return r.MaxCancellations }, func(s *Settings) *int { return &s.MaxCancellations }),
+	atLeastDeployed("graceHours", "GRACE_HOURS", func(r Request) *int { return r.GraceHours }, func(s *Settings) *int { return &s.GraceHours }),
 }
 
 // guardrail is one request field that overrides a deployed limit.

@@ -25,6 +25,14 @@ type Settings struct {
 	LogLevel             string
 	InstanceTypes        []string
 	AvailabilityZones    []string
+	// GraceHours is how long a reservation stays marked idle before it may
+	// be cancelled; 0 cancels on the first idle sighting.
+	GraceHours int
+	// NotifyTopicARN is the SNS topic told of what a run did; empty: none.
+	NotifyTopicARN string
+	// NotifyTags are the tag keys shown for each reservation in a
+	// notification (its name and owners).
+	NotifyTags []string
 }
 
 // EnvVar describes one environment variable of the configuration contract.
@@ -52,6 +60,8 @@ const (
 	// and coverage is counted from them.
 	maxLookbackHours    = 63 * 24
 	maxCancellationsCap = 1000
+	// maxGraceHours: 90 days; a warning older than that is forgotten.
+	maxGraceHours = 90 * 24
 )
 
 var envVars = []EnvVar{
@@ -66,6 +76,9 @@ var envVars = []EnvVar{
 	{Name: "LOG_LEVEL", Default: "info", Allowed: []string{"debug", "info", "warn", "error"}},
 	{Name: "INSTANCE_TYPES", Default: "", Pattern: "empty (all), or a comma-separated list of instance types such as m5.large,c6g.xlarge"},
 	{Name: "AVAILABILITY_ZONES", Default: "", Pattern: "empty (all), or a comma-separated list of zone names such as us-east-1a,us-east-1b"},
+	{Name: "GRACE_HOURS", Default: "72", Numeric: true, Integer: true, Min: 0, Max: maxGraceHours},
+	{Name: "NOTIFY_TOPIC_ARN", Default: "", Pattern: "empty (no notification), or an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:odcr-autocancel"},
+	{Name: "NOTIFY_TAGS", Default: "Name,Owner,Team", Pattern: "a comma-separated list of tag keys shown in notifications, such as Name,Owner,Team"},
 }
 
 // EnvVars returns the configuration contract: every variable the function
@@ -77,6 +90,8 @@ func EnvVars() []EnvVar {
 }
 
 var (
+	topicARNPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$`)
+	tagKeyPattern       = regexp.MustCompile(`^[^,]{1,128}$`)
 	instanceTypePattern = regexp.MustCompile(`^[a-z0-9-]+\.[a-z0-9-]+$`)
 	zonePattern         = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+[a-z]$`)
 )
@@ -114,6 +129,14 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	}
 	s.InstanceTypes = p.list("INSTANCE_TYPES", instanceTypePattern)
 	s.AvailabilityZones = p.list("AVAILABILITY_ZONES", zonePattern)
+	s.GraceHours = int(p.number("GRACE_HOURS"))
+	if arn := p.value("NOTIFY_TOPIC_ARN"); arn != "" {
+		if !topicARNPattern.MatchString(arn) {
+			p.fail("NOTIFY_TOPIC_ARN", arn, "not an SNS topic ARN")
+		}
+		s.NotifyTopicARN = arn
+	}
+	s.NotifyTags = p.list("NOTIFY_TAGS", tagKeyPattern)
 	if err := errors.Join(p.errs...); err != nil {
 		return Settings{}, fmt.Errorf("invalid settings:\n%w", err)
 	}

@@ -37,6 +37,8 @@ func TestSettingsDefaults(t *testing.T) {
 		MaxCancellations:     10,
 		MaxIdleSharePercent:  100,
 		LogLevel:             "info",
+		GraceHours:           72,
+		NotifyTags:           []string{"Name", "Owner", "Team"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
@@ -61,6 +63,9 @@ func TestSettingsParsed(t *testing.T) {
 		"LOG_LEVEL":                 "DEBUG",
 		"INSTANCE_TYPES":            "m5.large, p5.48xlarge",
 		"AVAILABILITY_ZONES":        "us-east-1a,us-west-2-lax-1a",
+		"GRACE_HOURS":               "0",
+		"NOTIFY_TOPIC_ARN":          "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
+		"NOTIFY_TAGS":               "Name, cost center",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +76,9 @@ func TestSettingsParsed(t *testing.T) {
 		MaxCancellations: 0, MaxIdleSharePercent: 30, LogLevel: "debug",
 		InstanceTypes:     []string{"m5.large", "p5.48xlarge"},
 		AvailabilityZones: []string{"us-east-1a", "us-west-2-lax-1a"},
+		GraceHours:        0,
+		NotifyTopicARN:    "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
+		NotifyTags:        []string{"Name", "cost center"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("\n got %+v\nwant %+v", got, want)
@@ -242,6 +250,23 @@ func TestProtectTagKeyIsNotTrimmed(t *testing.T) {
 		s, err := handler.LoadSettings(env(map[string]string{"PROTECT_TAG_KEY": key}))
 		if err != nil || s.ProtectTagKey != want {
 			t.Errorf("PROTECT_TAG_KEY=%q: loaded %q, %v; want %q", key, s.ProtectTagKey, err, want)
+		}
+	}
+}
+
+// The grace period and notification settings are refused out of their
+// bounds, each with the variable and what it accepts.
+func TestGraceAndNotifySettingsRefused(t *testing.T) {
+	for _, tt := range []struct{ name, value, want string }{
+		{"GRACE_HOURS", "-1", "an integer from 0 to 2160"},
+		{"GRACE_HOURS", "2161", "an integer from 0 to 2160"},
+		{"GRACE_HOURS", "1.5", "not an integer"},
+		{"NOTIFY_TOPIC_ARN", "arn:aws:sqs:us-east-1:111122223333:q", "not an SNS topic ARN"},
+		{"NOTIFY_TOPIC_ARN", "odcr-autocancel", "not an SNS topic ARN"},
+	} {
+		_, err := handler.LoadSettings(env(map[string]string{tt.name: tt.value}))
+		if err == nil || !strings.Contains(err.Error(), tt.name) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s=%q: %v, want an error naming it and %q", tt.name, tt.value, err, tt.want)
 		}
 	}
 }

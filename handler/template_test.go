@@ -224,6 +224,16 @@ func TestTemplateEnvironmentIsTheConfigurationContract(t *testing.T) {
 			t.Errorf("%s: set to %v, want !Ref of a parameter, so that it is configured at deploy time", v.Name, plain(node))
 			continue
 		}
+		if v.Name == "NOTIFY_TOPIC_ARN" {
+			// The stack's own topic, not a parameter: notifications are on
+			// in every deployment, and the role may publish to it only.
+			if r := tpl.resource(paramName); r == nil || get(r, "Type").Value != "AWS::SNS::Topic" {
+				t.Errorf("NOTIFY_TOPIC_ARN: !Ref %s, want !Ref of the stack's AWS::SNS::Topic", paramName)
+			} else if get(r, "Properties", "KmsMasterKeyId") == nil {
+				t.Errorf("NOTIFY_TOPIC_ARN: topic %s is not encrypted (KmsMasterKeyId)", paramName)
+			}
+			continue
+		}
 		param := get(params, paramName)
 		if param == nil {
 			t.Errorf("%s: !Ref %s names no parameter of template.yaml", v.Name, paramName)
@@ -533,6 +543,11 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 		t.Errorf("EventInvokeConfig's OnFailure Destination is not !GetAtt QUEUE.Arn")
 	}
 	cancelARN := "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:capacity-reservation/*"
+	markTagsOnly := `{"ForAllValues:StringEquals":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after"]},"Null":{"aws:TagKeys":"false"}}`
+	topic, ok := ref(get(props, "Environment", "Variables", "NOTIFY_TOPIC_ARN"))
+	if !ok {
+		t.Errorf("NOTIFY_TOPIC_ARN is not !Ref of the stack's topic")
+	}
 	want := []grant{
 		{"Allow", "ec2:DescribeCapacityReservations", "*", ""},
 		{"Allow", "ec2:DescribeInstances", "*", ""},
@@ -544,6 +559,10 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 		{"Allow", "logs:CreateLogStream", "!GetAtt " + logGroup + ".Arn", ""},
 		{"Allow", "logs:PutLogEvents", "!GetAtt " + logGroup + ".Arn", ""},
 		{"Allow", "sqs:SendMessage", "!GetAtt " + queue + ".Arn", ""},
+		// Only the two mark keys, never the protect key nor anyone's tags.
+		{"Allow", "ec2:CreateTags", cancelARN, markTagsOnly},
+		{"Allow", "ec2:DeleteTags", cancelARN, markTagsOnly},
+		{"Allow", "sns:Publish", "!Ref " + topic, ""},
 	}
 	for _, w := range want {
 		if !slices.Contains(got, w) {
