@@ -13,10 +13,15 @@ type Plan struct {
 	Decisions []Decision
 	// Cancel lists the reservations to cancel, oldest first.
 	Cancel []string
+	// Mark lists the idle reservations to mark (their decision holds the
+	// mark), Unmark the marked ones no longer idle, in decision order.
+	Mark   []string
+	Unmark []string
 	// Eligible counts the reservations that passed the screening rules
 	// (and so were measured).
 	Eligible int
-	// Idle counts the idle candidates before the budget was applied.
+	// Idle counts the idle reservations before the budget was applied:
+	// to cancel, to mark, or in their grace period.
 	Idle int
 	// Aborted is set when the idle share guard tripped: nothing is cancelled.
 	Aborted     bool
@@ -29,31 +34,53 @@ type Plan struct {
 // over the budget are kept with a reason, never dropped.
 func MakePlan(s Settings, decisions []Decision) Plan {
 	p := Plan{Decisions: slices.Clone(decisions)}
-	var candidates []int
+	var candidates, marks, unmarks []int
+	inGrace := 0
 	for i, d := range p.Decisions {
 		if d.Stage >= StageJudged {
 			p.Eligible++
 		}
-		if !d.Candidate() {
+		switch {
+		case d.Action == Unmark:
+			unmarks = append(unmarks, i)
+			continue
+		case d.Action == Keep && d.Reason == ReasonInGrace:
+			inGrace++
+			continue
+		case d.Action != Cancel && d.Action != Mark:
 			continue
 		}
 		if d.Stage != StageChecked || d.Reason != ReasonIdle {
 			p.Decisions[i] = keep(d, ReasonInsufficientData, "not every rule was evaluated")
 			continue
 		}
+		if d.Action == Mark {
+			marks = append(marks, i)
+			continue
+		}
 		candidates = append(candidates, i)
 	}
-	p.Idle = len(candidates)
+	p.Idle = len(candidates) + len(marks) + inGrace
 
 	if s.MaxIdleSharePercent < 100 && p.Idle > 0 &&
 		float64(p.Idle)*100 > s.MaxIdleSharePercent*float64(p.Eligible) {
 		p.Aborted = true
 		p.AbortReason = fmt.Sprintf("%d of %d eligible reservations look idle, above MAX_IDLE_SHARE_PERCENT=%g: cancelling nothing",
 			p.Idle, p.Eligible, s.MaxIdleSharePercent)
-		for _, i := range candidates {
+		for _, i := range slices.Concat(candidates, marks) {
 			p.Decisions[i] = keep(p.Decisions[i], ReasonIdleShareExceeded, p.AbortReason)
 		}
+		// No tag is changed either: the run does nothing at all.
+		for _, i := range unmarks {
+			p.Decisions[i].Action = Keep
+		}
 		return p
+	}
+	for _, i := range marks {
+		p.Mark = append(p.Mark, p.Decisions[i].ReservationID)
+	}
+	for _, i := range unmarks {
+		p.Unmark = append(p.Unmark, p.Decisions[i].ReservationID)
 	}
 
 	slices.SortStableFunc(candidates, func(a, b int) int {

@@ -25,6 +25,11 @@ type Action string
 const (
 	Cancel Action = "cancel"
 	Keep   Action = "keep"
+	// Mark tags an idle reservation as such; it may be cancelled once its
+	// grace period has passed. Unmark removes the mark of a reservation
+	// that is no longer idle.
+	Mark   Action = "mark"
+	Unmark Action = "unmark"
 )
 
 // Reason explains a decision. The set is closed: every value is listed here,
@@ -54,15 +59,20 @@ const (
 	ReasonBudgetExhausted       Reason = "budget-exhausted"
 	ReasonIdleShareExceeded     Reason = "idle-share-exceeded"
 	ReasonChangedSinceEvaluated Reason = "changed-since-evaluation"
+	// ReasonInGrace: idle and marked, but its grace period has not passed.
+	ReasonInGrace Reason = "in-grace"
+	// ReasonSnoozed: a person set the snooze tag to a later date (or to a
+	// value that is not a date).
+	ReasonSnoozed Reason = "snoozed"
 )
 
 // Reasons lists every reason code, in rule order, for documentation and tests.
 var Reasons = []Reason{
 	ReasonIdle,
 	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonCapacityBlock, ReasonInCommitment,
-	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonMissingRequiredTag,
+	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
-	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace,
 	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
 }
 
@@ -164,6 +174,9 @@ type Settings struct {
 	MaxCancellations     int
 	MaxIdleSharePercent  float64
 	PublishingInterval   time.Duration // 5 minutes for AWS/EC2CapacityReservations
+	// Grace is how long an idle reservation stays marked before it may be
+	// cancelled; 0 cancels on the first idle sighting.
+	Grace time.Duration
 }
 
 // ExpectedDatapoints is how many datapoints a full lookback window holds.
@@ -190,6 +203,10 @@ type Facts struct {
 	StoppedTargets         *int     `json:"stoppedTargetingInstances,omitempty"`
 	TotalInstanceCount     int32    `json:"totalInstanceCount"`
 	AvailableInstanceCount int32    `json:"availableInstanceCount"`
+	// SnoozeUntil is the snooze tag's value as found; SnoozeInvalid is set
+	// when it is not a date.
+	SnoozeUntil   string `json:"snoozeUntil,omitempty"`
+	SnoozeInvalid bool   `json:"snoozeInvalid,omitempty"`
 }
 
 // Decision is the verdict on one reservation.
@@ -205,6 +222,9 @@ type Decision struct {
 	// Stage records how far the reservation went through the rules, so the
 	// caller knows what to measure next.
 	Stage Stage `json:"-"`
+	// Mark is the reservation's mark: the one to write (action mark), or
+	// the one it carries (in grace, or cancelled after its grace).
+	Mark *IdleMark `json:"mark,omitempty"`
 }
 
 // Stage is the last step a decision went through.

@@ -407,6 +407,14 @@ func TestEveryReasonIsProduced(t *testing.T) {
 		add(d)
 	}
 	add(Recheck(s, decide(s, r, fullData(0), none()), nil, now))
+	snoozed := r
+	snoozed.Tags = map[string]string{TagSnoozeUntil: "someday"}
+	add(decide(s, snoozed, fullData(0), none()))
+	gs := s
+	gs.Grace = time.Hour
+	inGrace := r
+	inGrace.Tags = IdleMark{IdleSince: now, CancelAfter: now.Add(time.Hour)}.Tags()
+	add(Grace(gs, decide(gs, inGrace, fullData(0), none()), inGrace, now))
 	for _, reason := range Reasons {
 		if !seen[reason] {
 			t.Errorf("reason %s is never produced", reason)

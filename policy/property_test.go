@@ -76,6 +76,9 @@ func (g gen) settings() policy.Settings {
 	if g.pct(5) {
 		s.AccountID = ""
 	}
+	if g.pct(50) {
+		s.Grace = time.Duration(g.pickF(1, 72, 72, 168)) * time.Hour
+	}
 	if g.pct(30) {
 		s.RequiredTagKey = "team"
 		if g.pct(50) {
@@ -147,6 +150,15 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 		if g.pct(60) {
 			r.Tags["team"] = g.pick("ml", "web", "")
 		}
+		if g.pct(10) {
+			r.Tags[policy.TagSnoozeUntil] = g.pick(
+				propNow.Add(time.Hour).Format(time.RFC3339), propNow.Add(-time.Hour).Format(time.RFC3339),
+				propNow.Format(time.DateOnly), propNow.AddDate(0, 0, -1).Format(time.DateOnly),
+				"next friday", "", propNow.Format(time.RFC3339))
+		}
+		if g.pct(35) {
+			g.mark(r.Tags)
+		}
 	}
 	r.Total = int32(g.pickF(0, 1, 2, 2, 4, 10))
 	r.Available = r.Total
@@ -205,6 +217,25 @@ func (g gen) usage(s policy.Settings, r policy.Reservation) *policy.Utilization 
 	return u
 }
 
+// mark writes a mark on tags: due, not yet due, unreadable, half of one,
+// or one that makes no sense.
+func (g gen) mark(tags map[string]string) {
+	since := propNow.Add(-time.Duration(g.r.IntN(400)) * time.Hour)
+	after := since.Add(time.Duration(g.pickF(0, 1, 72, 168, 400)) * time.Hour)
+	tags[policy.TagIdleSince] = since.Format(time.RFC3339)
+	tags[policy.TagCancelAfter] = after.Format(time.RFC3339)
+	switch g.r.IntN(8) {
+	case 0:
+		tags[policy.TagCancelAfter] = "soon"
+	case 1:
+		delete(tags, policy.TagIdleSince)
+	case 2:
+		tags[policy.TagIdleSince] = propNow.Add(time.Hour).Format(time.RFC3339) // in the future
+	case 3:
+		tags[policy.TagCancelAfter] = since.Add(-time.Hour).Format(time.RFC3339) // before it began
+	}
+}
+
 func (g gen) count() *policy.Dependents {
 	switch {
 	case g.pct(8):
@@ -230,7 +261,7 @@ func (g gen) fresh(s policy.Settings, r policy.Reservation) *policy.Reservation 
 	for k, v := range r.Tags {
 		f.Tags[k] = v
 	}
-	switch g.r.IntN(10) {
+	switch g.r.IntN(11) {
 	case 0:
 		return nil
 	case 1:
@@ -249,6 +280,12 @@ func (g gen) fresh(s policy.Settings, r policy.Reservation) *policy.Reservation 
 		f.HasCommitment = true
 	case 8:
 		f.SharedOut = true
+	case 9:
+		if g.pct(50) {
+			delete(f.Tags, policy.TagCancelAfter)
+		} else {
+			f.Tags[policy.TagSnoozeUntil] = propNow.AddDate(0, 0, 7).Format(time.DateOnly)
+		}
 	default:
 		f.Started = propNow.Add(-time.Minute)
 	}
@@ -299,6 +336,7 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 	add(r.Interruptible, policy.ReasonInterruptible)
 	_, protected := r.Tags[s.ProtectTagKey]
 	add(protected, policy.ReasonProtected)
+	add(snoozedNow(r), policy.ReasonSnoozed)
 	if s.RequiredTagKey != "" {
 		v2, ok := r.Tags[s.RequiredTagKey]
 		add(!ok || (s.RequiredTagValue != "" && v2 != s.RequiredTagValue), policy.ReasonMissingRequiredTag)
@@ -314,6 +352,40 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 	}
 	add(since.IsZero() || now.Sub(since) < s.Lookback, policy.ReasonTooYoung)
 	return v
+}
+
+// snoozedNow: the snooze tag is set to a later moment, or to something that
+// is not a date (RFC 3339, or a day that snoozes through its end).
+func snoozedNow(r policy.Reservation) bool {
+	v, ok := r.Tags[policy.TagSnoozeUntil]
+	if !ok {
+		return false
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return propNow.Before(t)
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return propNow.Before(t.AddDate(0, 0, 1))
+	}
+	return true
+}
+
+// graceDue: with a grace period, the reservation carries a readable mark
+// whose grace (at least s.Grace since idle-since) has passed.
+func graceDue(s policy.Settings, r policy.Reservation) bool {
+	if s.Grace <= 0 {
+		return true
+	}
+	since, err1 := time.Parse(time.RFC3339, r.Tags[policy.TagIdleSince])
+	after, err2 := time.Parse(time.RFC3339, r.Tags[policy.TagCancelAfter])
+	if err1 != nil || err2 != nil || since.After(propNow) || after.Before(since) {
+		return false
+	}
+	due := after
+	if g := since.Add(s.Grace); g.After(due) {
+		due = g
+	}
+	return !propNow.Before(due)
 }
 
 // dataViolations lists every utilization and stopped-instance rule broken.
@@ -346,8 +418,8 @@ func dataViolations(s policy.Settings, r policy.Reservation, u *policy.Utilizati
 // propStats counts what the property test saw, for the log and for a floor
 // that keeps the generator honest.
 type propStats struct {
-	sets, decisions, cancels, recheckCancels, aborted, budgetCut, skipped int
-	reasons                                                               map[policy.Reason]int
+	sets, decisions, cancels, recheckCancels, aborted, budgetCut, skipped, lifecycle int
+	reasons                                                                          map[policy.Reason]int
 }
 
 func TestPropertySafety(t *testing.T) {
@@ -370,7 +442,7 @@ func TestPropertySafety(t *testing.T) {
 			t.Errorf("no case produced %s", r)
 		}
 	}
-	if st.cancels < 1000 || st.aborted < 50 || st.budgetCut < 50 || st.skipped < 50 {
+	if st.cancels < 1000 || st.aborted < 50 || st.budgetCut < 50 || st.skipped < 50 || st.lifecycle < 1000 {
 		t.Errorf("too few interesting cases: %+v", st)
 	}
 }
@@ -414,6 +486,20 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if candidate && c.skip[i] != 0 && d.Candidate() {
 			st.skipped++
 		}
+		d = policy.Grace(s, d, r, propNow)
+		switch {
+		case d.Action == policy.Unmark && !r.Marked():
+			fail("%s: unmark without a mark", r.ID)
+		case d.Action == policy.Mark && (!complete[i] && d.Stage == policy.StageChecked):
+			// a skipped step: MakePlan keeps it
+		case complete[i] && d.Candidate() && !graceDue(s, r):
+			fail("UNSAFE: %s a cancel before its grace period passed (grace %v, tags %v)", r.ID, s.Grace, r.Tags)
+		case complete[i] && d.Action == policy.Mark && (s.Grace <= 0 || d.Mark == nil):
+			fail("%s: marked without a grace period or a mark", r.ID)
+		}
+		if d.Action == policy.Mark || d.Reason == policy.ReasonInGrace {
+			st.lifecycle++
+		}
 		pre[i] = d
 	}
 
@@ -436,8 +522,17 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if !slices.Contains(policy.Reasons, d.Reason) {
 			fail("%s: unknown reason %q", d.ReservationID, d.Reason)
 		}
-		if (d.Action == policy.Cancel) != (d.Reason == policy.ReasonIdle) || (d.Action != policy.Cancel && d.Action != policy.Keep) {
-			fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
+		switch d.Action {
+		case policy.Cancel, policy.Mark:
+			if d.Reason != policy.ReasonIdle {
+				fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
+			}
+		case policy.Keep, policy.Unmark:
+			if d.Reason == policy.ReasonIdle {
+				fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
+			}
+		default:
+			fail("%s: unknown action %s", d.ReservationID, d.Action)
 		}
 		if d.Action == policy.Keep && d.Detail == "" {
 			fail("%s: kept (%s) without detail", d.ReservationID, d.Reason)
@@ -445,7 +540,8 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if d.Stage >= policy.StageJudged {
 			eligible++
 		}
-		if pre[i].Candidate() && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle {
+		if (pre[i].Candidate() || pre[i].Action == policy.Mark) && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle ||
+			pre[i].Action == policy.Keep && pre[i].Reason == policy.ReasonInGrace {
 			idle++
 		}
 		// Safety: a cancel breaks no rule, checked rule by rule.
@@ -456,13 +552,16 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			if !complete[i] {
 				fail("UNSAFE: %s planned for cancel though a step was skipped", d.ReservationID)
 			}
+			if !graceDue(s, c.res[i]) {
+				fail("UNSAFE: %s planned for cancel before its grace period passed", d.ReservationID)
+			}
 		}
 		// A candidate that skipped a step is kept, insufficient-data.
-		if pre[i].Candidate() && !complete[i] && d.Reason != policy.ReasonInsufficientData {
+		if (pre[i].Candidate() || pre[i].Action == policy.Mark) && !complete[i] && d.Reason != policy.ReasonInsufficientData {
 			fail("%s skipped a step and is %s", d.ReservationID, d.Reason)
 		}
 		// MakePlan leaves decided reservations alone.
-		if !pre[i].Candidate() && (d.Reason != pre[i].Reason || d.Action != pre[i].Action) {
+		if (pre[i].Action == policy.Keep) && (d.Reason != pre[i].Reason || d.Action != pre[i].Action) {
 			fail("%s: MakePlan changed a kept decision %s into %s", d.ReservationID, pre[i].Reason, d.Reason)
 		}
 	}
@@ -481,9 +580,12 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			fail("aborted plan cancels %v (reason %q)", p.Cancel, p.AbortReason)
 		}
 		for _, d := range p.Decisions {
-			if d.Action == policy.Cancel {
-				fail("UNSAFE: %s still cancel in an aborted plan", d.ReservationID)
+			if d.Action != policy.Keep {
+				fail("UNSAFE: %s still %s in an aborted plan: an aborted run changes nothing", d.ReservationID, d.Action)
 			}
+		}
+		if len(p.Mark)+len(p.Unmark) != 0 {
+			fail("aborted plan marks %v, unmarks %v", p.Mark, p.Unmark)
 		}
 		return ok
 	}
@@ -492,10 +594,25 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 	if len(p.Cancel) > s.MaxCancellations {
 		fail("UNSAFE: %d cancels over the budget %d", len(p.Cancel), s.MaxCancellations)
 	}
-	if len(p.Cancel) != min(idle, s.MaxCancellations) {
-		fail("%d cancels, want min(idle %d, budget %d)", len(p.Cancel), idle, s.MaxCancellations)
+	cancellable := 0
+	for i := range p.Decisions {
+		if pre[i].Candidate() && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle {
+			cancellable++
+		}
 	}
-	if idle > s.MaxCancellations {
+	if len(p.Cancel) != min(cancellable, s.MaxCancellations) {
+		fail("%d cancels, want min(cancellable %d, budget %d)", len(p.Cancel), cancellable, s.MaxCancellations)
+	}
+	for i, d := range p.Decisions {
+		if d.Action == policy.Mark && !slices.Contains(p.Mark, d.ReservationID) || d.Action == policy.Unmark && !slices.Contains(p.Unmark, d.ReservationID) {
+			fail("%s: %s decision missing from the plan", d.ReservationID, d.Action)
+		}
+		_ = i
+	}
+	if len(p.Mark)+len(p.Unmark) != countAction(p.Decisions, policy.Mark)+countAction(p.Decisions, policy.Unmark) {
+		fail("plan marks %v and unmarks %v, more than the decisions", p.Mark, p.Unmark)
+	}
+	if cancellable > s.MaxCancellations {
 		st.budgetCut++
 	}
 	st.cancels += len(p.Cancel)
@@ -536,7 +653,7 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if d.Candidate() {
 			d = policy.RecheckStopped(d, c.recount[i])
 		}
-		safe := c.fresh[i] != nil && len(screenViolations(s, *c.fresh[i], propNow)) == 0 &&
+		safe := c.fresh[i] != nil && len(screenViolations(s, *c.fresh[i], propNow)) == 0 && graceDue(s, *c.fresh[i]) &&
 			c.recount[i] != nil && c.recount[i].Total() == 0
 		switch {
 		case d.Candidate() && !safe:
@@ -561,6 +678,16 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		}
 	}
 	return ok
+}
+
+func countAction(ds []policy.Decision, a policy.Action) int {
+	n := 0
+	for _, d := range ds {
+		if d.Action == a {
+			n++
+		}
+	}
+	return n
 }
 
 // total is the number of dependent stopped instances, -1 when unknown.

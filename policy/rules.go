@@ -71,6 +71,9 @@ func Screen(s Settings, r Reservation, now time.Time) Decision {
 	if _, ok := r.Tags[s.ProtectTagKey]; ok {
 		return keep(d, ReasonProtected, "carries tag "+quote(s.ProtectTagKey))
 	}
+	if snoozed, ok := snooze(d, r, now); ok {
+		return snoozed
+	}
 	if s.RequiredTagKey != "" {
 		v, ok := r.Tags[s.RequiredTagKey]
 		if !ok || (s.RequiredTagValue != "" && v != s.RequiredTagValue) {
@@ -187,6 +190,9 @@ func Recheck(s Settings, d Decision, fresh *Reservation, now time.Time) Decision
 	again := Screen(s, *fresh, now)
 	if !again.Candidate() {
 		return keep(d, ReasonChangedSinceEvaluated, fmt.Sprintf("now %s: %s", again.Reason, again.Detail))
+	}
+	if why, ok := recheckMark(s, *fresh, now); !ok {
+		return keep(d, ReasonChangedSinceEvaluated, why)
 	}
 	return d
 }
