@@ -16,12 +16,14 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
-// EC2API is the part of EC2 the function uses: three reads and one write.
+// EC2API is the part of EC2 the function uses: three reads, the cancel and
+// the marks.
 type EC2API interface {
 	ec2.DescribeCapacityReservationsAPIClient
 	ec2.DescribeInstancesAPIClient
 	ec2.GetGroupsForCapacityReservationAPIClient
 	CancelCapacityReservation(context.Context, *ec2.CancelCapacityReservationInput, ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error)
+	TagWriter
 }
 
 // CloudWatchAPI is the part of CloudWatch the function uses.

@@ -63,8 +63,11 @@ type fakeAWS struct {
 	instanceCalls int
 	groupCalls    int
 	ramCalls      int
-	cancels       []cancelCall
-	events        *timeline
+	tagCalls      []tagCall
+	// tagErr fails CreateTags and DeleteTags.
+	tagErr  error
+	cancels []cancelCall
+	events  *timeline
 }
 
 // timeline records, in order, what the fake AWS received and what the
@@ -108,6 +111,13 @@ func (t *timeline) logLines() []map[string]any {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.lines)
+}
+
+// tagCall is one CreateTags ("create") or DeleteTags ("delete") request.
+type tagCall struct {
+	op   string
+	ids  []string
+	tags map[string]string
 }
 
 type cancelCall struct {
@@ -296,6 +306,57 @@ func (f *fakeAWS) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataI
 		out.MetricDataResults = append(out.MetricDataResults, res)
 	}
 	return out, nil
+}
+
+// CreateTags and DeleteTags change the reservations' tags, as EC2 does.
+func (f *fakeAWS) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	return &ec2.CreateTagsOutput{}, f.changeTags("create", in.Resources, in.Tags)
+}
+
+func (f *fakeAWS) DeleteTags(_ context.Context, in *ec2.DeleteTagsInput, _ ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error) {
+	return &ec2.DeleteTagsOutput{}, f.changeTags("delete", in.Resources, in.Tags)
+}
+
+func (f *fakeAWS) changeTags(op string, ids []string, tags []types.Tag) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	call := tagCall{op: op, ids: slices.Clone(ids), tags: map[string]string{}}
+	for _, t := range tags {
+		call.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	f.tagCalls = append(f.tagCalls, call)
+	f.record(op + "-tags")
+	if f.tagErr != nil {
+		return f.tagErr
+	}
+	for i := range f.reservations {
+		if !slices.Contains(ids, aws.ToString(f.reservations[i].CapacityReservationId)) {
+			continue
+		}
+		c := &f.reservations[i]
+		c.Tags = slices.DeleteFunc(slices.Clone(c.Tags), func(t types.Tag) bool { _, ok := call.tags[aws.ToString(t.Key)]; return ok })
+		if op == "create" {
+			for _, t := range tags {
+				c.Tags = append(c.Tags, t)
+			}
+		}
+	}
+	return nil
+}
+
+// tagsOf returns a reservation's tags now.
+func (f *fakeAWS) tagsOf(id string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for _, c := range f.reservations {
+		if aws.ToString(c.CapacityReservationId) == id {
+			for _, t := range c.Tags {
+				out[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+		}
+	}
+	return out
 }
 
 func (f *fakeAWS) realCancels() []string {

@@ -195,8 +195,8 @@ var fuzzAccount = []fuzzReservation{
 // one deployed as a dry run with looser limits, which a request may tighten
 // for a real run.
 var fuzzDeployments = []map[string]string{
-	{"DRY_RUN": "false"},
-	{"DRY_RUN": "true", "IDLE_THRESHOLD_PERCENT": "50", "LOOKBACK_HOURS": "24", "MAX_CANCELLATIONS_PER_RUN": "3"},
+	{"DRY_RUN": "false", "GRACE_HOURS": "0"},
+	{"DRY_RUN": "true", "IDLE_THRESHOLD_PERCENT": "50", "LOOKBACK_HOURS": "24", "MAX_CANCELLATIONS_PER_RUN": "3", "GRACE_HOURS": "0"},
 }
 
 // fuzzHandler is a handler over the recording fake, deployed with env; the

@@ -75,6 +75,10 @@ type RunFailedError struct {
 	Aborted      string
 	Failures     []Failure
 	NotAttempted []string
+	// TagFailures are marks or unmarks that could not be written.
+	TagFailures []Failure
+	// Notify is why the notification could not be sent, if it was not.
+	Notify string
 }
 
 // maxListed bounds the reservations named in an error message.
@@ -84,12 +88,22 @@ func (e *RunFailedError) Error() string {
 	if e.Aborted != "" {
 		return "run failed: aborted: " + e.Aborted
 	}
-	failed := make([]string, len(e.Failures))
-	for i, f := range e.Failures {
-		failed[i] = f.ReservationID + ": " + f.Code
+	codes := func(fs []Failure) []string {
+		out := make([]string, len(fs))
+		for i, f := range fs {
+			out[i] = f.ReservationID + ": " + f.Code
+		}
+		return out
 	}
-	return fmt.Sprintf("run failed: %d cancels failed%s, %d not attempted before the deadline%s",
-		len(e.Failures), listed(failed), len(e.NotAttempted), listed(e.NotAttempted))
+	msg := fmt.Sprintf("run failed: %d cancels failed%s, %d not attempted before the deadline%s",
+		len(e.Failures), listed(codes(e.Failures)), len(e.NotAttempted), listed(e.NotAttempted))
+	if len(e.TagFailures) > 0 {
+		msg += fmt.Sprintf(", %d tag changes failed%s", len(e.TagFailures), listed(codes(e.TagFailures)))
+	}
+	if e.Notify != "" {
+		msg += ", notification not sent: " + e.Notify
+	}
+	return msg
 }
 
 // listed renders " (a, b, c and N more)", or nothing for no items.
@@ -176,6 +190,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 			MaxCancellations:     settings.MaxCancellations,
 			MaxIdleSharePercent:  settings.MaxIdleSharePercent,
 			PublishingInterval:   publishingInterval,
+			Grace:                time.Duration(settings.GraceHours) * time.Hour,
 		},
 	}
 	report := &Report{
@@ -211,6 +226,9 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	r.logPlan(plan, settings.DryRun)
 
 	decisions := plan.Decisions
+	if !plan.Aborted && !settings.DryRun && len(plan.Mark)+len(plan.Unmark) > 0 {
+		r.applyMarks(ctx, plan, decisions, report)
+	}
 	if !plan.Aborted && !settings.DryRun && len(plan.Cancel) > 0 {
 		decisions = r.apply(ctx, plan, report)
 	}
@@ -230,6 +248,8 @@ type run struct {
 	margin time.Duration
 	// retriesBefore is the retry count when the run started.
 	retriesBefore int64
+	// reservations are the descriptions evaluated, by id.
+	reservations map[string]policy.Reservation
 }
 
 // evaluate lists, screens, measures and checks every reservation, and plans.
@@ -278,8 +298,13 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 
 	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, idle, r.h.metricConcurrency())
 	report.Problems = append(report.Problems, problems...)
+	r.reservations = make(map[string]policy.Reservation, len(reservations))
 	for i, d := range decisions {
-		decisions[i] = policy.Stopped(d, dependentsOf(deps, d.ReservationID))
+		d = policy.Stopped(d, dependentsOf(deps, d.ReservationID))
+		// The grace period: mark, wait, then cancel; unmark what is no
+		// longer idle.
+		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
+		r.reservations[d.ReservationID] = reservations[i]
 	}
 	return policy.MakePlan(r.policy, decisions), nil
 }
@@ -490,10 +515,14 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		Cancelled:    len(report.Cancelled),
 		Failed:       len(report.Failures),
 		NotAttempted: len(report.NotAttempted),
+		Marked:       len(report.Marked),
+		Unmarked:     len(report.Unmarked),
 		Reasons:      make(map[policy.Reason]int),
+		Actions:      make(map[policy.Action]int),
 	}
 	for _, d := range decisions {
 		report.Counts.Reasons[d.Reason]++
+		report.Counts.Actions[d.Action]++
 	}
 
 	summary := []zap.Field{
@@ -503,6 +532,9 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		zap.Strings("already_cancelled", report.AlreadyCancelled),
 		zap.Any("failures", report.Failures),
 		zap.Strings("not_attempted", report.NotAttempted),
+		zap.Strings("marked", report.Marked),
+		zap.Strings("unmarked", report.Unmarked),
+		zap.Any("tag_failures", report.TagFailures),
 		zap.Strings("problems", report.Problems),
 		zap.Any("api_calls", report.APICalls),
 		zap.Int64("retries", report.Retries),
@@ -512,8 +544,8 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 	switch {
 	case plan.Aborted:
 		err = &RunFailedError{Aborted: plan.AbortReason}
-	case len(report.Failures) > 0 || len(report.NotAttempted) > 0:
-		err = &RunFailedError{Failures: report.Failures, NotAttempted: report.NotAttempted}
+	case len(report.Failures) > 0 || len(report.NotAttempted) > 0 || len(report.TagFailures) > 0:
+		err = &RunFailedError{Failures: report.Failures, NotAttempted: report.NotAttempted, TagFailures: report.TagFailures}
 	}
 	if err != nil {
 		r.audit.Error("run finished with failures", append(summary, zap.Error(err))...)
@@ -538,6 +570,7 @@ func effective(s Settings, req Request, w window) Effective {
 		WindowStart:          w.Start.Format(time.RFC3339),
 		WindowEnd:            w.End.Format(time.RFC3339),
 		PeriodSeconds:        int(w.Period / time.Second),
+		GraceHours:           s.GraceHours,
 	}
 	if s.RequiredTagKey != "" {
 		e.RequiredTag = s.RequiredTagKey

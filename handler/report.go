@@ -40,6 +40,14 @@ type Report struct {
 	AlreadyCancelled []string  `json:"alreadyCancelled,omitempty"`
 	Failures         []Failure `json:"failures"`
 	NotAttempted     []string  `json:"notAttempted"`
+	// Marked and Unmarked list the reservations whose mark this run wrote
+	// or removed; TagFailures the tag changes that failed.
+	Marked      []string  `json:"marked,omitempty"`
+	Unmarked    []string  `json:"unmarked,omitempty"`
+	TagFailures []Failure `json:"tagFailures,omitempty"`
+	// Notified is the SNS message id of the run's notification, when one
+	// was sent.
+	Notified string `json:"notified,omitempty"`
 	// Problems are non-fatal errors met on the way (a metric batch that
 	// could not be read, ...). The reservations concerned were kept.
 	Problems []string `json:"problems,omitempty"`
@@ -67,6 +75,9 @@ type Effective struct {
 	WindowStart          string   `json:"windowStart"`
 	WindowEnd            string   `json:"windowEnd"`
 	PeriodSeconds        int      `json:"periodSeconds"`
+	// GraceHours is how long an idle reservation stays marked before it
+	// may be cancelled (0: cancelled on the first idle sighting).
+	GraceHours int `json:"graceHours"`
 	// Loosened lists the deployed limits this run's request loosened. Only
 	// a dry run may loosen one: the run is then a what-if preview of a
 	// looser policy than the deployed one, and cancels nothing.
@@ -84,14 +95,20 @@ type LoosenedLimit struct {
 
 // Counts summarises the decisions.
 type Counts struct {
-	Reservations int                   `json:"reservations"`
-	Eligible     int                   `json:"eligible"`
-	Idle         int                   `json:"idle"`
-	Planned      int                   `json:"planned"`
-	Cancelled    int                   `json:"cancelled"`
-	Failed       int                   `json:"failed"`
-	NotAttempted int                   `json:"notAttempted"`
-	Reasons      map[policy.Reason]int `json:"reasons"`
+	Reservations int `json:"reservations"`
+	Eligible     int `json:"eligible"`
+	Idle         int `json:"idle"`
+	Planned      int `json:"planned"`
+	Cancelled    int `json:"cancelled"`
+	Failed       int `json:"failed"`
+	NotAttempted int `json:"notAttempted"`
+	// Marked and Unmarked count the marks written and removed.
+	Marked   int                   `json:"marked"`
+	Unmarked int                   `json:"unmarked"`
+	Reasons  map[policy.Reason]int `json:"reasons"`
+	// Actions counts the final decisions per action (in a dry run, what
+	// the run would do).
+	Actions map[policy.Action]int `json:"actions"`
 }
 
 // Failure is a cancel that did not happen because AWS refused or failed it.

@@ -26,6 +26,7 @@ func fakeEnv(t *testing.T) *fakeaws.Account {
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	t.Setenv("AWS_LAMBDA_RUNTIME_API", "")
+	t.Setenv("GRACE_HOURS", "0") // the cancel path on the first idle sighting
 	return acct
 }
 

@@ -226,8 +226,10 @@ func measureOnce(mode, endpoint string, budget int) error {
 	}
 	settings, err := handler.LoadSettings(func(k string) (string, bool) {
 		v, ok := map[string]string{
-			"DRY_RUN":                   "false",
-			"LOOKBACK_HOURS":            strconv.Itoa(lookbackHours),
+			"DRY_RUN":        "false",
+			"LOOKBACK_HOURS": strconv.Itoa(lookbackHours),
+			// The cancel path (on the first idle sighting) is measured.
+			"GRACE_HOURS":               "0",
 			"MAX_CANCELLATIONS_PER_RUN": strconv.Itoa(budget),
 		}[k]
 		return v, ok

@@ -98,7 +98,7 @@ func measurePacing(w io.Writer, n int) error {
 		retries := &handler.RetryCounter{}
 		retries.Instrument(&cfg)
 		settings, err := handler.LoadSettings(func(k string) (string, bool) {
-			v, ok := map[string]string{"DRY_RUN": "false", "LOOKBACK_HOURS": strconv.Itoa(lookbackHours), "MAX_CANCELLATIONS_PER_RUN": strconv.Itoa(n)}[k]
+			v, ok := map[string]string{"DRY_RUN": "false", "GRACE_HOURS": "0", "LOOKBACK_HOURS": strconv.Itoa(lookbackHours), "MAX_CANCELLATIONS_PER_RUN": strconv.Itoa(n)}[k]
 			return v, ok
 		})
 		if err != nil {

@@ -79,6 +79,9 @@ func baseEnv(endpoint string) map[string]string {
 		"AWS_LAMBDA_FUNCTION_NAME":        "odcr-autocancel",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT":     strconv.Itoa(functionTimeout),
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+		// The cases below exercise the cancel path on the first idle
+		// sighting; the grace-period lifecycle has cases of its own.
+		"GRACE_HOURS": "0",
 	}
 }
 
