@@ -1,16 +1,17 @@
 // Package fakeaws is an in-process fake AWS account for tests. It speaks the
 // real wire protocols (EC2 query/XML, CloudWatch Smithy RPC v2 CBOR, STS
-// query/XML, RAM restJson1) on a single http.Handler, so the real
+// and SNS query/XML, RAM restJson1) on a single http.Handler, so the real
 // aws-sdk-go-v2 clients can be pointed at it with BaseEndpoint and exercise
 // their own serializers, deserializers, paginators and error handling
 // unchanged.
 //
 // It implements only what the autocancel Lambda calls:
 // DescribeCapacityReservations, DescribeInstances, CancelCapacityReservation,
-// GetGroupsForCapacityReservation, GetMetricData, GetCallerIdentity and
-// RAM's ListResources (the capacity reservations shared through AWS RAM, see
-// ram.go). Everything else gets the protocol's "unknown operation" error so a
-// new, unsupported call fails loudly.
+// GetGroupsForCapacityReservation, CreateTags and DeleteTags (on capacity
+// reservations, see ec2tags.go), GetMetricData, GetCallerIdentity, SNS's
+// Publish (sns.go) and RAM's ListResources (the capacity reservations shared
+// through AWS RAM, see ram.go). Everything else gets the protocol's
+// "unknown operation" error so a new, unsupported call fails loudly.
 package fakeaws
 
 import (
@@ -181,7 +182,7 @@ type Fault struct {
 // Request is the record of one API call, kept whether it succeeded or not.
 type Request struct {
 	Operation string
-	// Params holds the form values for EC2/STS; for GetMetricData a
+	// Params holds the form values for EC2/STS/SNS; for GetMetricData a
 	// flattened summary (StartTime, EndTime, NextToken, ScanBy,
 	// MaxDatapoints, MetricDataQueries.Id/Period/Stat/MetricName); for
 	// ListResources the JSON members sent (resourceOwner, resourceArns, ...).
@@ -226,6 +227,9 @@ type Account struct {
 
 	ram ramState // AWS RAM: reservations shared out and in (ram.go)
 
+	tags ec2TagState // CreateTags / DeleteTags IAM simulation (ec2tags.go)
+	sns  snsState    // SNS topics and what was published (sns.go)
+
 	server *httptest.Server
 }
 
@@ -252,7 +256,7 @@ func New(accountID string) *Account {
 // ID returns the account id.
 func (a *Account) ID() string { return a.id }
 
-// Handler returns the http.Handler serving EC2, CloudWatch, STS and RAM.
+// Handler returns the http.Handler serving EC2, CloudWatch, STS, SNS and RAM.
 func (a *Account) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }
 
 // Start serves the account on a 127.0.0.1 listener.

@@ -755,6 +755,8 @@ func formReservationIDs(action string, form url.Values) []string {
 	switch action {
 	case OpDescribeCapacityReservations:
 		return indexedValues(form, "CapacityReservationId")
+	case OpCreateTags, OpDeleteTags:
+		return indexedValues(form, "ResourceId")
 	case OpCancelCapacityReservation, OpGetGroupsForCapacityReservation:
 		if id := form.Get("CapacityReservationId"); id != "" {
 			return []string{id}

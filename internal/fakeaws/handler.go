@@ -56,16 +56,14 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveQuery handles the form-encoded protocols: EC2 and STS share "POST /"
-// and are told apart by Action (and Version, for unknown actions).
+// serveQuery handles the form-encoded protocols: EC2, STS and SNS share
+// "POST /" and are told apart by Action (and Version, for unknown actions;
+// see queryProtocol).
 func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 	parseErr := r.ParseForm()
 	form := r.Form
-	var proto protocol = ec2Protocol{}
+	proto := queryProtocol(form)
 	action := form.Get("Action")
-	if action == OpGetCallerIdentity || form.Get("Version") == stsVersion {
-		proto = stsProtocol{}
-	}
 
 	rec := Request{
 		Operation:      action,
@@ -89,6 +87,10 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 		handle = func() (any, *apiError) { return a.getGroupsForCapacityReservation(form) }
 	case action == OpGetCallerIdentity:
 		handle = func() (any, *apiError) { return a.getCallerIdentity(), nil }
+	case action == OpCreateTags || action == OpDeleteTags:
+		handle = func() (any, *apiError) { return a.tagOperation(action, form) }
+	case action == OpPublish:
+		handle = func() (any, *apiError) { return a.publish(form) }
 	case action == "":
 		handle = func() (any, *apiError) {
 			return nil, badRequest("MissingAction", "The request must contain the parameter Action.")
@@ -99,6 +101,23 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.serve(w, r, proto, rec, handle)
+}
+
+// queryProtocol tells the services of "POST /" apart: by Action when only
+// STS or SNS has it, else by Version (STS 2011-06-15, SNS 2010-03-31), so an
+// action the fake lacks gets its service's error envelope; EC2 otherwise.
+func queryProtocol(form url.Values) protocol {
+	switch action, version := form.Get("Action"), form.Get("Version"); {
+	case action == OpGetCallerIdentity:
+		return stsProtocol{}
+	case action == OpPublish:
+		return snsProtocol{}
+	case version == stsVersion:
+		return stsProtocol{}
+	case version == snsVersion:
+		return snsProtocol{}
+	}
+	return ec2Protocol{}
 }
 
 // serve runs handle under the account lock, records the request and writes
@@ -170,6 +189,12 @@ func writeQueryResult(w http.ResponseWriter, requestID string, v any) {
 }
 
 func (stsProtocol) writeError(w http.ResponseWriter, requestID string, e *apiError) {
+	writeQueryError(w, requestID, stsNamespace, e)
+}
+
+// writeQueryError writes an awsQuery error (STS, SNS): ErrorResponse/Error
+// with Type, Code and Message, in the service's namespace.
+func writeQueryError(w http.ResponseWriter, requestID, xmlns string, e *apiError) {
 	type stsError struct {
 		Type    string `xml:"Type"`
 		Code    string `xml:"Code"`
@@ -180,7 +205,7 @@ func (stsProtocol) writeError(w http.ResponseWriter, requestID string, e *apiErr
 		Xmlns     string   `xml:"xmlns,attr"`
 		Error     stsError `xml:"Error"`
 		RequestID string   `xml:"RequestId"`
-	}{Xmlns: stsNamespace, Error: stsError{faultOf(e.status), e.code, e.message}, RequestID: requestID}
+	}{Xmlns: xmlns, Error: stsError{faultOf(e.status), e.code, e.message}, RequestID: requestID}
 	writeXML(w, e.status, body)
 }
 
