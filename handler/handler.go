@@ -35,7 +35,11 @@ type Handler struct {
 	CloudWatch CloudWatchAPI
 	// RAM lists the reservations this account shares out; without it
 	// every reservation's sharing is unknown, and none is cancelled.
-	RAM      RAMAPI
+	RAM RAMAPI
+	// SNS publishes the notification to NOTIFY_TOPIC_ARN; Region is the
+	// region the run acts in, for the notification.
+	SNS      Publisher
+	Region   string
 	Settings Settings
 	Logger   *zap.Logger
 	Now      func() time.Time
@@ -86,7 +90,11 @@ const maxListed = 20
 
 func (e *RunFailedError) Error() string {
 	if e.Aborted != "" {
-		return "run failed: aborted: " + e.Aborted
+		msg := "run failed: aborted: " + e.Aborted
+		if e.Notify != "" {
+			msg += "; notification not sent: " + e.Notify
+		}
+		return msg
 	}
 	codes := func(fs []Failure) []string {
 		out := make([]string, len(fs))
@@ -232,7 +240,9 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	if !plan.Aborted && !settings.DryRun && len(plan.Cancel) > 0 {
 		decisions = r.apply(ctx, plan, report)
 	}
-	return r.finish(report, plan, decisions)
+	// Once everything is done: a failed notification loses nothing.
+	notifyErr := r.notify(ctx, settings, plan, decisions, report)
+	return r.finish(report, plan, decisions, notifyErr)
 }
 
 // run holds the state of one invocation.
@@ -500,7 +510,7 @@ func (r *run) cancelledMeanwhile(ctx context.Context, id string) bool {
 
 // finish fills the report, logs its summary and decides whether the
 // invocation failed.
-func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decision) (*Report, error) {
+func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decision, notifyErr string) (*Report, error) {
 	report.FinishedAt = r.h.Now()
 	report.Aborted = plan.Aborted
 	report.AbortReason = plan.AbortReason
@@ -536,6 +546,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		zap.Strings("unmarked", report.Unmarked),
 		zap.Any("tag_failures", report.TagFailures),
 		zap.Strings("problems", report.Problems),
+		zap.Bool("notified", report.Notified),
 		zap.Any("api_calls", report.APICalls),
 		zap.Int64("retries", report.Retries),
 		zap.Duration("duration", report.FinishedAt.Sub(report.StartedAt)),
@@ -543,9 +554,9 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 	var err error
 	switch {
 	case plan.Aborted:
-		err = &RunFailedError{Aborted: plan.AbortReason}
-	case len(report.Failures) > 0 || len(report.NotAttempted) > 0 || len(report.TagFailures) > 0:
-		err = &RunFailedError{Failures: report.Failures, NotAttempted: report.NotAttempted, TagFailures: report.TagFailures}
+		err = &RunFailedError{Aborted: plan.AbortReason, Notify: notifyErr}
+	case len(report.Failures) > 0 || len(report.NotAttempted) > 0 || len(report.TagFailures) > 0 || notifyErr != "":
+		err = &RunFailedError{Failures: report.Failures, NotAttempted: report.NotAttempted, TagFailures: report.TagFailures, Notify: notifyErr}
 	}
 	if err != nil {
 		r.audit.Error("run finished with failures", append(summary, zap.Error(err))...)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -97,16 +96,4 @@ func (r *run) tagBatches(ctx context.Context, action string, ids []string, repor
 			done(id)
 		}
 	}
-}
-
-// notifyTags keeps the tags a notification shows of a reservation: its name
-// and owners, as NOTIFY_TAGS lists them.
-func notifyTags(tags map[string]string, keys []string) map[string]string {
-	out := map[string]string{}
-	for _, k := range keys {
-		if v, ok := tags[k]; ok && strings.TrimSpace(v) != "" {
-			out[k] = v
-		}
-	}
-	return out
 }

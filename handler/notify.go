@@ -21,6 +21,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"cmp"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"go.uber.org/zap"
 )
 
 // Notice is what one run tells the owners.
@@ -109,9 +113,9 @@ const (
 
 // Tag keys of the lifecycle, as shown in the message.
 const (
-	noticeIdleSinceKey   = "odcr-autocancel:idle-since"
-	noticeCancelAfterKey = "odcr-autocancel:cancel-after"
-	noticeSnoozeKey      = "odcr-autocancel:snooze-until"
+	noticeIdleSinceKey   = policy.TagIdleSince
+	noticeCancelAfterKey = policy.TagCancelAfter
+	noticeSnoozeKey      = policy.TagSnoozeUntil
 	noticeProtectValue   = "keep"
 )
 
@@ -730,4 +734,92 @@ func publish(ctx context.Context, api Publisher, topicARN string, n Notification
 		return fmt.Errorf("publish notification: %w", err)
 	}
 	return nil
+}
+
+// notify tells the owners what the run did (or, in a dry run, would do),
+// once all of it is done: one message, only when there is something to say.
+// It returns why the message could not be sent, "" when it was sent or
+// there was none to send; a failed publish is in the report's problems and
+// changes no decision.
+func (r *run) notify(ctx context.Context, s Settings, plan policy.Plan, decisions []policy.Decision, report *Report) string {
+	if s.NotifyTopicARN == "" {
+		return ""
+	}
+	n := r.notice(s, plan, decisions, report)
+	if !n.Worth() {
+		return ""
+	}
+	r.calls.add("Publish")
+	if err := publish(ctx, r.h.SNS, s.NotifyTopicARN, BuildNotification(n)); err != nil {
+		report.Problems = append(report.Problems, err.Error())
+		r.audit.Error("notification not sent", zap.String("topic_arn", s.NotifyTopicARN), zap.Error(err))
+		return err.Error()
+	}
+	report.Notified = true
+	r.audit.Info("notification sent", zap.String("topic_arn", s.NotifyTopicARN), zap.Int("items", len(n.Items)))
+	return ""
+}
+
+// notice gathers what the owners need to know of the run: what failed, what
+// was cancelled, marked or unmarked (in a dry run, what would be), and the
+// snooze values that cannot be read.
+func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, report *Report) Notice {
+	n := Notice{
+		RunID: report.RunID, AccountID: report.AccountID, Region: r.h.Region,
+		DryRun: report.DryRun, Aborted: plan.Aborted, AbortReason: plan.AbortReason,
+		ProtectTagKey: s.ProtectTagKey, Now: r.started, Problems: report.Problems,
+	}
+	byID := make(map[string]policy.Decision, len(decisions))
+	for _, d := range decisions {
+		byID[d.ReservationID] = d
+	}
+	add := func(action NoticeAction, id, detail string) {
+		d := byID[id]
+		res := r.reservations[id]
+		it := NoticeItem{
+			Action: action, ReservationID: id,
+			InstanceType: res.InstanceType, Platform: res.Platform, AvailabilityZone: res.AvailabilityZone,
+			InstanceCount: res.Total, Tags: noticeTags(res.Tags, s.NotifyTags),
+			Reason: string(d.Reason), Detail: cmp.Or(detail, d.Detail),
+		}
+		if d.Mark != nil {
+			it.IdleSince, it.CancelAfter = d.Mark.IdleSince, d.Mark.CancelAfter
+		}
+		n.Items = append(n.Items, it)
+	}
+	for _, f := range slices.Concat(report.Failures, report.TagFailures) {
+		add(NoticeFailed, f.ReservationID, f.Code+": "+f.Message)
+	}
+	for _, id := range report.NotAttempted {
+		add(NoticeFailed, id, "not attempted: the invocation deadline was near")
+	}
+	if report.DryRun {
+		// What a real run would do.
+		for _, d := range decisions {
+			switch d.Action {
+			case policy.Cancel:
+				add(NoticeCancelled, d.ReservationID, "")
+			case policy.Mark:
+				add(NoticeMarked, d.ReservationID, "")
+			case policy.Unmark:
+				add(NoticeUnmarked, d.ReservationID, "")
+			}
+		}
+	} else {
+		for _, id := range slices.Concat(report.Cancelled, report.AlreadyCancelled) {
+			add(NoticeCancelled, id, "")
+		}
+		for _, id := range report.Marked {
+			add(NoticeMarked, id, "")
+		}
+		for _, id := range report.Unmarked {
+			add(NoticeUnmarked, id, "")
+		}
+	}
+	for _, d := range decisions {
+		if d.Facts.SnoozeInvalid {
+			add(NoticeSnoozedInvalid, d.ReservationID, "")
+		}
+	}
+	return n
 }

@@ -45,9 +45,8 @@ type Report struct {
 	Marked      []string  `json:"marked,omitempty"`
 	Unmarked    []string  `json:"unmarked,omitempty"`
 	TagFailures []Failure `json:"tagFailures,omitempty"`
-	// Notified is the SNS message id of the run's notification, when one
-	// was sent.
-	Notified string `json:"notified,omitempty"`
+	// Notified is set when the run's notification was sent.
+	Notified bool `json:"notified,omitempty"`
 	// Problems are non-fatal errors met on the way (a metric batch that
 	// could not be read, ...). The reservations concerned were kept.
 	Problems []string `json:"problems,omitempty"`

@@ -20,10 +20,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -77,9 +79,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		EC2:        ec2.NewFromConfig(cfg),
 		CloudWatch: cloudwatch.NewFromConfig(cfg),
 		RAM:        ram.NewFromConfig(cfg),
-		Settings:   settings,
-		Logger:     logger,
-		Now:        time.Now,
+		// SNS declares its throttling as Throttled, which the SDK's retryer
+		// does not know as a throttle.
+		SNS: sns.NewFromConfig(cfg, func(o *sns.Options) {
+			o.Retryer = retry.AddWithErrorCodes(o.Retryer, "Throttled")
+		}),
+		Region:   cfg.Region,
+		Settings: settings,
+		Logger:   logger,
+		Now:      time.Now,
 		CallerAccount: func(ctx context.Context) (string, error) {
 			out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 			if err != nil {
