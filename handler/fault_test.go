@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
@@ -96,6 +97,8 @@ func ftHandlerFromConfig(t *testing.T, acct *fakeaws.Account, settings handler.S
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
+		SNS:           sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
+		Region:        "us-east-1",
 		Settings:      settings,
 		Logger:        logger,
 		Now:           func() time.Time { return testNow },

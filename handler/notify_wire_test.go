@@ -1,0 +1,163 @@
+package handler_test
+
+// The owners' notification through the real SNS client and the fake
+// account's Publish, from real runs: the messages are read back and
+// asserted, and the dry-run one is the README's sample.
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+const notifyTopic = "arn:aws:sns:us-east-1:" + testAccount + ":odcr-autocancel"
+
+// rendered is a published message as a person reads it.
+func rendered(m fakeaws.Message) string {
+	var b strings.Builder
+	b.WriteString("Subject: " + m.Subject + "\n")
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range m.Attributes {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		b.WriteString("Attribute " + k + ": " + m.Attributes[k] + "\n")
+	}
+	b.WriteString("\n" + m.Message)
+	return b.String()
+}
+
+// checkGolden compares got with testdata/name, rewritten with -update.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("%s differs from the message (run with -update to accept):\n%s", path, got)
+	}
+}
+
+func TestWireNotificationsOverAWeek(t *testing.T) {
+	acct := s2Account(t, 4)
+	acct.AddTopic(notifyTopic)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter)
+	series := fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour)}
+	for i := 1; i <= 4; i++ {
+		acct.SetUsedInstancesRegular(crID(i), series)
+	}
+	acct.SetTags(crID(1), map[string]string{"Name": "ml-training-spare", "Owner": "bob@example.com", "Team": "ml"})
+	acct.SetTags(crID(2), map[string]string{"Name": "legacy-build", "Team": "ci"})
+	acct.SetTags(crID(3), map[string]string{"Name": "staging", policy.TagSnoozeUntil: "after the launch"})
+	used := series
+	used.Value = 2
+	acct.SetUsedInstancesRegular(crID(4), used) // busy: nothing to say
+
+	s := defaultSettings(t)
+	s.GraceHours, s.NotifyTopicARN, s.MaxCancellations = 72, notifyTopic, 10
+	h, _ := wireHandler(t, acct, s)
+	h.NewRunID = func() string { return "2b7e5c1a-4d3f-4e8a-9b6c-0d1e2f3a4b5c" }
+	run := func(d time.Duration, event string) *handler.Report {
+		t.Helper()
+		now := testNow.Add(d)
+		h.Now = func() time.Time { return now }
+		acct.SetClock(func() time.Time { return now })
+		report, err := h.Run(context.Background(), []byte(event))
+		if err != nil {
+			t.Fatalf("run at +%v: %v", d, err)
+		}
+		return report
+	}
+
+	// A dry run says what it would do, as a dry run, and changes nothing.
+	r := run(0, `{"dryRun": true}`)
+	msgs := acct.Published()
+	if len(msgs) != 1 || !r.Notified || acct.Count(fakeaws.OpCreateTags) != 0 {
+		t.Fatalf("dry run: %d messages, notified %v, CreateTags %d", len(msgs), r.Notified, acct.Count(fakeaws.OpCreateTags))
+	}
+	m := msgs[0]
+	for _, want := range []string{"[dry run]", "2 marked", "bad snooze"} {
+		if !strings.Contains(m.Subject, want) {
+			t.Errorf("dry-run subject %q lacks %q", m.Subject, want)
+		}
+	}
+	for _, want := range []string{"DRY RUN", crID(1), "Name=ml-training-spare", "Owner=bob@example.com", crID(3), "after the launch",
+		"aws ec2 create-tags --region us-east-1 --resources " + crID(1) + " --tags Key=odcr-autocancel:protect,Value=keep",
+		"--tags Key=odcr-autocancel:snooze-until,Value=2026-12-04"} {
+		if !strings.Contains(m.Message, want) {
+			t.Errorf("dry-run message lacks %q", want)
+		}
+	}
+	if strings.Contains(m.Message, crID(4)) || m.Attributes["account"] != testAccount || m.Attributes["dry_run"] != "true" {
+		t.Errorf("dry-run message: busy reservation named, or attributes %v", m.Attributes)
+	}
+	checkGolden(t, "notification-wire-dry-run.golden", rendered(m))
+
+	// The first real run marks, and says so once.
+	r = run(0, `{"dryRun": false}`)
+	if msgs = acct.Published(); len(msgs) != 2 || !slices.Equal(r.Marked, []string{crID(1), crID(2)}) {
+		t.Fatalf("run 1: %d messages, marked %v", len(msgs), r.Marked)
+	}
+	if m = msgs[1]; strings.Contains(m.Subject, "dry run") || !strings.Contains(m.Subject, "2 marked") || !strings.Contains(m.Message, "cancel after 2026-11-30T12:00:00Z") {
+		t.Errorf("run 1 message:\n%s", rendered(m))
+	}
+
+	// A day later nothing changed but the invalid snooze, still reported.
+	run(24*time.Hour, `{"dryRun": false}`)
+	if msgs = acct.Published(); len(msgs) != 3 || !strings.Contains(msgs[2].Subject, "bad snooze") || strings.Contains(msgs[2].Subject, "marked") {
+		t.Fatalf("run 2: %d messages: %q", len(msgs), msgs[len(msgs)-1].Subject)
+	}
+
+	// Fix the snooze: a routine run (all in grace) sends nothing.
+	acct.RemoveTags(crID(3), policy.TagSnoozeUntil)
+	acct.SetTags(crID(3), map[string]string{"odcr-autocancel:protect": "staging is needed"})
+	run(48*time.Hour, `{"dryRun": false}`)
+	if msgs = acct.Published(); len(msgs) != 3 {
+		t.Fatalf("a routine run sent %q", msgs[len(msgs)-1].Subject)
+	}
+
+	// After the grace: cancelled, and said so.
+	r = run(72*time.Hour, `{"dryRun": false}`)
+	msgs = acct.Published()
+	if len(r.Cancelled) != 2 || len(msgs) != 4 || !strings.Contains(msgs[3].Subject, "2 cancelled") || !strings.Contains(msgs[3].Message, crID(2)) {
+		t.Fatalf("run 4: cancelled %v, %d messages, last %q", r.Cancelled, len(msgs), msgs[len(msgs)-1].Subject)
+	}
+}
+
+// A publish that fails loses nothing: the actions are done, the problem is
+// reported, and the invocation fails.
+func TestWireNotificationFailureAfterTheActions(t *testing.T) {
+	acct := s2Account(t, 1)
+	acct.SetUsedInstancesRegular(crID(1), week(5*time.Minute, 1))
+	// No topic: SNS answers NotFound.
+	s := defaultSettings(t)
+	s.DryRun, s.NotifyTopicARN = false, notifyTopic
+	h, _ := wireHandler(t, acct, s)
+	report, err := h.Run(context.Background(), []byte(`{}`))
+	var rf *handler.RunFailedError
+	if !strings.Contains(err.Error(), "notification not sent") || report == nil || !slices.Equal(report.Cancelled, []string{crID(1)}) {
+		t.Fatalf("error %v, report %+v", err, report)
+	}
+	_ = rf
+	if len(report.Problems) != 1 || !strings.Contains(report.Problems[0], "NotFound") || report.Notified {
+		t.Fatalf("problems %v", report.Problems)
+	}
+}
