@@ -66,6 +66,7 @@ func FuzzParseEvent(f *testing.F) {
 		`{"dryRun":false,"idleThresholdPercent":30,"lookbackHours":168,"maxCancellations":3}`,
 		`{"dryRun":false,"reservationIds":["cr-00000000000000001","cr-00000000000000007"]}`,
 		`{"lookbackHours":1}`, `{"lookbackHours":1e3}`, `{"idleThresholdPercent":1e-320}`,
+		`{"graceHours":0}`, `{"dryRun":true,"graceHours":0}`, `{"graceHours":2161}`, `{"dryRun":false,"graceHours":168}`,
 		`{"reservationIds":[null]}`, `{"dryRun":null}`, `{"resources":[1],"source":"aws.events"}`,
 		`{"detail-type":"Scheduled Event","source":"aws.events","detail":{"dryRun":false}}`,
 		"{\"dryRun\":true}\x00", "\ufeff{}", `{"dryRun":true}{}`, `{"\u0064ryRun":false}`,
@@ -122,6 +123,9 @@ func fuzzCheckRequest(t *testing.T, req handler.Request, kind string) {
 	}
 	if v := req.MaxCancellations; v != nil && (*v < 0 || *v > 1000) {
 		t.Fatalf("maxCancellations %v accepted", *v)
+	}
+	if v := req.GraceHours; v != nil && (*v < 0 || *v > 2160) {
+		t.Fatalf("graceHours %v accepted", *v)
 	}
 	if ids := req.ReservationIDs; ids != nil {
 		if len(ids) == 0 || len(ids) > 1000 {
@@ -197,6 +201,8 @@ var fuzzAccount = []fuzzReservation{
 var fuzzDeployments = []map[string]string{
 	{"DRY_RUN": "false", "GRACE_HOURS": "0"},
 	{"DRY_RUN": "true", "IDLE_THRESHOLD_PERCENT": "50", "LOOKBACK_HOURS": "24", "MAX_CANCELLATIONS_PER_RUN": "3", "GRACE_HOURS": "0"},
+	// With a grace period a first sighting marks: nothing is cancelled.
+	{"DRY_RUN": "false", "GRACE_HOURS": "72"},
 }
 
 // fuzzHandler is a handler over the recording fake, deployed with env; the
@@ -264,6 +270,10 @@ func fuzzRunIsSafe(t *testing.T, payload []byte, req handler.Request) {
 		if req.LookbackHours != nil {
 			lookback = *req.LookbackHours
 		}
+		grace := d.GraceHours
+		if req.GraceHours != nil {
+			grace = *req.GraceHours
+		}
 		var loosens []string
 		if threshold > d.IdleThresholdPercent {
 			loosens = append(loosens, "idleThresholdPercent")
@@ -273,6 +283,9 @@ func fuzzRunIsSafe(t *testing.T, payload []byte, req handler.Request) {
 		}
 		if budget > d.MaxCancellations {
 			loosens = append(loosens, "maxCancellations")
+		}
+		if grace < d.GraceHours {
+			loosens = append(loosens, "graceHours")
 		}
 
 		if len(loosens) > 0 && !dryRun {
@@ -295,10 +308,10 @@ func fuzzRunIsSafe(t *testing.T, payload []byte, req handler.Request) {
 		}
 		if report != nil {
 			s := report.Settings
-			if s.DryRun != dryRun || s.IdleThresholdPercent != threshold || s.LookbackHours != lookback || s.MaxCancellations != budget {
+			if s.DryRun != dryRun || s.IdleThresholdPercent != threshold || s.LookbackHours != lookback || s.MaxCancellations != budget || s.GraceHours != grace {
 				t.Fatalf("%q deployed %v: effective settings %+v", payload, deployed, s)
 			}
-			if !s.DryRun && (s.IdleThresholdPercent > d.IdleThresholdPercent || s.LookbackHours < d.LookbackHours || s.MaxCancellations > d.MaxCancellations || len(s.Loosened) > 0) {
+			if !s.DryRun && (s.IdleThresholdPercent > d.IdleThresholdPercent || s.LookbackHours < d.LookbackHours || s.MaxCancellations > d.MaxCancellations || s.GraceHours < d.GraceHours || len(s.Loosened) > 0) {
 				t.Fatalf("%q deployed %v: A REAL RUN LOOSENED A DEPLOYED LIMIT: %+v", payload, deployed, s)
 			}
 			var listed []string
@@ -308,6 +321,12 @@ func fuzzRunIsSafe(t *testing.T, payload []byte, req handler.Request) {
 			if !slices.Equal(listed, loosens) {
 				t.Fatalf("%q deployed %v: settings.loosened %v, want %v", payload, deployed, listed, loosens)
 			}
+		}
+		if grace > 0 && len(cancels) != 0 {
+			t.Fatalf("%q deployed %v: cancelled %v on the first sighting with a grace period of %d hours", payload, deployed, cancels, grace)
+		}
+		if dryRun && len(fake.tagCalls) != 0 {
+			t.Fatalf("%q deployed %v: a dry run changed tags %+v", payload, deployed, fake.tagCalls)
 		}
 		if dryRun && len(fake.cancels) != 0 {
 			t.Fatalf("%q deployed %v: a dry run sent cancels %v", payload, deployed, fake.cancels)
