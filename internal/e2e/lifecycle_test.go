@@ -1,0 +1,134 @@
+package e2e
+
+// The grace-period lifecycle under the emulator: the real bootstrap, one
+// warm emulator, three invocations over a simulated week against one fake
+// account (CreateTags, DeleteTags and SNS Publish over their real
+// protocols). The week passes by moving the marks' dates back between the
+// invocations, as if the runs had happened days apart.
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+const (
+	crWeekA    = "cr-0a1a000000000000a" // idle all week: marked, in grace, cancelled
+	crWeekB    = "cr-0a1a000000000000b" // idle all week: marked, in grace, cancelled
+	crWeekUsed = "cr-0a1a000000000000c" // idle, marked, then used again: unmarked
+	weekTopic  = "arn:aws:sns:us-east-1:" + accountID + ":odcr-autocancel-e2e"
+)
+
+func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
+	now := time.Now()
+	acct := fakeaws.New(accountID)
+	for i, id := range []string{crWeekA, crWeekB, crWeekUsed} {
+		start := now.Add(-time.Duration(30+i) * day)
+		acct.AddReservation(fakeaws.Reservation{
+			ID: id, InstanceType: "m5.large", InstancePlatform: "Linux/UNIX", AvailabilityZone: "us-east-1a",
+			TotalInstanceCount: 2, AvailableInstanceCount: 2, CreateDate: start, StartDate: start,
+			Tags: map[string]string{"Name": "spare-" + id[len(id)-1:], "Team": "ml"},
+		})
+		acct.SetUsedInstances(id, series(now, start, 1, 0, 0))
+	}
+	acct.AddTopic(weekTopic)
+	// The template's IAM: only the two mark keys may be written.
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter)
+
+	logs := newLogCapture()
+	_, endpoint := serveFake(t, acct, logs, "e2e-week", nil)
+	env := baseEnv(endpoint)
+	env["DRY_RUN"], env["GRACE_HOURS"], env["NOTIFY_TOPIC_ARN"] = "false", "72", weekTopic
+	rie := startEmulator(t, env, logs)
+
+	invoke := func(id string) handler.Report {
+		t.Helper()
+		inv := rie.invoke(t, id, []byte(`{}`))
+		var rep handler.Report
+		if err := json.Unmarshal(inv.Body, &rep); err != nil || rep.RunID != id {
+			t.Fatalf("%s: not a report (%v):\n%s", id, err, inv.Body)
+		}
+		return rep
+	}
+	// elapse moves every mark back by d: the next run happens d later.
+	elapse := func(d time.Duration) {
+		for _, r := range acct.Reservations() {
+			since, err1 := time.Parse(time.RFC3339, r.Tags[policy.TagIdleSince])
+			after, err2 := time.Parse(time.RFC3339, r.Tags[policy.TagCancelAfter])
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			acct.SetTags(r.ID, map[string]string{
+				policy.TagIdleSince:   since.Add(-d).Format(time.RFC3339),
+				policy.TagCancelAfter: after.Add(-d).Format(time.RFC3339),
+			})
+		}
+	}
+
+	// Day 0: all three are marked, in one CreateTags call, and the owners
+	// are told.
+	rep := invoke("e2e-week-day0")
+	if !slices.Equal(rep.Marked, []string{crWeekA, crWeekB, crWeekUsed}) || len(rep.Cancelled) != 0 || !rep.Notified {
+		t.Fatalf("day 0: marked %v, cancelled %v, notified %v", rep.Marked, rep.Cancelled, rep.Notified)
+	}
+	if n := acct.Count(fakeaws.OpCreateTags); n != 1 {
+		t.Errorf("day 0: %d CreateTags requests, want 1", n)
+	}
+	if r, _ := acct.Reservation(crWeekA); r.Tags[policy.TagIdleSince] == "" || r.Tags[policy.TagCancelAfter] == "" || r.Tags["Name"] != "spare-a" {
+		t.Fatalf("day 0: tags %v", r.Tags)
+	}
+	msgs := acct.Published()
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Subject, "3 marked") || strings.Contains(msgs[0].Subject, "dry run") {
+		t.Fatalf("day 0: messages %+v", msgs)
+	}
+	for _, want := range []string{crWeekA, "Name=spare-a, Team=ml", "aws ec2 create-tags --region us-east-1 --resources " + crWeekA} {
+		if !strings.Contains(msgs[0].Message, want) {
+			t.Errorf("day 0 message lacks %q:\n%s", want, msgs[0].Message)
+		}
+	}
+
+	// Day 1: A and B in grace; the third was used meanwhile: unmarked.
+	elapse(day)
+	acct.SetUsedInstances(crWeekUsed, series(now, now.Add(-30*day), 1, 0, 1))
+	rep = invoke("e2e-week-day1")
+	reasons := map[string]string{}
+	for _, d := range rep.Decisions {
+		reasons[d.ReservationID] = string(d.Action) + "/" + string(d.Reason)
+	}
+	if reasons[crWeekA] != "keep/in-grace" || reasons[crWeekB] != "keep/in-grace" || reasons[crWeekUsed] != "unmark/utilized" {
+		t.Fatalf("day 1: %v", reasons)
+	}
+	if r, _ := acct.Reservation(crWeekUsed); r.Tags[policy.TagIdleSince] != "" || r.Tags["Name"] != "spare-c" {
+		t.Fatalf("day 1: unmarked reservation's tags %v", r.Tags)
+	}
+	if msgs = acct.Published(); len(msgs) != 2 || !strings.Contains(msgs[1].Subject, "1 unmarked") || !strings.Contains(msgs[1].Message, crWeekUsed) {
+		t.Fatalf("day 1: messages %d, last %q", len(msgs), msgs[len(msgs)-1].Subject)
+	}
+
+	// Day 3, the grace period over: A and B are cancelled, through the
+	// dry-run probe, and the owners are told.
+	elapse(2*day + time.Minute)
+	rep = invoke("e2e-week-day3")
+	if !slices.Equal(rep.Cancelled, []string{crWeekB, crWeekA}) { // oldest first
+		t.Fatalf("day 3: cancelled %v (failures %+v)", rep.Cancelled, rep.Failures)
+	}
+	for _, id := range []string{crWeekA, crWeekB} {
+		if r, _ := acct.Reservation(id); r.State != "cancelled" {
+			t.Errorf("day 3: %s is %s", id, r.State)
+		}
+	}
+	if msgs = acct.Published(); len(msgs) != 3 || !strings.Contains(msgs[2].Subject, "2 cancelled") {
+		t.Fatalf("day 3: messages %d, last %q", len(msgs), msgs[len(msgs)-1].Subject)
+	}
+	for _, r := range acct.Requests() {
+		if (r.Operation == fakeaws.OpCreateTags || r.Operation == fakeaws.OpDeleteTags || r.Operation == fakeaws.OpPublish) && r.ErrorCode != "" {
+			t.Errorf("%s refused: %s", r.Operation, r.ErrorCode)
+		}
+	}
+}
