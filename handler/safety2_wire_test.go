@@ -54,14 +54,6 @@ func s2Run(t *testing.T, acct *fakeaws.Account, mutate ...func(*handler.Settings
 	return report
 }
 
-func s2Reasons(r *handler.Report) map[string]policy.Reason {
-	out := map[string]policy.Reason{}
-	for _, d := range r.Decisions {
-		out[d.ReservationID] = d.Reason
-	}
-	return out
-}
-
 // Item 2: a week in which only one 5-minute bucket in five has data, each
 // datapoint a statistic set of 5 samples (as EC2's basic monitoring
 // publishes), covers 20 % of the window, not 100 %: kept. Counting
@@ -71,7 +63,7 @@ func TestWireCoverageCountsDatapointsNotSampleCount(t *testing.T) {
 	acct.SetUsedInstancesRegular(crID(1), week(25*time.Minute, 5)) // 20 % of the buckets
 	acct.SetUsedInstancesRegular(crID(2), week(5*time.Minute, 5))  // every bucket
 	report := s2Run(t, acct)
-	got := s2Reasons(report)
+	got := ftReasons(report)
 	if got[crID(1)] != policy.ReasonInsufficientData {
 		t.Errorf("sparse week: %s, want insufficient-data", got[crID(1)])
 	}
@@ -103,7 +95,7 @@ func TestWireSeriesFailedOnAnyPageIsIncomplete(t *testing.T) {
 	acct.SetMetricStatusSequence(crID(1), "InternalError", "Complete")
 	acct.SetMetricStatusSequence(crID(2), "PartialData", "Forbidden", "Complete")
 	report := s2Run(t, acct)
-	got := s2Reasons(report)
+	got := ftReasons(report)
 	for _, id := range []string{crID(1), crID(2)} {
 		if got[id] != policy.ReasonInsufficientData {
 			t.Errorf("%s: %s, want insufficient-data", id, got[id])
@@ -124,7 +116,7 @@ func TestWireMismatchedSeriesIsIncomplete(t *testing.T) {
 	acct.SetUsedInstancesRegular(crID(1), week(5*time.Minute, 1))
 	acct.SetMetricMismatch(crID(1), true)
 	report := s2Run(t, acct)
-	if got := s2Reasons(report)[crID(1)]; got != policy.ReasonInsufficientData || len(report.Cancelled) != 0 {
+	if got := ftReasons(report)[crID(1)]; got != policy.ReasonInsufficientData || len(report.Cancelled) != 0 {
 		t.Fatalf("%s, cancelled %v", got, report.Cancelled)
 	}
 }
@@ -160,7 +152,7 @@ func TestWireStoppedCheckWithinEC2FilterLimit(t *testing.T) {
 	if len(report.Problems) != 0 {
 		t.Fatalf("problems %v", report.Problems)
 	}
-	got := s2Reasons(report)
+	got := ftReasons(report)
 	for i := 1; i <= n; i++ {
 		want := policy.ReasonBudgetExhausted
 		if i == 240 {
@@ -192,7 +184,7 @@ func TestWireStoppedInstancesThroughGroupsAndPreference(t *testing.T) {
 	acct.AddInstance(fakeaws.Instance{ID: "i-00000000000000002", State: "stopping", Preference: "capacity-reservations-only",
 		InstanceType: "p5.48xlarge", AvailabilityZone: "us-east-1a", PlatformDetails: "Linux/UNIX", Tenancy: "default"})
 	report := s2Run(t, acct)
-	got := s2Reasons(report)
+	got := ftReasons(report)
 	if got[crID(1)] != policy.ReasonTargetedByStopped || got[crID(2)] != policy.ReasonTargetedByStopped {
 		t.Errorf("grouped %s, capacity-reservations-only %s: want targeted-by-stopped-instances for both", got[crID(1)], got[crID(2)])
 	}
@@ -215,7 +207,7 @@ func TestWireSharedOutThroughRAM(t *testing.T) {
 	}
 	acct.ShareReservation(crID(1), share)
 	report := s2Run(t, acct)
-	if got := s2Reasons(report); got[crID(1)] != policy.ReasonSharedOut || !slices.Equal(report.Cancelled, []string{crID(2)}) {
+	if got := ftReasons(report); got[crID(1)] != policy.ReasonSharedOut || !slices.Equal(report.Cancelled, []string{crID(2)}) {
 		t.Fatalf("reasons %v, cancelled %v", got, report.Cancelled)
 	}
 
@@ -228,7 +220,7 @@ func TestWireSharedOutThroughRAM(t *testing.T) {
 	if len(report.Cancelled) != 0 || acct2.Count(fakeaws.OpCancelCapacityReservation) != 0 {
 		t.Fatalf("cancelled %v with RAM unreadable", report.Cancelled)
 	}
-	for id, reason := range s2Reasons(report) {
+	for id, reason := range ftReasons(report) {
 		if reason != policy.ReasonInsufficientData {
 			t.Errorf("%s: %s, want insufficient-data", id, reason)
 		}
@@ -251,7 +243,7 @@ func TestWireRepeatedListingAndMissingCounts(t *testing.T) {
 	if len(report.Decisions) != 4 {
 		t.Fatalf("%d decisions for 4 reservations", len(report.Decisions))
 	}
-	got := s2Reasons(report)
+	got := ftReasons(report)
 	if got[crID(3)] != policy.ReasonInsufficientData {
 		t.Errorf("counts missing: %s", got[crID(3)])
 	}
