@@ -120,8 +120,11 @@ var unmarkReasons = []Reason{
 // unmarked. With no grace period (s.Grace 0) idle reservations are cancelled
 // on their first sighting, as without the lifecycle.
 func Grace(s Settings, d Decision, r Reservation, now time.Time) Decision {
+	if d.Action == Modify {
+		return graceModify(s, d, r, now)
+	}
 	if d.Action == Keep {
-		if r.Marked() && slices.Contains(unmarkReasons, d.Reason) {
+		if (r.Marked() || r.RightsizeMarked()) && slices.Contains(unmarkReasons, d.Reason) {
 			d.Action = Unmark
 		}
 		return d

@@ -17,6 +17,8 @@ type Plan struct {
 	// mark), Unmark the marked ones no longer idle, in decision order.
 	Mark   []string
 	Unmark []string
+	// Modify lists the shrinks to make, the largest cut first.
+	Modify []string
 	// Eligible counts the reservations that passed the screening rules
 	// (and so were measured).
 	Eligible int
@@ -34,40 +36,55 @@ type Plan struct {
 // over the budget are kept with a reason, never dropped.
 func MakePlan(s Settings, decisions []Decision) Plan {
 	p := Plan{Decisions: slices.Clone(decisions)}
-	var candidates, marks, unmarks []int
-	inGrace := 0
+	var candidates, marks, unmarks, modifies []int
+	inGrace, idleMarks := 0, 0
 	for i, d := range p.Decisions {
 		if d.Stage >= StageJudged {
 			p.Eligible++
 		}
+		shrink := d.Resize != nil
 		switch {
 		case d.Action == Unmark:
 			unmarks = append(unmarks, i)
 			continue
 		case d.Action == Keep && d.Reason == ReasonInGrace:
-			inGrace++
+			if !shrink {
+				inGrace++
+			}
 			continue
-		case d.Action != Cancel && d.Action != Mark:
+		case d.Action != Cancel && d.Action != Mark && d.Action != Modify:
 			continue
 		}
-		if d.Stage != StageChecked || d.Reason != ReasonIdle {
+		want := ReasonIdle
+		if shrink {
+			want = ReasonOversized
+		}
+		if d.Stage != StageChecked || d.Reason != want || (d.Action == Modify) != (shrink && d.Action != Mark) {
 			p.Decisions[i] = keep(d, ReasonInsufficientData, "not every rule was evaluated")
 			continue
 		}
-		if d.Action == Mark {
+		switch {
+		case d.Action == Mark:
 			marks = append(marks, i)
-			continue
+			if !shrink {
+				idleMarks++
+			}
+		case d.Action == Modify:
+			modifies = append(modifies, i)
+		default:
+			candidates = append(candidates, i)
 		}
-		candidates = append(candidates, i)
 	}
-	p.Idle = len(candidates) + len(marks) + inGrace
+	// A shrink is not idle: only what is (to cancel, to mark as idle, in
+	// its grace) counts for the guard.
+	p.Idle = len(candidates) + idleMarks + inGrace
 
 	if s.MaxIdleSharePercent < 100 && p.Idle > 0 &&
 		float64(p.Idle)*100 > s.MaxIdleSharePercent*float64(p.Eligible) {
 		p.Aborted = true
 		p.AbortReason = fmt.Sprintf("%d of %d eligible reservations look idle, above MAX_IDLE_SHARE_PERCENT=%g: cancelling nothing",
 			p.Idle, p.Eligible, s.MaxIdleSharePercent)
-		for _, i := range slices.Concat(candidates, marks) {
+		for _, i := range slices.Concat(candidates, marks, modifies) {
 			p.Decisions[i] = keep(p.Decisions[i], ReasonIdleShareExceeded, p.AbortReason)
 		}
 		// No tag is changed either: the run does nothing at all.
@@ -81,6 +98,23 @@ func MakePlan(s Settings, decisions []Decision) Plan {
 	}
 	for _, i := range unmarks {
 		p.Unmark = append(p.Unmark, p.Decisions[i].ReservationID)
+	}
+	// Shrinks: the largest cut first, then the oldest, within their own
+	// budget.
+	slices.SortStableFunc(modifies, func(a, b int) int {
+		za, zb := p.Decisions[a].Resize, p.Decisions[b].Resize
+		if c := cmp.Compare(zb.From-zb.To, za.From-za.To); c != 0 {
+			return c
+		}
+		return cmp.Or(p.Decisions[a].ActiveSince.Compare(p.Decisions[b].ActiveSince), cmp.Compare(p.Decisions[a].ReservationID, p.Decisions[b].ReservationID))
+	})
+	for n, i := range modifies {
+		if n >= s.MaxModifications {
+			p.Decisions[i] = keep(p.Decisions[i], ReasonBudgetExhausted,
+				fmt.Sprintf("budget of %d shrinks per run used by larger ones", s.MaxModifications))
+			continue
+		}
+		p.Modify = append(p.Modify, p.Decisions[i].ReservationID)
 	}
 
 	slices.SortStableFunc(candidates, func(a, b int) int {

@@ -72,7 +72,7 @@ var Reasons = []Reason{
 	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
-	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonOversized,
 	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
 }
 
@@ -99,6 +99,9 @@ type Reservation struct {
 	// counts as a commitment still in force.
 	HasCommitment bool
 	CommitmentEnd time.Time
+	// CommittedCount is the committed instance count; 0 when EC2 gave none,
+	// which, with a commitment in force, counts as the whole reservation.
+	CommittedCount int32
 	// BillingOwnerID is the account billed for unused capacity when that was
 	// assigned to another account; empty otherwise.
 	BillingOwnerID string
@@ -127,6 +130,12 @@ func (r Reservation) ActiveSince() time.Time {
 		return r.Started
 	}
 	return r.Created
+}
+
+// InCommitment tells whether a commitment is in force at now (its end date
+// now or later, or unknown).
+func (r Reservation) InCommitment(now time.Time) bool {
+	return r.HasCommitment && (r.CommitmentEnd.IsZero() || !r.CommitmentEnd.Before(now))
 }
 
 // UsedNow is the number of instances running in the reservation at the
@@ -177,6 +186,13 @@ type Settings struct {
 	// Grace is how long an idle reservation stays marked before it may be
 	// cancelled; 0 cancels on the first idle sighting.
 	Grace time.Duration
+	// Rightsize turns shrinking on; RightsizeHeadroomPercent is kept above
+	// the peak; a shrink saving fewer than RightsizeMinInstances is not
+	// worth it; MaxModifications is the budget of shrinks per run.
+	Rightsize                bool
+	RightsizeHeadroomPercent float64
+	RightsizeMinInstances    int
+	MaxModifications         int
 }
 
 // ExpectedDatapoints is how many datapoints a full lookback window holds.
@@ -225,6 +241,8 @@ type Decision struct {
 	// Mark is the reservation's mark: the one to write (action mark), or
 	// the one it carries (in grace, or cancelled after its grace).
 	Mark *IdleMark `json:"mark,omitempty"`
+	// Resize is the shrink of a modify decision (or of its mark, in grace).
+	Resize *Resize `json:"resize,omitempty"`
 }
 
 // Stage is the last step a decision went through.

@@ -415,6 +415,11 @@ func TestEveryReasonIsProduced(t *testing.T) {
 	inGrace := r
 	inGrace.Tags = IdleMark{IdleSince: now, CancelAfter: now.Add(time.Hour)}.Tags()
 	add(Grace(gs, decide(gs, inGrace, fullData(0), none()), inGrace, now))
+	rs := s
+	rs.Rightsize, rs.RightsizeMinInstances = true, 1
+	big := r
+	big.Total, big.Available = 10, 10
+	add(Rightsize(rs, decide(rs, big, fullData(2), none()), big, fullData(2), none(), now))
 	for _, reason := range Reasons {
 		if !seen[reason] {
 			t.Errorf("reason %s is never produced", reason)

@@ -79,6 +79,12 @@ func (g gen) settings() policy.Settings {
 	if g.pct(50) {
 		s.Grace = time.Duration(g.pickF(1, 72, 72, 168)) * time.Hour
 	}
+	if g.pct(50) {
+		s.Rightsize = true
+		s.RightsizeHeadroomPercent = g.pickF(0, 10, 10, 50, g.r.Float64()*100)
+		s.RightsizeMinInstances = int(g.pickF(1, 1, 2, 5))
+		s.MaxModifications = int(g.pickF(0, 1, 10, 10))
+	}
 	if g.pct(30) {
 		s.RequiredTagKey = "team"
 		if g.pct(50) {
@@ -124,6 +130,7 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 		r.CapacityBlockID = "cb-0123456789abcdef0"
 	}
 	if g.pct(10) {
+		r.CommittedCount = int32(g.r.IntN(int(r.Total) + 1))
 		r.HasCommitment = true
 		r.CommitmentEnd = []time.Time{{}, propNow.Add(-time.Second), propNow, propNow.Add(time.Hour), propNow.Add(-time.Hour)}[g.r.IntN(5)]
 	}
@@ -160,7 +167,7 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 			g.mark(r.Tags)
 		}
 	}
-	r.Total = int32(g.pickF(0, 1, 2, 2, 4, 10))
+	r.Total = int32(g.pickF(0, 1, 2, 2, 4, 10, 40, 2500))
 	r.Available = r.Total
 	switch {
 	case g.pct(15):
@@ -418,8 +425,8 @@ func dataViolations(s policy.Settings, r policy.Reservation, u *policy.Utilizati
 // propStats counts what the property test saw, for the log and for a floor
 // that keeps the generator honest.
 type propStats struct {
-	sets, decisions, cancels, recheckCancels, aborted, budgetCut, skipped, lifecycle int
-	reasons                                                                          map[policy.Reason]int
+	sets, decisions, cancels, recheckCancels, aborted, budgetCut, skipped, lifecycle, shrinks int
+	reasons                                                                                   map[policy.Reason]int
 }
 
 func TestPropertySafety(t *testing.T) {
@@ -442,7 +449,7 @@ func TestPropertySafety(t *testing.T) {
 			t.Errorf("no case produced %s", r)
 		}
 	}
-	if st.cancels < 1000 || st.aborted < 50 || st.budgetCut < 50 || st.skipped < 50 || st.lifecycle < 1000 {
+	if st.cancels < 1000 || st.aborted < 50 || st.budgetCut < 50 || st.skipped < 50 || st.lifecycle < 1000 || st.shrinks < 500 {
 		t.Errorf("too few interesting cases: %+v", st)
 	}
 }
@@ -486,6 +493,13 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if candidate && c.skip[i] != 0 && d.Candidate() {
 			st.skipped++
 		}
+		if !d.Candidate() {
+			d = policy.Rightsize(s, d, r, c.usage[i], c.stopped[i], propNow)
+			if d.Action == policy.Modify {
+				checkShrink(fail, s, r, c.usage[i], c.stopped[i], *d.Resize)
+				st.shrinks++
+			}
+		}
 		d = policy.Grace(s, d, r, propNow)
 		switch {
 		case d.Action == policy.Unmark && !r.Marked():
@@ -523,10 +537,19 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			fail("%s: unknown reason %q", d.ReservationID, d.Reason)
 		}
 		switch d.Action {
-		case policy.Cancel, policy.Mark:
+		case policy.Cancel:
 			if d.Reason != policy.ReasonIdle {
 				fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
 			}
+		case policy.Mark:
+			if d.Reason != policy.ReasonIdle && (d.Reason != policy.ReasonOversized || d.Resize == nil) {
+				fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
+			}
+		case policy.Modify:
+			if d.Reason != policy.ReasonOversized || d.Resize == nil {
+				fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
+			}
+			checkShrink(fail, s, c.res[i], c.usage[i], c.stopped[i], *d.Resize)
 		case policy.Keep, policy.Unmark:
 			if d.Reason == policy.ReasonIdle {
 				fail("%s: action %s with reason %s", d.ReservationID, d.Action, d.Reason)
@@ -541,7 +564,7 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			eligible++
 		}
 		if (pre[i].Candidate() || pre[i].Action == policy.Mark) && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle ||
-			pre[i].Action == policy.Keep && pre[i].Reason == policy.ReasonInGrace {
+			pre[i].Action == policy.Keep && pre[i].Reason == policy.ReasonInGrace && pre[i].Resize == nil {
 			idle++
 		}
 		// Safety: a cancel breaks no rule, checked rule by rule.
@@ -557,7 +580,7 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			}
 		}
 		// A candidate that skipped a step is kept, insufficient-data.
-		if (pre[i].Candidate() || pre[i].Action == policy.Mark) && !complete[i] && d.Reason != policy.ReasonInsufficientData {
+		if (pre[i].Candidate() || pre[i].Action == policy.Mark && pre[i].Resize == nil) && !complete[i] && d.Reason != policy.ReasonInsufficientData {
 			fail("%s skipped a step and is %s", d.ReservationID, d.Reason)
 		}
 		// MakePlan leaves decided reservations alone.
@@ -584,8 +607,8 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 				fail("UNSAFE: %s still %s in an aborted plan: an aborted run changes nothing", d.ReservationID, d.Action)
 			}
 		}
-		if len(p.Mark)+len(p.Unmark) != 0 {
-			fail("aborted plan marks %v, unmarks %v", p.Mark, p.Unmark)
+		if len(p.Mark)+len(p.Unmark)+len(p.Modify) != 0 {
+			fail("aborted plan marks %v, unmarks %v, shrinks %v", p.Mark, p.Unmark, p.Modify)
 		}
 		return ok
 	}
@@ -604,10 +627,14 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		fail("%d cancels, want min(cancellable %d, budget %d)", len(p.Cancel), cancellable, s.MaxCancellations)
 	}
 	for i, d := range p.Decisions {
-		if d.Action == policy.Mark && !slices.Contains(p.Mark, d.ReservationID) || d.Action == policy.Unmark && !slices.Contains(p.Unmark, d.ReservationID) {
+		if d.Action == policy.Mark && !slices.Contains(p.Mark, d.ReservationID) || d.Action == policy.Unmark && !slices.Contains(p.Unmark, d.ReservationID) ||
+			d.Action == policy.Modify && !slices.Contains(p.Modify, d.ReservationID) {
 			fail("%s: %s decision missing from the plan", d.ReservationID, d.Action)
 		}
 		_ = i
+	}
+	if len(p.Modify) > s.MaxModifications || len(p.Modify) != countAction(p.Decisions, policy.Modify) {
+		fail("UNSAFE: %d shrinks planned, budget %d, %d decisions", len(p.Modify), s.MaxModifications, countAction(p.Decisions, policy.Modify))
 	}
 	if len(p.Mark)+len(p.Unmark) != countAction(p.Decisions, policy.Mark)+countAction(p.Decisions, policy.Unmark) {
 		fail("plan marks %v and unmarks %v, more than the decisions", p.Mark, p.Unmark)
@@ -641,7 +668,7 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if d.Action == policy.Cancel && !seen[d.ReservationID] {
 			fail("%s: cancel decision missing from the plan", d.ReservationID)
 		}
-		if d.Reason == policy.ReasonBudgetExhausted && len(p.Cancel) > 0 && older(d.ReservationID, p.Cancel[len(p.Cancel)-1]) {
+		if d.Reason == policy.ReasonBudgetExhausted && d.Resize == nil && len(p.Cancel) > 0 && older(d.ReservationID, p.Cancel[len(p.Cancel)-1]) {
 			fail("%s kept by the budget though older than the planned %s", d.ReservationID, p.Cancel[len(p.Cancel)-1])
 		}
 	}
@@ -678,6 +705,41 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		}
 	}
 	return ok
+}
+
+// checkShrink: a shrink never goes below what is used now, the peak over
+// the window, or the committed count in force; never more than 1,000 at a
+// time; only for a reservation that passes every rule but unused, with
+// complete data and no stopped instance needing it.
+func checkShrink(fail func(string, ...any), s policy.Settings, r policy.Reservation, u *policy.Utilization, stopped *policy.Dependents, z policy.Resize) {
+	floor := max(r.Total-r.Available, 0)
+	if u != nil {
+		floor = max(floor, int32(math.Ceil(u.PeakUsed)))
+	}
+	if r.HasCommitment && (r.CommitmentEnd.IsZero() || !propNow.After(r.CommitmentEnd)) {
+		if r.CommittedCount <= 0 {
+			floor = r.Total
+		} else {
+			floor = max(floor, r.CommittedCount)
+		}
+	}
+	switch {
+	case !s.Rightsize:
+		fail("UNSAFE: %s shrunk with right-sizing off", r.ID)
+	case z.From != r.Total || z.To >= z.From || z.To < z.Target || z.From-z.To > policy.MaxModifyStep:
+		fail("UNSAFE: %s shrink %+v of a reservation of %d", r.ID, z, r.Total)
+	case z.Target < floor || z.To < floor:
+		fail("UNSAFE: %s shrunk to %d (target %d) below its floor %d", r.ID, z.To, z.Target, floor)
+	case int(z.From-z.Target) < s.RightsizeMinInstances:
+		fail("%s: a shrink of %d, under the minimum %d", r.ID, z.From-z.Target, s.RightsizeMinInstances)
+	case u == nil || !u.Complete || u.Datapoints <= 0 || stopped == nil || stopped.Total() > 0:
+		fail("UNSAFE: %s shrunk without complete data or with stopped instances needing it", r.ID)
+	}
+	for _, v := range screenViolations(s, r, propNow) {
+		if v != policy.ReasonInUse && v != policy.ReasonInCommitment {
+			fail("UNSAFE: %s shrunk though it breaks %s", r.ID, v)
+		}
+	}
 }
 
 func countAction(ds []policy.Decision, a policy.Action) int {

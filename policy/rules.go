@@ -30,6 +30,13 @@ func facts(r Reservation, now time.Time) Facts {
 // order; the first that fails decides. A reservation that passes them all
 // comes back as a cancel candidate that still has to be Judged and Stopped.
 func Screen(s Settings, r Reservation, now time.Time) Decision {
+	return screen(s, r, now, false)
+}
+
+// screen applies the description rules. relaxed is for a shrink: a
+// commitment in force only floors the new size, and instances running now
+// only bound it, so those two rules are skipped.
+func screen(s Settings, r Reservation, now time.Time, relaxed bool) Decision {
 	d := Decision{
 		ReservationID: r.ID,
 		Action:        Cancel,
@@ -55,7 +62,7 @@ func Screen(s Settings, r Reservation, now time.Time) Decision {
 	if r.ReservationType == "capacity-block" || r.CapacityBlockID != "" {
 		return keep(d, ReasonCapacityBlock, "capacity blocks cannot be cancelled")
 	}
-	if r.HasCommitment && (r.CommitmentEnd.IsZero() || !r.CommitmentEnd.Before(now)) {
+	if !relaxed && r.InCommitment(now) {
 		end := "at an unknown date"
 		if !r.CommitmentEnd.IsZero() {
 			end = r.CommitmentEnd.UTC().Format(time.RFC3339)
@@ -91,7 +98,7 @@ func Screen(s Settings, r Reservation, now time.Time) Decision {
 	}
 	// Any instance running in it now keeps it, whatever the threshold: the
 	// threshold weighs the past peak, never what runs now.
-	if used := r.UsedNow(); used > 0 {
+	if used := r.UsedNow(); used > 0 && !relaxed {
 		return keep(d, ReasonInUse, fmt.Sprintf("%d of %d instances in use now", used, r.Total))
 	}
 	since := r.ActiveSince()
