@@ -24,6 +24,7 @@ type EC2API interface {
 	ec2.GetGroupsForCapacityReservationAPIClient
 	CancelCapacityReservation(context.Context, *ec2.CancelCapacityReservationInput, ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error)
 	TagWriter
+	Resizer
 }
 
 // CloudWatchAPI is the part of CloudWatch the function uses.
@@ -115,6 +116,7 @@ func toReservation(c types.CapacityReservation) policy.Reservation {
 	if c.CommitmentInfo != nil {
 		r.HasCommitment = true
 		r.CommitmentEnd = aws.ToTime(c.CommitmentInfo.CommitmentEndDate)
+		r.CommittedCount = aws.ToInt32(c.CommitmentInfo.CommittedInstanceCount)
 	}
 	if len(c.Tags) > 0 {
 		r.Tags = make(map[string]string, len(c.Tags))

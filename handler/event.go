@@ -26,10 +26,16 @@ type Request struct {
 	// GraceHours overrides GRACE_HOURS: only a longer grace in a run that
 	// acts, a shorter one in a dry run.
 	GraceHours *int `json:"graceHours,omitempty"`
+	// Rightsize overrides RIGHTSIZE: switching it on is loosening (a
+	// preview only, unless deployed on); the shrink limits likewise.
+	Rightsize                *bool    `json:"rightsize,omitempty"`
+	RightsizeHeadroomPercent *float64 `json:"rightsizeHeadroomPercent,omitempty"`
+	RightsizeMinInstances    *int     `json:"rightsizeMinInstances,omitempty"`
+	MaxModifications         *int     `json:"maxModifications,omitempty"`
 }
 
 // requestFields are the accepted fields of a Request, for error messages.
-const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations, graceHours"
+const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations, graceHours, rightsize, rightsizeHeadroomPercent, rightsizeMinInstances, maxModifications"
 
 // scheduledEvent is the envelope of an EventBridge rule's scheduled event.
 // It carries no settings: the run uses the deployed ones.
@@ -226,10 +232,16 @@ var guardrails = []guardrail{
 	atLeastDeployed("lookbackHours", "LOOKBACK_HOURS", func(r Request) *int { return r.LookbackHours }, func(s *Settings) *int { return &s.LookbackHours }),
 	atMostDeployed("maxCancellations", "MAX_CANCELLATIONS_PER_RUN", func(r Request) *int { return r.MaxCancellations }, func(s *Settings) *int { return &s.MaxCancellations }),
 	atLeastDeployed("graceHours", "GRACE_HOURS", func(r Request) *int { return r.GraceHours }, func(s *Settings) *int { return &s.GraceHours }),
+	atLeastDeployed("rightsizeHeadroomPercent", "RIGHTSIZE_HEADROOM_PERCENT", func(r Request) *float64 { return r.RightsizeHeadroomPercent }, func(s *Settings) *float64 { return &s.RightsizeHeadroomPercent }),
+	atLeastDeployed("rightsizeMinInstances", "RIGHTSIZE_MIN_INSTANCES", func(r Request) *int { return r.RightsizeMinInstances }, func(s *Settings) *int { return &s.RightsizeMinInstances }),
+	atMostDeployed("maxModifications", "MAX_MODIFICATIONS_PER_RUN", func(r Request) *int { return r.MaxModifications }, func(s *Settings) *int { return &s.MaxModifications }),
+	switchedOn("rightsize", "RIGHTSIZE", func(r Request) *bool { return r.Rightsize }, func(s *Settings) *bool { return &s.Rightsize }),
 }
 
 // guardrail is one request field that overrides a deployed limit.
 type guardrail struct {
+	// boolean: a switch, loosened by switching it on.
+	boolean bool
 	// higherLoosens: a higher value loosens the limit (a larger budget, a
 	// higher threshold); otherwise a lower one does (a shorter lookback).
 	higherLoosens bool
@@ -238,6 +250,35 @@ type guardrail struct {
 	// override sets the request's value, if any, on s, and returns what it
 	// loosened, or nil when it did not loosen the limit s held.
 	override func(Request, *Settings) *LoosenedLimit
+}
+
+// switchedOn: a switch a request may turn off in any run, on only in a dry
+// run (turning on an action is loosening the policy).
+func switchedOn(field, variable string, requested func(Request) *bool, setting func(*Settings) *bool) guardrail {
+	spec(variable)
+	num := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	return guardrail{
+		boolean:  true,
+		validate: func(Request) error { return nil },
+		override: func(r Request, s *Settings) *LoosenedLimit {
+			v := requested(r)
+			if v == nil {
+				return nil
+			}
+			dst := setting(s)
+			deployed := *dst
+			*dst = *v
+			if *v && !deployed {
+				return &LoosenedLimit{Field: field, Setting: variable, Requested: num(*v), Deployed: num(deployed)}
+			}
+			return nil
+		},
+	}
 }
 
 // atMostDeployed: a limit a request may lower in any run, raise only in a
@@ -278,6 +319,10 @@ func guarded[T int | float64](field, variable string, higherLoosens bool, reques
 // what a run that cancels accepts.
 func (g guardrail) refusal(l LoosenedLimit) error {
 	v := spec(l.Setting)
+	if g.boolean {
+		return fmt.Errorf("field %q: true, but the deployed %s=false: a run request may switch it on only in a dry run (a preview); accepted in a run that acts: false",
+			l.Field, l.Setting)
+	}
 	kind := "a number"
 	if v.Integer {
 		kind = "an integer"

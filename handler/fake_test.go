@@ -64,6 +64,7 @@ type fakeAWS struct {
 	groupCalls    int
 	ramCalls      int
 	tagCalls      []tagCall
+	modifies      []modifyCall
 	// tagErr fails CreateTags and DeleteTags.
 	tagErr  error
 	cancels []cancelCall
@@ -306,6 +307,35 @@ func (f *fakeAWS) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataI
 		out.MetricDataResults = append(out.MetricDataResults, res)
 	}
 	return out, nil
+}
+
+// ModifyCapacityReservation changes a reservation's size, after a dry run
+// answered DryRunOperation.
+func (f *fakeAWS) ModifyCapacityReservation(_ context.Context, in *ec2.ModifyCapacityReservationInput, _ ...func(*ec2.Options)) (*ec2.ModifyCapacityReservationOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, dry := aws.ToString(in.CapacityReservationId), aws.ToBool(in.DryRun)
+	f.modifies = append(f.modifies, modifyCall{id: id, dryRun: dry, count: aws.ToInt32(in.InstanceCount)})
+	if dry {
+		f.record("modify-dry-run:" + id)
+		return nil, apiError("DryRunOperation")
+	}
+	f.record("modify:" + id)
+	for i := range f.reservations {
+		c := &f.reservations[i]
+		if aws.ToString(c.CapacityReservationId) == id {
+			used := aws.ToInt32(c.TotalInstanceCount) - aws.ToInt32(c.AvailableInstanceCount)
+			c.TotalInstanceCount = in.InstanceCount
+			c.AvailableInstanceCount = aws.Int32(aws.ToInt32(in.InstanceCount) - used)
+		}
+	}
+	return &ec2.ModifyCapacityReservationOutput{Return: aws.Bool(true)}, nil
+}
+
+type modifyCall struct {
+	id     string
+	dryRun bool
+	count  int32
 }
 
 // CreateTags and DeleteTags change the reservations' tags, as EC2 does.

@@ -199,6 +199,11 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 			MaxIdleSharePercent:  settings.MaxIdleSharePercent,
 			PublishingInterval:   publishingInterval,
 			Grace:                time.Duration(settings.GraceHours) * time.Hour,
+
+			Rightsize:                settings.Rightsize,
+			RightsizeHeadroomPercent: settings.RightsizeHeadroomPercent,
+			RightsizeMinInstances:    settings.RightsizeMinInstances,
+			MaxModifications:         settings.MaxModifications,
 		},
 	}
 	report := &Report{
@@ -240,6 +245,9 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	if !plan.Aborted && !settings.DryRun && len(plan.Cancel) > 0 {
 		decisions = r.apply(ctx, plan, report)
 	}
+	if !plan.Aborted && !settings.DryRun && len(plan.Modify) > 0 {
+		decisions = r.applyModifies(ctx, plan, decisions, report)
+	}
 	// Once everything is done: a failed notification loses nothing.
 	notifyErr := r.notify(ctx, settings, plan, decisions, report)
 	return r.finish(report, plan, decisions, notifyErr)
@@ -280,7 +288,8 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 	var eligible []string
 	for i, res := range reservations {
 		decisions[i] = policy.Screen(r.policy, res, now)
-		if decisions[i].Candidate() {
+		// A reservation kept for its use may still be shrunk: measure it.
+		if decisions[i].Candidate() || policy.RightsizeEligible(r.policy, decisions[i], res, now) {
 			eligible = append(eligible, res.ID)
 		}
 	}
@@ -291,28 +300,35 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),
 			zap.Strings("messages", m.messages[:min(len(m.messages), 20)]))
 	}
-	var idle []policy.Reservation
+	usage := func(id string) *policy.Utilization {
+		if got, ok := m.usage[id]; ok {
+			return &got
+		}
+		return nil
+	}
+	// The stopped instances matter to the idle candidates, and to those
+	// that may be shrunk.
+	var check []policy.Reservation
 	for i, d := range decisions {
-		if !d.Candidate() {
-			continue
+		if d.Candidate() {
+			decisions[i] = policy.Judge(r.policy, d, usage(d.ReservationID))
 		}
-		var u *policy.Utilization
-		if got, ok := m.usage[d.ReservationID]; ok {
-			u = &got
-		}
-		decisions[i] = policy.Judge(r.policy, d, u)
-		if decisions[i].Candidate() {
-			idle = append(idle, reservations[i])
+		if decisions[i].Candidate() || policy.RightsizeEligible(r.policy, decisions[i], reservations[i], now) {
+			check = append(check, reservations[i])
 		}
 	}
 
-	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, idle, r.h.metricConcurrency())
+	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, check, r.h.metricConcurrency())
 	report.Problems = append(report.Problems, problems...)
 	r.reservations = make(map[string]policy.Reservation, len(reservations))
 	for i, d := range decisions {
-		d = policy.Stopped(d, dependentsOf(deps, d.ReservationID))
-		// The grace period: mark, wait, then cancel; unmark what is no
-		// longer idle.
+		dep := dependentsOf(deps, d.ReservationID)
+		d = policy.Stopped(d, dep)
+		if !d.Candidate() {
+			d = policy.Rightsize(r.policy, d, reservations[i], usage(d.ReservationID), dep, now)
+		}
+		// The grace period: mark, wait, then cancel or shrink; unmark
+		// what is no longer idle or oversized.
 		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
 		r.reservations[d.ReservationID] = reservations[i]
 	}
@@ -526,6 +542,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		Failed:       len(report.Failures),
 		NotAttempted: len(report.NotAttempted),
 		Marked:       len(report.Marked),
+		Modified:     len(report.Modified),
 		Unmarked:     len(report.Unmarked),
 		Reasons:      make(map[policy.Reason]int),
 		Actions:      make(map[policy.Action]int),
@@ -542,6 +559,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		zap.Strings("already_cancelled", report.AlreadyCancelled),
 		zap.Any("failures", report.Failures),
 		zap.Strings("not_attempted", report.NotAttempted),
+		zap.Any("modified", report.Modified),
 		zap.Strings("marked", report.Marked),
 		zap.Strings("unmarked", report.Unmarked),
 		zap.Any("tag_failures", report.TagFailures),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -24,59 +25,110 @@ type TagWriter interface {
 // names.
 const maxTagResources = 1000
 
-// applyMarks writes the plan's marks and removes the marks of reservations
-// no longer idle: one CreateTags call for all the reservations sharing a
-// mark (every mark of a run is written with the same values), one
-// DeleteTags call for all the unmarks, in batches of maxTagResources. A
-// failed call is reported per reservation; it changes no decision.
+// lifecycleKeys are every tag key the function writes: the cancel's mark
+// and the shrink's mark.
+var lifecycleKeys = []string{policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter}
+
+// applyMarks writes the plan's marks and removes those of reservations no
+// longer idle or oversized: the reservations sharing the same tags are
+// written in one CreateTags call (every mark of a run has the same dates),
+// the unmarks in one DeleteTags call, in batches of maxTagResources. A
+// reservation marked for one action that carries the other's mark (an
+// oversized one now idle, say) loses the stale mark first. A failed call is
+// reported per reservation; it changes no decision.
 func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, report *Report) {
-	byID := make(map[string]policy.Decision, len(plan.Mark))
+	byID := make(map[string]policy.Decision, len(decisions))
 	for _, d := range decisions {
-		if d.Action == policy.Mark {
-			byID[d.ReservationID] = d
+		byID[d.ReservationID] = d
+	}
+	deletes := map[string][]string{} // keys (joined) -> reservations
+	creates := map[string][]string{} // tags (rendered) -> reservations
+	tagsOf := map[string]map[string]string{}
+	present := func(id string, keys []string) []string {
+		var out []string
+		for _, k := range keys {
+			if _, ok := r.reservations[id].Tags[k]; ok {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	// An unmark deletes the mark keys the reservation carries, no other.
+	for _, id := range plan.Unmark {
+		if keys := present(id, lifecycleKeys); len(keys) > 0 {
+			k := strings.Join(keys, "\n")
+			deletes[k] = append(deletes[k], id)
 		}
 	}
-	// Group the marks by their tag values.
-	groups := map[policy.IdleMark][]string{}
 	for _, id := range plan.Mark {
-		if d, ok := byID[id]; ok && d.Mark != nil {
-			groups[*d.Mark] = append(groups[*d.Mark], id)
+		d := byID[id]
+		if d.Mark == nil {
+			continue
 		}
+		// The mark to write, and the other action's keys, stale if present.
+		tags, other := d.Mark.Tags(), lifecycleKeys[2:]
+		if d.Resize != nil {
+			tags, other = policy.RightsizeTags(*d.Mark, d.Resize.Target), lifecycleKeys[:2]
+		}
+		if stale := present(id, other); len(stale) > 0 {
+			k := strings.Join(stale, "\n")
+			deletes[k] = append(deletes[k], id)
+		}
+		rendered := renderTags(tags)
+		creates[rendered] = append(creates[rendered], id)
+		tagsOf[rendered] = tags
 	}
-	keys := slices.SortedFunc(maps.Keys(groups), func(a, b policy.IdleMark) int { return a.IdleSince.Compare(b.IdleSince) })
-	for _, m := range keys {
-		tags := make([]types.Tag, 0, 2)
-		for _, k := range []string{policy.TagIdleSince, policy.TagCancelAfter} {
-			tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(m.Tags()[k])})
+
+	unmarked := map[string]bool{}
+	for _, keys := range slices.Sorted(maps.Keys(deletes)) {
+		var del []types.Tag
+		for _, k := range strings.Split(keys, "\n") {
+			del = append(del, types.Tag{Key: aws.String(k)}) // no value: whatever the value
 		}
-		r.tagBatches(ctx, "mark", groups[m], report, func(ids []string) error {
+		r.tagBatches(ctx, "unmark", deletes[keys], report, func(ids []string) error {
+			r.calls.add("DeleteTags")
+			if _, err := r.h.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: del}); err != nil {
+				return fmt.Errorf("delete tags: %w", err)
+			}
+			return nil
+		}, func(id string) {
+			if slices.Contains(plan.Unmark, id) && !unmarked[id] {
+				unmarked[id] = true
+				report.Unmarked = append(report.Unmarked, id)
+				r.audit.Info("unmarked", zap.String("reservation_id", id))
+			}
+		})
+	}
+	for _, rendered := range slices.Sorted(maps.Keys(creates)) {
+		var tags []types.Tag
+		for _, k := range slices.Sorted(maps.Keys(tagsOf[rendered])) {
+			tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(tagsOf[rendered][k])})
+		}
+		r.tagBatches(ctx, "mark", creates[rendered], report, func(ids []string) error {
 			r.calls.add("CreateTags")
-			_, err := r.h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags})
-			if err != nil {
+			if _, err := r.h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags}); err != nil {
 				return fmt.Errorf("create tags: %w", err)
 			}
 			return nil
 		}, func(id string) {
 			report.Marked = append(report.Marked, id)
-			r.audit.Info("marked", zap.String("reservation_id", id),
-				zap.Time("idle_since", m.IdleSince), zap.Time("cancel_after", m.CancelAfter))
+			r.audit.Info("marked", zap.String("reservation_id", id), zap.Any("tags", tagsOf[rendered]))
 		})
 	}
-	if len(plan.Unmark) > 0 {
-		// Keys without values: whatever the values, the mark goes.
-		tags := []types.Tag{{Key: aws.String(policy.TagIdleSince)}, {Key: aws.String(policy.TagCancelAfter)}}
-		r.tagBatches(ctx, "unmark", plan.Unmark, report, func(ids []string) error {
-			r.calls.add("DeleteTags")
-			_, err := r.h.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: tags})
-			if err != nil {
-				return fmt.Errorf("delete tags: %w", err)
-			}
-			return nil
-		}, func(id string) {
-			report.Unmarked = append(report.Unmarked, id)
-			r.audit.Info("unmarked", zap.String("reservation_id", id))
-		})
+	// Marks are reported in the plan's order.
+	slices.SortStableFunc(report.Marked, func(a, b string) int {
+		return slices.Index(plan.Mark, a) - slices.Index(plan.Mark, b)
+	})
+}
+
+// renderTags is a stable text of a tag set, to group the reservations that
+// get the same tags.
+func renderTags(tags map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		b.WriteString(k + "=" + tags[k] + "\n")
 	}
+	return b.String()
 }
 
 // tagBatches runs call on ids in batches; done is called per reservation

@@ -42,9 +42,11 @@ type Report struct {
 	NotAttempted     []string  `json:"notAttempted"`
 	// Marked and Unmarked list the reservations whose mark this run wrote
 	// or removed; TagFailures the tag changes that failed.
-	Marked      []string  `json:"marked,omitempty"`
-	Unmarked    []string  `json:"unmarked,omitempty"`
-	TagFailures []Failure `json:"tagFailures,omitempty"`
+	// Modified lists the shrinks made.
+	Modified    []Modified `json:"modified,omitempty"`
+	Marked      []string   `json:"marked,omitempty"`
+	Unmarked    []string   `json:"unmarked,omitempty"`
+	TagFailures []Failure  `json:"tagFailures,omitempty"`
 	// Notified is set when the run's notification was sent.
 	Notified bool `json:"notified,omitempty"`
 	// Problems are non-fatal errors met on the way (a metric batch that
@@ -102,6 +104,7 @@ type Counts struct {
 	Failed       int `json:"failed"`
 	NotAttempted int `json:"notAttempted"`
 	// Marked and Unmarked count the marks written and removed.
+	Modified int                   `json:"modified"`
 	Marked   int                   `json:"marked"`
 	Unmarked int                   `json:"unmarked"`
 	Reasons  map[policy.Reason]int `json:"reasons"`

@@ -33,6 +33,13 @@ type Settings struct {
 	// NotifyTags are the tag keys shown for each reservation in a
 	// notification (its name and owners).
 	NotifyTags []string
+	// Rightsize shrinks oversized reservations to their peak use plus
+	// RightsizeHeadroomPercent, when that saves at least
+	// RightsizeMinInstances; MaxModifications is the budget of shrinks.
+	Rightsize                bool
+	RightsizeHeadroomPercent float64
+	RightsizeMinInstances    int
+	MaxModifications         int
 }
 
 // EnvVar describes one environment variable of the configuration contract.
@@ -79,6 +86,10 @@ var envVars = []EnvVar{
 	{Name: "GRACE_HOURS", Default: "72", Numeric: true, Integer: true, Min: 0, Max: maxGraceHours},
 	{Name: "NOTIFY_TOPIC_ARN", Default: "", Pattern: "empty (no notification), or an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:odcr-autocancel"},
 	{Name: "NOTIFY_TAGS", Default: "Name,Owner,Team", Pattern: "a comma-separated list of tag keys shown in notifications, such as Name,Owner,Team"},
+	{Name: "RIGHTSIZE", Default: "false", Allowed: []string{"true", "false"}},
+	{Name: "RIGHTSIZE_HEADROOM_PERCENT", Default: "10", Numeric: true, Min: 0, Max: 100},
+	{Name: "RIGHTSIZE_MIN_INSTANCES", Default: "1", Numeric: true, Integer: true, Min: 1, Max: 1000},
+	{Name: "MAX_MODIFICATIONS_PER_RUN", Default: "10", Numeric: true, Integer: true, Min: 0, Max: maxCancellationsCap},
 }
 
 // EnvVars returns the configuration contract: every variable the function
@@ -137,6 +148,10 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 		s.NotifyTopicARN = arn
 	}
 	s.NotifyTags = p.list("NOTIFY_TAGS", tagKeyPattern)
+	s.Rightsize = p.boolean("RIGHTSIZE")
+	s.RightsizeHeadroomPercent = p.number("RIGHTSIZE_HEADROOM_PERCENT")
+	s.RightsizeMinInstances = int(p.number("RIGHTSIZE_MIN_INSTANCES"))
+	s.MaxModifications = int(p.number("MAX_MODIFICATIONS_PER_RUN"))
 	if err := errors.Join(p.errs...); err != nil {
 		return Settings{}, fmt.Errorf("invalid settings:\n%w", err)
 	}

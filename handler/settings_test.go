@@ -39,6 +39,10 @@ func TestSettingsDefaults(t *testing.T) {
 		LogLevel:             "info",
 		GraceHours:           72,
 		NotifyTags:           []string{"Name", "Owner", "Team"},
+		// Right-sizing is off unless switched on.
+		RightsizeHeadroomPercent: 10,
+		RightsizeMinInstances:    1,
+		MaxModifications:         10,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
@@ -52,20 +56,24 @@ func TestSettingsDefaults(t *testing.T) {
 
 func TestSettingsParsed(t *testing.T) {
 	got, err := handler.LoadSettings(env(map[string]string{
-		"DRY_RUN":                   "false",
-		"IDLE_THRESHOLD_PERCENT":    "2.5",
-		"LOOKBACK_HOURS":            "336",
-		"MIN_DATA_COVERAGE_PERCENT": "95",
-		"PROTECT_TAG_KEY":           "keep-me",
-		"REQUIRED_TAG":              "managed-by=odcr-autocancel",
-		"MAX_CANCELLATIONS_PER_RUN": "0",
-		"MAX_IDLE_SHARE_PERCENT":    "30",
-		"LOG_LEVEL":                 "DEBUG",
-		"INSTANCE_TYPES":            "m5.large, p5.48xlarge",
-		"AVAILABILITY_ZONES":        "us-east-1a,us-west-2-lax-1a",
-		"GRACE_HOURS":               "0",
-		"NOTIFY_TOPIC_ARN":          "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
-		"NOTIFY_TAGS":               "Name, cost center",
+		"DRY_RUN":                    "false",
+		"IDLE_THRESHOLD_PERCENT":     "2.5",
+		"LOOKBACK_HOURS":             "336",
+		"MIN_DATA_COVERAGE_PERCENT":  "95",
+		"PROTECT_TAG_KEY":            "keep-me",
+		"REQUIRED_TAG":               "managed-by=odcr-autocancel",
+		"MAX_CANCELLATIONS_PER_RUN":  "0",
+		"MAX_IDLE_SHARE_PERCENT":     "30",
+		"LOG_LEVEL":                  "DEBUG",
+		"INSTANCE_TYPES":             "m5.large, p5.48xlarge",
+		"AVAILABILITY_ZONES":         "us-east-1a,us-west-2-lax-1a",
+		"GRACE_HOURS":                "0",
+		"NOTIFY_TOPIC_ARN":           "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
+		"NOTIFY_TAGS":                "Name, cost center",
+		"RIGHTSIZE":                  "true",
+		"RIGHTSIZE_HEADROOM_PERCENT": "25",
+		"RIGHTSIZE_MIN_INSTANCES":    "2",
+		"MAX_MODIFICATIONS_PER_RUN":  "5",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +87,7 @@ func TestSettingsParsed(t *testing.T) {
 		GraceHours:        0,
 		NotifyTopicARN:    "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
 		NotifyTags:        []string{"Name", "cost center"},
+		Rightsize:         true, RightsizeHeadroomPercent: 25, RightsizeMinInstances: 2, MaxModifications: 5,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("\n got %+v\nwant %+v", got, want)

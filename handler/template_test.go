@@ -543,7 +543,7 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 		t.Errorf("EventInvokeConfig's OnFailure Destination is not !GetAtt QUEUE.Arn")
 	}
 	cancelARN := "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:capacity-reservation/*"
-	markTagsOnly := `{"ForAllValues:StringEquals":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after"]},"Null":{"aws:TagKeys":"false"}}`
+	markTagsOnly := `{"ForAllValues:StringEquals":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after","odcr-autocancel:rightsize-to","odcr-autocancel:rightsize-since","odcr-autocancel:rightsize-after"]},"Null":{"aws:TagKeys":"false"}}`
 	topic, ok := ref(get(props, "Environment", "Variables", "NOTIFY_TOPIC_ARN"))
 	if !ok {
 		t.Errorf("NOTIFY_TOPIC_ARN is not !Ref of the stack's topic")
@@ -556,6 +556,8 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 		{"Allow", "ec2:GetGroupsForCapacityReservation", cancelARN, ""},
 		// IAM itself refuses to cancel a reservation that carries the protect tag.
 		{"Allow", "ec2:CancelCapacityReservation", cancelARN, `{"Null":{"aws:ResourceTag/${` + protectParam + `}":"true"}}`},
+		// Shrinks likewise: never a protected reservation.
+		{"Allow", "ec2:ModifyCapacityReservation", cancelARN, `{"Null":{"aws:ResourceTag/${` + protectParam + `}":"true"}}`},
 		{"Allow", "logs:CreateLogStream", "!GetAtt " + logGroup + ".Arn", ""},
 		{"Allow", "logs:PutLogEvents", "!GetAtt " + logGroup + ".Arn", ""},
 		{"Allow", "sqs:SendMessage", "!GetAtt " + queue + ".Arn", ""},
