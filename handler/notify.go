@@ -46,6 +46,8 @@ const (
 	NoticeFailed         NoticeAction = "failed" // a cancel or a tag change failed
 	NoticeCancelled      NoticeAction = "cancelled"
 	NoticeMarked         NoticeAction = "marked"
+	NoticeShrunk         NoticeAction = "shrunk"          // an oversized reservation shrunk
+	NoticeMarkedShrink   NoticeAction = "marked-shrink"   // an oversized reservation announced
 	NoticeSnoozedInvalid NoticeAction = "snoozed-invalid" // an unreadable snooze value keeps it
 	NoticeUnmarked       NoticeAction = "unmarked"
 )
@@ -178,6 +180,16 @@ var noticeSections = []noticeSection{
 		dryWhat: "Idle: a real run would tag them with the dates shown, and a later run would cancel each" +
 			" one after its cancel-after time unless it is used again or kept",
 		count: "marked", subject: "marked", keep: true, dryKeep: true},
+	{action: NoticeShrunk, title: "SHRUNK", dryTitle: "WOULD BE SHRUNK",
+		what:    "Oversized past their rightsize-after time: shrunk to the size shown (their peak use plus headroom)",
+		dryWhat: "Oversized past their rightsize-after time: a real run would shrink them to the size shown",
+		count:   "shrunk", subject: "shrunk", keep: false, dryKeep: true},
+	{action: NoticeMarkedShrink, title: "MARKED TO SHRINK", dryTitle: "WOULD BE MARKED TO SHRINK",
+		what: "Oversized: tagged with the size they will be shrunk to (" + policy.TagRightsizeTo + "); a later run" +
+			" shrinks each one after its grace period unless its use grows or it is kept",
+		dryWhat: "Oversized: a real run would tag them with the size shown, and a later run would shrink" +
+			" each one after its grace period unless its use grows or it is kept",
+		count: "marked to shrink", subject: "to shrink", keep: true, dryKeep: true},
 	{action: NoticeSnoozedInvalid, title: "INVALID SNOOZE", dryTitle: "INVALID SNOOZE",
 		what: "Kept, because their " + noticeSnoozeKey + " value cannot be read: set a date with the" +
 			" snooze command shown, or delete the tag",
@@ -782,7 +794,7 @@ func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, 
 			InstanceCount: res.Total, Tags: noticeTags(res.Tags, s.NotifyTags),
 			Reason: string(d.Reason), Detail: cmp.Or(detail, d.Detail),
 		}
-		if d.Mark != nil {
+		if d.Mark != nil && d.Resize == nil {
 			it.IdleSince, it.CancelAfter = d.Mark.IdleSince, d.Mark.CancelAfter
 		}
 		n.Items = append(n.Items, it)
@@ -799,7 +811,13 @@ func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, 
 			switch d.Action {
 			case policy.Cancel:
 				add(NoticeCancelled, d.ReservationID, "")
+			case policy.Modify:
+				add(NoticeShrunk, d.ReservationID, "")
 			case policy.Mark:
+				if d.Resize != nil {
+					add(NoticeMarkedShrink, d.ReservationID, "")
+					continue
+				}
 				add(NoticeMarked, d.ReservationID, "")
 			case policy.Unmark:
 				add(NoticeUnmarked, d.ReservationID, "")
@@ -809,7 +827,14 @@ func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, 
 		for _, id := range slices.Concat(report.Cancelled, report.AlreadyCancelled) {
 			add(NoticeCancelled, id, "")
 		}
+		for _, m := range report.Modified {
+			add(NoticeShrunk, m.ReservationID, fmt.Sprintf("shrunk from %d to %d instances", m.From, m.To))
+		}
 		for _, id := range report.Marked {
+			if byID[id].Resize != nil {
+				add(NoticeMarkedShrink, id, "")
+				continue
+			}
 			add(NoticeMarked, id, "")
 		}
 		for _, id := range report.Unmarked {
