@@ -7,11 +7,12 @@
 //
 // It implements only what the autocancel Lambda calls:
 // DescribeCapacityReservations, DescribeInstances, CancelCapacityReservation,
-// GetGroupsForCapacityReservation, CreateTags and DeleteTags (on capacity
-// reservations, see ec2tags.go), GetMetricData, GetCallerIdentity, SNS's
-// Publish (sns.go) and RAM's ListResources (the capacity reservations shared
-// through AWS RAM, see ram.go). Everything else gets the protocol's
-// "unknown operation" error so a new, unsupported call fails loudly.
+// ModifyCapacityReservation (ec2modify.go), GetGroupsForCapacityReservation,
+// CreateTags and DeleteTags (on capacity reservations, see ec2tags.go),
+// GetMetricData, GetCallerIdentity, SNS's Publish (sns.go) and RAM's
+// ListResources (the capacity reservations shared through AWS RAM, see
+// ram.go). Everything else gets the protocol's "unknown operation" error so
+// a new, unsupported call fails loudly.
 package fakeaws
 
 import (
@@ -67,8 +68,14 @@ type Reservation struct {
 	EndDate *time.Time
 
 	// CommitmentEndDate emits commitmentInfo when set; a reservation cannot
-	// be cancelled before it.
+	// be cancelled before it, nor modified below its committed count.
 	CommitmentEndDate *time.Time
+
+	// CommittedInstanceCount is commitmentInfo's committedInstanceCount;
+	// 0 means TotalInstanceCount. A ModifyCapacityReservation of a
+	// reservation with a commitment sets it to the total of before, so the
+	// commitment stays what it was while the total moves.
+	CommittedInstanceCount int32
 
 	Interruptible bool
 	Tags          map[string]string
@@ -212,7 +219,7 @@ type Account struct {
 	instIndex    map[string]int
 	used         map[string]usedSeries // UsedInstanceCount by reservation id
 	metricStatus map[string]*statusSequence
-	denied       map[string]bool
+	denied       map[denial]bool // see SetDenied
 	faults       []*faultState
 	requests     []Request
 	describePage int // 0: no server-side cap
@@ -248,7 +255,7 @@ func New(accountID string) *Account {
 		instIndex:    map[string]int{},
 		used:         map[string]usedSeries{},
 		metricStatus: map[string]*statusSequence{},
-		denied:       map[string]bool{},
+		denied:       map[denial]bool{},
 		metricPage:   defaultMetricPageSize,
 	}
 }
@@ -456,13 +463,35 @@ func (a *Account) ClearFaults() {
 	a.faults = nil
 }
 
-// SetDeniedCancel makes CancelCapacityReservation (dry run or real) on these
-// ids fail with UnauthorizedOperation, as an IAM deny would.
+// SetDeniedCancel is SetDenied(OpCancelCapacityReservation, ids...).
 func (a *Account) SetDeniedCancel(ids ...string) {
+	a.SetDenied(OpCancelCapacityReservation, ids...)
+}
+
+// denial is one operation IAM refuses on one reservation (SetDenied).
+type denial struct{ operation, reservationID string }
+
+// deniableOperations are the operations IAM lets a policy scope to a
+// capacity reservation's ARN and tags (aws:ResourceTag/...), so that SetDenied
+// can refuse them per reservation.
+var deniableOperations = []string{OpCancelCapacityReservation, OpModifyCapacityReservation}
+
+// SetDenied makes operation (dry run or real) on these reservations fail
+// with UnauthorizedOperation (403), as an IAM deny would: once the
+// request's syntax has passed, before the dry run and before the
+// reservation is looked at. The ids need not exist. operation is
+// OpCancelCapacityReservation or OpModifyCapacityReservation, which take
+// the same resource and condition keys: a protect-tag condition refuses
+// both alike, so a test of it denies both. It panics on any other
+// operation (SetTagKeysAllowed simulates the tag operations' IAM).
+func (a *Account) SetDenied(operation string, ids ...string) {
+	if !slices.Contains(deniableOperations, operation) {
+		panic(fmt.Sprintf("fakeaws: SetDenied(%q): want one of %q", operation, deniableOperations))
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, id := range ids {
-		a.denied[id] = true
+		a.denied[denial{operation, id}] = true
 	}
 }
 

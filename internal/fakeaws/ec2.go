@@ -301,8 +301,8 @@ func (a *Account) cancelCapacityReservation(form url.Values) (any, *apiError) {
 		return nil, badRequest("MissingParameter", "The request must contain the parameter CapacityReservationId")
 	}
 	// IAM is evaluated before anything else, dry run included.
-	if a.denied[id] {
-		return nil, errorf(http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation. User: arn:aws:iam::%s:user/test is not authorized to perform: ec2:CancelCapacityReservation on resource: %s", a.id, reservationARN(Reservation{ID: id, OwnerID: a.id}))
+	if a.denied[denial{OpCancelCapacityReservation, id}] {
+		return nil, a.iamDenied(OpCancelCapacityReservation, id)
 	}
 	if form.Get("DryRun") == "true" {
 		return nil, dryRunSucceeded()
@@ -398,6 +398,11 @@ func (a *Account) checkReservationIDs(ids []string) *apiError {
 	return nil
 }
 
+// iamDenied is IAM's answer to op on the reservation id (SetDenied).
+func (a *Account) iamDenied(op, id string) *apiError {
+	return errorf(http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation. User: arn:aws:iam::%s:user/test is not authorized to perform: ec2:%s on resource: %s", a.id, op, reservationARN(Reservation{ID: id, OwnerID: a.id}))
+}
+
 func dryRunSucceeded() *apiError {
 	return errorf(http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
 }
@@ -427,7 +432,7 @@ func toXMLReservation(r Reservation) xmlCapacityReservation {
 		x.EndDate = formatTime(*r.EndDate)
 	}
 	if r.CommitmentEndDate != nil {
-		x.CommitmentInfo = &xmlCommitmentInfo{CommittedInstanceCount: r.TotalInstanceCount, CommitmentEndDate: formatTime(*r.CommitmentEndDate)}
+		x.CommitmentInfo = &xmlCommitmentInfo{CommittedInstanceCount: r.committedCount(), CommitmentEndDate: formatTime(*r.CommitmentEndDate)}
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
 		x.TagSet.Items = append(x.TagSet.Items, xmlTag{Key: k, Value: r.Tags[k]})
@@ -757,7 +762,7 @@ func formReservationIDs(action string, form url.Values) []string {
 		return indexedValues(form, "CapacityReservationId")
 	case OpCreateTags, OpDeleteTags:
 		return indexedValues(form, "ResourceId")
-	case OpCancelCapacityReservation, OpGetGroupsForCapacityReservation:
+	case OpCancelCapacityReservation, OpModifyCapacityReservation, OpGetGroupsForCapacityReservation:
 		if id := form.Get("CapacityReservationId"); id != "" {
 			return []string{id}
 		}

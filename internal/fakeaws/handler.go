@@ -83,6 +83,8 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 		handle = func() (any, *apiError) { return a.describeInstances(form) }
 	case action == OpCancelCapacityReservation:
 		handle = func() (any, *apiError) { return a.cancelCapacityReservation(form) }
+	case action == OpModifyCapacityReservation:
+		handle = func() (any, *apiError) { return a.modifyCapacityReservation(form) }
 	case action == OpGetGroupsForCapacityReservation:
 		handle = func() (any, *apiError) { return a.getGroupsForCapacityReservation(form) }
 	case action == OpGetCallerIdentity:
