@@ -22,6 +22,7 @@ const (
 	crWeekA    = "cr-0a1a000000000000a" // idle all week: marked, in grace, cancelled
 	crWeekB    = "cr-0a1a000000000000b" // idle all week: marked, in grace, cancelled
 	crWeekUsed = "cr-0a1a000000000000c" // idle, marked, then used again: unmarked
+	crWeekBig  = "cr-0a1a000000000000d" // 10 instances, 2 in use, peak 4: marked to shrink to 5, then shrunk
 	weekTopic  = "arn:aws:sns:us-east-1:" + accountID + ":odcr-autocancel-e2e"
 )
 
@@ -37,14 +38,21 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 		})
 		acct.SetUsedInstances(id, series(now, start, 1, 0, 0))
 	}
+	bigStart := now.Add(-40 * day)
+	acct.AddReservation(fakeaws.Reservation{
+		ID: crWeekBig, InstanceType: "c6i.4xlarge", InstancePlatform: "Linux/UNIX", AvailabilityZone: "us-east-1a",
+		TotalInstanceCount: 10, AvailableInstanceCount: 8, CreateDate: bigStart, StartDate: bigStart,
+		Tags: map[string]string{"Name": "batch", "Team": "data"},
+	})
+	acct.SetUsedInstances(crWeekBig, series(now, bigStart, 1, 2, 4))
 	acct.AddTopic(weekTopic)
 	// The template's IAM: only the two mark keys may be written.
-	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter)
 
 	logs := newLogCapture()
 	_, endpoint := serveFake(t, acct, logs, "e2e-week", nil)
 	env := baseEnv(endpoint)
-	env["DRY_RUN"], env["GRACE_HOURS"], env["NOTIFY_TOPIC_ARN"] = "false", "72", weekTopic
+	env["DRY_RUN"], env["GRACE_HOURS"], env["NOTIFY_TOPIC_ARN"], env["RIGHTSIZE"] = "false", "72", weekTopic, "true"
 	rie := startEmulator(t, env, logs)
 
 	invoke := func(id string) handler.Report {
@@ -59,32 +67,31 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	// elapse moves every mark back by d: the next run happens d later.
 	elapse := func(d time.Duration) {
 		for _, r := range acct.Reservations() {
-			since, err1 := time.Parse(time.RFC3339, r.Tags[policy.TagIdleSince])
-			after, err2 := time.Parse(time.RFC3339, r.Tags[policy.TagCancelAfter])
-			if err1 != nil || err2 != nil {
-				continue
+			for _, k := range []string{policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeSince, policy.TagRightsizeAfter} {
+				if at, err := time.Parse(time.RFC3339, r.Tags[k]); err == nil {
+					acct.SetTags(r.ID, map[string]string{k: at.Add(-d).Format(time.RFC3339)})
+				}
 			}
-			acct.SetTags(r.ID, map[string]string{
-				policy.TagIdleSince:   since.Add(-d).Format(time.RFC3339),
-				policy.TagCancelAfter: after.Add(-d).Format(time.RFC3339),
-			})
 		}
 	}
 
 	// Day 0: all three are marked, in one CreateTags call, and the owners
 	// are told.
 	rep := invoke("e2e-week-day0")
-	if !slices.Equal(rep.Marked, []string{crWeekA, crWeekB, crWeekUsed}) || len(rep.Cancelled) != 0 || !rep.Notified {
+	if !slices.Equal(rep.Marked, []string{crWeekA, crWeekB, crWeekUsed, crWeekBig}) || len(rep.Cancelled) != 0 || !rep.Notified {
 		t.Fatalf("day 0: marked %v, cancelled %v, notified %v", rep.Marked, rep.Cancelled, rep.Notified)
 	}
-	if n := acct.Count(fakeaws.OpCreateTags); n != 1 {
-		t.Errorf("day 0: %d CreateTags requests, want 1", n)
+	if n := acct.Count(fakeaws.OpCreateTags); n != 2 {
+		t.Errorf("day 0: %d CreateTags requests, want 2 (the idle ones, the one to shrink)", n)
+	}
+	if r, _ := acct.Reservation(crWeekBig); r.Tags[policy.TagRightsizeTo] != "5" || r.Tags[policy.TagIdleSince] != "" {
+		t.Fatalf("day 0: shrink mark %v", r.Tags)
 	}
 	if r, _ := acct.Reservation(crWeekA); r.Tags[policy.TagIdleSince] == "" || r.Tags[policy.TagCancelAfter] == "" || r.Tags["Name"] != "spare-a" {
 		t.Fatalf("day 0: tags %v", r.Tags)
 	}
 	msgs := acct.Published()
-	if len(msgs) != 1 || !strings.Contains(msgs[0].Subject, "3 marked") || strings.Contains(msgs[0].Subject, "dry run") {
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Subject, "3 marked") || !strings.Contains(msgs[0].Subject, "1 to shrink") || strings.Contains(msgs[0].Subject, "dry run") {
 		t.Fatalf("day 0: messages %+v", msgs)
 	}
 	for _, want := range []string{crWeekA, "Name=spare-a, Team=ml", "aws ec2 create-tags --region us-east-1 --resources " + crWeekA} {
@@ -101,7 +108,7 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	for _, d := range rep.Decisions {
 		reasons[d.ReservationID] = string(d.Action) + "/" + string(d.Reason)
 	}
-	if reasons[crWeekA] != "keep/in-grace" || reasons[crWeekB] != "keep/in-grace" || reasons[crWeekUsed] != "unmark/utilized" {
+	if reasons[crWeekA] != "keep/in-grace" || reasons[crWeekB] != "keep/in-grace" || reasons[crWeekUsed] != "unmark/utilized" || reasons[crWeekBig] != "keep/in-grace" {
 		t.Fatalf("day 1: %v", reasons)
 	}
 	if r, _ := acct.Reservation(crWeekUsed); r.Tags[policy.TagIdleSince] != "" || r.Tags["Name"] != "spare-c" {
@@ -118,16 +125,23 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	if !slices.Equal(rep.Cancelled, []string{crWeekB, crWeekA}) { // oldest first
 		t.Fatalf("day 3: cancelled %v (failures %+v)", rep.Cancelled, rep.Failures)
 	}
+	if len(rep.Modified) != 1 || rep.Modified[0] != (handler.Modified{ReservationID: crWeekBig, From: 10, To: 5}) {
+		t.Fatalf("day 3: modified %+v (failures %+v)", rep.Modified, rep.Failures)
+	}
+	if r, _ := acct.Reservation(crWeekBig); r.TotalInstanceCount != 5 || r.AvailableInstanceCount != 3 {
+		t.Fatalf("day 3: shrunk reservation %d total, %d available", r.TotalInstanceCount, r.AvailableInstanceCount)
+	}
 	for _, id := range []string{crWeekA, crWeekB} {
 		if r, _ := acct.Reservation(id); r.State != "cancelled" {
 			t.Errorf("day 3: %s is %s", id, r.State)
 		}
 	}
-	if msgs = acct.Published(); len(msgs) != 3 || !strings.Contains(msgs[2].Subject, "2 cancelled") {
+	if msgs = acct.Published(); len(msgs) != 3 || !strings.Contains(msgs[2].Subject, "2 cancelled") || !strings.Contains(msgs[2].Subject, "1 shrunk") || !strings.Contains(msgs[2].Message, "shrunk from 10 to 5 instances") {
 		t.Fatalf("day 3: messages %d, last %q", len(msgs), msgs[len(msgs)-1].Subject)
 	}
 	for _, r := range acct.Requests() {
-		if (r.Operation == fakeaws.OpCreateTags || r.Operation == fakeaws.OpDeleteTags || r.Operation == fakeaws.OpPublish) && r.ErrorCode != "" {
+		if (r.Operation == fakeaws.OpCreateTags || r.Operation == fakeaws.OpDeleteTags || r.Operation == fakeaws.OpPublish ||
+			r.Operation == fakeaws.OpModifyCapacityReservation && !r.DryRun) && r.ErrorCode != "" {
 			t.Errorf("%s refused: %s", r.Operation, r.ErrorCode)
 		}
 	}
