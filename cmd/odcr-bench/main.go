@@ -44,6 +44,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
 const (
@@ -114,6 +115,12 @@ type result struct {
 	MaxRSSBytes   int64          `json:"maxRssBytes"`
 	Idle          int            `json:"idle"`
 	Cancelled     int            `json:"cancelled"`
+	Shrunk        int            `json:"shrunk"`
+	// IdleHours and OversizedHours are the instance-hours of idle capacity
+	// found per month (730 hours): whole idle reservations, and the unused
+	// part of oversized ones.
+	IdleHours      int64 `json:"idleHours"`
+	OversizedHours int64 `json:"oversizedHours"`
 }
 
 func orchestrate(ns []int, latency time.Duration, naiveMax, execRuns, budget int) error {
@@ -228,8 +235,11 @@ func measureOnce(mode, endpoint string, budget int) error {
 		v, ok := map[string]string{
 			"DRY_RUN":        "false",
 			"LOOKBACK_HOURS": strconv.Itoa(lookbackHours),
-			// The cancel path (on the first idle sighting) is measured.
+			// The cancel and shrink paths (on the first sighting) are
+			// measured, with the same budget for both.
 			"GRACE_HOURS":               "0",
+			"RIGHTSIZE":                 "true",
+			"MAX_MODIFICATIONS_PER_RUN": strconv.Itoa(budget),
 			"MAX_CANCELLATIONS_PER_RUN": strconv.Itoa(budget),
 		}[k]
 		return v, ok
@@ -264,17 +274,40 @@ func measureOnce(mode, endpoint string, budget int) error {
 	if err != nil {
 		return err
 	}
+	idle, oversized := idleCapacity(report)
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return json.NewEncoder(os.Stdout).Encode(result{
-		Mode:          mode,
-		Wall:          wall,
-		Calls:         report.APICalls,
-		PeakHeapBytes: peak.Load(),
-		MaxRSSBytes:   ru.Maxrss * 1024, // Linux reports KiB
-		Idle:          report.Counts.Idle,
-		Cancelled:     len(report.Cancelled),
+		Mode:           mode,
+		Wall:           wall,
+		Calls:          report.APICalls,
+		PeakHeapBytes:  peak.Load(),
+		MaxRSSBytes:    ru.Maxrss * 1024, // Linux reports KiB
+		Idle:           report.Counts.Idle,
+		Cancelled:      len(report.Cancelled),
+		Shrunk:         len(report.Modified),
+		IdleHours:      idle,
+		OversizedHours: oversized,
 	})
+}
+
+// hoursPerMonth is the month of the figures: 730 hours.
+const hoursPerMonth = 730
+
+// idleCapacity sums, per month, the instance-hours of the idle reservations
+// (to cancel, kept by the budget, marked, in grace) and of the unused part
+// of the oversized ones (their size above the shrink's target).
+func idleCapacity(r *handler.Report) (idle, oversized int64) {
+	for _, d := range r.Decisions {
+		switch {
+		case d.Resize != nil:
+			oversized += int64(d.Resize.From-d.Resize.Target) * hoursPerMonth
+		case d.Reason == policy.ReasonIdle, d.Reason == policy.ReasonInGrace,
+			d.Reason == policy.ReasonBudgetExhausted, d.Reason == policy.ReasonIdleShareExceeded:
+			idle += int64(d.Facts.TotalInstanceCount) * hoursPerMonth
+		}
+	}
+	return idle, oversized
 }
 
 // samplePeakHeap records the largest live heap seen every millisecond.
@@ -296,18 +329,25 @@ func samplePeakHeap(peak *atomic.Uint64, stop <-chan struct{}, done chan<- struc
 	}
 }
 
-var operations = []string{"DescribeCapacityReservations", "ListResources", "GetMetricData", "DescribeInstances", "CancelCapacityReservation"}
+var operations = []string{"DescribeCapacityReservations", "ListResources", "GetMetricData", "DescribeInstances", "CancelCapacityReservation", "ModifyCapacityReservation"}
 
 func printTable(w io.Writer, results []result, latency time.Duration, budget int) {
 	fmt.Fprintf(w, "\nOne real run per row, every reservation unused now and measured, 1%% idle over the window, %s latency per request, lookback %dh, budget %d cancellations.\n\n", latency, lookbackHours, budget)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tListResources\tGetMetricData\tDescribeInstances\tCancel\tidle\tcancelled\twall\tpeak heap\tmax RSS\t")
+	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tListResources\tGetMetricData\tDescribeInstances\tCancel\tModify\tidle\tcancelled\tshrunk\twall\tpeak heap\tmax RSS\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
-			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Calls[operations[3]], r.Calls[operations[4]],
-			r.Idle, r.Cancelled, r.Wall.Round(time.Millisecond), mib(r.PeakHeapBytes), mib(uint64(r.MaxRSSBytes)))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
+			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Calls[operations[3]], r.Calls[operations[4]], r.Calls[operations[5]],
+			r.Idle, r.Cancelled, r.Shrunk, r.Wall.Round(time.Millisecond), mib(r.PeakHeapBytes), mib(uint64(r.MaxRSSBytes)))
 	}
 	tw.Flush()
+
+	fmt.Fprintln(w, "\nIdle capacity found, instance-hours per month (730 h):")
+	for _, r := range results {
+		if r.Mode == "batched" {
+			fmt.Fprintf(w, "  N=%d: %d in idle reservations (cancels), %d in the unused part of oversized ones (shrinks)\n", r.N, r.IdleHours, r.OversizedHours)
+		}
+	}
 
 	for _, r := range results {
 		if r.Mode == "batched" && r.N == 10000 {
