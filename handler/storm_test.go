@@ -251,3 +251,49 @@ func TestThrottlingStormOverConcurrentCallsKeepsTheQuota(t *testing.T) {
 	}
 	ftCheckRetries(t, acct, res.report, n*stormLength)
 }
+
+// TestThrottlingStormOnTheLifecycleActions: the same storm of ten throttled
+// answers on the calls the grace period, right-sizing and notifications
+// add: the marks (CreateTags), a shrink (ModifyCapacityReservation) and the
+// notification (Publish) still go through, with the production retryer.
+func TestThrottlingStormOnTheLifecycleActions(t *testing.T) {
+	const topic = "arn:aws:sns:us-east-1:" + testAccount + ":storm"
+	for _, c := range []struct {
+		op, code string
+		status   int
+		tune     func(*handler.Settings)
+		done     func(*handler.Report) bool
+	}{
+		{fakeaws.OpCreateTags, "RequestLimitExceeded", 503, func(s *handler.Settings) { s.GraceHours = 72 },
+			func(r *handler.Report) bool { return len(r.Marked) == 3 }},
+		{fakeaws.OpModifyCapacityReservation, "RequestLimitExceeded", 503, func(s *handler.Settings) { s.Rightsize = true },
+			func(r *handler.Report) bool { return len(r.Modified) == 1 }},
+		{fakeaws.OpPublish, "Throttling", 400, func(s *handler.Settings) { s.NotifyTopicARN = topic },
+			func(r *handler.Report) bool { return r.Notified }},
+	} {
+		t.Run(c.op, func(t *testing.T) {
+			stormEnv(t, nil)
+			acct := ftAccount(t, 3)
+			acct.AddTopic(topic)
+			// One oversized reservation: 10 instances, 2 used now and at its peak.
+			acct.AddReservation(fakeaws.Reservation{ID: crID(9), InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
+				TotalInstanceCount: 10, AvailableInstanceCount: 8, CreateDate: testNow.Add(-100 * time.Hour)})
+			acct.SetUsedInstances(crID(9), series(2, 1))
+			acct.InjectFault(fakeaws.Fault{Operation: c.op, Code: c.code, HTTPStatus: c.status, Times: stormLength})
+			s := ftSettings(t, 3)
+			c.tune(&s)
+			h := stormHandler(t, acct, s)
+			delays := recordDelays(h)
+			report, err := h.Run(context.Background(), []byte(`{}`))
+			if err != nil || report == nil || !c.done(report) {
+				t.Fatalf("the storm failed the run: %v (report %+v)", err, report)
+			}
+			if got := ftFaulted(acct, c.code); got != stormLength {
+				t.Fatalf("%d throttled answers, want %d", got, stormLength)
+			}
+			if n := len(delays()); n < stormLength {
+				t.Fatalf("%d retries, want at least %d", n, stormLength)
+			}
+		})
+	}
+}
