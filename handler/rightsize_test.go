@@ -30,7 +30,7 @@ func (f *fakeAWS) addOversized(id string, total, usedNow int32, peak float64) {
 func TestRightsizeMarksWaitsThenShrinks(t *testing.T) {
 	hs := newHarness(t, live, graced, rightsizing)
 	hs.fake.addOversized(crID(1), 100, 40, 60) // target 66
-	hs.fake.addIdle(crID(2))                    // idle: the cancel lifecycle
+	hs.fake.addIdle(crID(2))                   // idle: the cancel lifecycle
 
 	r1, err := hs.runAt(t, testNow, `{}`)
 	if err != nil {

@@ -61,7 +61,11 @@ func TestRightsizeBoundaries(t *testing.T) {
 		{name: "a stopped instance needs it: no shrink", res: sized(10, 0), peak: 2, deps: &Dependents{Targeting: 1}, action: Keep},
 		{name: "stopped instances unknown: no shrink", res: sized(10, 0), peak: 2, action: Keep},
 		{name: "right-sizing off", settings: func(s *Settings) { s.Rightsize = false }, res: sized(10, 0), peak: 2, action: Keep},
-		{name: "protected: no shrink", res: func() Reservation { r := sized(10, 0); r.Tags = map[string]string{"odcr-autocancel:protect": ""}; return r }(), peak: 2, action: Keep},
+		{name: "protected: no shrink", res: func() Reservation {
+			r := sized(10, 0)
+			r.Tags = map[string]string{"odcr-autocancel:protect": ""}
+			return r
+		}(), peak: 2, action: Keep},
 		{name: "shared out: no shrink", res: func() Reservation { r := sized(10, 0); r.SharedOut = true; return r }(), peak: 2, action: Keep},
 		{name: "a capacity block: no shrink", res: func() Reservation { r := sized(10, 0); r.ReservationType = "capacity-block"; return r }(), peak: 2, action: Keep},
 		{name: "too young: no shrink", res: func() Reservation { r := sized(10, 4); r.Created = now.Add(-time.Hour); return r }(), peak: 2, action: Keep},
