@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/demo"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/demo-table.golden")
+
+// demoNow is the fixed clock of the tests: the same table every time.
+var demoNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func runDemo(t *testing.T, args ...string) []byte {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(args, &out, &errb, demoNow); err != nil {
+		t.Fatalf("odcr-demo %v: %v\n%s", args, err, errb.String())
+	}
+	return out.Bytes()
+}
+
+func report(t *testing.T, args ...string) handler.Report {
+	t.Helper()
+	var r handler.Report
+	if err := json.Unmarshal(runDemo(t, append(args, "-output", "json")...), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// The dry run's table, as a newcomer sees it, is the golden file.
+func TestDemoTable(t *testing.T) {
+	got := runDemo(t, "-output", "table")
+	path := filepath.Join("testdata", "demo-table.golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the demo's table differs from %s (run with -update to accept):\n%s", path, got)
+	}
+}
+
+// notShown are the reason codes the simulated account does not produce, and
+// why: they need settings the demo does not deploy, or a change during the
+// run.
+var notShown = map[policy.Reason]string{
+	policy.ReasonMissingRequiredTag:    "REQUIRED_TAG is not set",
+	policy.ReasonExcludedInstanceType:  "INSTANCE_TYPES is not set",
+	policy.ReasonExcludedZone:          "AVAILABILITY_ZONES is not set",
+	policy.ReasonIdleShareExceeded:     "the guard would stop the whole demo",
+	policy.ReasonChangedSinceEvaluated: "nothing changes during the run",
+}
+
+// The dry run shows every other rule at work, each on its reservation.
+func TestDemoShowsEveryRule(t *testing.T) {
+	r := report(t)
+	if !r.DryRun || len(r.Cancelled)+len(r.Marked)+len(r.Modified) != 0 {
+		t.Fatalf("a dry run changed something: %+v", r)
+	}
+	seen := map[policy.Reason]bool{}
+	for _, d := range r.Decisions {
+		seen[d.Reason] = true
+	}
+	for _, reason := range policy.Reasons {
+		if _, skip := notShown[reason]; !skip && !seen[reason] {
+			t.Errorf("the demo shows no %s", reason)
+		}
+	}
+	for _, a := range []policy.Action{policy.Cancel, policy.Mark, policy.Modify, policy.Keep} {
+		if r.Counts.Actions[a] == 0 {
+			t.Errorf("the demo shows no %s", a)
+		}
+	}
+	if len(r.Decisions) != len(demo.Seeds(demoNow)) {
+		t.Errorf("%d decisions for %d reservations", len(r.Decisions), len(demo.Seeds(demoNow)))
+	}
+}
+
+// -apply runs for real: cancels, marks and a shrink happen, and the cancel
+// IAM refuses is a failure.
+func TestDemoApply(t *testing.T) {
+	r := report(t, "-apply")
+	if r.DryRun || !slices.Equal(r.Cancelled, []string{"cr-0b0000000000000b2", "cr-0b0000000000000b3"}) {
+		t.Fatalf("cancelled %v", r.Cancelled)
+	}
+	if len(r.Failures) != 1 || r.Failures[0].ReservationID != demo.Refused || r.Failures[0].Code != "UnauthorizedOperation" {
+		t.Fatalf("failures %+v", r.Failures)
+	}
+	if len(r.Modified) != 1 || r.Modified[0] != (handler.Modified{ReservationID: "cr-0e0000000000000e2", From: 20, To: 8}) {
+		t.Fatalf("modified %+v", r.Modified)
+	}
+	if !slices.Equal(r.Marked, []string{"cr-0b0000000000000b1", "cr-0e0000000000000e1"}) || !r.Notified {
+		t.Fatalf("marked %v, notified %v", r.Marked, r.Notified)
+	}
+}
+
+func TestDemoRefusesABadOutput(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"-output", "yaml"}, &out, &errb, demoNow); err == nil || out.Len() != 0 {
+		t.Fatalf("-output yaml: %v", err)
+	}
+}

@@ -1,0 +1,210 @@
+// Package demo is a simulated AWS account for seeing the function work with
+// no AWS account: the in-repo fake account (internal/fakeaws), filled with
+// capacity reservations that show every rule at work, each with a week of
+// 5-minute utilization history.
+package demo
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+// AccountID and Region of the simulated account.
+const (
+	AccountID = "111122223333"
+	Region    = "us-east-1"
+	// TopicARN is the notifications topic of the simulated stack.
+	TopicARN = "arn:aws:sns:us-east-1:" + AccountID + ":odcr-autocancel-demo"
+	// ProtectKey is the deployed PROTECT_TAG_KEY.
+	ProtectKey = "odcr-autocancel:protect"
+	// Refused is the reservation whose cancel IAM refuses in an -apply
+	// run: someone protected it a second before the cancel.
+	Refused = "cr-0d0000000000000c2"
+)
+
+const day = 24 * time.Hour
+
+// Seed is one reservation of the simulated account, and what it shows.
+type Seed struct {
+	Res fakeaws.Reservation
+	// Shows is the rule it demonstrates, for the command's legend.
+	Shows string
+	// base and peak are its instances used over the week, around the
+	// peak two days ago; every keeps one datapoint in every, for sparse
+	// data; none has no metrics at all.
+	base, peak float64
+	every      int
+	none       bool
+}
+
+// Seeds are the simulated account's reservations at now.
+func Seeds(now time.Time) []Seed {
+	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
+	mark := func(since time.Duration, grace time.Duration) map[string]string {
+		return policy.IdleMark{IdleSince: now.Add(-since), CancelAfter: now.Add(-since + grace)}.Tags()
+	}
+	r := func(id, typ, az string, total, used int32, age time.Duration, tags map[string]string) fakeaws.Reservation {
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		return fakeaws.Reservation{
+			ID: id, InstanceType: typ, AvailabilityZone: az, InstancePlatform: "Linux/UNIX",
+			TotalInstanceCount: total, AvailableInstanceCount: total - used,
+			CreateDate: now.Add(-age), StartDate: now.Add(-age), Tags: tags,
+		}
+	}
+	withTags := func(base map[string]string, more map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for k, v := range more {
+			out[k] = v
+		}
+		return out
+	}
+	team := func(name, team string) map[string]string { return map[string]string{"Name": name, "Team": team} }
+
+	seeds := []Seed{
+		{Res: r("cr-0a0000000000000a1", "m5.2xlarge", "us-east-1a", 8, 6, 90*day, team("web-frontend", "web")), base: 5, peak: 8,
+			Shows: "busy: instances run in it now"},
+		{Res: r("cr-0a0000000000000a2", "c6i.4xlarge", "us-east-1b", 4, 0, 60*day, team("nightly-batch", "data")), base: 0, peak: 4,
+			Shows: "used at its peak this week, nothing running now"},
+		{Res: r("cr-0b0000000000000b1", "r6i.2xlarge", "us-east-1a", 4, 0, 45*day, team("ml-feature-store", "ml")),
+			Shows: "idle all week, no mark yet: marked, the owners notified"},
+		{Res: r("cr-0b0000000000000b2", "m6i.large", "us-east-1c", 2, 0, 120*day, withTags(team("legacy-reporting", "finance"), mark(4*day, 3*day))),
+			Shows: "idle, marked 4 days ago, grace over: cancelled"},
+		{Res: r("cr-0b0000000000000b3", "m6i.large", "us-east-1c", 2, 0, 100*day, withTags(team("legacy-etl", "finance"), mark(5*day, 3*day))),
+			Shows: "idle, marked 5 days ago, grace over: cancelled"},
+		{Res: r(Refused, "t3.xlarge", "us-east-1a", 2, 0, 300*day, withTags(team("qa-sandbox", "qa"), mark(6*day, 3*day))),
+			Shows: "idle, grace over, but IAM refuses its cancel in -apply (protected a second ago)"},
+		{Res: r("cr-0b0000000000000b5", "p4d.24xlarge", "us-east-1b", 1, 0, 70*day, withTags(team("gpu-spare", "ml"), mark(1*day, 3*day))),
+			Shows: "idle, marked yesterday: in its grace period"},
+		{Res: r("cr-0b0000000000000b6", "c5.large", "us-east-1d", 6, 0, 60*day, withTags(team("old-api", "web"), mark(7*day, 3*day))),
+			Shows: "idle, grace over, older candidates used the budget"},
+		{Res: r("cr-0c0000000000000c1", "m5.xlarge", "us-east-1a", 4, 0, 50*day, withTags(team("payments-dr", "payments"), map[string]string{ProtectKey: "disaster recovery"})),
+			Shows: "idle but protected"},
+		{Res: r("cr-0c0000000000000c3", "m5.xlarge", "us-east-1b", 2, 0, 50*day, withTags(team("black-friday", "web"), map[string]string{policy.TagSnoozeUntil: now.AddDate(0, 1, 0).Format(time.DateOnly)})),
+			Shows: "idle but snoozed by its owners"},
+		{Res: r("cr-0c0000000000000c4", "m5.xlarge", "us-east-1b", 2, 0, 50*day, withTags(team("holiday", "web"), map[string]string{policy.TagSnoozeUntil: "after the holidays"})),
+			Shows: "idle, snoozed with a value that is not a date: kept, and said so"},
+		{Res: r("cr-0e0000000000000e1", "c6i.8xlarge", "us-east-1a", 100, 40, 150*day, team("search-indexers", "search")), base: 45, peak: 60,
+			Shows: "oversized: 100 reserved, peak 60: marked to shrink to 66"},
+		{Res: r("cr-0e0000000000000e2", "m6i.4xlarge", "us-east-1c", 20, 4, 150*day, withTags(team("reports", "finance"),
+			policy.RightsizeTags(policy.IdleMark{IdleSince: now.Add(-4 * day), CancelAfter: now.Add(-day)}, 8))), base: 4, peak: 7,
+			Shows: "oversized, marked 4 days ago: shrunk from 20 to 8"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000f1", "p5.48xlarge", "us-east-1a", 2, 0, 20*day, team("training-block", "ml"))
+			x.ReservationType, x.EndDateType, x.EndDate = "capacity-block", "limited", at(2*day)
+			return x
+		}(), Shows: "a Capacity Block: never cancelled"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000f2", "m6i.2xlarge", "us-east-1b", 4, 0, 30*day, team("reserved-growth", "platform"))
+			x.CommitmentEndDate = at(60 * day)
+			return x
+		}(), Shows: "in a commitment: cancelling would cost a paid quote"},
+		{Res: r("cr-0f0000000000000f3", "m5.large", "us-east-1a", 2, 0, 40*day, team("partner-shared", "platform")),
+			Shows: "shared out to other accounts through AWS RAM"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000f4", "c5.xlarge", "us-east-1c", 3, 0, 40*day, team("fleet-member", "platform"))
+			x.FleetID = "crf-0123456789abcdef0"
+			return x
+		}(), Shows: "a member of a Capacity Reservation Fleet"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000fa", "m5.large", "us-east-1b", 2, 0, 40*day, team("spot-like", "platform"))
+			x.Interruptible = true
+			return x
+		}(), Shows: "interruptible: shared with a process of AWS's"},
+		{Res: r("cr-0f0000000000000f5", "m5.large", "us-east-1d", 2, 0, 2*day, team("new-service", "web")),
+			Shows: "too young: active for less than the lookback"},
+		{Res: r("cr-0f0000000000000f6", "r5.large", "us-east-1a", 2, 0, 40*day, team("flaky-metrics", "data")), every: 3,
+			Shows: "sparse data: a third of the week's datapoints"},
+		{Res: r("cr-0f0000000000000f7", "g5.xlarge", "us-east-1b", 2, 0, 40*day, team("render-farm", "media")),
+			Shows: "idle in the metrics, but a stopped instance targets it"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000f8", "m5.large", "us-east-1a", 2, 0, 40*day, nil)
+			x.OwnerID = "444455556666"
+			return x
+		}(), Shows: "owned by another account, shared with this one"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000f9", "m5.large", "us-east-1a", 2, 0, 400*day, team("retired", "web"))
+			x.State = "expired"
+			return x
+		}(), none: true, Shows: "expired"},
+	}
+	return seeds
+}
+
+// Account builds the simulated account at now: the reservations, a week of
+// 5-minute UsedInstanceCount history each, a share through AWS RAM, a
+// stopped instance, the notifications topic, and IAM's limits (the mark
+// keys only; one cancel refused).
+func Account(now time.Time) (*fakeaws.Account, []Seed) {
+	acct := fakeaws.New(AccountID)
+	acct.SetClock(func() time.Time { return now })
+	seeds := Seeds(now)
+	rng := rand.New(rand.NewPCG(1, 2)) // fixed: the same history every time
+	for _, s := range seeds {
+		acct.AddReservation(s.Res)
+		if s.none {
+			continue
+		}
+		acct.SetUsedInstances(s.Res.ID, history(now, s, rng))
+	}
+	acct.ShareReservation("cr-0f0000000000000f3", "arn:aws:ram:us-east-1:"+AccountID+":resource-share/5e1f0d3c-0000-4000-8000-000000000001")
+	acct.AddInstance(fakeaws.Instance{ID: "i-0d3e000000000abcd", State: "stopped", TargetReservationID: "cr-0f0000000000000f7", InstanceType: "g5.xlarge"})
+	acct.AddTopic(TopicARN)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter)
+	acct.SetDenied(fakeaws.OpCancelCapacityReservation, Refused)
+	acct.SetDenied(fakeaws.OpModifyCapacityReservation, Refused)
+	return acct, seeds
+}
+
+// history is a week (and a day more) of 5-minute datapoints, ending at the
+// last full slot before now: around base with some noise, the peak two
+// days ago; one datapoint in every when sparse.
+func history(now time.Time, s Seed, rng *rand.Rand) []fakeaws.Point {
+	step := 5 * time.Minute
+	last := now.Truncate(step).Add(-step)
+	from := maxTime(now.Add(-8*day), s.Res.StartDate)
+	every := max(1, s.every)
+	var pts []fakeaws.Point
+	for k, t := 0, last; !t.Before(from); k, t = k+1, t.Add(-step) {
+		if k%every != 0 {
+			continue
+		}
+		v := s.base
+		if s.base > 0 && rng.IntN(4) == 0 {
+			v = max(0, s.base-float64(rng.IntN(2)))
+		}
+		if k == 2*12*24 { // two days ago
+			v = s.peak
+		}
+		v = min(v, float64(s.Res.TotalInstanceCount))
+		if s.peak > 0 && v > s.peak {
+			v = s.peak
+		}
+		pts = append(pts, fakeaws.Point{Time: t, Value: v})
+	}
+	return pts
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Legend lists each reservation and what it shows.
+func Legend(seeds []Seed) []string {
+	out := make([]string, len(seeds))
+	for i, s := range seeds {
+		out[i] = fmt.Sprintf("%s  %s", s.Res.ID, s.Shows)
+	}
+	return out
+}
