@@ -400,6 +400,12 @@ func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
 	if d.Facts.StoppedTargets != nil {
 		f = append(f, zap.Int("stopped_targeting_instances", *d.Facts.StoppedTargets))
 	}
+	if d.Resize != nil {
+		f = append(f, zap.Int32("from", d.Resize.From), zap.Int32("to", d.Resize.To), zap.Int32("target", d.Resize.Target))
+	}
+	if d.Mark != nil {
+		f = append(f, zap.Time("idle_since", d.Mark.IdleSince), zap.Time("cancel_after", d.Mark.CancelAfter))
+	}
 	return f
 }
 
