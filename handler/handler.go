@@ -369,6 +369,9 @@ func (r *run) logPlan(plan policy.Plan, dryRun bool) {
 		zap.Int("idle", plan.Idle),
 		zap.Int("to_cancel", len(plan.Cancel)),
 		zap.Strings("cancel_ids", plan.Cancel),
+		zap.Strings("mark_ids", plan.Mark),
+		zap.Strings("unmark_ids", plan.Unmark),
+		zap.Strings("modify_ids", plan.Modify),
 		zap.Bool("aborted", plan.Aborted),
 		zap.String("abort_reason", plan.AbortReason),
 	)
