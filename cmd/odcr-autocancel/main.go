@@ -1,7 +1,9 @@
 // Command odcr-autocancel is the Lambda function. Started by the Lambda
 // runtime it serves invocations; started anywhere else it performs one run
 // with the event read from -event (a file, or - for stdin) against the
-// account of the caller's AWS credentials, and prints the report.
+// account of the caller's AWS credentials, and prints the report: as a
+// table for a person (-output table, the default on a terminal) or as the
+// JSON report (-output json, the default otherwise, for scripts).
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
@@ -31,13 +35,67 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/preview"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "odcr-autocancel:", err)
-		os.Exit(1)
+	os.Exit(exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr), os.Stderr))
+}
+
+// exit writes err, if any, as the last line on stderr, and returns the
+// exit status.
+func exit(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintln(stderr, "odcr-autocancel:", err)
+	return 1
+}
+
+// Values of -output.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// terminal tells whether w is a terminal, and whether to colour what is
+// written to it (preview.UseColor). A variable, so that a test can stand in
+// for a terminal.
+var terminal = func(w io.Writer) (isTerminal, colour bool) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false, false
+	}
+	return preview.IsTerminal(f), preview.UseColor(f, os.Getenv)
+}
+
+// printing is how the report is printed outside Lambda.
+type printing struct {
+	format string // outputTable or outputJSON
+	colour bool
+	width  int // 0: no limit
+}
+
+// printingFor checks -output and fills in its default: a table on a
+// terminal, the JSON report otherwise, so that scripts keep reading JSON.
+func printingFor(output string, stdout io.Writer, getenv func(string) string) (printing, error) {
+	isTerminal, colour := terminal(stdout)
+	p := printing{format: output, colour: colour}
+	switch output {
+	case "":
+		p.format = outputJSON
+		if isTerminal {
+			p.format = outputTable
+		}
+	case outputTable, outputJSON:
+	default:
+		return printing{}, fmt.Errorf("invalid -output %q: accepted values are %s and %s", output, outputTable, outputJSON)
+	}
+	// The width of the terminal, when the shell exports it.
+	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n > 0 && isTerminal {
+		p.width = n
+	}
+	return p, nil
 }
 
 // run wires the function together. stdin, stdout and stderr are parameters
@@ -46,7 +104,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("odcr-autocancel", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	eventPath := flags.String("event", "-", "outside Lambda: the event file to run with, - for stdin")
+	output := flags.String("output", "", "outside Lambda: how to print the report, "+outputTable+" or "+outputJSON+
+		" (default: "+outputTable+" when stdout is a terminal, "+outputJSON+" otherwise)")
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	out, err := printingFor(*output, stdout, os.Getenv)
+	if err != nil {
 		return err
 	}
 
@@ -89,6 +153,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Logger:   logger,
 		Now:      time.Now,
 		CallerAccount: func(ctx context.Context) (string, error) {
+			// Outside Lambda this is the first call: credentials that
+			// cannot be had are found here.
+			if err := checkCredentials(ctx, cfg.Credentials); err != nil {
+				return "", err
+			}
 			out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 			if err != nil {
 				return "", err
@@ -106,11 +175,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		lambda.StartWithOptions(h, lambda.WithContext(ctx))
 		return nil
 	}
-	return runOnce(ctx, h, *eventPath, stdin, stdout)
+	return runOnce(ctx, h, *eventPath, stdin, stdout, out)
 }
 
 // runOnce performs one run outside Lambda and prints the report on stdout.
-func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io.Reader, stdout io.Writer) error {
+func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io.Reader, stdout io.Writer, out printing) error {
 	var payload []byte
 	var err error
 	if eventPath == "-" {
@@ -123,13 +192,80 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 	}
 	report, runErr := h.Run(ctx, payload)
 	if report != nil {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
+		if err := printReport(stdout, report, out, rightsizeOn(h.Settings, payload)); err != nil {
 			return errors.Join(runErr, fmt.Errorf("print report: %w", err))
 		}
 	}
+	var none *noCredentialsError
+	if errors.As(runErr, &none) {
+		// The SDK's chain of errors helps only whoever debugs the SDK.
+		h.Logger.Debug("no AWS credentials", zap.Error(runErr))
+		return errNoCredentials
+	}
 	return runErr
+}
+
+func printReport(w io.Writer, r *handler.Report, out printing, rightsize bool) error {
+	if out.format == outputTable {
+		return preview.Table(w, r, preview.Options{Color: out.colour, Width: out.width, Rightsize: &rightsize})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// rightsizeOn tells whether the run had right-sizing on, which the report
+// does not say: the event's rightsize when it sets one, else RIGHTSIZE.
+func rightsizeOn(s handler.Settings, payload []byte) bool {
+	if req, _, err := handler.ParseEvent(payload); err == nil && req.Rightsize != nil {
+		return *req.Rightsize
+	}
+	return s.Rightsize
+}
+
+// errNoCredentials is what a person reads when no AWS credentials are
+// configured; the SDK's own error is in the debug log.
+var errNoCredentials = errors.New("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY " +
+	"(or run `aws configure`), or try the demo: go run ./cmd/odcr-demo")
+
+// noCredentialsError is a failure to get credentials when none are
+// configured: nothing in the environment or the shared files, so that the
+// SDK fell back to the EC2 instance role, and there is none (not on EC2,
+// IMDS disabled, or no role).
+type noCredentialsError struct{ err error }
+
+func (e *noCredentialsError) Error() string { return "no AWS credentials found: " + e.err.Error() }
+func (e *noCredentialsError) Unwrap() error { return e.err }
+
+// checkCredentials gets the credentials before the first request, so that
+// a failure is known to be one of the credentials, by where it happened
+// rather than by the SDK's wording. The credentials are cached: the
+// requests that follow use them.
+//
+// When the provider that failed is the EC2 instance role, the SDK's last
+// resort, no credentials were configured at all: a *noCredentialsError. A
+// configured source that fails (an expired SSO session, a
+// credential_process that exits 1) keeps the SDK's error, which names it.
+func checkCredentials(ctx context.Context, p aws.CredentialsProvider) error {
+	if p == nil {
+		return &noCredentialsError{err: errors.New("no credentials provider")}
+	}
+	_, err := p.Retrieve(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil: // interrupted: nothing says none are configured
+		return err
+	case fellBackToInstanceRole(p):
+		return &noCredentialsError{err: err}
+	}
+	return err
+}
+
+// fellBackToInstanceRole tells whether the provider the SDK resolved is the
+// EC2 instance role (config.LoadDefaultConfig wraps it in a cache).
+func fellBackToInstanceRole(p aws.CredentialsProvider) bool {
+	return aws.IsCredentialsProvider(p, (*ec2rolecreds.Provider)(nil))
 }
 
 func newRunID() string {

@@ -3,9 +3,18 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
@@ -120,5 +129,180 @@ func TestLooseningRealRunRefusedBeforeSTS(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"msg":"invalid event; nothing done"`) {
 		t.Fatalf("no refusal log line on stderr:\n%s", stderr.String())
+	}
+}
+
+// standInTerminal makes the command take stdout for a terminal, with or
+// without colour, for the length of the test.
+func standInTerminal(t *testing.T, colour bool) {
+	t.Helper()
+	saved := terminal
+	terminal = func(io.Writer) (bool, bool) { return true, colour }
+	t.Cleanup(func() { terminal = saved })
+}
+
+// -output json is the report as before: indented JSON, the same fields as
+// the default output when stdout is not a terminal.
+func TestOutputJSON(t *testing.T) {
+	acct := fakeEnv(t)
+	addIdle(acct, "cr-0123456789abcdef0")
+	fields := func(args ...string) []string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := run(args, strings.NewReader(""), &stdout, &stderr); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		if !strings.HasPrefix(stdout.String(), "{\n  \"runId\": ") {
+			t.Fatalf("not the indented report:\n%s", stdout.String())
+		}
+		var report map[string]json.RawMessage
+		if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Sorted(maps.Keys(report))
+	}
+	asDefault := fields("-event", "../../events/manual-dry-run.json")
+	asJSON := fields("-event", "../../events/manual-dry-run.json", "-output", "json")
+	if !slices.Equal(asDefault, asJSON) || !slices.Contains(asJSON, "decisions") {
+		t.Fatalf("fields %v, want %v", asJSON, asDefault)
+	}
+	// On a terminal too, when asked for.
+	standInTerminal(t, true)
+	if got := fields("-event", "../../events/manual-dry-run.json", "-output=json"); !slices.Equal(got, asDefault) {
+		t.Fatalf("fields on a terminal %v", got)
+	}
+}
+
+// -output table prints the table; it is the default on a terminal, in
+// colour unless NO_COLOR says otherwise (preview.UseColor).
+func TestOutputTable(t *testing.T) {
+	acct := fakeEnv(t)
+	addIdle(acct, "cr-0123456789abcdef0")
+	table := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := run(append([]string{"-event", "../../events/manual-dry-run.json"}, args...), strings.NewReader(""), &stdout, &stderr); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		out := stdout.String()
+		for _, want := range []string{"account " + account, "dry run: nothing was changed", "right-sizing off",
+			"RESERVATION", "cr-0123456789abcdef0", "cancel", "idle", "1 reservation · 1 cancel"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("no %q in:\n%s", want, out)
+			}
+		}
+		if !strings.Contains(stderr.String(), `"msg":"decision"`) {
+			t.Fatalf("no decision log line on stderr:\n%s", stderr.String())
+		}
+		return out
+	}
+	if out := table("-output", "table"); strings.Contains(out, "\x1b") {
+		t.Fatalf("colour on a stdout that is not a terminal:\n%q", out)
+	}
+	standInTerminal(t, true)
+	if out := table(); !strings.Contains(out, "\x1b[") {
+		t.Fatalf("no colour on a terminal:\n%q", out)
+	}
+	standInTerminal(t, false) // NO_COLOR
+	if out := table(); strings.Contains(out, "\x1b") {
+		t.Fatalf("colour with NO_COLOR:\n%q", out)
+	}
+	// COLUMNS, when the shell exports it, is the width on a terminal.
+	t.Setenv("COLUMNS", "70")
+	for _, line := range strings.Split(table(), "\n") {
+		if strings.HasPrefix(line, "account") && utf8.RuneCountInString(line) > 70 {
+			t.Fatalf("header line of %d with COLUMNS=70: %q", utf8.RuneCountInString(line), line)
+		}
+	}
+}
+
+func TestInvalidOutputRefusedBeforeAnyCall(t *testing.T) {
+	acct := fakeEnv(t)
+	addIdle(acct, "cr-0123456789abcdef0")
+	for _, v := range []string{"xml", "JSON", "tables"} {
+		var stdout, stderr bytes.Buffer
+		err := run([]string{"-event", "../../events/manual-dry-run.json", "-output", v}, strings.NewReader(""), &stdout, &stderr)
+		if err == nil || err.Error() != `invalid -output "`+v+`": accepted values are table and json` {
+			t.Fatalf("-output %s: error %v", v, err)
+		}
+		if len(acct.Requests()) != 0 || stdout.Len() != 0 {
+			t.Fatalf("-output %s: requests %+v, stdout %q", v, acct.Requests(), stdout.String())
+		}
+	}
+}
+
+// noCredentials leaves the SDK nothing to find: no keys or profile in the
+// environment, empty shared files, no instance metadata.
+func noCredentials(t *testing.T) *fakeaws.Account {
+	t.Helper()
+	acct := fakeEnv(t)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN"} {
+		t.Setenv(k, "") // restored after the test
+		os.Unsetenv(k)
+	}
+	dir := t.TempDir()
+	for _, k := range []string{"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"} {
+		f := filepath.Join(dir, k)
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv(k, f)
+	}
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	return acct
+}
+
+// Without credentials a person reads one line that says what to do; the
+// SDK's chain of errors is in the debug log.
+func TestNoCredentials(t *testing.T) {
+	acct := noCredentials(t)
+	t.Setenv("LOG_LEVEL", "debug")
+	var stdout, stderr bytes.Buffer
+	code := exit(run([]string{"-event", "../../events/manual-dry-run.json"}, strings.NewReader(""), &stdout, &stderr), &stderr)
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	want := "odcr-autocancel: no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY " +
+		"(or run `aws configure`), or try the demo: go run ./cmd/odcr-demo"
+	if code != 1 || lines[len(lines)-1] != want {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	var debug map[string]any
+	for _, l := range lines {
+		if strings.Contains(l, `"msg":"no AWS credentials"`) {
+			if err := json.Unmarshal([]byte(l), &debug); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if debug["level"] != "debug" || !strings.Contains(fmt.Sprint(debug["error"]), "EC2 IMDS") {
+		t.Fatalf("no debug line with the SDK's error:\n%s", stderr.String())
+	}
+	if len(acct.Requests()) != 0 || stdout.Len() != 0 {
+		t.Fatalf("requests %+v, stdout %q", acct.Requests(), stdout.String())
+	}
+	// At the default level, the short line still ends stderr.
+	t.Setenv("LOG_LEVEL", "info")
+	stderr.Reset()
+	exit(run([]string{"-event", "../../events/manual-dry-run.json"}, strings.NewReader(""), &stdout, &stderr), &stderr)
+	if !strings.HasSuffix(stderr.String(), "\n"+want+"\n") || strings.Contains(stderr.String(), `"level":"debug"`) {
+		t.Fatalf("stderr at info:\n%s", stderr.String())
+	}
+}
+
+// A source of credentials that is configured but fails is not "no
+// credentials": the SDK's error, which names it, is kept.
+func TestConfiguredCredentialsThatFail(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("credential_process runs through sh")
+	}
+	noCredentials(t)
+	if err := os.WriteFile(os.Getenv("AWS_CONFIG_FILE"), []byte("[default]\ncredential_process = false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-event", "../../events/manual-dry-run.json"}, strings.NewReader(""), &stdout, &stderr)
+	if err == nil || errors.Is(err, errNoCredentials) || strings.Contains(err.Error(), "no AWS credentials found") {
+		t.Fatalf("error %v", err)
 	}
 }
