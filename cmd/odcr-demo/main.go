@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,10 +28,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/demo"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/preview"
 )
 
 func main() {
@@ -114,8 +112,17 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		}
 		return nil
 	}
-	if err := printTable(stdout, report, seeds); err != nil {
+	on := s.Rightsize
+	color := false
+	if f, ok := stdout.(*os.File); ok {
+		color = preview.UseColor(f, os.Getenv)
+	}
+	if err := preview.Table(stdout, report, preview.Options{Color: color, Rightsize: &on}); err != nil {
 		return err
+	}
+	fmt.Fprintln(stdout, "\nThe simulated account:")
+	for _, l := range demo.Legend(seeds) {
+		fmt.Fprintln(stdout, "  "+l)
 	}
 	if msgs := acct.Published(); len(msgs) > 0 {
 		fmt.Fprintf(stdout, "\nThe owners' notification (SNS): %q, %d bytes (go run ./cmd/odcr-demo -output json for the report).\n",
@@ -148,19 +155,7 @@ func outputFormat(v string, stdout io.Writer) (string, error) {
 	return "", fmt.Errorf("-output %q: accepted: table, json", v)
 }
 
-// printTable prints the run as a table (replaced by internal/preview).
-func printTable(w io.Writer, r *handler.Report, seeds []demo.Seed) error {
-	var b bytes.Buffer
-	for _, d := range r.Decisions {
-		fmt.Fprintf(&b, "%s %s %s\n", d.ReservationID, d.Action, d.Reason)
-	}
-	_, err := io.WriteString(w, b.String()+strings.Join(demo.Legend(seeds), "\n")+"\n")
-	return err
-}
-
 // zapWriter adapts an io.Writer for the logger.
 type zapWriter struct{ io.Writer }
 
 func (zapWriter) Sync() error { return nil }
-
-var _ = zap.NewNop
