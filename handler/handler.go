@@ -62,6 +62,10 @@ type Handler struct {
 	// Retries, when set, counts the SDK's retries for the report; main wraps
 	// the clients' retryer with it.
 	Retries *RetryCounter
+	// Progress, when set, is told how far a run is: the step ("listed",
+	// "measured", "cancelled", "shrunk") and how many of how many. The
+	// command line shows it on a terminal; Lambda leaves it unset.
+	Progress func(step string, done, total int)
 	// MaxResponseBytes bounds the JSON report Invoke returns; Lambda refuses
 	// a synchronous response over 6 MB.
 	MaxResponseBytes int
@@ -278,6 +282,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		return policy.Plan{}, err
 	}
 	reservations, repeated := unique(reservations)
+	r.progress("listed", len(reservations), len(reservations))
 	if len(repeated) > 0 {
 		r.audit.Warn("reservations listed more than once; one decision each", zap.Strings("reservation_ids", repeated))
 	}
@@ -294,7 +299,8 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		}
 	}
 
-	m := measure(ctx, r.h.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency(), r.h.MetricsPerCall)
+	m := measure(ctx, r.h.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency(), r.h.MetricsPerCall,
+		func(n int) { r.progress("measured", n, len(eligible)) })
 	report.Problems = append(report.Problems, m.problems...)
 	if len(m.messages) > 0 {
 		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),
@@ -347,6 +353,13 @@ func (r *run) markSharing(ctx context.Context, res []policy.Reservation, report 
 		report.Problems = append(report.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
 	}
 	markSharing(res, shared, err)
+}
+
+// progress tells the Handler's Progress, if any, how far the run is.
+func (r *run) progress(step string, done, total int) {
+	if r.h.Progress != nil {
+		r.h.Progress(step, done, total)
+	}
 }
 
 func dependentsOf(deps map[string]policy.Dependents, id string) *policy.Dependents {
@@ -478,6 +491,7 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 			break
 		}
 		f := r.cancel(ctx, id)
+		r.progress("cancelled", n+1, len(toCancel))
 		switch {
 		case f == nil:
 			report.Cancelled = append(report.Cancelled, id)

@@ -168,3 +168,37 @@ func TestLifecycleGraceRequestGuardrail(t *testing.T) {
 		t.Fatalf("mark %+v, want cancel after 168 hours", d.Mark)
 	}
 }
+
+// Progress is told how far a run is: the listing, the measuring (up to
+// every reservation measured) and the cancels, in order.
+func TestProgressReportsEachStep(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.pageSize = 400
+	for i := range 120 {
+		hs.fake.addIdle(crID(i + 1))
+	}
+	hs.h.Settings.MaxCancellations = 3
+	var steps []string
+	last := map[string][2]int{}
+	hs.h.Progress = func(step string, done, total int) {
+		if p, ok := last[step]; ok && (done < p[0] || total != p[1]) {
+			t.Errorf("%s went back: %d/%d after %d/%d", step, done, total, p[0], p[1])
+		}
+		if done > total {
+			t.Errorf("%s %d/%d", step, done, total)
+		}
+		if len(steps) == 0 || steps[len(steps)-1] != step {
+			steps = append(steps, step)
+		}
+		last[step] = [2]int{done, total}
+	}
+	if _, err := hs.run(t, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(steps, []string{"listed", "measured", "cancelled"}) {
+		t.Fatalf("steps %v", steps)
+	}
+	if last["measured"] != [2]int{120, 120} || last["listed"] != [2]int{120, 120} || last["cancelled"] != [2]int{3, 3} {
+		t.Fatalf("last %v", last)
+	}
+}

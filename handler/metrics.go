@@ -69,16 +69,19 @@ type measurement struct {
 // perCall, when positive, lowers the reservations per call below what the
 // limits allow (1 gives the naive one-call-per-reservation baseline the
 // benchmarks compare against).
-func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window, concurrency, perCall int) measurement {
+// done, when set, is told how many reservations are measured so far (read
+// or failed), after each batch.
+func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window, concurrency, perCall int, done func(int)) measurement {
 	m := measurement{usage: make(map[string]policy.Utilization, len(ids))}
 	size := w.reservationsPerCall()
 	if perCall > 0 {
 		size = min(size, perCall)
 	}
 	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, max(1, concurrency))
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, max(1, concurrency))
+		measured int
 	)
 	for start := 0; start < len(ids); start += size {
 		batch := ids[start:min(start+size, len(ids))]
@@ -90,6 +93,10 @@ func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []s
 			usage, messages, err := measureBatch(ctx, api, calls, batch, w)
 			mu.Lock()
 			defer mu.Unlock()
+			measured += len(batch)
+			if done != nil {
+				done(measured)
+			}
 			m.messages = append(m.messages, messages...)
 			if err != nil {
 				m.problems = append(m.problems, fmt.Sprintf("%d reservations from %s not measured: %v", len(batch), batch[0], err))

@@ -90,7 +90,9 @@ func (r *run) applyModifies(ctx context.Context, plan policy.Plan, decisions []p
 			break
 		}
 		z := decisions[index[id]].Resize
-		if f := r.modify(ctx, id, z.To); f != nil {
+		f := r.modify(ctx, id, z.To)
+		r.progress("shrunk", n+1, len(todo))
+		if f != nil {
 			report.Failures = append(report.Failures, *f)
 			r.audit.Error("shrink failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
 			continue

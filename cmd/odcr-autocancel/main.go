@@ -190,6 +190,13 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 	if err != nil {
 		return fmt.Errorf("read event: %w", err)
 	}
+	// A long run (tens of thousands of reservations) shows how far it is,
+	// on a terminal only.
+	if preview.IsTerminal(os.Stderr) {
+		progress, clear := preview.Progress(os.Stderr)
+		h.Progress = progress
+		defer clear()
+	}
 	report, runErr := h.Run(ctx, payload)
 	if report != nil {
 		if err := printReport(stdout, report, out, rightsizeOn(h.Settings, payload)); err != nil {

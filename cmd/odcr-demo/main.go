@@ -100,6 +100,11 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		CallerAccount: func(context.Context) (string, error) { return demo.AccountID, nil },
 		NewRunID:      func() string { return "demo" },
 	}
+	if f, ok := stderr.(*os.File); ok && preview.IsTerminal(f) {
+		progress, clear := preview.Progress(f)
+		h.Progress = progress
+		defer clear()
+	}
 	report, runErr := h.Run(context.Background(), []byte(`{}`))
 	if report == nil {
 		return runErr
