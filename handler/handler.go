@@ -36,8 +36,11 @@ type Handler struct {
 	// RAM lists the reservations this account shares out; without it
 	// every reservation's sharing is unknown, and none is cancelled.
 	RAM RAMAPI
+	// Pricing reads On-Demand prices for the cost figures (PRICING=on);
+	// without it the figures are left out.
+	Pricing PriceLister
 	// SNS publishes the notification to NOTIFY_TOPIC_ARN; Region is the
-	// region the run acts in, for the notification.
+	// region the run acts in, for the notification and the prices.
 	SNS      Publisher
 	Region   string
 	Settings Settings
@@ -240,6 +243,9 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 			zap.Any("api_calls", r.calls.snapshot()))
 		return nil, err
 	}
+	if settings.Pricing {
+		r.estimateCosts(ctx, plan.Decisions, report)
+	}
 	r.logPlan(plan, settings.DryRun)
 
 	decisions := plan.Decisions
@@ -419,6 +425,9 @@ func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
 	if d.Resize != nil {
 		f = append(f, zap.Int32("from", d.Resize.From), zap.Int32("to", d.Resize.To), zap.Int32("target", d.Resize.Target))
 	}
+	if d.Facts.MonthlyCost != nil {
+		f = append(f, zap.Float64("hourly_cost", *d.Facts.HourlyCost), zap.Float64("monthly_cost", *d.Facts.MonthlyCost))
+	}
 	if d.Mark != nil {
 		f = append(f, zap.Time("idle_since", d.Mark.IdleSince), zap.Time("cancel_after", d.Mark.CancelAfter))
 	}
@@ -554,6 +563,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 	report.Aborted = plan.Aborted
 	report.AbortReason = plan.AbortReason
 	report.Decisions = decisions
+	report.Costs = costs(decisions, report)
 	report.APICalls = r.calls.snapshot()
 	report.Retries = r.h.Retries.Count() - r.retriesBefore
 	report.Counts = Counts{
@@ -588,6 +598,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		zap.Any("tag_failures", report.TagFailures),
 		zap.Strings("problems", report.Problems),
 		zap.Bool("notified", report.Notified),
+		zap.Any("costs", report.Costs),
 		zap.Any("api_calls", report.APICalls),
 		zap.Int64("retries", report.Retries),
 		zap.Duration("duration", report.FinishedAt.Sub(report.StartedAt)),

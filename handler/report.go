@@ -47,6 +47,9 @@ type Report struct {
 	Marked      []string   `json:"marked,omitempty"`
 	Unmarked    []string   `json:"unmarked,omitempty"`
 	TagFailures []Failure  `json:"tagFailures,omitempty"`
+	// Costs are the run's figures in USD at On-Demand list prices; absent
+	// when nothing could be priced.
+	Costs *Costs `json:"costs,omitempty"`
 	// Notified is set when the run's notification was sent.
 	Notified bool `json:"notified,omitempty"`
 	// Problems are non-fatal errors met on the way (a metric batch that

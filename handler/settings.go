@@ -40,6 +40,8 @@ type Settings struct {
 	RightsizeHeadroomPercent float64
 	RightsizeMinInstances    int
 	MaxModifications         int
+	// Pricing puts On-Demand price estimates on the decisions.
+	Pricing bool
 }
 
 // EnvVar describes one environment variable of the configuration contract.
@@ -90,6 +92,7 @@ var envVars = []EnvVar{
 	{Name: "RIGHTSIZE_HEADROOM_PERCENT", Default: "10", Numeric: true, Min: 0, Max: 100},
 	{Name: "RIGHTSIZE_MIN_INSTANCES", Default: "1", Numeric: true, Integer: true, Min: 1, Max: 1000},
 	{Name: "MAX_MODIFICATIONS_PER_RUN", Default: "10", Numeric: true, Integer: true, Min: 0, Max: maxCancellationsCap},
+	{Name: "PRICING", Default: "on", Allowed: []string{"on", "off"}},
 }
 
 // EnvVars returns the configuration contract: every variable the function
@@ -152,6 +155,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.RightsizeHeadroomPercent = p.number("RIGHTSIZE_HEADROOM_PERCENT")
 	s.RightsizeMinInstances = int(p.number("RIGHTSIZE_MIN_INSTANCES"))
 	s.MaxModifications = int(p.number("MAX_MODIFICATIONS_PER_RUN"))
+	s.Pricing = p.enum("PRICING") == "on"
 	if err := errors.Join(p.errs...); err != nil {
 		return Settings{}, fmt.Errorf("invalid settings:\n%w", err)
 	}

@@ -43,6 +43,7 @@ func TestSettingsDefaults(t *testing.T) {
 		RightsizeHeadroomPercent: 10,
 		RightsizeMinInstances:    1,
 		MaxModifications:         10,
+		Pricing:                  true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
@@ -74,6 +75,7 @@ func TestSettingsParsed(t *testing.T) {
 		"RIGHTSIZE_HEADROOM_PERCENT": "25",
 		"RIGHTSIZE_MIN_INSTANCES":    "2",
 		"MAX_MODIFICATIONS_PER_RUN":  "5",
+		"PRICING":                    "off",
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -553,6 +553,7 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 		{"Allow", "ec2:DescribeInstances", "*", ""},
 		{"Allow", "cloudwatch:GetMetricData", "*", ""},
 		{"Allow", "ram:ListResources", "*", ""},
+		{"Allow", "pricing:GetProducts", "*", ""},
 		{"Allow", "ec2:GetGroupsForCapacityReservation", cancelARN, ""},
 		// IAM itself refuses to cancel a reservation that carries the protect tag.
 		{"Allow", "ec2:CancelCapacityReservation", cancelARN, `{"Null":{"aws:ResourceTag/${` + protectParam + `}":"true"}}`},

@@ -219,6 +219,11 @@ type Facts struct {
 	StoppedTargets         *int     `json:"stoppedTargetingInstances,omitempty"`
 	TotalInstanceCount     int32    `json:"totalInstanceCount"`
 	AvailableInstanceCount int32    `json:"availableInstanceCount"`
+	// HourlyCost and MonthlyCost estimate, in USD at On-Demand list prices,
+	// what the reservation's unused instances cost (set by the caller, who
+	// knows prices; the policy does not read them).
+	HourlyCost  *float64 `json:"hourlyCost,omitempty"`
+	MonthlyCost *float64 `json:"monthlyCost,omitempty"`
 	// SnoozeUntil is the snooze tag's value as found; SnoozeInvalid is set
 	// when it is not a date.
 	SnoozeUntil   string `json:"snoozeUntil,omitempty"`

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -149,6 +151,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			o.Retryer = retry.AddWithErrorCodes(o.Retryer, "Throttled")
 		}),
 		Region:   cfg.Region,
+		Pricing:  pricingClient(cfg),
 		Settings: settings,
 		Logger:   logger,
 		Now:      time.Now,
@@ -273,6 +276,22 @@ func checkCredentials(ctx context.Context, p aws.CredentialsProvider) error {
 // EC2 instance role (config.LoadDefaultConfig wraps it in a cache).
 func fellBackToInstanceRole(p aws.CredentialsProvider) bool {
 	return aws.IsCredentialsProvider(p, (*ec2rolecreds.Provider)(nil))
+}
+
+// pricingClient is a Price List client in the nearest region that serves
+// the API (us-east-1, eu-central-1 or ap-south-1); nil for partitions that
+// have none (China, GovCloud): no estimates there.
+func pricingClient(cfg aws.Config) handler.PriceLister {
+	region := "us-east-1"
+	switch {
+	case strings.HasPrefix(cfg.Region, "cn-"), strings.HasPrefix(cfg.Region, "us-gov-"), strings.HasPrefix(cfg.Region, "us-iso"):
+		return nil
+	case strings.HasPrefix(cfg.Region, "eu-"), strings.HasPrefix(cfg.Region, "me-"), strings.HasPrefix(cfg.Region, "il-"), strings.HasPrefix(cfg.Region, "af-"):
+		region = "eu-central-1"
+	case strings.HasPrefix(cfg.Region, "ap-"):
+		region = "ap-south-1"
+	}
+	return pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.Region = region })
 }
 
 func newRunID() string {
