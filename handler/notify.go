@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -37,6 +38,8 @@ type Notice struct {
 	Now                      time.Time // the run's start (for the snooze example date)
 	Items                    []NoticeItem
 	Problems                 []string // non-fatal problems of the run
+	// Costs are the run's figures, nil when nothing was priced.
+	Costs *Costs
 }
 
 // NoticeAction is what happened (or, in a dry run, would happen) to one reservation.
@@ -64,6 +67,9 @@ type NoticeItem struct {
 	CancelAfter      time.Time         // zero when not marked
 	Reason           string            // the decision's reason code
 	Detail           string            // the decision's detail, or the failure's code and message
+	// MonthlyCost is what its unused instances cost a month, in USD at
+	// On-Demand list prices; 0 when not estimated.
+	MonthlyCost float64
 }
 
 // Worth tells whether the notice is worth sending: anything but a routine all-kept run.
@@ -364,6 +370,13 @@ func noticeHead(n Notice, groups []noticeGroup) string {
 		}
 		b.WriteString(noticeWrap(summary, "          "))
 	}
+	if c := n.Costs; c != nil {
+		line := fmt.Sprintf("Costs:    idle capacity found $%s a month; removed by this run $%s a month", noticeDollars(c.IdleMonthly), noticeDollars(c.RemovedMonthly))
+		if n.DryRun {
+			line = fmt.Sprintf("Costs:    idle capacity found $%s a month; a real run would remove $%s a month", noticeDollars(c.IdleMonthly), noticeDollars(c.WouldRemoveMonthly))
+		}
+		b.WriteString(noticeWrap(line+" (On-Demand list prices, before any Savings Plan or Reserved Instance discount)", "          "))
+	}
 	b.WriteString("\n")
 	b.WriteString(noticeWrap("How it works: a reservation found idle is marked with the tags "+noticeIdleSinceKey+
 		" and "+noticeCancelAfterKey+"; a later run cancels it once cancel-after has passed, unless by then it is"+
@@ -443,6 +456,9 @@ func noticeItem(n Notice, s noticeSection, it NoticeItem) string {
 	}
 	if r := noticeText(it.Reason, noticeMaxField); r != "" {
 		b.WriteString(noticeWrap("  reason: "+r, "    "))
+	}
+	if it.MonthlyCost > 0 {
+		fmt.Fprintf(&b, "  cost: $%s a month of unused capacity (On-Demand list price)\n", noticeDollars(it.MonthlyCost))
 	}
 	if d := noticeText(it.Detail, noticeMaxDetail); d != "" {
 		b.WriteString(noticeWrap("  detail: "+d, "    "))
@@ -779,7 +795,7 @@ func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, 
 	n := Notice{
 		RunID: report.RunID, AccountID: report.AccountID, Region: r.h.Region,
 		DryRun: report.DryRun, Aborted: plan.Aborted, AbortReason: plan.AbortReason,
-		ProtectTagKey: s.ProtectTagKey, Now: r.started, Problems: report.Problems,
+		ProtectTagKey: s.ProtectTagKey, Now: r.started, Problems: report.Problems, Costs: costs(decisions, report),
 	}
 	byID := make(map[string]policy.Decision, len(decisions))
 	for _, d := range decisions {
@@ -796,6 +812,9 @@ func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, 
 		}
 		if d.Mark != nil && d.Resize == nil {
 			it.IdleSince, it.CancelAfter = d.Mark.IdleSince, d.Mark.CancelAfter
+		}
+		if d.Facts.MonthlyCost != nil {
+			it.MonthlyCost = *d.Facts.MonthlyCost
 		}
 		n.Items = append(n.Items, it)
 	}
@@ -847,4 +866,11 @@ func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, 
 		}
 	}
 	return n
+}
+
+// noticeDollars renders an amount in dollars with cents and thousands
+// separators: 1234.5 -> "1,234.50".
+func noticeDollars(v float64) string {
+	cents := int64(math.Round(v * 100))
+	return noticeThousands(int(cents/100)) + fmt.Sprintf(".%02d", cents%100)
 }

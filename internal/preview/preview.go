@@ -4,10 +4,9 @@
 // went wrong. The JSON report stays the contract for scripts; this is for
 // reading at a glance.
 //
-// Monthly cost: a column with what each reservation costs a month, and
-// what cancelling or shrinking it saves, belongs between COVERAGE and
-// ACTION, with the savings in the totals line. The report carries no prices
-// yet (they come in a later issue), so it is left out.
+// The MONTHLY column is what a reservation's unused instances cost a month
+// (USD, On-Demand list prices; "-" when not estimated), and the totals line
+// adds the idle capacity found and what the run removed (or would).
 package preview
 
 import (
@@ -57,7 +56,7 @@ const (
 
 // Column headers. The detail is the last column: it is not padded, and is
 // the one cut to fit Width.
-var columns = []string{"RESERVATION", "TYPE", "ZONE", "COUNT", "PEAK", "COVERAGE", "ACTION", "REASON", "DETAIL"}
+var columns = []string{"RESERVATION", "TYPE", "ZONE", "COUNT", "PEAK", "COVERAGE", "MONTHLY", "ACTION", "REASON", "DETAIL"}
 
 const (
 	actionHeader = "ACTION"
@@ -204,7 +203,7 @@ func tableLines(rows []policy.Decision, o Options) ([]string, error) {
 		actions[i] = action(d)
 		cells := []string{
 			orDash(d.ReservationID), orDash(d.Facts.InstanceType), orDash(d.Facts.AvailabilityZone),
-			strconv.Itoa(int(d.Facts.TotalInstanceCount)), peak(d.Facts), coverage(d.Facts),
+			strconv.Itoa(int(d.Facts.TotalInstanceCount)), peak(d.Facts), coverage(d.Facts), monthly(d.Facts),
 			actions[i], orDash(string(d.Reason)), d.Detail,
 		}
 		for j := range cells {
@@ -333,6 +332,24 @@ func orDash(s string) string {
 	return s
 }
 
+// monthly is what the reservation's unused instances cost a month.
+func monthly(f policy.Facts) string {
+	if f.MonthlyCost == nil {
+		return "-"
+	}
+	return "$" + dollars(*f.MonthlyCost)
+}
+
+// dollars renders an amount with cents and thousands separators.
+func dollars(v float64) string {
+	cents := int64(math.Round(v * 100))
+	whole := strconv.FormatInt(cents/100, 10)
+	for i := len(whole) - 3; i > 0; i -= 3 {
+		whole = whole[:i] + "," + whole[i:]
+	}
+	return fmt.Sprintf("%s.%02d", whole, cents%100)
+}
+
 // totals is the totals line, as items.
 func totals(r *handler.Report) []string {
 	n := r.Counts.Reservations
@@ -376,6 +393,15 @@ func totals(r *handler.Report) []string {
 	}
 	if r.Notified {
 		items = append(items, "notification sent")
+	}
+	if c := r.Costs; c != nil {
+		items = append(items, "idle capacity $"+dollars(c.IdleMonthly)+"/month")
+		if r.DryRun {
+			items = append(items, "a real run would remove $"+dollars(c.WouldRemoveMonthly)+"/month")
+		} else {
+			items = append(items, "removed $"+dollars(c.RemovedMonthly)+"/month")
+		}
+		items = append(items, "On-Demand list prices")
 	}
 	return items
 }
