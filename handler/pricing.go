@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	pricingtypes "github.com/aws/aws-sdk-go-v2/service/pricing/types"
 
+	"go.uber.org/zap"
+
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
@@ -224,8 +226,13 @@ func (r *run) estimateCosts(ctx context.Context, decisions []policy.Decision, re
 	if len(keys) == 0 {
 		return
 	}
-	prices, problems := lookUpPrices(ctx, r.h.Pricing, r.calls, keys, r.h.metricConcurrency())
-	report.Problems = append(report.Problems, problems...)
+	// A price that cannot be read is no figure, not a problem of the run:
+	// the problems list what was kept for want of data; this keeps nothing.
+	prices, missing := lookUpPrices(ctx, r.h.Pricing, r.calls, keys, r.h.metricConcurrency())
+	if len(missing) > 0 {
+		r.log.Warn("some prices could not be read; those reservations have no cost figure",
+			zap.Int("count", len(missing)), zap.Strings("missing", missing[:min(len(missing), 20)]))
+	}
 	for i, d := range decisions {
 		n := unusedInstances(d)
 		p, ok := prices[keyOf(d.ReservationID)]
