@@ -1,18 +1,19 @@
 // Package fakeaws is an in-process fake AWS account for tests. It speaks the
 // real wire protocols (EC2 query/XML, CloudWatch Smithy RPC v2 CBOR, STS
-// and SNS query/XML, RAM restJson1) on a single http.Handler, so the real
-// aws-sdk-go-v2 clients can be pointed at it with BaseEndpoint and exercise
-// their own serializers, deserializers, paginators and error handling
-// unchanged.
+// and SNS query/XML, RAM restJson1, Price List awsJson1_1) on a single
+// http.Handler, so the real aws-sdk-go-v2 clients can be pointed at it with
+// BaseEndpoint and exercise their own serializers, deserializers, paginators
+// and error handling unchanged.
 //
 // It implements only what the autocancel Lambda calls:
 // DescribeCapacityReservations, DescribeInstances, CancelCapacityReservation,
 // ModifyCapacityReservation (ec2modify.go), GetGroupsForCapacityReservation,
 // CreateTags and DeleteTags (on capacity reservations, see ec2tags.go),
-// GetMetricData, GetCallerIdentity, SNS's Publish (sns.go) and RAM's
+// GetMetricData, GetCallerIdentity, SNS's Publish (sns.go), RAM's
 // ListResources (the capacity reservations shared through AWS RAM, see
-// ram.go). Everything else gets the protocol's "unknown operation" error so
-// a new, unsupported call fails loudly.
+// ram.go) and the Price List Query API's GetProducts (EC2 On-Demand prices,
+// see pricing.go). Everything else gets the protocol's "unknown operation"
+// error so a new, unsupported call fails loudly.
 package fakeaws
 
 import (
@@ -192,7 +193,9 @@ type Request struct {
 	// Params holds the form values for EC2/STS/SNS; for GetMetricData a
 	// flattened summary (StartTime, EndTime, NextToken, ScanBy,
 	// MaxDatapoints, MetricDataQueries.Id/Period/Stat/MetricName); for
-	// ListResources the JSON members sent (resourceOwner, resourceArns, ...).
+	// ListResources the JSON members sent (resourceOwner, resourceArns, ...);
+	// for GetProducts likewise, with the filters as Filters.Type,
+	// Filters.Field and Filters.Value.
 	Params         map[string][]string
 	DryRun         bool
 	ReservationIDs []string
@@ -237,6 +240,8 @@ type Account struct {
 	tags ec2TagState // CreateTags / DeleteTags IAM simulation (ec2tags.go)
 	sns  snsState    // SNS topics and what was published (sns.go)
 
+	pricing pricingState // the Price List API's EC2 products (pricing.go)
+
 	server *httptest.Server
 }
 
@@ -263,7 +268,8 @@ func New(accountID string) *Account {
 // ID returns the account id.
 func (a *Account) ID() string { return a.id }
 
-// Handler returns the http.Handler serving EC2, CloudWatch, STS, SNS and RAM.
+// Handler returns the http.Handler serving EC2, CloudWatch, STS, SNS, RAM
+// and the Price List Query API.
 func (a *Account) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }
 
 // Start serves the account on a 127.0.0.1 listener.

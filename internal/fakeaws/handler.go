@@ -47,6 +47,8 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/service/"):
 		a.serveCloudWatch(w, r)
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), pricingTargetPrefix):
+		a.servePricing(w, r)
 	case r.URL.Path == "/" || r.URL.Path == "":
 		a.serveQuery(w, r)
 	case ramOperations[r.URL.Path] != "":
