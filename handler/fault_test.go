@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -98,6 +99,7 @@ func ftHandlerFromConfig(t *testing.T, acct *fakeaws.Account, settings handler.S
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		SNS:           sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
+		Pricing:       pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		Region:        "us-east-1",
 		Settings:      settings,
 		Logger:        logger,

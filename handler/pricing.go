@@ -29,7 +29,10 @@ var _ PriceLister = (*pricing.Client)(nil)
 const HoursPerMonth = 730
 
 // priceAttributes are the Price List's attributes for a reservation's
-// InstancePlatform: operatingSystem, preInstalledSw and licenseModel. A
+// InstancePlatform: operatingSystem, preInstalledSw and licenseModel (the
+// Price List says "No License required" for the license-included prices of
+// Windows and SQL Server too; "Bring your own license" is the other value,
+// which an On-Demand reservation never is). A
 // platform missing here (or whose edition is ambiguous, "Windows with SQL
 // Server") gets no estimate: never a wrong one.
 type priceAttributes struct{ os, software, license string }
@@ -38,19 +41,19 @@ var platformPrices = map[string]priceAttributes{
 	"Linux/UNIX":                             {"Linux", "NA", "No License required"},
 	"Red Hat Enterprise Linux":               {"RHEL", "NA", "No License required"},
 	"SUSE Linux":                             {"SUSE", "NA", "No License required"},
-	"Windows":                                {"Windows", "NA", "License included"},
-	"Windows with SQL Server Enterprise":     {"Windows", "SQL Ent", "License included"},
-	"Windows with SQL Server Standard":       {"Windows", "SQL Std", "License included"},
-	"Windows with SQL Server Web":            {"Windows", "SQL Web", "License included"},
-	"Linux with SQL Server Standard":         {"Linux", "SQL Std", "License included"},
-	"Linux with SQL Server Web":              {"Linux", "SQL Web", "License included"},
-	"Linux with SQL Server Enterprise":       {"Linux", "SQL Ent", "License included"},
-	"RHEL with SQL Server Standard":          {"RHEL", "SQL Std", "License included"},
-	"RHEL with SQL Server Enterprise":        {"RHEL", "SQL Ent", "License included"},
-	"RHEL with SQL Server Web":               {"RHEL", "SQL Web", "License included"},
+	"Windows":                                {"Windows", "NA", "No License required"},
+	"Windows with SQL Server Enterprise":     {"Windows", "SQL Ent", "No License required"},
+	"Windows with SQL Server Standard":       {"Windows", "SQL Std", "No License required"},
+	"Windows with SQL Server Web":            {"Windows", "SQL Web", "No License required"},
+	"Linux with SQL Server Standard":         {"Linux", "SQL Std", "No License required"},
+	"Linux with SQL Server Web":              {"Linux", "SQL Web", "No License required"},
+	"Linux with SQL Server Enterprise":       {"Linux", "SQL Ent", "No License required"},
+	"RHEL with SQL Server Standard":          {"RHEL", "SQL Std", "No License required"},
+	"RHEL with SQL Server Enterprise":        {"RHEL", "SQL Ent", "No License required"},
+	"RHEL with SQL Server Web":               {"RHEL", "SQL Web", "No License required"},
 	"RHEL with HA":                           {"Red Hat Enterprise Linux with HA", "NA", "No License required"},
-	"RHEL with HA and SQL Server Standard":   {"Red Hat Enterprise Linux with HA", "SQL Std", "License included"},
-	"RHEL with HA and SQL Server Enterprise": {"Red Hat Enterprise Linux with HA", "SQL Ent", "License included"},
+	"RHEL with HA and SQL Server Standard":   {"Red Hat Enterprise Linux with HA", "SQL Std", "No License required"},
+	"RHEL with HA and SQL Server Enterprise": {"Red Hat Enterprise Linux with HA", "SQL Ent", "No License required"},
 	"Ubuntu Pro":                             {"Ubuntu Pro", "NA", "No License required"},
 }
 
