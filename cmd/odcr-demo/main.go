@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -93,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = endpoint }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = endpoint }),
 		SNS:           sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = endpoint }),
+		Pricing:       pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.BaseEndpoint = endpoint }),
 		Region:        demo.Region,
 		Settings:      s,
 		Logger:        logger,

@@ -158,6 +158,16 @@ func Account(now time.Time) (*fakeaws.Account, []Seed) {
 	acct.ShareReservation("cr-0f0000000000000f3", "arn:aws:ram:us-east-1:"+AccountID+":resource-share/5e1f0d3c-0000-4000-8000-000000000001")
 	acct.AddInstance(fakeaws.Instance{ID: "i-0d3e000000000abcd", State: "stopped", TargetReservationID: "cr-0f0000000000000f7", InstanceType: "g5.xlarge"})
 	acct.AddTopic(TopicARN)
+	// On-Demand prices, illustrative (not AWS's current ones): the
+	// samples, and the demo's other instance types.
+	acct.AddSamplePrices()
+	for typ, usd := range map[string]string{
+		"m5.xlarge": "0.1920000000", "m5.2xlarge": "0.3840000000", "c5.large": "0.0850000000", "c5.xlarge": "0.1700000000",
+		"c6i.8xlarge": "1.3600000000", "m6i.2xlarge": "0.3840000000", "m6i.4xlarge": "0.7680000000", "r5.large": "0.1260000000",
+		"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000",
+	} {
+		acct.AddPrice(fakeaws.Price{InstanceType: typ, RegionCode: Region, OperatingSystem: "Linux", USDPerHour: usd})
+	}
 	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter)
 	acct.SetDenied(fakeaws.OpCancelCapacityReservation, Refused)
 	acct.SetDenied(fakeaws.OpModifyCapacityReservation, Refused)
