@@ -116,3 +116,19 @@ func TestDemoRefusesABadOutput(t *testing.T) {
 		t.Fatalf("-output yaml: %v", err)
 	}
 }
+
+// README.md shows the demo's real output: the table of the golden file.
+func TestReadmeShowsTheDemoOutput(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "demo-table.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, _, _ := bytes.Cut(golden, []byte("\nThe simulated account:"))
+	if !bytes.Contains(readme, bytes.TrimRight(table, "\n")) {
+		t.Fatal("README.md does not show the demo's output as testdata/demo-table.golden has it: paste it again")
+	}
+}
