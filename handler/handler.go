@@ -603,6 +603,7 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		zap.Int64("retries", report.Retries),
 		zap.Duration("duration", report.FinishedAt.Sub(report.StartedAt)),
 	}
+	r.logMetrics(report)
 	var err error
 	switch {
 	case plan.Aborted:

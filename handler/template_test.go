@@ -3,6 +3,7 @@ package handler_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -696,5 +697,361 @@ func TestTemplateProtectTagKeyIsTheCodesKey(t *testing.T) {
 	def := get(param, "Default")
 	if def == nil || !templateAccepts(def.Value) {
 		t.Errorf("parameter %s: Default %v does not match its own AllowedPattern", name, plain(def))
+	}
+}
+
+// subReference matches ${NAME} in a !Sub string; ${!Literal} is no
+// reference.
+var subReference = regexp.MustCompile(`\$\{([^!}][^}]*)\}`)
+
+// subTarget tells whether a !Sub string may reference name: a parameter, a
+// resource or a resource's attribute, or a pseudo parameter.
+func (tpl cfnTemplate) subTarget(name string) bool {
+	id, _, _ := strings.Cut(name, ".")
+	return strings.HasPrefix(name, "AWS::") || get(tpl.root, "Parameters", name) != nil || tpl.resource(id) != nil
+}
+
+// render evaluates a string-valued intrinsic the way CloudFormation would,
+// with every reference to the stack (a parameter, a resource, an attribute,
+// a pseudo parameter) rendered as "<<NAME>>", and every !If taking its
+// true branch. ok is false for AWS::NoValue.
+func (tpl cfnTemplate) render(t *testing.T, n *yaml.Node, vars map[string]*yaml.Node) (s string, ok bool) {
+	t.Helper()
+	switch {
+	case n.Tag == "!Sub" && n.Kind == yaml.SequenceNode && len(n.Content) == 2:
+		own := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(n.Content[1].Content); i += 2 {
+			own[n.Content[1].Content[i].Value] = n.Content[1].Content[i+1]
+		}
+		return tpl.render(t, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!Sub", Value: n.Content[0].Value}, own)
+	case n.Tag == "!Sub" && n.Kind == yaml.ScalarNode:
+		return subReference.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := m[2 : len(m)-1]
+			if v, ok := vars[name]; ok {
+				s, _ := tpl.render(t, v, nil)
+				return s
+			}
+			if !tpl.subTarget(name) {
+				t.Errorf("!Sub references ${%s}: no parameter, resource or pseudo parameter of that name", name)
+			}
+			return "<<" + name + ">>"
+		}), true
+	case n.Tag == "!Join" && len(n.Content) == 2:
+		var parts []string
+		for _, item := range n.Content[1].Content {
+			if s, ok := tpl.render(t, item, vars); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, n.Content[0].Value), true
+	case n.Tag == "!If" && len(n.Content) == 3:
+		if get(tpl.root, "Conditions", n.Content[0].Value) == nil {
+			t.Errorf("!If on %q: no such condition", n.Content[0].Value)
+		}
+		return tpl.render(t, n.Content[1], vars)
+	case n.Tag == "!Ref" && n.Value == "AWS::NoValue":
+		return "", false
+	case n.Tag == "!Ref", n.Tag == "!GetAtt" && n.Kind == yaml.ScalarNode:
+		return "<<" + n.Value + ">>", true
+	case n.Kind == yaml.ScalarNode && (n.Tag == "" || n.Tag == "!!str"):
+		return n.Value, true
+	}
+	t.Fatalf("render: the test understands !Sub, !Join, !If, !Ref and !GetAtt, not %v", plain(n))
+	return "", false
+}
+
+// conditionalReferences checks that every reference under n to a resource
+// that has a Condition is made under an !If on that condition: otherwise
+// the stack fails whenever the condition is false.
+func (tpl cfnTemplate) conditionalReferences(t *testing.T, where string, n *yaml.Node, holding []string) {
+	t.Helper()
+	check := func(name string) {
+		id, _, _ := strings.Cut(name, ".")
+		if c := get(tpl.resource(id), "Condition"); c != nil && !slices.Contains(holding, c.Value) {
+			t.Errorf("%s references %s, which exists only under condition %s, outside an !If on it", where, name, c.Value)
+		}
+	}
+	switch {
+	case n.Tag == "!If" && len(n.Content) == 3:
+		tpl.conditionalReferences(t, where, n.Content[1], append(slices.Clone(holding), n.Content[0].Value))
+		tpl.conditionalReferences(t, where, n.Content[2], holding)
+		return
+	case n.Tag == "!Sub" && n.Kind == yaml.ScalarNode:
+		for _, m := range subReference.FindAllStringSubmatch(n.Value, -1) {
+			check(m[1])
+		}
+	case n.Tag == "!Ref", n.Tag == "!GetAtt" && n.Kind == yaml.ScalarNode:
+		check(n.Value)
+	case n.Tag == "!Sub" && n.Kind == yaml.SequenceNode && len(n.Content) == 2:
+		own := keys(n.Content[1])
+		for _, m := range subReference.FindAllStringSubmatch(n.Content[0].Value, -1) {
+			if !slices.Contains(own, m[1]) {
+				check(m[1])
+			}
+		}
+		tpl.conditionalReferences(t, where, n.Content[1], holding)
+		return
+	}
+	for _, c := range n.Content {
+		tpl.conditionalReferences(t, where, c, holding)
+	}
+}
+
+// resourcesOfType lists the logical ids of the resources of one type.
+func (tpl cfnTemplate) resourcesOfType(typ string) []string {
+	var ids []string
+	resources := get(tpl.root, "Resources")
+	for _, id := range keys(resources) {
+		if get(resources, id, "Type").Value == typ {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// emfMetricNames are the names of the metrics the code's EMF record
+// declares.
+func emfMetricNames() []string {
+	var names []string
+	for _, m := range handler.EMFMetrics() {
+		names = append(names, m.Name)
+	}
+	return names
+}
+
+// emfDimensionSet tells whether names (in any order) are exactly one of the
+// record's dimension sets: a metric is identified by its whole dimension
+// set, so a graph or an alarm on any other finds no data.
+func emfDimensionSet(names []string) bool {
+	got := slices.Sorted(slices.Values(names))
+	for _, set := range handler.EMFDimensionSets() {
+		if slices.Equal(got, slices.Sorted(slices.Values(set))) {
+			return true
+		}
+	}
+	return false
+}
+
+// The dashboard: its body is JSON once CloudFormation substitutes it; its
+// metric widgets graph the metrics the code's EMF record declares, in its
+// namespace and with its dimension set; the alarm widget lists every alarm
+// of the stack; the log widget's query reads the function's log group and
+// names fields a decision line has.
+func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
+	tpl := loadTemplate(t)
+	fnID, fn := tpl.function(t)
+	dashboards := tpl.resourcesOfType("AWS::CloudWatch::Dashboard")
+	if len(dashboards) != 1 {
+		t.Fatalf("template.yaml has %d dashboards %v, want one", len(dashboards), dashboards)
+	}
+	bodyNode := get(tpl.resource(dashboards[0]), "Properties", "DashboardBody")
+	if bodyNode == nil || bodyNode.Tag != "!Sub" {
+		t.Fatalf("%s's DashboardBody is %v, want a !Sub JSON string", dashboards[0], plain(bodyNode))
+	}
+	tpl.conditionalReferences(t, dashboards[0], bodyNode, nil)
+	text, _ := tpl.render(t, bodyNode, nil)
+	var body struct {
+		Widgets []struct {
+			Type       string         `json:"type"`
+			Properties map[string]any `json:"properties"`
+		} `json:"widgets"`
+	}
+	if err := json.Unmarshal([]byte(text), &body); err != nil {
+		t.Fatalf("DashboardBody is not JSON once substituted: %v\n%s", err, text)
+	}
+
+	function := "<<" + fnID + ">>"
+	metricNames := emfMetricNames()
+	graphed := map[string]bool{} // metric/DryRun
+	var alarms []string
+	var queries []string
+	for i, w := range body.Widgets {
+		where := fmt.Sprintf("dashboard widget %d (%v)", i, w.Properties["title"])
+		switch w.Type {
+		case "metric":
+			if w.Properties["region"] != "<<AWS::Region>>" {
+				t.Errorf("%s: region %v, want ${AWS::Region}", where, w.Properties["region"])
+			}
+			rows, _ := w.Properties["metrics"].([]any)
+			if len(rows) == 0 {
+				t.Errorf("%s: no metrics", where)
+			}
+			for _, r := range rows {
+				row, _ := r.([]any)
+				var parts []string
+				for _, item := range row {
+					if s, ok := item.(string); ok {
+						parts = append(parts, s)
+					} else if _, ok := item.(map[string]any); !ok {
+						t.Errorf("%s: metric row %v: items are strings and a trailing object", where, row)
+					}
+				}
+				if len(parts) < 2 || len(parts)%2 != 0 || slices.Contains(parts, ".") {
+					t.Errorf("%s: metric row %v: want namespace, name and dimension name/value pairs in full (no \".\")", where, row)
+					continue
+				}
+				ns, name := parts[0], parts[1]
+				if ns != handler.EMFNamespace {
+					t.Errorf("%s: metric %s in namespace %q, the code writes %q", where, name, ns, handler.EMFNamespace)
+				}
+				if !slices.Contains(metricNames, name) {
+					t.Errorf("%s: metric %q is not one the code writes (handler.EMFMetrics: %v)", where, name, metricNames)
+				}
+				dims := map[string]string{}
+				var dimNames []string
+				for j := 2; j+1 < len(parts); j += 2 {
+					dims[parts[j]] = parts[j+1]
+					dimNames = append(dimNames, parts[j])
+				}
+				if !emfDimensionSet(dimNames) {
+					t.Errorf("%s: metric %s with dimensions %v, the code writes the sets %v", where, name, dimNames, handler.EMFDimensionSets())
+				}
+				if dims[handler.DimensionFunctionName] != function {
+					t.Errorf("%s: metric %s of function %q, want ${%s}", where, name, dims[handler.DimensionFunctionName], fnID)
+				}
+				if v := dims[handler.DimensionDryRun]; v != "true" && v != "false" {
+					t.Errorf("%s: metric %s with DryRun %q, the code writes \"true\" or \"false\"", where, name, v)
+				}
+				graphed[name+"/"+dims[handler.DimensionDryRun]] = true
+			}
+		case "alarm":
+			for _, a := range w.Properties["alarms"].([]any) {
+				alarms = append(alarms, a.(string))
+			}
+		case "log":
+			q, _ := w.Properties["query"].(string)
+			queries = append(queries, q)
+		}
+	}
+	// What the dashboard is for: what was done, what failed, what was found.
+	for _, want := range []string{"Cancelled/false", "Marked/false", "Shrunk/false", handler.MetricCancelsFailed + "/false", "IdleFound/false", "IdleFound/true"} {
+		if !graphed[want] {
+			t.Errorf("the dashboard does not graph %s (metric/DryRun)", want)
+		}
+	}
+
+	var wantAlarms []string
+	for _, id := range tpl.resourcesOfType("AWS::CloudWatch::Alarm") {
+		wantAlarms = append(wantAlarms, "<<"+id+".Arn>>")
+	}
+	slices.Sort(alarms)
+	slices.Sort(wantAlarms)
+	if !slices.Equal(alarms, wantAlarms) {
+		t.Errorf("the dashboard's alarm widgets list %v, the stack's alarms are %v", alarms, wantAlarms)
+	}
+
+	if len(queries) != 1 {
+		t.Fatalf("%d log widgets, want one (the last decisions)", len(queries))
+	}
+	logGroup, _ := ref(get(fn, "Properties", "LoggingConfig", "LogGroup"))
+	q := queries[0]
+	if !strings.HasPrefix(q, "SOURCE '<<"+logGroup+">>' |") {
+		t.Errorf("log widget query %q does not read the function's log group ${%s}", q, logGroup)
+	}
+	if !strings.Contains(q, `filter logger = "`+handler.AuditLogger+`" and msg = "decision"`) {
+		t.Errorf("log widget query %q does not select the audit trail's decision lines", q)
+	}
+	// The fields it shows are on every decision line the code writes.
+	hs := newHarness(t)
+	hs.fake.addIdle(crID(1))
+	if _, err := hs.run(t, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	var decision map[string]any
+	for _, l := range hs.tl.logLines() {
+		if l["logger"] == handler.AuditLogger && l["msg"] == "decision" {
+			decision = l
+		}
+	}
+	if decision == nil {
+		t.Fatal("no decision line written")
+	}
+	fieldsClause := regexp.MustCompile(`\|\s*fields ([^|]+)`).FindStringSubmatch(q)
+	if fieldsClause == nil {
+		t.Fatalf("log widget query %q has no fields clause", q)
+	}
+	for _, f := range strings.Split(fieldsClause[1], ",") {
+		f = strings.TrimSpace(f)
+		if _, ok := decision[f]; !ok && !strings.HasPrefix(f, "@") {
+			t.Errorf("log widget query shows %q, which a decision line does not have (%v)", f, slices.Sorted(maps.Keys(decision)))
+		}
+	}
+
+	outputs := get(tpl.root, "Outputs")
+	if id, ok := ref(get(outputs, "DashboardName", "Value")); !ok || id != dashboards[0] {
+		t.Errorf("output DashboardName is %v, want !Ref %s", plain(get(outputs, "DashboardName", "Value")), dashboards[0])
+	}
+	if url := get(outputs, "DashboardUrl", "Value"); url == nil || url.Tag != "!Sub" || !strings.Contains(url.Value, "${"+dashboards[0]+"}") {
+		t.Errorf("output DashboardUrl is %v, want a !Sub naming ${%s}", plain(url), dashboards[0])
+	}
+}
+
+// Alarms on the run metrics name a metric the code writes, in its
+// namespace, with exactly one of its dimension sets (an alarm on an EMF
+// metric must name the whole set), for this stack's function. The cancels
+// failed alarm counts live runs over the schedule period and notifies like
+// the other alarms.
+func TestTemplateAlarmsOnRunMetrics(t *testing.T) {
+	tpl := loadTemplate(t)
+	fnID, _ := tpl.function(t)
+	metricNames := emfMetricNames()
+	var cancelsFailed []string
+	for _, id := range tpl.resourcesOfType("AWS::CloudWatch::Alarm") {
+		props := get(tpl.resource(id), "Properties")
+		if ns := get(props, "Namespace"); ns == nil || ns.Value != handler.EMFNamespace {
+			continue
+		}
+		name := get(props, "MetricName").Value
+		if !slices.Contains(metricNames, name) {
+			t.Errorf("alarm %s: metric %q is not one the code writes (handler.EMFMetrics: %v)", id, name, metricNames)
+		}
+		dims := map[string]*yaml.Node{}
+		var dimNames []string
+		if d := get(props, "Dimensions"); d != nil {
+			for _, item := range d.Content {
+				n := get(item, "Name").Value
+				dims[n] = get(item, "Value")
+				dimNames = append(dimNames, n)
+			}
+		}
+		if !emfDimensionSet(dimNames) {
+			t.Errorf("alarm %s: dimensions %v, the code writes the sets %v: the alarm would find no data", id, dimNames, handler.EMFDimensionSets())
+		}
+		if got, ok := ref(dims[handler.DimensionFunctionName]); !ok || got != fnID {
+			t.Errorf("alarm %s: FunctionName %v, want !Ref %s", id, plain(dims[handler.DimensionFunctionName]), fnID)
+		}
+		dry := dims[handler.DimensionDryRun]
+		if dry == nil || (dry.Value != "true" && dry.Value != "false") {
+			t.Errorf("alarm %s: DryRun %v, want \"true\" or \"false\"", id, plain(dry))
+		}
+		if name == handler.MetricCancelsFailed && dry != nil && dry.Value == "false" {
+			cancelsFailed = append(cancelsFailed, id)
+		}
+	}
+	if len(cancelsFailed) != 1 {
+		t.Fatalf("alarms on %s of live runs: %v, want one", handler.MetricCancelsFailed, cancelsFailed)
+	}
+	props := get(tpl.resource(cancelsFailed[0]), "Properties")
+	for key, want := range map[string]string{
+		"Statistic": "Sum", "Threshold": "1", "EvaluationPeriods": "1",
+		"ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+	} {
+		if n := get(props, key); n == nil || n.Value != want {
+			t.Errorf("alarm %s: %s is %v, want %s", cancelsFailed[0], key, plain(n), want)
+		}
+	}
+	errorsAlarm := get(tpl.resource("ErrorsAlarm"), "Properties")
+	for _, key := range []string{"AlarmActions", "OKActions"} {
+		got, _ := json.Marshal(plain(get(props, key)))
+		want, _ := json.Marshal(plain(get(errorsAlarm, key)))
+		if string(got) != string(want) || get(props, key) == nil {
+			t.Errorf("alarm %s: %s %s, want the other alarms' %s", cancelsFailed[0], key, got, want)
+		}
+	}
+	// One period is one schedule period, as the missed-run alarm's.
+	got, _ := json.Marshal(plain(get(props, "Period")))
+	want, _ := json.Marshal(plain(get(tpl.resource("MissedRunAlarm"), "Properties", "Period")))
+	if string(got) != string(want) {
+		t.Errorf("alarm %s: Period %s, want the schedule period %s", cancelsFailed[0], got, want)
 	}
 }
