@@ -90,6 +90,10 @@ func runMetrics() []runMetric {
 		{EMFMetric{"APICalls", unitCount}, func(r *Report) float64 { return float64(totalCalls(r.APICalls)) }},
 		{EMFMetric{"Retries", unitCount}, func(r *Report) float64 { return float64(r.Retries) }},
 		{EMFMetric{"Problems", unitCount}, func(r *Report) float64 { return float64(len(r.Problems)) }},
+		// USD a month at On-Demand list prices (CloudWatch has no currency
+		// unit); 0 when nothing was priced.
+		{EMFMetric{"IdleMonthlyCost", unitNone}, func(r *Report) float64 { return costOf(r, func(c *Costs) float64 { return c.IdleMonthly }) }},
+		{EMFMetric{"RemovedMonthlyCost", unitNone}, func(r *Report) float64 { return costOf(r, func(c *Costs) float64 { return c.RemovedMonthly }) }},
 	}
 }
 
@@ -210,4 +214,12 @@ func functionName() string {
 		return name
 	}
 	return localFunctionName
+}
+
+// costOf is one of the run's cost figures, 0 when nothing was priced.
+func costOf(r *Report, f func(*Costs) float64) float64 {
+	if r.Costs == nil {
+		return 0
+	}
+	return f(r.Costs)
 }

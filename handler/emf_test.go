@@ -519,6 +519,10 @@ func checkAgainstReport(t *testing.T, rec emfRecord, r *handler.Report, region, 
 		"Retries":          float64(r.Retries),
 		"Problems":         float64(len(r.Problems)),
 	}
+	want["IdleMonthlyCost"], want["RemovedMonthlyCost"] = 0, 0
+	if r.Costs != nil {
+		want["IdleMonthlyCost"], want["RemovedMonthlyCost"] = r.Costs.IdleMonthly, r.Costs.RemovedMonthly
+	}
 	if len(r.Failures) != failed[policy.Cancel]+failed[policy.Modify] {
 		t.Errorf("failures %v are neither cancels nor shrinks", r.Failures)
 	}

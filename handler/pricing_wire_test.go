@@ -37,10 +37,14 @@ func TestWirePriceEstimates(t *testing.T) {
 
 	s := defaultSettings(t)
 	s.Rightsize, s.MaxCancellations = true, 0 // a preview of costs: nothing cancelled
-	h, _ := wireHandler(t, acct, s)
+	h, tl := wireHandler(t, acct, s)
 	report, err := h.Run(context.Background(), []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The metrics line carries the run's cost figures.
+	if m := ftLastLog(tl, "metrics"); m == nil || m["IdleMonthlyCost"] != report.Costs.IdleMonthly || m["RemovedMonthlyCost"] != 0.0 {
+		t.Errorf("metrics line %v, costs %+v", m, report.Costs)
 	}
 	price := map[string]float64{}
 	for _, p := range fakeaws.SamplePrices() {
