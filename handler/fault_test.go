@@ -36,17 +36,18 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
-// ftFastRetryer is the SDK's standard retryer (AWS_RETRY_MODE=standard;
-// main defaults to adaptive, see ftModes) as the SDK builds it, with the
-// default retry quota (a token bucket of 500, 5 per throttling retry, 14
-// per other retry), and two changes: a 10 ms backoff instead of 50 ms..20 s,
-// so that storms take milliseconds; 4 attempts instead of 3, so that a
-// scenario injecting 2 faults in a row still passes when, as happens about
-// once in 10,000 requests under load, the client also fails to read a good
-// answer ("use of closed network connection", retried by the SDK, counted:
-// see ftCheckRetries). The quota is kept on purpose: it is what production
-// runs with, and TestFaultRetryQuotaExhausted shows the run stays safe when a
-// storm drains it.
+// ftFastRetryer is the SDK's standard retryer (AWS_RETRY_MODE=standard,
+// the mode main keeps by default; see ftModes) as the SDK builds it, with
+// the SDK's retry quota (a token bucket of 500, 5 per throttling retry, 14
+// per other retry; production charges 1 per throttling retry, see
+// retry.go), and two changes: a 10 ms backoff instead of 50 ms..20 s, so
+// that storms take milliseconds; 4 attempts, so that a scenario injecting 2
+// faults in a row still passes when, as happens about once in 10,000
+// requests under load, the client also fails to read a good answer ("use of
+// closed network connection", retried by the SDK, counted: see
+// ftCheckRetries). The stricter quota is kept on purpose:
+// TestFaultRetryQuotaExhausted shows the run stays safe when a storm drains
+// it. The production defaults are tested in storm_test.go.
 func ftFastRetryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.Backoff = retry.NewExponentialJitterBackoff(10 * time.Millisecond)
