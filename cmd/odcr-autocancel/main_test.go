@@ -306,3 +306,18 @@ func TestConfiguredCredentialsThatFail(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+func TestMemoryLimitFromTheFunctionsMemory(t *testing.T) {
+	env := func(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+	if got, ok := memoryLimit(env(map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"})); !ok || got != 256<<20*9/10 {
+		t.Fatalf("256 MB: %d %v", got, ok)
+	}
+	if _, ok := memoryLimit(env(map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "GOMEMLIMIT": "100MiB"})); ok {
+		t.Fatal("GOMEMLIMIT set: the runtime's own reading must win")
+	}
+	for _, v := range []string{"", "lots", "0", "-5"} {
+		if _, ok := memoryLimit(env(map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": v})); ok {
+			t.Errorf("memory %q: a limit", v)
+		}
+	}
+}
