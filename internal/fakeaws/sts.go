@@ -89,6 +89,11 @@ func stsValidation(value, member, constraint string) *apiError {
 // decide (Organization.assumeRole). Only an Organization's accounts serve
 // it. Callers hold a.mu.
 func (a *Account) assumeRole(form url.Values, caller *principal) (any, *apiError) {
+	if caller == nil {
+		// An organization's Account served by its own Start, not through
+		// the Organization: its IAM user calls.
+		caller = staticPrincipal(a.id)
+	}
 	roleARN, session := form.Get("RoleArn"), form.Get("RoleSessionName")
 	switch {
 	case !form.Has("RoleArn"):
