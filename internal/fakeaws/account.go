@@ -12,8 +12,15 @@
 // GetMetricData, GetCallerIdentity, SNS's Publish (sns.go), RAM's
 // ListResources (the capacity reservations shared through AWS RAM, see
 // ram.go) and the Price List Query API's GetProducts (EC2 On-Demand prices,
-// see pricing.go). Everything else gets the protocol's "unknown operation"
-// error so a new, unsupported call fails loudly.
+// see pricing.go), STS's AssumeRole, EC2's DescribeRegions (ec2regions.go)
+// and Organizations' ListAccounts, ListAccountsForParent and ListChildren.
+// Everything else gets the protocol's "unknown operation" error so a new,
+// unsupported call fails loudly.
+//
+// An Account (New) is one account in one region and takes any credentials.
+// An Organization (org.go) holds several accounts, each with its state per
+// region, on one handler that routes every request by the access key that
+// signed it and the region of its credential scope, as AWS does.
 package fakeaws
 
 import (
@@ -241,6 +248,12 @@ type Account struct {
 	sns  snsState    // SNS topics and what was published (sns.go)
 
 	pricing pricingState // the Price List API's EC2 products (pricing.go)
+
+	// org is the organization the account belongs to and region the one
+	// this Account holds the state of (org.go); nil and "" for a
+	// standalone account, which serves any credentials and region.
+	org    *Organization
+	region string
 
 	server *httptest.Server
 }

@@ -25,6 +25,10 @@ type apiError struct {
 	code    string
 	message string
 	status  int
+	// extra holds further members of the error shape, written next to the
+	// message by the JSON protocols that model them (Organizations'
+	// InvalidInputException carries a Reason).
+	extra map[string]string
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -49,6 +53,8 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveCloudWatch(w, r)
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), pricingTargetPrefix):
 		a.servePricing(w, r)
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), orgsTargetPrefix):
+		a.serveOrganizations(w, r)
 	case r.URL.Path == "/" || r.URL.Path == "":
 		a.serveQuery(w, r)
 	case ramOperations[r.URL.Path] != "":
@@ -90,7 +96,14 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 	case action == OpGetGroupsForCapacityReservation:
 		handle = func() (any, *apiError) { return a.getGroupsForCapacityReservation(form) }
 	case action == OpGetCallerIdentity:
-		handle = func() (any, *apiError) { return a.getCallerIdentity(), nil }
+		handle = func() (any, *apiError) { return a.getCallerIdentity(callerOf(r)), nil }
+	// AssumeRole and DescribeRegions belong to an Organization's accounts
+	// (org.go); a standalone Account answers them as unknown, as it always
+	// did.
+	case action == OpAssumeRole && a.org != nil:
+		handle = func() (any, *apiError) { return a.assumeRole(form, callerOf(r)) }
+	case action == OpDescribeRegions && a.org != nil:
+		handle = func() (any, *apiError) { return a.describeRegions(form) }
 	case action == OpCreateTags || action == OpDeleteTags:
 		handle = func() (any, *apiError) { return a.tagOperation(action, form) }
 	case action == OpPublish:
@@ -112,7 +125,7 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 // action the fake lacks gets its service's error envelope; EC2 otherwise.
 func queryProtocol(form url.Values) protocol {
 	switch action, version := form.Get("Action"), form.Get("Version"); {
-	case action == OpGetCallerIdentity:
+	case action == OpGetCallerIdentity, action == OpAssumeRole:
 		return stsProtocol{}
 	case action == OpPublish:
 		return snsProtocol{}
