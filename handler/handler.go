@@ -8,13 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
@@ -73,67 +69,6 @@ type Handler struct {
 	// a synchronous response over 6 MB.
 	MaxResponseBytes int
 }
-
-// ErrRunFailed marks a run that completed its report but must show as a
-// failed invocation: a cancel failed, was not attempted, or the run aborted.
-// errors.Is(err, ErrRunFailed) holds for every *RunFailedError.
-var ErrRunFailed = errors.New("run failed")
-
-// RunFailedError is the error of such a run. Its message lists what failed,
-// since a failed invocation's caller gets the error, not the report; its type
-// name is what Lambda reports as the errorType.
-type RunFailedError struct {
-	Aborted      string
-	Failures     []Failure
-	NotAttempted []string
-	// TagFailures are marks or unmarks that could not be written.
-	TagFailures []Failure
-	// Notify is why the notification could not be sent, if it was not.
-	Notify string
-}
-
-// maxListed bounds the reservations named in an error message.
-const maxListed = 20
-
-func (e *RunFailedError) Error() string {
-	if e.Aborted != "" {
-		msg := "run failed: aborted: " + e.Aborted
-		if e.Notify != "" {
-			msg += "; notification not sent: " + e.Notify
-		}
-		return msg
-	}
-	codes := func(fs []Failure) []string {
-		out := make([]string, len(fs))
-		for i, f := range fs {
-			out[i] = f.ReservationID + ": " + f.Code
-		}
-		return out
-	}
-	msg := fmt.Sprintf("run failed: %d cancels failed%s, %d not attempted before the deadline%s",
-		len(e.Failures), listed(codes(e.Failures)), len(e.NotAttempted), listed(e.NotAttempted))
-	if len(e.TagFailures) > 0 {
-		msg += fmt.Sprintf(", %d tag changes failed%s", len(e.TagFailures), listed(codes(e.TagFailures)))
-	}
-	if e.Notify != "" {
-		msg += ", notification not sent: " + e.Notify
-	}
-	return msg
-}
-
-// listed renders " (a, b, c and N more)", or nothing for no items.
-func listed(items []string) string {
-	if len(items) == 0 {
-		return ""
-	}
-	s := strings.Join(items[:min(len(items), maxListed)], ", ")
-	if len(items) > maxListed {
-		s += fmt.Sprintf(" and %d more", len(items)-maxListed)
-	}
-	return " (" + s + ")"
-}
-
-func (e *RunFailedError) Is(target error) bool { return target == ErrRunFailed }
 
 // Invoke implements lambda.Handler: the payload is decoded by ParseEvent (so
 // malformed JSON gets our error, not the runtime's), the report is returned as
@@ -252,12 +187,10 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	if !plan.Aborted && !settings.DryRun && len(plan.Mark)+len(plan.Unmark) > 0 {
 		r.applyMarks(ctx, plan, decisions, report)
 	}
-	if !plan.Aborted && !settings.DryRun && len(plan.Cancel) > 0 {
+	if !plan.Aborted && !settings.DryRun && len(plan.Cancel)+len(plan.Modify) > 0 {
 		decisions = r.apply(ctx, plan, report)
 	}
-	if !plan.Aborted && !settings.DryRun && len(plan.Modify) > 0 {
-		decisions = r.applyModifies(ctx, plan, decisions, report)
-	}
+	report.Costs = costs(decisions, report)
 	// Once everything is done: a failed notification loses nothing.
 	notifyErr := r.notify(ctx, settings, plan, decisions, report)
 	return r.finish(report, plan, decisions, notifyErr)
@@ -347,32 +280,11 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 	return policy.MakePlan(r.policy, decisions), nil
 }
 
-// markSharing lists the reservations this account shares out through AWS
-// RAM and marks them; when the listing fails, every reservation's sharing is
-// unknown (kept insufficient-data), never guessed.
-func (r *run) markSharing(ctx context.Context, res []policy.Reservation, report *Report) {
-	if len(res) == 0 {
-		return
-	}
-	shared, err := listSharedOut(ctx, r.h.RAM, r.calls)
-	if err != nil {
-		report.Problems = append(report.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
-	}
-	markSharing(res, shared, err)
-}
-
 // progress tells the Handler's Progress, if any, how far the run is.
 func (r *run) progress(step string, done, total int) {
 	if r.h.Progress != nil {
 		r.h.Progress(step, done, total)
 	}
-}
-
-func dependentsOf(deps map[string]policy.Dependents, id string) *policy.Dependents {
-	if d, ok := deps[id]; ok {
-		return &d
-	}
-	return nil
 }
 
 // logPlan writes one line per decision and one summary line. It runs before
@@ -434,128 +346,6 @@ func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
 	return f
 }
 
-// apply re-verifies the planned cancellations and performs them. It returns
-// the final decisions (a candidate that changed since evaluation is kept).
-func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []policy.Decision {
-	decisions := slices.Clone(plan.Decisions)
-	index := make(map[string]int, len(decisions))
-	for i, d := range decisions {
-		index[d.ReservationID] = i
-	}
-
-	// The world may have changed since the evaluation: describe the
-	// candidates again, in one call, right before acting.
-	fresh, err := describeReservations(ctx, r.h.EC2, r.calls, plan.Cancel)
-	if err != nil {
-		r.audit.Error("re-verification failed; no cancel attempted", zap.Error(err))
-		for _, id := range plan.Cancel {
-			report.Failures = append(report.Failures, Failure{ReservationID: id, Code: errorCode(err), Message: "re-verify before cancel: " + err.Error()})
-		}
-		return decisions
-	}
-	// A share created during the run wins too.
-	r.markSharing(ctx, fresh, report)
-	byID := make(map[string]policy.Reservation, len(fresh))
-	for _, res := range fresh {
-		byID[res.ID] = res
-	}
-	now := r.h.Now()
-	var verified []policy.Reservation
-	for _, id := range plan.Cancel {
-		var res *policy.Reservation
-		if got, ok := byID[id]; ok {
-			res = &got
-		}
-		d := policy.Recheck(r.policy, decisions[index[id]], res, now)
-		decisions[index[id]] = d
-		if d.Candidate() {
-			verified = append(verified, *res)
-		}
-	}
-	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, verified, r.h.metricConcurrency())
-	report.Problems = append(report.Problems, problems...)
-	var toCancel []string
-	for _, res := range verified {
-		id := res.ID
-		d := policy.RecheckStopped(decisions[index[id]], dependentsOf(deps, id))
-		decisions[index[id]] = d
-		if d.Candidate() {
-			toCancel = append(toCancel, id)
-		}
-	}
-	for _, id := range plan.Cancel {
-		if d := decisions[index[id]]; !d.Candidate() {
-			r.audit.Warn("decision changed before cancel", decisionFields(d, false)...)
-		}
-	}
-
-	// ctx ends three quarters of the margin before the invocation's
-	// deadline: the last quarter left means the margin is reached.
-	deadline, hasDeadline := ctx.Deadline()
-	for n, id := range toCancel {
-		if hasDeadline && time.Until(deadline) < r.margin/4 {
-			report.NotAttempted = append(report.NotAttempted, toCancel[n:]...)
-			r.audit.Error("invocation deadline near; remaining cancels not attempted",
-				zap.Strings("not_attempted", toCancel[n:]), zap.Duration("margin", r.margin))
-			break
-		}
-		f := r.cancel(ctx, id)
-		r.progress("cancelled", n+1, len(toCancel))
-		switch {
-		case f == nil:
-			report.Cancelled = append(report.Cancelled, id)
-			r.audit.Info("cancelled", zap.String("reservation_id", id))
-		case f.Code == codeIncorrectState && r.cancelledMeanwhile(ctx, id):
-			// Someone else cancelled it between the re-verification and
-			// our call: the goal is met, it is not a failure.
-			report.AlreadyCancelled = append(report.AlreadyCancelled, id)
-			r.audit.Info("already cancelled by someone else", zap.String("reservation_id", id))
-		default:
-			report.Failures = append(report.Failures, *f)
-			r.audit.Error("cancel failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
-		}
-	}
-	return decisions
-}
-
-// cancel asks EC2 with DryRun first, which checks the permission (IAM refuses
-// protected reservations), then cancels for real.
-func (r *run) cancel(ctx context.Context, id string) *Failure {
-	r.calls.add("CancelCapacityReservation")
-	_, err := r.h.EC2.CancelCapacityReservation(ctx, &ec2.CancelCapacityReservationInput{
-		CapacityReservationId: aws.String(id),
-		DryRun:                aws.Bool(true),
-	})
-	if code := errorCode(err); code != codeDryRunOperation {
-		if err == nil {
-			err = errors.New("dry run answered without DryRunOperation")
-			code = "UnexpectedDryRunAnswer"
-		}
-		return &Failure{ReservationID: id, Code: code, Message: fmt.Sprintf("cancel capacity reservation (dry run): %v", err)}
-	}
-	r.calls.add("CancelCapacityReservation")
-	out, err := r.h.EC2.CancelCapacityReservation(ctx, &ec2.CancelCapacityReservationInput{
-		CapacityReservationId: aws.String(id),
-	})
-	if err != nil {
-		return &Failure{ReservationID: id, Code: errorCode(err), Message: fmt.Sprintf("cancel capacity reservation: %v", err)}
-	}
-	if !aws.ToBool(out.Return) {
-		return &Failure{ReservationID: id, Code: "ReturnFalse", Message: "cancel capacity reservation: EC2 returned false"}
-	}
-	return nil
-}
-
-// cancelledMeanwhile tells whether a reservation whose cancel EC2 refused
-// for its state is cancelled (or being cancelled) now.
-func (r *run) cancelledMeanwhile(ctx context.Context, id string) bool {
-	res, err := describeReservations(ctx, r.h.EC2, r.calls, []string{id})
-	if err != nil || len(res) != 1 {
-		return false
-	}
-	return res[0].State == "cancelled" || res[0].State == "cancelling"
-}
-
 // finish fills the report, logs its summary and decides whether the
 // invocation failed.
 func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decision, notifyErr string) (*Report, error) {
@@ -563,7 +353,6 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 	report.Aborted = plan.Aborted
 	report.AbortReason = plan.AbortReason
 	report.Decisions = decisions
-	report.Costs = costs(decisions, report)
 	report.APICalls = r.calls.snapshot()
 	report.Retries = r.h.Retries.Count() - r.retriesBefore
 	report.Counts = Counts{

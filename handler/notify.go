@@ -795,7 +795,7 @@ func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, 
 	n := Notice{
 		RunID: report.RunID, AccountID: report.AccountID, Region: r.h.Region,
 		DryRun: report.DryRun, Aborted: plan.Aborted, AbortReason: plan.AbortReason,
-		ProtectTagKey: s.ProtectTagKey, Now: r.started, Problems: report.Problems, Costs: costs(decisions, report),
+		ProtectTagKey: s.ProtectTagKey, Now: r.started, Problems: report.Problems, Costs: report.Costs,
 	}
 	byID := make(map[string]policy.Decision, len(decisions))
 	for _, d := range decisions {

@@ -114,3 +114,38 @@ func TestRightsizeRequestOnlyInADryRun(t *testing.T) {
 		t.Fatalf("preview: %s %+v, modifies %v", d.Action, d.Resize, hs.fake.modifies)
 	}
 }
+
+// A stopped instance that appears before the shrink keeps the reservation:
+// it would be stranded by a smaller reservation as by a cancel.
+func TestRightsizeStoppedInstanceBeforeTheShrinkKeepsIt(t *testing.T) {
+	hs := newHarness(t, live, rightsizing)
+	hs.fake.addOversized(crID(1), 100, 40, 60)
+	hs.fake.onDescribe = func(n int, f *fakeAWS) {
+		if n == 2 {
+			f.stopped[crID(1)] = 1
+		}
+	}
+	report, _ := hs.run(t, `{}`)
+	if d := decisionOf(t, report, crID(1)); d.Action != policy.Keep || d.Reason != policy.ReasonChangedSinceEvaluated || len(hs.fake.modifies) != 0 {
+		t.Fatalf("%s/%s (%s), modifies %v", d.Action, d.Reason, d.Detail, hs.fake.modifies)
+	}
+}
+
+// Cancels and shrinks of one run are re-verified together: one describe,
+// one listing of the shares, one sweep of the stopped instances.
+func TestCancelsAndShrinksReverifiedTogether(t *testing.T) {
+	hs := newHarness(t, live, rightsizing)
+	hs.fake.addOversized(crID(1), 100, 40, 60)
+	hs.fake.addIdle(crID(2))
+	report, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Cancelled) != 1 || len(report.Modified) != 1 {
+		t.Fatalf("cancelled %v, modified %v", report.Cancelled, report.Modified)
+	}
+	if hs.fake.describeCalls != 2 || hs.fake.ramCalls != 2 || hs.fake.instanceCalls != 2 {
+		t.Fatalf("describe %d, ListResources %d, DescribeInstances %d: want 2 each (evaluation, one re-verification)",
+			hs.fake.describeCalls, hs.fake.ramCalls, hs.fake.instanceCalls)
+	}
+}

@@ -65,3 +65,17 @@ func markSharing(res []policy.Reservation, shared map[string]bool, err error) {
 		res[i].SharedOut = err == nil && shared[res[i].ID]
 	}
 }
+
+// markSharing lists the reservations this account shares out through AWS
+// RAM and marks them; when the listing fails, every reservation's sharing is
+// unknown (kept insufficient-data), never guessed.
+func (r *run) markSharing(ctx context.Context, res []policy.Reservation, report *Report) {
+	if len(res) == 0 {
+		return
+	}
+	shared, err := listSharedOut(ctx, r.h.RAM, r.calls)
+	if err != nil {
+		report.Problems = append(report.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
+	}
+	markSharing(res, shared, err)
+}

@@ -162,3 +162,11 @@ func groupsOfOne(ctx context.Context, api EC2API, calls *callCounter, id string)
 	}
 	return groups, nil
 }
+
+// dependentsOf is what needs id, nil when it could not be checked.
+func dependentsOf(deps map[string]policy.Dependents, id string) *policy.Dependents {
+	if d, ok := deps[id]; ok {
+		return &d
+	}
+	return nil
+}

@@ -265,6 +265,10 @@ const (
 // Candidate reports whether the decision is still "cancel".
 func (d Decision) Candidate() bool { return d.Action == Cancel }
 
+// Acts reports whether the decision changes the reservation's capacity:
+// a cancel or a shrink.
+func (d Decision) Acts() bool { return d.Action == Cancel || d.Action == Modify }
+
 func keep(d Decision, reason Reason, detail string) Decision {
 	d.Action = Keep
 	d.Reason = reason

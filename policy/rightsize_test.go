@@ -160,6 +160,12 @@ func TestRecheckModify(t *testing.T) {
 	if got := RecheckModify(s, d, &used, now); got.Action != Modify {
 		t.Errorf("used up to the new size: %s (%s)", got.Action, got.Detail)
 	}
+	if got := RecheckStopped(d, &Dependents{Targeting: 1}); got.Action != Keep || got.Reason != ReasonChangedSinceEvaluated {
+		t.Errorf("a stopped instance appeared: %s/%s, want kept", got.Action, got.Reason)
+	}
+	if got := RecheckStopped(d, nil); got.Action != Keep {
+		t.Errorf("stopped instances unknown: %s, want kept", got.Action)
+	}
 	s.Grace = time.Hour
 	if got := RecheckModify(s, d, &r, now); got.Action != Keep {
 		t.Errorf("grace without a mark: %s", got.Action)

@@ -204,9 +204,10 @@ func Recheck(s Settings, d Decision, fresh *Reservation, now time.Time) Decision
 	return d
 }
 
-// RecheckStopped is Stopped for the moment right before acting.
+// RecheckStopped is Stopped for the moment right before acting, for a
+// cancel and a shrink alike: a shrink strands a stopped instance as surely.
 func RecheckStopped(d Decision, deps *Dependents) Decision {
-	if !d.Candidate() {
+	if !d.Acts() {
 		return d
 	}
 	switch {

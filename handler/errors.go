@@ -1,0 +1,68 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrRunFailed marks a run that completed its report but must show as a
+// failed invocation: a cancel failed, was not attempted, or the run aborted.
+// errors.Is(err, ErrRunFailed) holds for every *RunFailedError.
+var ErrRunFailed = errors.New("run failed")
+
+// RunFailedError is the error of such a run. Its message lists what failed,
+// since a failed invocation's caller gets the error, not the report; its type
+// name is what Lambda reports as the errorType.
+type RunFailedError struct {
+	Aborted      string
+	Failures     []Failure
+	NotAttempted []string
+	// TagFailures are marks or unmarks that could not be written.
+	TagFailures []Failure
+	// Notify is why the notification could not be sent, if it was not.
+	Notify string
+}
+
+// maxListed bounds the reservations named in an error message.
+const maxListed = 20
+
+func (e *RunFailedError) Error() string {
+	if e.Aborted != "" {
+		msg := "run failed: aborted: " + e.Aborted
+		if e.Notify != "" {
+			msg += "; notification not sent: " + e.Notify
+		}
+		return msg
+	}
+	codes := func(fs []Failure) []string {
+		out := make([]string, len(fs))
+		for i, f := range fs {
+			out[i] = f.ReservationID + ": " + f.Code
+		}
+		return out
+	}
+	msg := fmt.Sprintf("run failed: %d cancels failed%s, %d not attempted before the deadline%s",
+		len(e.Failures), listed(codes(e.Failures)), len(e.NotAttempted), listed(e.NotAttempted))
+	if len(e.TagFailures) > 0 {
+		msg += fmt.Sprintf(", %d tag changes failed%s", len(e.TagFailures), listed(codes(e.TagFailures)))
+	}
+	if e.Notify != "" {
+		msg += ", notification not sent: " + e.Notify
+	}
+	return msg
+}
+
+// listed renders " (a, b, c and N more)", or nothing for no items.
+func listed(items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	s := strings.Join(items[:min(len(items), maxListed)], ", ")
+	if len(items) > maxListed {
+		s += fmt.Sprintf(" and %d more", len(items)-maxListed)
+	}
+	return " (" + s + ")"
+}
+
+func (e *RunFailedError) Is(target error) bool { return target == ErrRunFailed }
