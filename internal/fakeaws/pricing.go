@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -733,7 +732,7 @@ func (a *Account) getProducts(in getProductsInput) (any, *apiError) {
 		return nil, badRequest("NotFoundException", "Service code %s not found.", service)
 	}
 	fp := in.fingerprint()
-	after, apiErr := decodePricingToken(deref(in.nextToken), fp)
+	after, apiErr := decodeSeqToken(OpGetProducts, deref(in.nextToken), fp, badRequest("InvalidNextTokenException", "The pagination token is invalid. Try again without a pagination token."))
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -747,7 +746,7 @@ func (a *Account) getProducts(in getProductsInput) (any, *apiError) {
 		if len(out.PriceList) == limit {
 			// Something matches after a full page: only then a token, so
 			// no empty last page.
-			out.NextToken = encodePricingToken(last, fp)
+			out.NextToken = encodeSeqToken(OpGetProducts, last, fp)
 			break
 		}
 		out.PriceList = append(out.PriceList, p.document)
@@ -811,34 +810,6 @@ func (in getProductsInput) fingerprint() uint64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%q|%q|%q", deref(in.serviceCode), deref(in.formatVersion), in.filters)
 	return h.Sum64()
-}
-
-func encodePricingToken(lastSeq int64, fingerprint uint64) string {
-	raw := fmt.Sprintf("%s|%d|%x", OpGetProducts, lastSeq, fingerprint)
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
-
-// decodePricingToken returns the seq the page resumes after (0 without a
-// token). Tokens never expire in the fake; a Fault with Code
-// "ExpiredNextTokenException" plays an expired one.
-func decodePricingToken(tok string, fingerprint uint64) (int64, *apiError) {
-	if tok == "" {
-		return 0, nil
-	}
-	invalid := badRequest("InvalidNextTokenException", "The pagination token is invalid. Try again without a pagination token.")
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return 0, invalid
-	}
-	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 || parts[0] != OpGetProducts || parts[2] != fmt.Sprintf("%x", fingerprint) {
-		return 0, invalid
-	}
-	seq, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || seq < 0 {
-		return 0, invalid
-	}
-	return seq, nil
 }
 
 // summary is the request as recorded in Request.Params: the members sent,

@@ -2,7 +2,6 @@ package fakeaws
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -359,7 +358,7 @@ func (a *Account) listResources(in listResourcesInput) (any, *apiError) {
 		}
 	}
 	fp := in.fingerprint(typ, scope)
-	after, apiErr := decodeRAMToken(deref(in.nextToken), fp)
+	after, apiErr := decodeSeqToken(OpListResources, deref(in.nextToken), fp, badRequest("InvalidNextTokenException", "The specified value for nextToken is not valid."))
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -373,7 +372,7 @@ func (a *Account) listResources(in listResourcesInput) (any, *apiError) {
 		if len(out.Resources) == limit {
 			// Something matches after a full page: only then a token, so
 			// no empty last page.
-			out.NextToken = encodeRAMToken(last, fp)
+			out.NextToken = encodeSeqToken(OpListResources, last, fp)
 			break
 		}
 		out.Resources = append(out.Resources, ramResource{
@@ -433,32 +432,6 @@ func (in listResourcesInput) fingerprint(typ, scope string) uint64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%q|%q|%q|%q|%q|%q", deref(in.resourceOwner), deref(in.principal), typ, scope, in.resourceArns, in.resourceShareArns)
 	return h.Sum64()
-}
-
-func encodeRAMToken(lastSeq int64, fingerprint uint64) string {
-	raw := fmt.Sprintf("%s|%d|%x", OpListResources, lastSeq, fingerprint)
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
-
-// decodeRAMToken returns the seq the page resumes after (0 without a token).
-func decodeRAMToken(tok string, fingerprint uint64) (int64, *apiError) {
-	if tok == "" {
-		return 0, nil
-	}
-	invalid := badRequest("InvalidNextTokenException", "The specified value for nextToken is not valid.")
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return 0, invalid
-	}
-	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 || parts[0] != OpListResources || parts[2] != fmt.Sprintf("%x", fingerprint) {
-		return 0, invalid
-	}
-	seq, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || seq < 0 {
-		return 0, invalid
-	}
-	return seq, nil
 }
 
 // summary is the request as recorded in Request.Params: the JSON members
