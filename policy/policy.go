@@ -233,6 +233,10 @@ type Facts struct {
 // Decision is the verdict on one reservation.
 type Decision struct {
 	ReservationID string `json:"reservationId"`
+	// AccountID and Region name where the reservation is, for a reader of
+	// many runs' reports; the caller fills them in.
+	AccountID string `json:"accountId,omitempty"`
+	Region    string `json:"region,omitempty"`
 	Action        Action `json:"action"`
 	Reason        Reason `json:"reason"`
 	// Detail says, in words, which value broke the rule.
