@@ -237,8 +237,8 @@ type Decision struct {
 	// many runs' reports; the caller fills them in.
 	AccountID string `json:"accountId,omitempty"`
 	Region    string `json:"region,omitempty"`
-	Action        Action `json:"action"`
-	Reason        Reason `json:"reason"`
+	Action    Action `json:"action"`
+	Reason    Reason `json:"reason"`
 	// Detail says, in words, which value broke the rule.
 	Detail string `json:"detail,omitempty"`
 	Facts  Facts  `json:"facts"`
