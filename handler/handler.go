@@ -151,7 +151,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	self, partition, err := h.identity(ctx)
 	if err != nil {
 		audit.Error("run failed before evaluation; nothing cancelled", zap.Error(err))
-		return nil, err
+		return nil, &ReadError{Err: err}
 	}
 	// The account and region the run acts in: the request's target, or
 	// the function's own. Every line from here on names them.
@@ -230,7 +230,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	if err != nil {
 		audit.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
 			zap.Any("api_calls", r.calls.snapshot()))
-		return nil, err
+		return nil, &ReadError{Err: err}
 	}
 	if settings.Pricing {
 		r.estimateCosts(ctx, plan.Decisions, report)
