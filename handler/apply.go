@@ -65,7 +65,7 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 // planned reservation in failures, when the reservations could not be
 // described again: then nothing is attempted.
 func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Decision, index map[string]int, report *Report) bool {
-	fresh, err := describeReservations(ctx, r.h.EC2, r.calls, ids)
+	fresh, err := describeReservations(ctx, r.c.EC2, r.calls, ids)
 	if err != nil {
 		r.audit.Error("re-verification failed; no cancel attempted", zap.Error(err))
 		for _, id := range ids {
@@ -97,7 +97,7 @@ func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Dec
 			verified = append(verified, *res)
 		}
 	}
-	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, verified, r.h.metricConcurrency())
+	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, verified, r.h.metricConcurrency())
 	report.Problems = append(report.Problems, problems...)
 	for _, res := range verified {
 		decisions[index[res.ID]] = policy.RecheckStopped(decisions[index[res.ID]], dependentsOf(deps, res.ID))
@@ -167,7 +167,7 @@ func dryRunFlag(dryRun bool) *bool {
 func (r *run) cancel(ctx context.Context, id string) *Failure {
 	return dryRunFirst(id, "cancel capacity reservation", func(dryRun bool) (bool, error) {
 		r.calls.add("CancelCapacityReservation")
-		out, err := r.h.EC2.CancelCapacityReservation(ctx, &ec2.CancelCapacityReservationInput{
+		out, err := r.c.EC2.CancelCapacityReservation(ctx, &ec2.CancelCapacityReservationInput{
 			CapacityReservationId: aws.String(id), DryRun: dryRunFlag(dryRun),
 		})
 		return out != nil && aws.ToBool(out.Return), err
@@ -178,7 +178,7 @@ func (r *run) cancel(ctx context.Context, id string) *Failure {
 func (r *run) modify(ctx context.Context, id string, count int32) *Failure {
 	return dryRunFirst(id, "modify capacity reservation", func(dryRun bool) (bool, error) {
 		r.calls.add("ModifyCapacityReservation")
-		out, err := r.h.EC2.ModifyCapacityReservation(ctx, &ec2.ModifyCapacityReservationInput{
+		out, err := r.c.EC2.ModifyCapacityReservation(ctx, &ec2.ModifyCapacityReservationInput{
 			CapacityReservationId: aws.String(id), InstanceCount: aws.Int32(count), DryRun: dryRunFlag(dryRun),
 		})
 		return out != nil && aws.ToBool(out.Return), err
@@ -188,7 +188,7 @@ func (r *run) modify(ctx context.Context, id string, count int32) *Failure {
 // cancelledMeanwhile tells whether a reservation whose cancel EC2 refused
 // for its state is cancelled (or being cancelled) now.
 func (r *run) cancelledMeanwhile(ctx context.Context, id string) bool {
-	res, err := describeReservations(ctx, r.h.EC2, r.calls, []string{id})
+	res, err := describeReservations(ctx, r.c.EC2, r.calls, []string{id})
 	if err != nil || len(res) != 1 {
 		return false
 	}

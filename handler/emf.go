@@ -203,7 +203,7 @@ func emfRecord(r *Report, region, function string) []zap.Field {
 // logMetrics writes the run's EMF record through the audit logger, so at
 // every LOG_LEVEL.
 func (r *run) logMetrics(report *Report) {
-	r.audit.Info(EMFMessage, emfRecord(report, r.h.Region, functionName())...)
+	r.audit.Info(EMFMessage, emfRecord(report, r.region, functionName())...)
 }
 
 // functionName is the name of the Lambda function (AWS_LAMBDA_FUNCTION_NAME,

@@ -66,3 +66,12 @@ func listed(items []string) string {
 }
 
 func (e *RunFailedError) Is(target error) bool { return target == ErrRunFailed }
+
+// ReadError is the error of a run that could not read what it needs (the
+// caller's identity, the reservations, their sharing): nothing was
+// changed. Its type name is what Lambda reports as the errorType, and so
+// what the organization's summary shows for the target.
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -32,10 +33,65 @@ type Request struct {
 	RightsizeHeadroomPercent *float64 `json:"rightsizeHeadroomPercent,omitempty"`
 	RightsizeMinInstances    *int     `json:"rightsizeMinInstances,omitempty"`
 	MaxModifications         *int     `json:"maxModifications,omitempty"`
+
+	// Target is the account and region to run in (organization mode);
+	// absent: the function's own.
+	Target *Target `json:"target,omitempty"`
+	// Report is the response's shape: "full" (the default, the whole
+	// report) or "summary" (the counts, for the state machine).
+	Report string `json:"report,omitempty"`
+
+	// ListTargets and Collect are the state machine's other two requests;
+	// each comes alone.
+	ListTargets *ListTargetsRequest `json:"listTargets,omitempty"`
+	Collect     *CollectRequest     `json:"collect,omitempty"`
 }
 
 // requestFields are the accepted fields of a Request, for error messages.
-const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations, graceHours, rightsize, rightsizeHeadroomPercent, rightsizeMinInstances, maxModifications"
+const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations, graceHours, rightsize, rightsizeHeadroomPercent, rightsizeMinInstances, maxModifications, target, report, listTargets, collect"
+
+// Values of a request's report field.
+const (
+	ReportFull    = "full"
+	ReportSummary = "summary"
+)
+
+// Field lists of the nested objects, for error messages.
+const (
+	targetFields      = "accountId, region"
+	listTargetsFields = "after"
+	collectFields     = "results, totals, final"
+)
+
+// nestedError is the error of a nested object, already worded for the
+// person who sent it: strictDecode passes it through as is.
+type nestedError struct{ err error }
+
+func (e *nestedError) Error() string { return e.err.Error() }
+func (e *nestedError) Unwrap() error { return e.err }
+
+// decodeNested decodes the object of field strictly into v.
+func decodeNested(field string, data []byte, v any, accepted string) error {
+	if err := strictDecode(data, v, accepted); err != nil {
+		return &nestedError{err: fmt.Errorf("field %q: %w", field, err)}
+	}
+	return nil
+}
+
+func (t *Target) UnmarshalJSON(data []byte) error {
+	type plain Target
+	return decodeNested("target", data, (*plain)(t), targetFields)
+}
+
+func (l *ListTargetsRequest) UnmarshalJSON(data []byte) error {
+	type plain ListTargetsRequest
+	return decodeNested("listTargets", data, (*plain)(l), listTargetsFields)
+}
+
+func (c *CollectRequest) UnmarshalJSON(data []byte) error {
+	type plain CollectRequest
+	return decodeNested("collect", data, (*plain)(c), collectFields)
+}
 
 // scheduledEvent is the envelope of an EventBridge rule's scheduled event.
 // It carries no settings: the run uses the deployed ones.
@@ -126,7 +182,10 @@ func strictDecode(data []byte, v any, accepted string) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
+		var nested *nestedError
 		switch {
+		case errors.As(err, &nested):
+			return nested
 		case errors.As(err, &typeErr):
 			return fmt.Errorf("field %q: expected %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
 		}
@@ -141,8 +200,12 @@ func strictDecode(data []byte, v any, accepted string) error {
 // checkKeys walks the top-level object's keys.
 func checkKeys(data []byte, accepted []string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if _, err := dec.Token(); err != nil { // the opening brace
+	tok, err := dec.Token() // the opening brace
+	if err != nil {
 		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if tok != json.Delim('{') {
+		return errors.New("expected a JSON object")
 	}
 	seen := map[string]bool{}
 	for dec.More() {
@@ -183,8 +246,32 @@ func jsonKind(goType string) string {
 }
 
 func (r Request) validate() error {
+	// The state machine's listing and collecting requests come alone.
+	switch {
+	case r.ListTargets != nil && r.Collect != nil:
+		return errors.New(`fields "listTargets" and "collect" together; accepted: one of them, alone`)
+	case r.ListTargets != nil && !reflect.DeepEqual(r, Request{ListTargets: r.ListTargets}):
+		return errors.New(`field "listTargets" with other fields; accepted: {"listTargets": {"after": "..."}} alone`)
+	case r.Collect != nil && !reflect.DeepEqual(r, Request{Collect: r.Collect}):
+		return errors.New(`field "collect" with other fields; accepted: {"collect": {...}} alone`)
+	case r.ListTargets != nil:
+		if a := r.ListTargets.After; a != "" && !accountIDPattern.MatchString(a) {
+			return fmt.Errorf(`field "listTargets.after": %q is not the "next" of a page; accepted: empty, or a 12-digit account id`, a)
+		}
+		return nil
+	case r.Collect != nil:
+		return r.Collect.validate()
+	}
 	// A field accepts exactly what the deployed setting it overrides does.
 	var errs []error
+	switch r.Report {
+	case "", ReportFull, ReportSummary:
+	default:
+		errs = append(errs, fmt.Errorf(`field "report": %q is not a report shape; accepted: %s, %s`, r.Report, ReportFull, ReportSummary))
+	}
+	if r.Target != nil {
+		errs = append(errs, r.Target.validate("target"))
+	}
 	for _, g := range guardrails {
 		errs = append(errs, g.validate(r))
 	}

@@ -6,6 +6,7 @@ package handler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,11 +38,16 @@ type Handler struct {
 	Pricing PriceLister
 	// SNS publishes the notification to NOTIFY_TOPIC_ARN; Region is the
 	// region the run acts in, for the notification and the prices.
-	SNS      Publisher
-	Region   string
-	Settings Settings
-	Logger   *zap.Logger
-	Now      func() time.Time
+	SNS    Publisher
+	Region string
+	// Targets reaches other accounts (through the member role) and other
+	// regions, for a run request with a target and for REGIONS=all;
+	// Organizations lists the accounts of ACCOUNTS=organization.
+	Targets       Connector
+	Organizations OrganizationsAPI
+	Settings      Settings
+	Logger        *zap.Logger
+	Now           func() time.Time
 	// CallerAccount returns the account of the credentials in use. It is
 	// asked only outside Lambda; inside, the account comes from the
 	// invoked function's ARN.
@@ -75,15 +81,40 @@ type Handler struct {
 // JSON. A run that must show as failed returns the error, after logging the
 // report summary.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	// The state machine's listing and collecting requests answer with
+	// their own shapes; anything else is a run.
+	if req, _, err := ParseEvent(payload); err == nil {
+		switch {
+		case req.ListTargets != nil:
+			return encode(h.ListTargets(ctx, *req.ListTargets))
+		case req.Collect != nil:
+			return encode(h.Collect(ctx, *req.Collect))
+		}
+	}
 	report, err := h.Run(ctx, payload)
 	if err != nil {
 		return nil, err
+	}
+	if report.shape == ReportSummary {
+		return encode(report.Summary(), nil)
 	}
 	// Every line is in the logs already; a response too large leaves out
 	// detail, step by step, rather than fail the invocation.
 	out, err := report.fit(h.maxResponseBytes())
 	if err != nil {
 		return nil, fmt.Errorf("encode report: %w", err)
+	}
+	return out, nil
+}
+
+// encode is a response as JSON, or the error.
+func encode[T any](v T, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode response: %w", err)
 	}
 	return out, nil
 }
@@ -104,6 +135,11 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		audit.Error("invalid event; nothing done", zap.Error(err))
 		return nil, err
 	}
+	if req.ListTargets != nil || req.Collect != nil {
+		err := &InvalidEventError{Err: errors.New(`"listTargets" and "collect" are answered by Invoke, not Run`)}
+		audit.Error("invalid event; nothing done", zap.Error(err))
+		return nil, err
+	}
 	// A request that loosens a deployed limit for a run that cancels is
 	// refused here, before any AWS call (STS included), like any invalid
 	// event.
@@ -112,14 +148,30 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		audit.Error("invalid event; nothing done", zap.Error(err))
 		return nil, err
 	}
-	account, err := h.account(ctx)
+	self, partition, err := h.identity(ctx)
 	if err != nil {
 		audit.Error("run failed before evaluation; nothing cancelled", zap.Error(err))
+		return nil, &ReadError{Err: err}
+	}
+	// The account and region the run acts in: the request's target, or
+	// the function's own. Every line from here on names them.
+	target := Target{AccountID: self, Region: h.Region}
+	if req.Target != nil {
+		target = *req.Target
+	}
+	account := target.AccountID
+	log = log.With(zap.String("account_id", account), zap.String("region", target.Region))
+	audit = log.Named(AuditLogger)
+	clients, err := h.clientsFor(ctx, self, partition, target, runID)
+	if err != nil {
+		audit.Error("target unreachable; nothing done", zap.Error(err))
 		return nil, err
 	}
 
 	r := &run{
 		h:             h,
+		c:             clients,
+		region:        target.Region,
 		log:           log,
 		audit:         audit,
 		calls:         &callCounter{},
@@ -152,6 +204,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		RunID:        runID,
 		Event:        kind,
 		AccountID:    account,
+		Region:       target.Region,
 		DryRun:       settings.DryRun,
 		StartedAt:    started,
 		Settings:     effective(settings, req, r.window),
@@ -160,8 +213,9 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		NotAttempted: []string{},
 	}
 	report.Settings.Loosened = loosened
+	report.shape = req.Report
 	audit.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
-		zap.String("account_id", account), zap.Any("settings", report.Settings))
+		zap.Bool("own_account", account == self), zap.Any("settings", report.Settings))
 
 	// Every AWS call ends three quarters of the margin before the
 	// invocation deadline, so a hanging read or cancel still leaves time to
@@ -176,7 +230,7 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	if err != nil {
 		audit.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
 			zap.Any("api_calls", r.calls.snapshot()))
-		return nil, err
+		return nil, &ReadError{Err: err}
 	}
 	if settings.Pricing {
 		r.estimateCosts(ctx, plan.Decisions, report)
@@ -198,7 +252,10 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 
 // run holds the state of one invocation.
 type run struct {
-	h       *Handler
+	h *Handler
+	// c are the clients of the run's target, in region.
+	c       Clients
+	region  string
 	log     *zap.Logger
 	audit   *zap.Logger // the audit trail: kept at every log level (NewLogger)
 	calls   *callCounter
@@ -216,7 +273,7 @@ type run struct {
 // evaluate lists, screens, measures and checks every reservation, and plans.
 // It makes no change to the account.
 func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (policy.Plan, error) {
-	reservations, err := describeReservations(ctx, r.h.EC2, r.calls, ids)
+	reservations, err := describeReservations(ctx, r.c.EC2, r.calls, ids)
 	if err != nil {
 		return policy.Plan{}, err
 	}
@@ -238,7 +295,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		}
 	}
 
-	m := measure(ctx, r.h.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency(), r.h.MetricsPerCall,
+	m := measure(ctx, r.c.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency(), r.h.MetricsPerCall,
 		func(n int) { r.progress("measured", n, len(eligible)) })
 	report.Problems = append(report.Problems, m.problems...)
 	if len(m.messages) > 0 {
@@ -263,7 +320,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (polic
 		}
 	}
 
-	deps, problems := stoppedDependents(ctx, r.h.EC2, r.calls, check, r.h.metricConcurrency())
+	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, check, r.h.metricConcurrency())
 	report.Problems = append(report.Problems, problems...)
 	r.reservations = make(map[string]policy.Reservation, len(reservations))
 	for i, d := range decisions {
@@ -369,6 +426,9 @@ func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decisi
 		Reasons:      make(map[policy.Reason]int),
 		Actions:      make(map[policy.Action]int),
 	}
+	for i := range decisions {
+		decisions[i].AccountID, decisions[i].Region = report.AccountID, report.Region
+	}
 	for _, d := range decisions {
 		report.Counts.Reasons[d.Reason]++
 		report.Counts.Actions[d.Action]++
@@ -447,8 +507,8 @@ func (h *Handler) runID(ctx context.Context) string {
 // account is the account the function acts for: only its own reservations
 // may be cancelled.
 func (h *Handler) account(ctx context.Context) (string, error) {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.InvokedFunctionArn != "" {
-		acct, err := accountFromARN(lc.InvokedFunctionArn)
+	if arn := invokedFunctionARN(ctx); arn != "" {
+		acct, err := accountFromARN(arn)
 		if err != nil {
 			return "", fmt.Errorf("account from invoked function ARN: %w", err)
 		}
@@ -462,6 +522,15 @@ func (h *Handler) account(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("caller identity: %w", err)
 	}
 	return acct, nil
+}
+
+// invokedFunctionARN is the ARN the function was invoked with; empty
+// outside Lambda.
+func invokedFunctionARN(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return lc.InvokedFunctionArn
+	}
+	return ""
 }
 
 // deadlineMargin is DeadlineMargin when set, else the default capped at a

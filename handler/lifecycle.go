@@ -87,7 +87,7 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		}
 		r.tagBatches(ctx, "unmark", deletes[keys], report, func(ids []string) error {
 			r.calls.add("DeleteTags")
-			if _, err := r.h.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: del}); err != nil {
+			if _, err := r.c.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: del}); err != nil {
 				return fmt.Errorf("delete tags: %w", err)
 			}
 			return nil
@@ -106,7 +106,7 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		}
 		r.tagBatches(ctx, "mark", creates[rendered], report, func(ids []string) error {
 			r.calls.add("CreateTags")
-			if _, err := r.h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags}); err != nil {
+			if _, err := r.c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags}); err != nil {
 				return fmt.Errorf("create tags: %w", err)
 			}
 			return nil

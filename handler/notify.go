@@ -793,7 +793,7 @@ func (r *run) notify(ctx context.Context, s Settings, plan policy.Plan, decision
 // snooze values that cannot be read.
 func (r *run) notice(s Settings, plan policy.Plan, decisions []policy.Decision, report *Report) Notice {
 	n := Notice{
-		RunID: report.RunID, AccountID: report.AccountID, Region: r.h.Region,
+		RunID: report.RunID, AccountID: report.AccountID, Region: r.region,
 		DryRun: report.DryRun, Aborted: plan.Aborted, AbortReason: plan.AbortReason,
 		ProtectTagKey: s.ProtectTagKey, Now: r.started, Problems: report.Problems, Costs: report.Costs,
 	}

@@ -211,12 +211,12 @@ func unusedInstances(d policy.Decision) int32 {
 // tenancy and region, per hour and per month. The figures change no
 // decision; a price that cannot be read leaves the decision without one.
 func (r *run) estimateCosts(ctx context.Context, decisions []policy.Decision, report *Report) {
-	if r.h.Pricing == nil || r.h.Region == "" {
+	if r.h.Pricing == nil || r.region == "" {
 		return
 	}
 	keyOf := func(id string) priceKey {
 		res := r.reservations[id]
-		return priceKey{res.InstanceType, r.h.Region, res.Platform, res.Tenancy}
+		return priceKey{res.InstanceType, r.region, res.Platform, res.Tenancy}
 	}
 	seen := map[priceKey]bool{}
 	var keys []priceKey

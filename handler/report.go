@@ -13,6 +13,7 @@ type Report struct {
 	RunID       string    `json:"runId"`
 	Event       string    `json:"event"`
 	AccountID   string    `json:"accountId"`
+	Region      string    `json:"region"`
 	DryRun      bool      `json:"dryRun"`
 	StartedAt   time.Time `json:"startedAt"`
 	FinishedAt  time.Time `json:"finishedAt"`
@@ -61,6 +62,9 @@ type Report struct {
 	// Retries counts the SDK's retries during the run (throttling, 5xx,
 	// connection errors); zero when not counted.
 	Retries int64 `json:"retries"`
+
+	// shape is the response the request asked for (Request.Report).
+	shape string
 }
 
 // Effective are the settings this run used, after the event's overrides.

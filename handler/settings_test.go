@@ -44,6 +44,10 @@ func TestSettingsDefaults(t *testing.T) {
 		RightsizeMinInstances:    1,
 		MaxModifications:         10,
 		Pricing:                  true,
+		// One account, one region: the function's own.
+		Accounts:       handler.Accounts{Mode: handler.AccountsSelf},
+		Regions:        handler.Regions{Mode: handler.RegionsSelf},
+		MemberRoleName: "odcr-autocancel-member",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
@@ -76,6 +80,11 @@ func TestSettingsParsed(t *testing.T) {
 		"RIGHTSIZE_MIN_INSTANCES":    "2",
 		"MAX_MODIFICATIONS_PER_RUN":  "5",
 		"PRICING":                    "off",
+		"ACCOUNTS":                   "organization",
+		"ORGANIZATIONAL_UNITS":       "ou-ab12-cdef3456, r-ab12",
+		"EXCLUDED_ACCOUNTS":          "111122223333",
+		"REGIONS":                    "eu-west-1,us-gov-west-1",
+		"MEMBER_ROLE_NAME":           "finops@odcr",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +99,11 @@ func TestSettingsParsed(t *testing.T) {
 		NotifyTopicARN:    "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
 		NotifyTags:        []string{"Name", "cost center"},
 		Rightsize:         true, RightsizeHeadroomPercent: 25, RightsizeMinInstances: 2, MaxModifications: 5,
+		Accounts:            handler.Accounts{Mode: handler.AccountsOrganization},
+		OrganizationalUnits: []string{"ou-ab12-cdef3456", "r-ab12"},
+		ExcludedAccounts:    []string{"111122223333"},
+		Regions:             handler.Regions{Mode: handler.RegionsList, Names: []string{"eu-west-1", "us-gov-west-1"}},
+		MemberRoleName:      "finops@odcr",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("\n got %+v\nwant %+v", got, want)
@@ -279,5 +293,35 @@ func TestGraceAndNotifySettingsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.name) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s=%q: %v, want an error naming it and %q", tt.name, tt.value, err, tt.want)
 		}
+	}
+}
+
+// The organization-mode settings name what they accept, and OUs make sense
+// only with ACCOUNTS=organization.
+func TestSettingsOrganizationProblems(t *testing.T) {
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"ACCOUNTS": "11112222333"}, `ACCOUNTS="11112222333": "11112222333" is not valid; accepted: self, organization, or a comma-separated list of 12-digit account ids`},
+		{map[string]string{"ACCOUNTS": "everything"}, `ACCOUNTS="everything": "everything" is not valid`},
+		{map[string]string{"REGIONS": "eu-west-1,Europe"}, `REGIONS="eu-west-1,Europe": "Europe" is not valid; accepted: self, all`},
+		{map[string]string{"ORGANIZATIONAL_UNITS": "ou-ab12-cdef3456"}, `ORGANIZATIONAL_UNITS="ou-ab12-cdef3456": set, but ACCOUNTS="self"`},
+		{map[string]string{"ACCOUNTS": "organization", "ORGANIZATIONAL_UNITS": "engineering"}, `ORGANIZATIONAL_UNITS="engineering": "engineering" is not valid`},
+		{map[string]string{"EXCLUDED_ACCOUNTS": "111122223333,x"}, `EXCLUDED_ACCOUNTS="111122223333,x": "x" is not valid`},
+		{map[string]string{"MEMBER_ROLE_NAME": "path/role"}, `MEMBER_ROLE_NAME="path/role": not an IAM role name; accepted: an IAM role name`},
+	} {
+		_, err := handler.LoadSettings(env(tc.vars))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tc.vars, err, tc.want)
+		}
+	}
+	got, err := handler.LoadSettings(env(map[string]string{"ACCOUNTS": "111122223333, 444455556666", "REGIONS": "ALL"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Accounts, handler.Accounts{Mode: handler.AccountsList, IDs: []string{"111122223333", "444455556666"}}) ||
+		got.Regions.Mode != handler.RegionsAll {
+		t.Errorf("got accounts %+v, regions %+v", got.Accounts, got.Regions)
 	}
 }

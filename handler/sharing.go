@@ -73,7 +73,7 @@ func (r *run) markSharing(ctx context.Context, res []policy.Reservation, report 
 	if len(res) == 0 {
 		return
 	}
-	shared, err := listSharedOut(ctx, r.h.RAM, r.calls)
+	shared, err := listSharedOut(ctx, r.c.RAM, r.calls)
 	if err != nil {
 		report.Problems = append(report.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
 	}

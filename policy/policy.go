@@ -233,8 +233,12 @@ type Facts struct {
 // Decision is the verdict on one reservation.
 type Decision struct {
 	ReservationID string `json:"reservationId"`
-	Action        Action `json:"action"`
-	Reason        Reason `json:"reason"`
+	// AccountID and Region name where the reservation is, for a reader of
+	// many runs' reports; the caller fills them in.
+	AccountID string `json:"accountId,omitempty"`
+	Region    string `json:"region,omitempty"`
+	Action    Action `json:"action"`
+	Reason    Reason `json:"reason"`
 	// Detail says, in words, which value broke the rule.
 	Detail string `json:"detail,omitempty"`
 	Facts  Facts  `json:"facts"`

@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -154,11 +155,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		SNS: sns.NewFromConfig(cfg, func(o *sns.Options) {
 			o.Retryer = retry.AddWithErrorCodes(o.Retryer, "Throttled")
 		}),
-		Region:   cfg.Region,
-		Pricing:  pricingClient(cfg),
-		Settings: settings,
-		Logger:   logger,
-		Now:      time.Now,
+		Region: cfg.Region,
+		// Organization mode: other accounts through their member role,
+		// other regions, and the organization's accounts.
+		Targets:       handler.NewAssumeRoleConnector(cfg),
+		Organizations: organizations.NewFromConfig(cfg),
+		Pricing:       pricingClient(cfg),
+		Settings:      settings,
+		Logger:        logger,
+		Now:           time.Now,
 		CallerAccount: func(ctx context.Context) (string, error) {
 			// Outside Lambda this is the first call: credentials that
 			// cannot be had are found here.
@@ -203,6 +208,16 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 		progress, clear := preview.Progress(os.Stderr)
 		h.Progress = progress
 		defer clear()
+	}
+	// The state machine's listing and collecting requests print their
+	// own JSON responses.
+	if req, _, err := handler.ParseEvent(payload); err == nil && (req.ListTargets != nil || req.Collect != nil) {
+		out, err := h.Invoke(ctx, payload)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", out)
+		return err
 	}
 	report, runErr := h.Run(ctx, payload)
 	if report != nil {

@@ -1,0 +1,435 @@
+package handler
+
+// Organization mode. The function still acts in one (account, region) per
+// invocation: its own by default, or the request's target, reached through
+// the member role assumed in that account. A listing request returns the
+// targets of the deployed ACCOUNTS x REGIONS, a page at a time, for the
+// state machine to run one by one (see collect.go for the summary).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	"go.uber.org/zap"
+)
+
+// Target is one account and region a run acts in.
+type Target struct {
+	AccountID string `json:"accountId"`
+	Region    string `json:"region"`
+}
+
+func (t Target) String() string { return t.AccountID + "/" + t.Region }
+
+func (t Target) validate(field string) error {
+	var errs []error
+	if !accountIDPattern.MatchString(t.AccountID) {
+		errs = append(errs, fmt.Errorf("field %q: %q is not an account id; accepted: 12 digits such as 111122223333", field+".accountId", t.AccountID))
+	}
+	if !regionPattern.MatchString(t.Region) {
+		errs = append(errs, fmt.Errorf("field %q: %q is not a region; accepted: a region name such as eu-west-1", field+".region", t.Region))
+	}
+	return errors.Join(errs...)
+}
+
+// Clients are the clients of one target.
+type Clients struct {
+	EC2        EC2API
+	CloudWatch CloudWatchAPI
+	RAM        RAMAPI
+	// Regions lists the regions enabled for the target's account.
+	Regions RegionsAPI
+}
+
+// RegionsAPI is the EC2 call that lists an account's enabled regions.
+type RegionsAPI interface {
+	DescribeRegions(context.Context, *ec2.DescribeRegionsInput, ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
+}
+
+// Access says how to reach a target: in which region, and as whom.
+type Access struct {
+	Region string
+	// RoleARN is the member role to assume; empty: the function's own
+	// credentials (its own account).
+	RoleARN string
+	// SessionName names the role session (the run id), so that CloudTrail
+	// ties every call in the member account to the run.
+	SessionName string
+	// Duration is the session's lifetime: as short as the run allows.
+	Duration time.Duration
+}
+
+// Connector gives the clients of another account or region. main wires
+// AssumeRoleConnector; a test may wire its own.
+type Connector interface {
+	Connect(context.Context, Access) (Clients, error)
+}
+
+// OrganizationsAPI is the part of AWS Organizations the listing uses.
+type OrganizationsAPI interface {
+	organizations.ListAccountsAPIClient
+	organizations.ListAccountsForParentAPIClient
+	organizations.ListChildrenAPIClient
+}
+
+var _ OrganizationsAPI = (*organizations.Client)(nil)
+
+// TargetError is the error of a target that could not be reached (the
+// member role is missing or refuses the function, the region is not
+// enabled): nothing was read or changed in it. Its type name is what Lambda
+// reports as the invocation's errorType, and so what the state machine
+// records for the failed item.
+type TargetError struct {
+	Target Target
+	Err    error
+}
+
+func (e *TargetError) Error() string {
+	return fmt.Sprintf("target %s unreachable; nothing done: %v", e.Target, e.Err)
+}
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// Session lifetimes: STS's minimum, and the cap on a chained role session
+// (the function's own role session assuming another role).
+const (
+	minSession = 15 * time.Minute
+	maxSession = time.Hour
+)
+
+// sessionDuration is as short as the run: the time to the invocation's
+// deadline, at least STS's minimum.
+func sessionDuration(ctx context.Context) time.Duration {
+	d := minSession
+	if deadline, ok := ctx.Deadline(); ok {
+		d = time.Until(deadline).Truncate(time.Minute) + time.Minute
+	}
+	return min(max(d, minSession), maxSession)
+}
+
+// memberRole is the ARN of the member role in account.
+func (h *Handler) memberRole(partition, account string) string {
+	return fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, h.Settings.MemberRoleName)
+}
+
+// access says how to reach account in region: the function's own
+// credentials for its own account, the member role for any other.
+func (h *Handler) access(ctx context.Context, self, partition, account, region, session string) Access {
+	a := Access{Region: region, SessionName: session, Duration: sessionDuration(ctx)}
+	if account != self {
+		a.RoleARN = h.memberRole(partition, account)
+	}
+	return a
+}
+
+// clientsFor returns the clients of the run's target: the Handler's own
+// for its own account and region, else through the Connector.
+func (h *Handler) clientsFor(ctx context.Context, self, partition string, t Target, session string) (Clients, error) {
+	if t.AccountID == self && t.Region == h.Region {
+		return Clients{EC2: h.EC2, CloudWatch: h.CloudWatch, RAM: h.RAM}, nil
+	}
+	if h.Targets == nil {
+		return Clients{}, &TargetError{Target: t, Err: errors.New("no connector to other accounts or regions")}
+	}
+	c, err := h.Targets.Connect(ctx, h.access(ctx, self, partition, t.AccountID, t.Region, session))
+	if err != nil {
+		return Clients{}, &TargetError{Target: t, Err: err}
+	}
+	return c, nil
+}
+
+// ListTargetsRequest asks for one page of targets.
+type ListTargetsRequest struct {
+	// After is the Next of the previous page; empty for the first.
+	After string `json:"after,omitempty"`
+}
+
+// TargetPage is one page of targets: whole accounts, at most
+// maxTargetsPerPage targets, so that the state machine's Map input, its
+// results and the collect payload stay well under Step Functions' 256 KiB.
+type TargetPage struct {
+	Targets []Target `json:"targets"`
+	// Next is the After of the next page; empty on the last.
+	Next string `json:"next"`
+	// Accounts counts the accounts in this page.
+	Accounts int `json:"accounts"`
+	// APICalls counts the AWS requests made for this page.
+	APICalls map[string]int `json:"apiCalls"`
+}
+
+// maxTargetsPerPage: 500 results of about 300 bytes each are 150 KB.
+const maxTargetsPerPage = 500
+
+// regionConcurrency bounds the accounts whose regions are read at once.
+const regionConcurrency = 8
+
+// ListTargets returns the page of targets after req.After. Accounts are
+// listed in id order on every page, so a page boundary is an account id,
+// valid however long the state machine takes between pages.
+func (h *Handler) ListTargets(ctx context.Context, req ListTargetsRequest) (*TargetPage, error) {
+	runID := h.runID(ctx)
+	audit := h.Logger.With(zap.String("request_id", runID)).Named(AuditLogger)
+	self, partition, err := h.identity(ctx)
+	if err != nil {
+		audit.Error("targets not listed", zap.Error(err))
+		return nil, err
+	}
+	calls := &callCounter{}
+	accounts, err := h.listAccounts(ctx, calls, self)
+	if err != nil {
+		audit.Error("targets not listed", zap.Error(err), zap.Any("api_calls", calls.snapshot()))
+		return nil, err
+	}
+	start, _ := slices.BinarySearch(accounts, req.After)
+	if start < len(accounts) && accounts[start] == req.After {
+		start++
+	}
+	page := &TargetPage{Targets: []Target{}}
+	var last string
+	for i := start; i < len(accounts); {
+		batch := accounts[i:min(i+regionConcurrency, len(accounts))]
+		regions := h.regionsOf(ctx, calls, audit, self, partition, runID, batch)
+		for j, account := range batch {
+			if len(page.Targets)+len(regions[j]) > maxTargetsPerPage && page.Accounts > 0 {
+				page.Next = last
+				return h.listed(audit, page, calls), nil
+			}
+			for _, region := range regions[j] {
+				page.Targets = append(page.Targets, Target{AccountID: account, Region: region})
+			}
+			page.Accounts++
+			last = account
+		}
+		i += len(batch)
+	}
+	return h.listed(audit, page, calls), nil
+}
+
+func (h *Handler) listed(audit *zap.Logger, page *TargetPage, calls *callCounter) *TargetPage {
+	page.APICalls = calls.snapshot()
+	audit.Info("targets listed", zap.Int("targets", len(page.Targets)), zap.Int("accounts", page.Accounts),
+		zap.String("next", page.Next), zap.String("accounts_setting", h.Settings.Accounts.Mode),
+		zap.String("regions_setting", h.Settings.Regions.Mode), zap.Any("api_calls", page.APICalls))
+	return page
+}
+
+// listAccounts returns the accounts of ACCOUNTS, sorted, without
+// EXCLUDED_ACCOUNTS.
+func (h *Handler) listAccounts(ctx context.Context, calls *callCounter, self string) ([]string, error) {
+	var accounts []string
+	switch h.Settings.Accounts.Mode {
+	case AccountsSelf:
+		accounts = []string{self}
+	case AccountsList:
+		accounts = slices.Clone(h.Settings.Accounts.IDs)
+	case AccountsOrganization:
+		if h.Organizations == nil {
+			return nil, errors.New("list accounts: ACCOUNTS=organization, but no Organizations client")
+		}
+		var err error
+		if len(h.Settings.OrganizationalUnits) == 0 {
+			accounts, err = organizationAccounts(ctx, h.Organizations, calls)
+		} else {
+			accounts, err = unitAccounts(ctx, h.Organizations, calls, h.Settings.OrganizationalUnits)
+		}
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("list accounts: unknown ACCOUNTS mode %q", h.Settings.Accounts.Mode)
+	}
+	accounts = slices.DeleteFunc(accounts, func(a string) bool { return slices.Contains(h.Settings.ExcludedAccounts, a) })
+	slices.Sort(accounts)
+	return slices.Compact(accounts), nil
+}
+
+// active tells whether an account is active: State, or the older Status
+// where State is not given.
+func active(a orgtypes.Account) bool {
+	if a.State != "" {
+		return a.State == orgtypes.AccountStateActive
+	}
+	return a.Status == orgtypes.AccountStatusActive
+}
+
+func organizationAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter) ([]string, error) {
+	var out []string
+	p := organizations.NewListAccountsPaginator(api, &organizations.ListAccountsInput{})
+	for p.HasMorePages() {
+		calls.add("ListAccounts")
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		for _, a := range page.Accounts {
+			if active(a) {
+				out = append(out, aws.ToString(a.Id))
+			}
+		}
+	}
+	return out, nil
+}
+
+// unitAccounts returns the active accounts in the OUs and every OU below
+// them.
+func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter, roots []string) ([]string, error) {
+	var out []string
+	queue := slices.Clone(roots)
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		parent := queue[0]
+		queue = queue[1:]
+		if seen[parent] {
+			continue
+		}
+		seen[parent] = true
+		p := organizations.NewListAccountsForParentPaginator(api, &organizations.ListAccountsForParentInput{ParentId: aws.String(parent)})
+		for p.HasMorePages() {
+			calls.add("ListAccountsForParent")
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list accounts of %s: %w", parent, err)
+			}
+			for _, a := range page.Accounts {
+				if active(a) {
+					out = append(out, aws.ToString(a.Id))
+				}
+			}
+		}
+		c := organizations.NewListChildrenPaginator(api, &organizations.ListChildrenInput{
+			ParentId: aws.String(parent), ChildType: orgtypes.ChildTypeOrganizationalUnit,
+		})
+		for c.HasMorePages() {
+			calls.add("ListChildren")
+			page, err := c.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list organizational units in %s: %w", parent, err)
+			}
+			for _, child := range page.Children {
+				queue = append(queue, aws.ToString(child.Id))
+			}
+		}
+	}
+	return out, nil
+}
+
+// regionsOf returns the regions of each account of batch. REGIONS=all reads
+// each account's enabled regions through its member role, all of batch at
+// once. An account whose regions cannot be read gets the function's own
+// account's enabled regions: each of its targets then fails, or runs, on
+// its own, with the reason in the summary, rather than the account
+// vanishing from the run.
+func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.Logger, self, partition, session string, batch []string) [][]string {
+	out := make([][]string, len(batch))
+	switch h.Settings.Regions.Mode {
+	case RegionsSelf:
+		for i := range batch {
+			out[i] = []string{h.Region}
+		}
+		return out
+	case RegionsList:
+		for i := range batch {
+			out[i] = h.Settings.Regions.Names
+		}
+		return out
+	}
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	for i, account := range batch {
+		wg.Go(func() {
+			out[i], errs[i] = h.enabledRegions(ctx, calls, h.access(ctx, self, partition, account, h.Region, session))
+		})
+	}
+	wg.Wait()
+	var fallback []string
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if fallback == nil {
+			var ferr error
+			fallback, ferr = h.enabledRegions(ctx, calls, h.access(ctx, self, partition, self, h.Region, session))
+			if ferr != nil {
+				fallback = []string{h.Region}
+			}
+		}
+		audit.Warn("regions of an account unknown; listing the function's own enabled regions for it",
+			zap.String("account_id", batch[i]), zap.Error(err))
+		out[i] = fallback
+	}
+	return out
+}
+
+// enabledRegions lists the regions enabled for the account of a (those
+// that need no opt-in, and those opted in), sorted.
+func (h *Handler) enabledRegions(ctx context.Context, calls *callCounter, a Access) ([]string, error) {
+	if h.Targets == nil {
+		return nil, errors.New("describe regions: no connector")
+	}
+	c, err := h.Targets.Connect(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if c.Regions == nil {
+		return nil, errors.New("describe regions: no client")
+	}
+	calls.add("DescribeRegions")
+	out, err := c.Regions.DescribeRegions(ctx, &ec2.DescribeRegionsInput{AllRegions: aws.Bool(false)})
+	if err != nil {
+		return nil, fmt.Errorf("describe regions: %w", err)
+	}
+	var regions []string
+	for _, r := range out.Regions {
+		if aws.ToString(r.OptInStatus) != "not-opted-in" && aws.ToString(r.RegionName) != "" {
+			regions = append(regions, aws.ToString(r.RegionName))
+		}
+	}
+	slices.Sort(regions)
+	return regions, nil
+}
+
+// identity is the function's own account and its partition: from the
+// invoked function's ARN in Lambda, from the caller identity and the region
+// outside.
+func (h *Handler) identity(ctx context.Context) (account, partition string, err error) {
+	account, err = h.account(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return account, h.partition(ctx), nil
+}
+
+// partition is the AWS partition the function runs in.
+func (h *Handler) partition(ctx context.Context) string {
+	if arn := invokedFunctionARN(ctx); arn != "" {
+		if p, _, ok := strings.Cut(strings.TrimPrefix(arn, "arn:"), ":"); ok && p != "" {
+			return p
+		}
+	}
+	return partitionOf(h.Region)
+}
+
+// partitionOf is the partition of a region.
+func partitionOf(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	case strings.HasPrefix(region, "us-isob-"):
+		return "aws-iso-b"
+	case strings.HasPrefix(region, "us-iso-"):
+		return "aws-iso"
+	case strings.HasPrefix(region, "eusc-"):
+		return "aws-eusc"
+	}
+	return "aws"
+}
