@@ -221,6 +221,14 @@ func TestTemplateEnvironmentIsTheConfigurationContract(t *testing.T) {
 			continue // reported above
 		}
 		paramName, ok := ref(node)
+		if cond, p, conditional := conditionalRef(node); conditional {
+			// Organization mode's variables: set only in that mode
+			// (template_org_test.go checks which ones).
+			if cond != orgCondition {
+				t.Errorf("%s: set under condition %s, want %s or none", v.Name, cond, orgCondition)
+			}
+			paramName, ok = p, true
+		}
 		if !ok {
 			t.Errorf("%s: set to %v, want !Ref of a parameter, so that it is configured at deploy time", v.Name, plain(node))
 			continue
@@ -483,8 +491,46 @@ func grants(t *testing.T, where string, doc *yaml.Node) []grant {
 	return out
 }
 
+// The function's role, in each mode: organization mode adds the listing of
+// the targets and the member role, nothing else.
 func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
-	tpl := loadTemplate(t)
+	for _, org := range []bool{false, true} {
+		t.Run(fmt.Sprintf("OrganizationMode=%v", org), func(t *testing.T) {
+			tpl := loadTemplate(t).resolved(t, map[string]bool{orgCondition: org})
+			checkFunctionRole(t, tpl, org)
+		})
+	}
+}
+
+// functionRoleGrants expands every policy of the function's role (of a
+// template whose conditions on the role are resolved).
+func (tpl cfnTemplate) functionRoleGrants(t *testing.T) (roleID string, got []grant) {
+	t.Helper()
+	fnID, fn := tpl.function(t)
+	roleID, ok := getAtt(get(fn, "Properties", "Role"), "Arn")
+	if !ok {
+		t.Fatalf("%s.Role is %v, want !GetAtt ROLE.Arn", fnID, plain(get(fn, "Properties", "Role")))
+	}
+	policies := get(tpl.resource(roleID), "Properties", "Policies")
+	if policies == nil {
+		t.Fatalf("%s has no Policies", roleID)
+	}
+	for i, p := range policies.Content {
+		name := fmt.Sprintf("%s policy %d", roleID, i)
+		if n := get(p, "PolicyName"); n != nil {
+			name = fmt.Sprintf("%s policy %s", roleID, n.Value)
+		}
+		doc := get(p, "PolicyDocument")
+		if doc == nil {
+			t.Errorf("%s has no PolicyDocument", name)
+			continue
+		}
+		got = append(got, grants(t, name, doc)...)
+	}
+	return roleID, got
+}
+
+func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
 	fnID, fn := tpl.function(t)
 	props := get(fn, "Properties")
 
@@ -516,23 +562,7 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 		}
 	}
 
-	var got []grant
-	policies := get(role, "Properties", "Policies")
-	if policies == nil {
-		t.Fatalf("%s has no Policies", roleID)
-	}
-	for i, p := range policies.Content {
-		name := fmt.Sprintf("%s policy %d", roleID, i)
-		if n := get(p, "PolicyName"); n != nil {
-			name = fmt.Sprintf("%s policy %s", roleID, n.Value)
-		}
-		doc := get(p, "PolicyDocument")
-		if doc == nil {
-			t.Errorf("%s has no PolicyDocument", name)
-			continue
-		}
-		got = append(got, grants(t, name, doc)...)
-	}
+	_, got := tpl.functionRoleGrants(t)
 
 	protectParam := tpl.envParameter(t, "PROTECT_TAG_KEY")
 	logGroup, ok := ref(get(props, "LoggingConfig", "LogGroup"))
@@ -567,6 +597,9 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 		{"Allow", "ec2:CreateTags", cancelARN, markTagsOnly},
 		{"Allow", "ec2:DeleteTags", cancelARN, markTagsOnly},
 		{"Allow", "sns:Publish", "!Ref " + topic, ""},
+	}
+	if org {
+		want = append(want, organizationGrants...)
 	}
 	for _, w := range want {
 		if !slices.Contains(got, w) {
