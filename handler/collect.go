@@ -171,7 +171,7 @@ func (t *OrgTotals) add(it collectItem) {
 		}
 		t.Failures = append(t.Failures, TargetFailure{
 			AccountID: it.AccountID, Region: it.Region,
-			Error: it.Error, Cause: truncate(it.Cause, maxCauseBytes),
+			Error: it.Error, Cause: truncate(causeText(it.Cause), maxCauseBytes),
 		})
 		return
 	}
@@ -196,6 +196,27 @@ func (t *OrgTotals) add(it collectItem) {
 	if s.RemovedMonthlyCost != nil {
 		t.RemovedMonthlyCost = cents(t.RemovedMonthlyCost + *s.RemovedMonthlyCost)
 	}
+}
+
+// causeText is the message of a Lambda function error's cause: the JSON
+// object {"errorMessage": ..., "errorType": ...} Step Functions records,
+// which the state machine cuts to 300 characters (so that it may no longer
+// parse). Any other cause is kept as it is.
+func causeText(cause string) string {
+	var e struct {
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal([]byte(cause), &e) == nil && e.ErrorMessage != "" {
+		return e.ErrorMessage
+	}
+	const prefix = `{"errorMessage":"`
+	if rest, ok := strings.CutPrefix(cause, prefix); ok {
+		if msg, _, found := strings.Cut(rest, `","errorType"`); found {
+			rest = msg
+		}
+		return strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(rest)
+	}
+	return cause
 }
 
 func cents(v float64) float64 { return math.Round(v*100) / 100 }
