@@ -339,9 +339,8 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// checkRetry: each retrier of a Lambda task retries some of Lambda's
-// service errors and nothing else; the run-target task retries exactly
-// all four.
+// checkRetry: a Lambda task has one retrier, on exactly Lambda's four
+// service and throttling errors, and nothing else.
 func checkRetry(t *testing.T, state string, s any, exactly bool) {
 	t.Helper()
 	retriers, _ := at(s, "Retry").([]any)
@@ -461,7 +460,7 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 		if got := at(s, "Arguments", "FunctionName"); got != "${FunctionArn}" {
 			t.Errorf("%s: FunctionName %v, want ${FunctionArn}", name, got)
 		}
-		checkRetry(t, name, s, name == "RunTarget")
+		checkRetry(t, name, s, true)
 		if name != "RunTarget" && at(s, "Catch") != nil {
 			t.Errorf("%s catches errors: a failed listing or collect must fail the execution (and its alarm)", name)
 		}
