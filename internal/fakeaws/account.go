@@ -214,6 +214,14 @@ type Request struct {
 	// codes, and HTTPStatus 0 when no status line was sent.
 	HTTPStatus int
 	ErrorCode  string
+
+	// Caller is the ARN of the principal whose credentials signed the
+	// request (arn:aws:iam::ACCOUNT:user/test for an account's static key,
+	// arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION for a role session)
+	// and AccessKeyID its access key id: set for a request an Organization
+	// routed, "" for a standalone Account's.
+	Caller      string
+	AccessKeyID string
 }
 
 // Account is a fake AWS account. All methods are safe for concurrent use;

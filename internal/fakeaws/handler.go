@@ -141,6 +141,9 @@ func queryProtocol(form url.Values) protocol {
 // the response; a fault due for the request answers instead (serveFault).
 func (a *Account) serve(w http.ResponseWriter, r *http.Request, proto protocol, rec Request, handle func() (any, *apiError)) {
 	requestID := newRequestID()
+	if p := callerOf(r); p != nil {
+		rec.Caller, rec.AccessKeyID = p.arn, p.accessKeyID
+	}
 	a.beforeRequest(rec)
 	if f := a.dueFault(rec); f != nil {
 		a.serveFault(w, r, proto, requestID, rec, handle, f)

@@ -144,6 +144,18 @@ func TestOrgAssumeRoleSeesMemberRegion(t *testing.T) {
 	if n := member.Count(fakeaws.OpDescribeCapacityReservations); n != 1 {
 		t.Errorf("member us-east-1 recorded %d describes, want 1", n)
 	}
+	// ... with the credentials that signed it.
+	mgmtKey, _ := o.AccessKey(mgmtID)
+	for _, r := range o.Account(mgmtID, "us-east-1").Requests() {
+		if r.Caller != "arn:aws:iam::"+mgmtID+":user/test" || r.AccessKeyID != mgmtKey {
+			t.Errorf("management %s recorded caller %q key %q, want its IAM user's static key", r.Operation, r.Caller, r.AccessKeyID)
+		}
+	}
+	for _, r := range o.Account(memberID, "eu-west-1").Requests() {
+		if r.Caller != wantARN || r.AccessKeyID != *c.AccessKeyId {
+			t.Errorf("member eu-west-1 %s recorded caller %q key %q, want %s %s", r.Operation, r.Caller, r.AccessKeyID, wantARN, *c.AccessKeyId)
+		}
+	}
 
 	// The SDK's own assume-role provider gets there the same way.
 	prov := stscreds.NewAssumeRoleProvider(mgmt.sts, "arn:aws:iam::"+memberID+":role/OdcrAutocancel")
