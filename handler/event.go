@@ -187,7 +187,7 @@ func strictDecode(data []byte, v any, accepted string) error {
 		case errors.As(err, &nested):
 			return nested
 		case errors.As(err, &typeErr):
-			return fmt.Errorf("field %q: expected %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
+			return fmt.Errorf("field %q: expected %s, got a JSON %s", jsonPath(v, typeErr.Field), jsonKind(typeErr.Type.String()), typeErr.Value)
 		}
 		return fmt.Errorf("malformed JSON: %w", err)
 	}
@@ -195,6 +195,38 @@ func strictDecode(data []byte, v any, accepted string) error {
 		return errors.New("malformed JSON: data after the object")
 	}
 	return nil
+}
+
+// jsonPath is the path of a type error's field as the sender wrote it.
+// encoding/json (since Go 1.24) puts the name of every embedded struct on
+// the path too ("TargetSummary.cancelled" for a collect result's
+// "cancelled"): a name the sender never wrote, dropped here.
+func jsonPath(v any, path string) string {
+	t := reflect.TypeOf(v)
+	var out []string
+	for _, name := range strings.Split(path, ".") {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out, t = append(out, name), nil
+			continue
+		}
+		if f, ok := t.FieldByName(name); ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type
+			continue
+		}
+		out = append(out, name)
+		var next reflect.Type
+		for _, f := range reflect.VisibleFields(t) {
+			if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name {
+				next = f.Type
+				break
+			}
+		}
+		t = next
+	}
+	return strings.Join(out, ".")
 }
 
 // checkKeys walks the top-level object's keys.

@@ -227,6 +227,15 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 		defer cancel()
 	}
 	plan, err := r.evaluate(ctx, req.ReservationIDs, report)
+	if err != nil && target != (Target{AccountID: self, Region: h.Region}) && refusesCredentials(err) {
+		// The first read of another account or region refused its
+		// credentials (a region not enabled for the account, a member
+		// role without the function's permissions): the target is
+		// unreachable, and nothing was read or changed in it.
+		err = &TargetError{Target: target, Err: err}
+		audit.Error("target unreachable; nothing done", zap.Error(err), zap.Any("api_calls", r.calls.snapshot()))
+		return nil, err
+	}
 	if err != nil {
 		audit.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
 			zap.Any("api_calls", r.calls.snapshot()))

@@ -98,6 +98,19 @@ func (e *TargetError) Error() string {
 }
 func (e *TargetError) Unwrap() error { return e.Err }
 
+// refusesCredentials tells whether err is AWS refusing the credentials or
+// the caller (an account that has not enabled the region answers
+// AuthFailure; a role without the permission, UnauthorizedOperation or
+// AccessDenied), rather than failing the request.
+func refusesCredentials(err error) bool {
+	switch errorCode(err) {
+	case "AuthFailure", codeUnauthorized, "OptInRequired", "InvalidClientTokenId", "UnrecognizedClientException",
+		"AccessDenied", "AccessDeniedException":
+		return true
+	}
+	return false
+}
+
 // Session lifetimes: STS's minimum, and the cap on a chained role session
 // (the function's own role session assuming another role).
 const (
