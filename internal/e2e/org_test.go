@@ -39,7 +39,7 @@ const (
 // orgRegions are the regions of each account. Members differ from the
 // management account, so that REGIONS=all shows whose regions were read.
 var orgRegions = map[string]map[string]string{
-	accountID: {"us-east-1": fakeaws.OptInNotRequired, "eu-west-1": fakeaws.OptInNotRequired, "me-south-1": fakeaws.NotOptedIn},
+	accountID:  {"us-east-1": fakeaws.OptInNotRequired, "eu-west-1": fakeaws.OptInNotRequired, "me-south-1": fakeaws.NotOptedIn},
 	orgMember1: {"us-east-1": fakeaws.OptInNotRequired, "eu-west-1": fakeaws.OptInNotRequired, "ap-south-1": fakeaws.OptedIn},
 	orgMember2: {"us-east-1": fakeaws.OptInNotRequired, "eu-west-1": fakeaws.OptInNotRequired, "ap-northeast-1": fakeaws.OptInNotRequired},
 }
