@@ -6,6 +6,7 @@
 //
 //	go run ./cmd/odcr-bench                      # N = 1,000 / 10,000 / 50,000
 //	go run ./cmd/odcr-bench -n 10000 -latency 20ms -budget 1000
+//	go run ./cmd/odcr-bench -targets 1000        # organization target listing
 //
 // Each measurement runs in a child process of its own, and the fake account
 // in another, so peak memory and RSS are the function's alone.
@@ -72,7 +73,10 @@ func run(args []string) error {
 	execRuns := flags.Int("exec-runs", 30, "process starts to time for exec-to-ready")
 	budget := flags.Int("budget", 10, "MAX_CANCELLATIONS_PER_RUN of the measured runs (10 is the deployed default)")
 	pacing := flags.Int("pacing", 0, "instead of the table: cancel this many idle reservations against EC2's mutating token bucket (50, refilled 5/s), once per SDK retry mode")
+	targets := flags.Int("targets", 0, "instead of the table: list the targets of an organization of this many accounts (17 regions each), every page, for REGIONS=<17 regions> and REGIONS=all")
 	serve := flags.Int("serve-fake", 0, "internal: serve a fake account of this many reservations")
+	serveOrgN := flags.Int("serve-org", 0, "internal: serve a fake organization of this many accounts")
+	measureTargetsRegions := flags.String("measure-targets", "", "internal: list every page of targets against -endpoint with this REGIONS")
 	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched or naive)")
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
 	if err := flags.Parse(args); err != nil {
@@ -81,6 +85,12 @@ func run(args []string) error {
 	switch {
 	case *serve > 0:
 		return serveFake(*serve, *latency)
+	case *serveOrgN > 0:
+		return serveOrg(*serveOrgN, *latency)
+	case *measureTargetsRegions != "":
+		return listTargetsOnce(*measureTargetsRegions, *endpoint)
+	case *targets > 0:
+		return measureTargets(os.Stdout, *targets, *latency)
 	case *measureMode != "":
 		return measureOnce(*measureMode, *endpoint, *budget)
 	case *pacing > 0:
