@@ -136,15 +136,15 @@ func listAll(t *testing.T, h *handler.Handler) []handler.TargetPage {
 }
 
 // checkPages checks the shape of the pages (whole accounts in id order, at
-// most 500 targets, next the last account of its page) and returns every
+// most 400 targets, next the last account of its page) and returns every
 // account's regions, in listing order.
 func checkPages(t *testing.T, pages []handler.TargetPage) ([]string, map[string][]string) {
 	t.Helper()
 	var order []string
 	regions := map[string][]string{}
 	for i, p := range pages {
-		if len(p.Targets) > 500 {
-			t.Errorf("page %d: %d targets, more than 500", i, len(p.Targets))
+		if len(p.Targets) > 400 {
+			t.Errorf("page %d: %d targets, more than 400", i, len(p.Targets))
 		}
 		var accounts []string
 		for _, tg := range p.Targets {
@@ -230,13 +230,13 @@ func TestOrgWireListTargetsPaging(t *testing.T) {
 			t.Errorf("%s: regions %v, want %v", a, got[a], regions)
 		}
 	}
-	// 17 regions: 29 accounts (493 targets) fill a page, 30 would be 510.
-	if len(pages) != 3 || pages[0].Accounts != 29 || pages[1].Accounts != 29 || pages[2].Accounts != len(want)-58 {
+	// 17 regions: 23 accounts (391 targets) fill a page, 24 would be 408.
+	if len(pages) != 4 || pages[0].Accounts != 23 || pages[1].Accounts != 23 || pages[2].Accounts != 23 || pages[3].Accounts != len(want)-69 {
 		var n []int
 		for _, p := range pages {
 			n = append(n, p.Accounts)
 		}
-		t.Errorf("pages of %v accounts, want 29, 29, %d", n, len(want)-58)
+		t.Errorf("pages of %v accounts, want 23, 23, 23, %d", n, len(want)-69)
 	}
 	// Each page lists the organization (76 accounts: 4 pages of 20) and
 	// nothing else: no role assumed, no region described.
@@ -246,8 +246,8 @@ func TestOrgWireListTargetsPaging(t *testing.T) {
 		}
 	}
 	mgmt := o.Account(orgMgmt, "us-east-1")
-	if n, all := mgmt.Count(fakeaws.OpListAccounts), len(mgmt.Requests()); n != 12 || all != 12 {
-		t.Errorf("management recorded %d requests, %d ListAccounts; want 12 ListAccounts only", all, n)
+	if n, all := mgmt.Count(fakeaws.OpListAccounts), len(mgmt.Requests()); n != 16 || all != 16 {
+		t.Errorf("management recorded %d requests, %d ListAccounts; want 16 ListAccounts only", all, n)
 	}
 
 	// "next" resumes after the account it names, even one no longer

@@ -215,10 +215,12 @@ func TestOrganizationExecution(t *testing.T) {
 		t.Fatalf("failures %+v, want member 2's two targets", failures)
 	}
 	for i, f := range failures {
-		r := []string{"us-east-1", "eu-west-1"}[i]
-		if f.AccountID != orgMember2 || f.Region != r || f.Error != "TargetError" || len([]rune(f.Cause)) > 300 ||
-			!strings.Contains(f.Cause, "AccessDenied") || !strings.HasPrefix(f.Cause, "{") {
-			t.Errorf("failure %d: %+v, want member 2 %s, TargetError, the error JSON cut to 300", i, f, r)
+		tg := handler.Target{AccountID: orgMember2, Region: []string{"us-east-1", "eu-west-1"}[i]}
+		// The cause reads as the function's message, from the error JSON
+		// the Catch cut to 300 characters.
+		if f.AccountID != tg.AccountID || f.Region != tg.Region || f.Error != "TargetError" || len(f.Cause) > 300 ||
+			!strings.Contains(f.Cause, "AccessDenied") || !strings.HasPrefix(errs[tg].ErrorMessage, f.Cause) {
+			t.Errorf("failure %d: %+v, want member 2 %s, TargetError, the start of the function's message", i, f, tg.Region)
 		}
 	}
 
