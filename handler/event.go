@@ -160,6 +160,14 @@ func parseEvent(payload []byte) (Request, string, error) {
 		}
 		return Request{}, "scheduled-event", nil
 	}
+	// null would decode as an absent field: {"collect": null} would be a
+	// run in the function's own account. These fields are objects or
+	// absent.
+	for _, field := range []string{"target", "listTargets", "collect"} {
+		if v, ok := fields[field]; ok && string(bytes.TrimSpace(v)) == "null" {
+			return Request{}, "", fmt.Errorf("run request: field %q: null; accepted: an object, or no such field", field)
+		}
+	}
 	var req Request
 	if err := strictDecode(trimmed, &req, requestFields); err != nil {
 		return Request{}, "", fmt.Errorf("run request: %w", err)

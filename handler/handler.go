@@ -74,6 +74,10 @@ type Handler struct {
 	// MaxResponseBytes bounds the JSON report Invoke returns; Lambda refuses
 	// a synchronous response over 6 MB.
 	MaxResponseBytes int
+
+	// listing keeps the organization's accounts and regions between the
+	// pages of a target listing (targets.go).
+	listing listingCache
 }
 
 // Invoke implements lambda.Handler: the payload is decoded by ParseEvent (so

@@ -238,18 +238,26 @@ func TestOrgWireListTargetsPaging(t *testing.T) {
 		}
 		t.Errorf("pages of %v accounts, want 23, 23, 23, %d", n, len(want)-69)
 	}
-	// Each page lists the organization (76 accounts: 4 pages of 20) and
-	// nothing else: no role assumed, no region described.
+	// The first page lists the organization (76 accounts: 4 pages of 20)
+	// and nothing else: no role assumed, no region described. The next
+	// pages, within the listing's time to live in a warm container, call
+	// nothing at all.
 	for i, p := range pages {
-		if !reflectEqual(p.APICalls, map[string]int{"ListAccounts": 4}) {
-			t.Errorf("page %d: api calls %v, want 4 ListAccounts", i, p.APICalls)
+		want := map[string]int{}
+		if i == 0 {
+			want["ListAccounts"] = 4
+		}
+		if !reflectEqual(p.APICalls, want) {
+			t.Errorf("page %d: api calls %v, want %v", i, p.APICalls, want)
 		}
 	}
 	mgmt := o.Account(orgMgmt, "us-east-1")
-	if n, all := mgmt.Count(fakeaws.OpListAccounts), len(mgmt.Requests()); n != 16 || all != 16 {
-		t.Errorf("management recorded %d requests, %d ListAccounts; want 16 ListAccounts only", all, n)
+	if n, all := mgmt.Count(fakeaws.OpListAccounts), len(mgmt.Requests()); n != 4 || all != 4 {
+		t.Errorf("management recorded %d requests, %d ListAccounts; want 4 ListAccounts only", all, n)
 	}
-
+	// Ten minutes later the organization is listed again.
+	later := testNow.Add(10 * time.Minute)
+	h.Now = func() time.Time { return later }
 	// "next" resumes after the account it names, even one no longer
 	// listed (excluded, closed since the page before).
 	for _, after := range []string{pages[0].Next, memberID(7), memberID(25)} {
@@ -269,9 +277,12 @@ func TestOrgWireListTargetsPaging(t *testing.T) {
 			t.Errorf("after %s: first target %+v, want account %s", after, p.Targets[:min(1, len(p.Targets))], want[i])
 		}
 	}
+	if n := mgmt.Count(fakeaws.OpListAccounts); n != 8 {
+		t.Errorf("%d ListAccounts after the listing expired, want 8 (listed once more)", n)
+	}
 	// After the last account: an empty last page.
 	out, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{"listTargets":{"after":"999999999999"}}`))
-	if err != nil || string(out) != `{"targets":[],"next":"","accounts":0,"apiCalls":{"ListAccounts":4}}` {
+	if err != nil || string(out) != `{"targets":[],"next":"","accounts":0,"apiCalls":{}}` {
 		t.Errorf("after the last account: %s, %v", out, err)
 	}
 
@@ -385,9 +396,10 @@ func TestOrgWireListTargetsAllRegions(t *testing.T) {
 			t.Errorf("%s: regions %v, want %v", a, regions[a], want)
 		}
 	}
-	// One DescribeRegions per readable account, one more for the fallback.
-	if got := pages[0].APICalls; got["DescribeRegions"] != 3 || got["ListAccounts"] != 1 {
-		t.Errorf("api calls %v, want 1 ListAccounts, 3 DescribeRegions", got)
+	// One DescribeRegions per readable account; the fallback is the
+	// management's, read once.
+	if got := pages[0].APICalls; !reflect.DeepEqual(got, map[string]int{"ListAccounts": 1, "AssumeRole": 3, "DescribeRegions": 2}) {
+		t.Errorf("api calls %v, want 1 ListAccounts, 3 AssumeRole, 2 DescribeRegions", got)
 	}
 	warned := map[string]bool{}
 	for _, l := range tl.lines {
@@ -427,8 +439,8 @@ func TestOrgWireListTargetsAllRegions(t *testing.T) {
 	if !slices.Equal(assumed, wantAssumed) {
 		t.Errorf("AssumeRole calls %q, want %q", assumed, wantAssumed)
 	}
-	if n := mgmt.Count(fakeaws.OpDescribeRegions); n != 2 {
-		t.Errorf("management: %d DescribeRegions, want 2 (its own, the fallback)", n)
+	if n := mgmt.Count(fakeaws.OpDescribeRegions); n != 1 {
+		t.Errorf("management: %d DescribeRegions, want 1 (its own, also the fallback)", n)
 	}
 	m1 := o.Account(orgMember1, "us-east-1").Requests()
 	if len(m1) != 1 || m1[0].Operation != fakeaws.OpDescribeRegions || m1[0].Caller != "arn:aws:sts::"+orgMember1+":assumed-role/"+memberRole+"/"+orgRunID {
@@ -438,6 +450,20 @@ func TestOrgWireListTargetsAllRegions(t *testing.T) {
 		if reqs := allRequests(o, a, fakeaws.DefaultRegions()); len(reqs) != 0 {
 			t.Errorf("account %s refused the role, yet recorded %d requests", a, len(reqs))
 		}
+	}
+
+	// The next listing in the same warm container reuses the accounts and
+	// the regions it read, and tries again only the accounts it could not
+	// read (and the fallback).
+	again := listAll(t, h)
+	if _, r := checkPages(t, again); !reflect.DeepEqual(r, regions) {
+		t.Errorf("second listing: regions %v, want %v", r, regions)
+	}
+	if got := again[0].APICalls; !reflect.DeepEqual(got, map[string]int{"AssumeRole": 2}) {
+		t.Errorf("second listing: api calls %v, want only the two refused roles tried again", got)
+	}
+	if n := len(o.Account(orgMember1, "us-east-1").Requests()); n != 1 {
+		t.Errorf("member 1: %d requests after the second listing, want still 1", n)
 	}
 }
 
@@ -730,6 +756,10 @@ func TestOrgWireInvalidRequests(t *testing.T) {
 		{`{"collect":{"results":[42]}}`, `field "collect.results[0]"`},
 		{`{"collect":{"results":[],"totals":{"targets":1,"bogus":2}}}`, `field "collect.totals": unknown field "bogus"`},
 		{`{"collect":{"results":[],"final":"yes"}}`, `final`},
+		// null is not an absent field: none of these runs the own account.
+		{`{"listTargets":null}`, `field "listTargets": null`},
+		{`{"collect":null}`, `field "collect": null`},
+		{`{"target":null,"dryRun":false}`, `field "target": null`},
 	} {
 		out, err := h.Invoke(lambdaCtx(context.Background()), []byte(c.payload))
 		var inv *handler.InvalidEventError

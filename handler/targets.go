@@ -239,6 +239,20 @@ func (h *Handler) listed(audit *zap.Logger, page *TargetPage, calls *callCounter
 // listAccounts returns the accounts of ACCOUNTS, sorted, without
 // EXCLUDED_ACCOUNTS.
 func (h *Handler) listAccounts(ctx context.Context, calls *callCounter, self string) ([]string, error) {
+	if cached, ok := h.listing.accountsAt(h.Now()); ok {
+		return cached, nil
+	}
+	accounts, err := h.readAccounts(ctx, calls, self)
+	if err != nil {
+		return nil, err
+	}
+	h.listing.keepAccounts(h.Now(), accounts)
+	return accounts, nil
+}
+
+// readAccounts lists the accounts of ACCOUNTS, sorted, without
+// EXCLUDED_ACCOUNTS.
+func (h *Handler) readAccounts(ctx context.Context, calls *callCounter, self string) ([]string, error) {
 	var accounts []string
 	switch h.Settings.Accounts.Mode {
 	case AccountsSelf:
@@ -358,9 +372,17 @@ func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.
 	}
 	errs := make([]error, len(batch))
 	var wg sync.WaitGroup
+	now := h.Now()
 	for i, account := range batch {
+		if regions, ok := h.listing.regionsAt(now, account); ok {
+			out[i] = regions
+			continue
+		}
 		wg.Go(func() {
 			out[i], errs[i] = h.enabledRegions(ctx, calls, h.access(ctx, self, partition, account, h.Region, session))
+			if errs[i] == nil {
+				h.listing.keepRegions(now, account, out[i])
+			}
 		})
 	}
 	wg.Wait()
@@ -370,11 +392,7 @@ func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.
 			continue
 		}
 		if fallback == nil {
-			var ferr error
-			fallback, ferr = h.enabledRegions(ctx, calls, h.access(ctx, self, partition, self, h.Region, session))
-			if ferr != nil {
-				fallback = []string{h.Region}
-			}
+			fallback = h.ownRegions(ctx, calls, self, partition, session, now)
 		}
 		audit.Warn("regions of an account unknown; listing the function's own enabled regions for it",
 			zap.String("account_id", batch[i]), zap.Error(err))
@@ -383,11 +401,28 @@ func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.
 	return out
 }
 
+// ownRegions are the regions enabled for the function's own account (or
+// just its own region, if even those cannot be read).
+func (h *Handler) ownRegions(ctx context.Context, calls *callCounter, self, partition, session string, now time.Time) []string {
+	if regions, ok := h.listing.regionsAt(now, self); ok {
+		return regions
+	}
+	regions, err := h.enabledRegions(ctx, calls, h.access(ctx, self, partition, self, h.Region, session))
+	if err != nil {
+		return []string{h.Region}
+	}
+	h.listing.keepRegions(now, self, regions)
+	return regions
+}
+
 // enabledRegions lists the regions enabled for the account of a (those
 // that need no opt-in, and those opted in), sorted.
 func (h *Handler) enabledRegions(ctx context.Context, calls *callCounter, a Access) ([]string, error) {
 	if h.Targets == nil {
 		return nil, errors.New("describe regions: no connector")
+	}
+	if a.RoleARN != "" {
+		calls.add("AssumeRole")
 	}
 	c, err := h.Targets.Connect(ctx, a)
 	if err != nil {
@@ -447,4 +482,68 @@ func partitionOf(region string) string {
 		return "aws-eusc"
 	}
 	return "aws"
+}
+
+// listingTTL is how long a warm container keeps the accounts and their
+// regions between the pages of one execution: the state machine asks for
+// a page every few minutes, and each page would otherwise list the whole
+// organization again. An account that joined since is listed by the next
+// run; one that left since fails as a target, with its reason.
+const listingTTL = 10 * time.Minute
+
+// listingCache holds the listing of the pages of one execution. The zero
+// value is empty; a Handler serves invocations one at a time, but the
+// regions of a batch are read concurrently.
+type listingCache struct {
+	mu       sync.Mutex
+	accounts []string
+	listed   time.Time
+	regions  map[string]cachedRegions
+}
+
+type cachedRegions struct {
+	names []string
+	read  time.Time
+}
+
+func (c *listingCache) accountsAt(now time.Time) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.accounts == nil || now.Sub(c.listed) >= listingTTL || now.Before(c.listed) {
+		return nil, false
+	}
+	return slices.Clone(c.accounts), true
+}
+
+func (c *listingCache) keepAccounts(now time.Time, accounts []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.accounts, c.listed = slices.Clone(accounts), now
+	if c.accounts == nil {
+		c.accounts = []string{}
+	}
+}
+
+func (c *listingCache) regionsAt(now time.Time, account string) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.regions[account]
+	if !ok || now.Sub(r.read) >= listingTTL || now.Before(r.read) {
+		return nil, false
+	}
+	return r.names, true
+}
+
+func (c *listingCache) keepRegions(now time.Time, account string, names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.regions == nil {
+		c.regions = map[string]cachedRegions{}
+	}
+	for a, r := range c.regions { // forget the expired, so the map stays the organization's size
+		if now.Sub(r.read) >= listingTTL {
+			delete(c.regions, a)
+		}
+	}
+	c.regions[account] = cachedRegions{names: names, read: now}
 }
