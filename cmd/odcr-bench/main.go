@@ -77,6 +77,7 @@ func run(args []string) error {
 	serve := flags.Int("serve-fake", 0, "internal: serve a fake account of this many reservations")
 	serveOrgN := flags.Int("serve-org", 0, "internal: serve a fake organization of this many accounts")
 	measureTargetsRegions := flags.String("measure-targets", "", "internal: list every page of targets against -endpoint with this REGIONS")
+	coldPages := flags.Bool("cold", false, "internal, with -measure-targets: a new Handler for every page (no listing kept between pages)")
 	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched or naive)")
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
 	if err := flags.Parse(args); err != nil {
@@ -88,7 +89,7 @@ func run(args []string) error {
 	case *serveOrgN > 0:
 		return serveOrg(*serveOrgN, *latency)
 	case *measureTargetsRegions != "":
-		return listTargetsOnce(*measureTargetsRegions, *endpoint)
+		return listTargetsOnce(*measureTargetsRegions, *endpoint, *coldPages)
 	case *targets > 0:
 		return measureTargets(os.Stdout, *targets, *latency)
 	case *measureMode != "":

@@ -43,6 +43,7 @@ func memberAccount(i int) string { return fmt.Sprintf("2000%08d", i) }
 // targetsResult is what one listing child prints.
 type targetsResult struct {
 	Regions        string         `json:"regions"`
+	Containers     string         `json:"containers"`
 	Accounts       int            `json:"accounts"`
 	Pages          int            `json:"pages"`
 	Targets        int            `json:"targets"`
@@ -64,12 +65,14 @@ func measureTargets(w io.Writer, n int, latency time.Duration) error {
 	regions := slices.Sorted(maps.Keys(fakeaws.DefaultRegions()))
 	var results []targetsResult
 	for _, setting := range []string{strings.Join(regions, ","), handler.RegionsAll} {
-		fmt.Fprintf(os.Stderr, "listing the targets of %d accounts, REGIONS=%s, %s latency...\n", n, shortRegions(setting), latency)
-		r, err := targetsInChild(self, n, setting, latency)
-		if err != nil {
-			return err
+		for _, cold := range []bool{false, true} {
+			fmt.Fprintf(os.Stderr, "listing the targets of %d accounts, REGIONS=%s, cold pages %v, %s latency...\n", n, shortRegions(setting), cold, latency)
+			r, err := targetsInChild(self, n, setting, latency, cold)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
 		}
-		results = append(results, r)
 	}
 	printTargets(w, results, n, latency)
 	return nil
@@ -82,7 +85,7 @@ func shortRegions(s string) string {
 	return fmt.Sprintf("<%d regions>", strings.Count(s, ",")+1)
 }
 
-func targetsInChild(self string, n int, regions string, latency time.Duration) (targetsResult, error) {
+func targetsInChild(self string, n int, regions string, latency time.Duration, cold bool) (targetsResult, error) {
 	fake := exec.Command(self, "-serve-org", strconv.Itoa(n), "-latency", latency.String())
 	fake.Stderr = os.Stderr
 	out, err := fake.StdoutPipe()
@@ -100,7 +103,7 @@ func targetsInChild(self string, n int, regions string, latency time.Duration) (
 	if err != nil {
 		return targetsResult{}, fmt.Errorf("fake organization did not start: %w", err)
 	}
-	m := exec.Command(self, "-measure-targets", regions, "-endpoint", strings.TrimSpace(endpoint))
+	m := exec.Command(self, "-measure-targets", regions, "-endpoint", strings.TrimSpace(endpoint), "-cold="+strconv.FormatBool(cold))
 	m.Stderr = os.Stderr
 	got, err := m.Output()
 	if err != nil {
@@ -111,6 +114,10 @@ func targetsInChild(self string, n int, regions string, latency time.Duration) (
 		return targetsResult{}, fmt.Errorf("list targets: %w: %s", err, got)
 	}
 	r.Regions = shortRegions(regions)
+	r.Containers = "one warm"
+	if cold {
+		r.Containers = "new per page"
+	}
 	return r, nil
 }
 
@@ -169,8 +176,10 @@ func (c *opCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // listTargetsOnce lists every page with the function's wiring (main's
 // connector and Organizations client on the management account's key) and
-// prints the figures as JSON.
-func listTargetsOnce(regions, endpoint string) error {
+// prints the figures as JSON. One Handler serves every page, as one warm
+// container would; cold: a new one per page, as if each page landed on a
+// new container (the listing is then read again for every page).
+func listTargetsOnce(regions, endpoint string, cold bool) error {
 	// The fake's keys are its own: ask a throwaway organization for the
 	// management account's.
 	id, secret := fakeaws.NewOrganization(account).AccessKey(account)
@@ -188,22 +197,28 @@ func listTargetsOnce(regions, endpoint string) error {
 	if err != nil {
 		return err
 	}
-	h := &handler.Handler{
-		Region:        cfg.Region,
-		Targets:       handler.NewAssumeRoleConnector(cfg),
-		Organizations: organizations.NewFromConfig(cfg),
-		Settings:      settings,
-		Logger:        zap.NewNop(),
-		Now:           time.Now,
-		CallerAccount: func(context.Context) (string, error) { return account, nil },
-		NewRunID:      func() string { return "odcr-bench-targets" },
+	newHandler := func() *handler.Handler {
+		return &handler.Handler{
+			Region:        cfg.Region,
+			Targets:       handler.NewAssumeRoleConnector(cfg),
+			Organizations: organizations.NewFromConfig(cfg),
+			Settings:      settings,
+			Logger:        zap.NewNop(),
+			Now:           time.Now,
+			CallerAccount: func(context.Context) (string, error) { return account, nil },
+			NewRunID:      func() string { return "odcr-bench-targets" },
+		}
 	}
+	h := newHandler()
 	r := targetsResult{}
 	seen := map[string]bool{}
 	after := ""
 	start := time.Now()
 	for {
 		pageStart := time.Now()
+		if cold {
+			h = newHandler()
+		}
 		page, err := h.ListTargets(context.Background(), handler.ListTargetsRequest{After: after})
 		if err != nil {
 			return fmt.Errorf("page %d: %w", r.Pages+1, err)
@@ -231,7 +246,7 @@ func printTargets(w io.Writer, results []targetsResult, n int, latency time.Dura
 		"every page one after another as the state machine asks, %s latency per request, Organizations' 20 accounts per ListAccounts page.\n\n",
 		n, n-1, latency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "REGIONS\taccounts\ttargets\tpages\tmax/page\tListAccounts\tAssumeRole\tDescribeRegions\tother\twall\tslowest page\t")
+	fmt.Fprintln(tw, "REGIONS\tcontainers\taccounts\ttargets\tpages\tmax/page\tListAccounts\tAssumeRole\tDescribeRegions\tother\twall\tslowest page\t")
 	for _, r := range results {
 		other := 0
 		for op, c := range r.Calls {
@@ -239,7 +254,7 @@ func printTargets(w io.Writer, results []targetsResult, n int, latency time.Dura
 				other += c
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Regions, r.Accounts, r.Targets, r.Pages, r.MaxPageTargets,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Regions, r.Containers, r.Accounts, r.Targets, r.Pages, r.MaxPageTargets,
 			r.Calls["ListAccounts"], r.Calls["AssumeRole"], r.Calls["DescribeRegions"], other,
 			r.Wall.Round(time.Millisecond), r.SlowestPage.Round(time.Millisecond))
 	}
