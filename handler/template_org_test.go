@@ -33,14 +33,26 @@ var orgParameters = []string{"OrganizationMode", "Accounts", "Regions", "Organiz
 var orgVariables = []string{"ACCOUNTS", "REGIONS", "ORGANIZATIONAL_UNITS", "EXCLUDED_ACCOUNTS", "MEMBER_ROLE_NAME"}
 
 // organizationGrants are what organization mode adds to the function's
-// role: list the targets, assume the member role.
+// role: list the targets, assume the member role, and act in every region
+// of its own account (a target like any other, run with this role), with
+// the same conditions as in its own region.
 var organizationGrants = []grant{
 	{"Allow", "sts:AssumeRole", "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}", ""},
 	{"Allow", "organizations:ListAccounts", "*", ""},
 	{"Allow", "organizations:ListAccountsForParent", "*", ""},
 	{"Allow", "organizations:ListChildren", "*", ""},
 	{"Allow", "ec2:DescribeRegions", "*", ""},
+	{"Allow", "ec2:CancelCapacityReservation", ownAccountEveryRegion, `{"Null":{"aws:ResourceTag/${ProtectTagKey}":"true"}}`},
+	{"Allow", "ec2:ModifyCapacityReservation", ownAccountEveryRegion, `{"Null":{"aws:ResourceTag/${ProtectTagKey}":"true"}}`},
+	{"Allow", "ec2:CreateTags", ownAccountEveryRegion, markTagsOnlyCondition},
+	{"Allow", "ec2:DeleteTags", ownAccountEveryRegion, markTagsOnlyCondition},
+	{"Allow", "ec2:GetGroupsForCapacityReservation", ownAccountEveryRegion, ""},
 }
+
+const (
+	ownAccountEveryRegion = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:capacity-reservation/*"
+	markTagsOnlyCondition = `{"ForAllValues:StringEquals":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after","odcr-autocancel:rightsize-to","odcr-autocancel:rightsize-since","odcr-autocancel:rightsize-after"]},"Null":{"aws:TagKeys":"false"}}`
+)
 
 // lambdaServiceErrors are the only errors a Lambda task of the state
 // machine retries: Lambda's own, never the function's answer.
