@@ -22,21 +22,13 @@ import (
 // the counts of its report, small enough for the state machine to keep
 // hundreds per page.
 type TargetSummary struct {
-	AccountID    string `json:"accountId"`
-	Region       string `json:"region"`
-	RunID        string `json:"runId"`
-	DryRun       bool   `json:"dryRun"`
-	Reservations int    `json:"reservations"`
-	Idle         int    `json:"idle"`
-	// ToCancel, ToModify and ToMark are what the plan holds: what a dry
-	// run would do.
-	ToCancel     int `json:"toCancel"`
-	ToModify     int `json:"toModify"`
-	ToMark       int `json:"toMark"`
-	Cancelled    int `json:"cancelled"`
-	Modified     int `json:"modified"`
-	Marked       int `json:"marked"`
-	Unmarked     int `json:"unmarked"`
+	AccountID string `json:"accountId"`
+	Region    string `json:"region"`
+	RunID     string `json:"runId"`
+	DryRun    bool   `json:"dryRun"`
+	TargetCounts
+	// Failed and NotAttempted count the cancels and shrinks that failed
+	// or were not attempted.
 	Failed       int `json:"failed"`
 	NotAttempted int `json:"notAttempted"`
 	// The run's costs, when priced.
@@ -44,13 +36,43 @@ type TargetSummary struct {
 	RemovedMonthlyCost *float64 `json:"removedMonthlyCost,omitempty"`
 }
 
+// TargetCounts are the counts of a target's run, and their sums over the
+// organization.
+type TargetCounts struct {
+	Reservations int `json:"reservations"`
+	Idle         int `json:"idle"`
+	// ToCancel, ToModify and ToMark are what the plan holds: what a dry
+	// run would do.
+	ToCancel  int `json:"toCancel"`
+	ToModify  int `json:"toModify"`
+	ToMark    int `json:"toMark"`
+	Cancelled int `json:"cancelled"`
+	Modified  int `json:"modified"`
+	Marked    int `json:"marked"`
+	Unmarked  int `json:"unmarked"`
+}
+
+func (c *TargetCounts) add(o TargetCounts) {
+	c.Reservations += o.Reservations
+	c.Idle += o.Idle
+	c.ToCancel += o.ToCancel
+	c.ToModify += o.ToModify
+	c.ToMark += o.ToMark
+	c.Cancelled += o.Cancelled
+	c.Modified += o.Modified
+	c.Marked += o.Marked
+	c.Unmarked += o.Unmarked
+}
+
 // Summary is the report's TargetSummary.
 func (r *Report) Summary() TargetSummary {
 	s := TargetSummary{
 		AccountID: r.AccountID, Region: r.Region, RunID: r.RunID, DryRun: r.DryRun,
-		Reservations: r.Counts.Reservations, Idle: r.Counts.Idle,
-		ToCancel: r.Counts.Actions[policy.Cancel], ToModify: r.Counts.Actions[policy.Modify], ToMark: r.Counts.Actions[policy.Mark],
-		Cancelled: r.Counts.Cancelled, Modified: r.Counts.Modified, Marked: r.Counts.Marked, Unmarked: r.Counts.Unmarked,
+		TargetCounts: TargetCounts{
+			Reservations: r.Counts.Reservations, Idle: r.Counts.Idle,
+			ToCancel: r.Counts.Actions[policy.Cancel], ToModify: r.Counts.Actions[policy.Modify], ToMark: r.Counts.Actions[policy.Mark],
+			Cancelled: r.Counts.Cancelled, Modified: r.Counts.Modified, Marked: r.Counts.Marked, Unmarked: r.Counts.Unmarked,
+		},
 		Failed: r.Counts.Failed, NotAttempted: r.Counts.NotAttempted,
 	}
 	if r.Costs != nil {
@@ -89,15 +111,9 @@ type OrgTotals struct {
 	// DryRunTargets counts the targets that ran as dry runs.
 	DryRunTargets int `json:"dryRunTargets"`
 
-	Reservations   int `json:"reservations"`
-	Idle           int `json:"idle"`
-	ToCancel       int `json:"toCancel"`
-	ToModify       int `json:"toModify"`
-	ToMark         int `json:"toMark"`
-	Cancelled      int `json:"cancelled"`
-	Modified       int `json:"modified"`
-	Marked         int `json:"marked"`
-	Unmarked       int `json:"unmarked"`
+	TargetCounts
+	// CancelFailures counts the cancels and shrinks that failed or were
+	// not attempted.
 	CancelFailures int `json:"cancelFailures"`
 
 	IdleMonthlyCost    float64 `json:"idleMonthlyCost"`
@@ -180,15 +196,7 @@ func (t *OrgTotals) add(it collectItem) {
 	if s.DryRun {
 		t.DryRunTargets++
 	}
-	t.Reservations += s.Reservations
-	t.Idle += s.Idle
-	t.ToCancel += s.ToCancel
-	t.ToModify += s.ToModify
-	t.ToMark += s.ToMark
-	t.Cancelled += s.Cancelled
-	t.Modified += s.Modified
-	t.Marked += s.Marked
-	t.Unmarked += s.Unmarked
+	t.TargetCounts.add(s.TargetCounts)
 	t.CancelFailures += s.Failed + s.NotAttempted
 	if s.IdleMonthlyCost != nil {
 		t.IdleMonthlyCost = cents(t.IdleMonthlyCost + *s.IdleMonthlyCost)

@@ -611,7 +611,7 @@ func TestOrgWireTargetInAnotherAccountAndRegion(t *testing.T) {
 	if err := json.Unmarshal(out, &sum); err != nil || len(out) > 600 {
 		t.Fatalf("summary %s (%d bytes): %v", out, len(out), err)
 	}
-	want := handler.TargetSummary{AccountID: orgMember1, Region: "eu-west-1", RunID: orgRunID, DryRun: true, Reservations: 4, Idle: 1, ToCancel: 1}
+	want := handler.TargetSummary{AccountID: orgMember1, Region: "eu-west-1", RunID: orgRunID, DryRun: true, TargetCounts: handler.TargetCounts{Reservations: 4, Idle: 1, ToCancel: 1}}
 	if sum != want {
 		t.Errorf("summary %+v\nwant %+v", sum, want)
 	}

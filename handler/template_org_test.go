@@ -539,7 +539,7 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	}
 
 	target := pages[0].Targets[0]
-	summary := mustJSON(handler.TargetSummary{AccountID: target.AccountID, Region: target.Region, RunID: "r-1", DryRun: true, Reservations: 3, Idle: 1})
+	summary := mustJSON(handler.TargetSummary{AccountID: target.AccountID, Region: target.Region, RunID: "r-1", DryRun: true, TargetCounts: handler.TargetCounts{Reservations: 3, Idle: 1}})
 	catchOutput, _ := at(catchers[0], "Output").(map[string]any)
 	caught := map[string]any{}
 	values := map[string]any{

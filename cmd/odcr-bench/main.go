@@ -160,14 +160,28 @@ func orchestrate(ns []int, latency time.Duration, naiveMax, execRuns, budget int
 }
 
 func measureInChild(self string, n int, mode string, latency time.Duration, budget int) (result, error) {
-	fake := exec.Command(self, "-serve-fake", strconv.Itoa(n), "-latency", latency.String())
+	var r result
+	err := inChildren(self, []string{"-serve-fake", strconv.Itoa(n), "-latency", latency.String()},
+		[]string{"-measure", mode, "-budget", strconv.Itoa(budget)}, &r)
+	if err != nil {
+		return result{}, fmt.Errorf("measure %s at N=%d: %w", mode, n, err)
+	}
+	r.N = n
+	return r, nil
+}
+
+// inChildren starts the fake (self with serve), which prints its URL, then
+// a measurement (self with measure and -endpoint URL), which prints its
+// figures as JSON into v, and stops the fake.
+func inChildren(self string, serve, measure []string, v any) error {
+	fake := exec.Command(self, serve...)
 	fake.Stderr = os.Stderr
 	out, err := fake.StdoutPipe()
 	if err != nil {
-		return result{}, err
+		return err
 	}
 	if err := fake.Start(); err != nil {
-		return result{}, fmt.Errorf("start fake: %w", err)
+		return fmt.Errorf("start fake: %w", err)
 	}
 	defer func() {
 		_ = fake.Process.Kill()
@@ -175,21 +189,18 @@ func measureInChild(self string, n int, mode string, latency time.Duration, budg
 	}()
 	url, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		return result{}, fmt.Errorf("fake account did not start: %w", err)
+		return fmt.Errorf("fake did not start: %w", err)
 	}
-
-	m := exec.Command(self, "-measure", mode, "-endpoint", strings.TrimSpace(url), "-budget", strconv.Itoa(budget))
+	m := exec.Command(self, append(measure, "-endpoint", strings.TrimSpace(url))...)
 	m.Stderr = os.Stderr
 	got, err := m.Output()
 	if err != nil {
-		return result{}, fmt.Errorf("measure %s at N=%d: %w", mode, n, err)
+		return err
 	}
-	var r result
-	if err := json.Unmarshal(got, &r); err != nil {
-		return result{}, fmt.Errorf("measure %s at N=%d: %w: %s", mode, n, err, got)
+	if err := json.Unmarshal(got, v); err != nil {
+		return fmt.Errorf("%w: %s", err, got)
 	}
-	r.N = n
-	return r, nil
+	return nil
 }
 
 // serveFake builds an account of n reservations, all unused now (so every

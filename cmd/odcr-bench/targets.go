@@ -5,7 +5,6 @@ package main
 // organization served by a child process with latency on every request.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,7 +15,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,32 +84,11 @@ func shortRegions(s string) string {
 }
 
 func targetsInChild(self string, n int, regions string, latency time.Duration, cold bool) (targetsResult, error) {
-	fake := exec.Command(self, "-serve-org", strconv.Itoa(n), "-latency", latency.String())
-	fake.Stderr = os.Stderr
-	out, err := fake.StdoutPipe()
-	if err != nil {
-		return targetsResult{}, err
-	}
-	if err := fake.Start(); err != nil {
-		return targetsResult{}, fmt.Errorf("start fake organization: %w", err)
-	}
-	defer func() {
-		_ = fake.Process.Kill()
-		_ = fake.Wait()
-	}()
-	endpoint, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return targetsResult{}, fmt.Errorf("fake organization did not start: %w", err)
-	}
-	m := exec.Command(self, "-measure-targets", regions, "-endpoint", strings.TrimSpace(endpoint), "-cold="+strconv.FormatBool(cold))
-	m.Stderr = os.Stderr
-	got, err := m.Output()
+	var r targetsResult
+	err := inChildren(self, []string{"-serve-org", strconv.Itoa(n), "-latency", latency.String()},
+		[]string{"-measure-targets", regions, "-cold=" + strconv.FormatBool(cold)}, &r)
 	if err != nil {
 		return targetsResult{}, fmt.Errorf("list targets, REGIONS=%s: %w", shortRegions(regions), err)
-	}
-	var r targetsResult
-	if err := json.Unmarshal(got, &r); err != nil {
-		return targetsResult{}, fmt.Errorf("list targets: %w: %s", err, got)
 	}
 	r.Regions = shortRegions(regions)
 	r.Containers = "one warm"
