@@ -324,7 +324,7 @@ func orgNotification(t *OrgTotals) Notification {
 			noticeDollars(t.IdleMonthlyCost), verb, noticeDollars(t.RemovedMonthlyCost))
 	}
 	if t.Failed > 0 {
-		b.WriteString("\nFailed targets (nothing was read or changed in a target that could not be reached):\n")
+		b.WriteString("\nFailed targets (one that could not be reached, TargetError or ReadError, was left untouched):\n")
 		for _, f := range t.Failures {
 			fmt.Fprintf(&b, "  %s %s: %s: %s\n", f.AccountID, f.Region, noticeOneLineText(f.Error), noticeOneLineText(f.Cause))
 		}

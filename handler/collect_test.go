@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,51 @@ func TestCauseText(t *testing.T) {
 		if got := causeText(tc.in); got != tc.want {
 			t.Errorf("causeText(%s) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// sampleOrgTotals is a realistic organization run: the README's sample.
+func sampleOrgTotals() *OrgTotals {
+	return &OrgTotals{
+		Targets: 340, Succeeded: 338, Failed: 2,
+		TargetCounts: TargetCounts{Reservations: 4127, Idle: 31, ToCancel: 9, ToModify: 4, ToMark: 18,
+			Cancelled: 9, Modified: 4, Marked: 18, Unmarked: 3},
+		CancelFailures:  1,
+		IdleMonthlyCost: 48211.37, RemovedMonthlyCost: 9120.5,
+		Failures: []TargetFailure{
+			{AccountID: "444455556666", Region: "eu-west-1", Error: "TargetError",
+				Cause: "target 444455556666/eu-west-1 unreachable; nothing done: assume role arn:aws:iam::444455556666:role/odcr-autocancel-member: operation error STS: AssumeRole, https response error StatusCode: 403, api error AccessDenied: not authorized to perform sts:AssumeRole"},
+			{AccountID: "777788889999", Region: "ap-southeast-2", Error: "Lambda.Unknown",
+				Cause: "The cause could not be determined because Lambda did not return an error type. Returned payload: {\"errorMessage\":\"2026-11-30T06:14:55.120Z 6f1d Task timed out after 300.00 seconds\"}"},
+		},
+	}
+}
+
+// The organization's message, as the README shows it.
+func TestOrgNotificationGolden(t *testing.T) {
+	n := orgNotification(sampleOrgTotals())
+	got := goldenNotification(n)
+	path := "testdata/notification-organization.golden"
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("%s differs (run with -update to accept):\n%s", path, got)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```\n"+got+"```\n") {
+		t.Errorf("README.md does not show the organization's sample message (%s) in a code block", path)
+	}
+	if len(n.Subject) > noticeMaxSubject || len(n.Message) > noticeMaxBytes {
+		t.Errorf("subject %d bytes, message %d bytes: over SNS's limits", len(n.Subject), len(n.Message))
 	}
 }
