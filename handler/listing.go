@@ -1,0 +1,379 @@
+package handler
+
+// Listing the targets of organization mode: the deployed ACCOUNTS x
+// REGIONS, a page at a time, for the state machine to run one by one.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	"go.uber.org/zap"
+)
+
+// OrganizationsAPI is the part of AWS Organizations the listing uses.
+type OrganizationsAPI interface {
+	organizations.ListAccountsAPIClient
+	organizations.ListAccountsForParentAPIClient
+	organizations.ListChildrenAPIClient
+}
+
+var _ OrganizationsAPI = (*organizations.Client)(nil)
+
+// ListTargetsRequest asks for one page of targets.
+type ListTargetsRequest struct {
+	// After is the Next of the previous page; empty for the first.
+	After string `json:"after,omitempty"`
+}
+
+// TargetPage is one page of targets: whole accounts, at most
+// maxTargetsPerPage targets, so that the state machine's Map input, its
+// results and the collect payload stay well under Step Functions' 256 KiB.
+type TargetPage struct {
+	Targets []Target `json:"targets"`
+	// Next is the After of the next page; empty on the last.
+	Next string `json:"next"`
+	// Accounts counts the accounts in this page.
+	Accounts int `json:"accounts"`
+	// APICalls counts the AWS requests made for this page.
+	APICalls map[string]int `json:"apiCalls"`
+}
+
+// maxTargetsPerPage: 400 results of at most about 430 bytes each (a
+// failure with a 300-character cause) are 172 KB, and with the totals the
+// collect payload stays under 256 KiB.
+const maxTargetsPerPage = 400
+
+// regionConcurrency bounds the accounts whose regions are read at once.
+const regionConcurrency = 8
+
+// ListTargets returns the page of targets after req.After. Accounts are
+// listed in id order on every page, so a page boundary is an account id,
+// valid however long the state machine takes between pages.
+func (h *Handler) ListTargets(ctx context.Context, req ListTargetsRequest) (*TargetPage, error) {
+	runID := h.runID(ctx)
+	audit := h.Logger.With(zap.String("request_id", runID)).Named(AuditLogger)
+	self, partition, err := h.identity(ctx)
+	if err != nil {
+		audit.Error("targets not listed", zap.Error(err))
+		return nil, err
+	}
+	calls := &callCounter{}
+	accounts, err := h.listAccounts(ctx, calls, self)
+	if err != nil {
+		audit.Error("targets not listed", zap.Error(err), zap.Any("api_calls", calls.snapshot()))
+		return nil, err
+	}
+	start, _ := slices.BinarySearch(accounts, req.After)
+	if start < len(accounts) && accounts[start] == req.After {
+		start++
+	}
+	page := &TargetPage{Targets: []Target{}}
+	var last string
+	for i := start; i < len(accounts); {
+		batch := accounts[i:min(i+regionConcurrency, len(accounts))]
+		regions := h.regionsOf(ctx, calls, audit, self, partition, runID, batch)
+		for j, account := range batch {
+			if len(page.Targets)+len(regions[j]) > maxTargetsPerPage && page.Accounts > 0 {
+				page.Next = last
+				return h.listed(audit, page, calls), nil
+			}
+			for _, region := range regions[j] {
+				page.Targets = append(page.Targets, Target{AccountID: account, Region: region})
+			}
+			page.Accounts++
+			last = account
+		}
+		i += len(batch)
+	}
+	return h.listed(audit, page, calls), nil
+}
+
+func (h *Handler) listed(audit *zap.Logger, page *TargetPage, calls *callCounter) *TargetPage {
+	page.APICalls = calls.snapshot()
+	audit.Info("targets listed", zap.Int("targets", len(page.Targets)), zap.Int("accounts", page.Accounts),
+		zap.String("next", page.Next), zap.String("accounts_setting", h.Settings.Accounts.Mode),
+		zap.String("regions_setting", h.Settings.Regions.Mode), zap.Any("api_calls", page.APICalls))
+	return page
+}
+
+// listAccounts returns the accounts of ACCOUNTS, sorted, without
+// EXCLUDED_ACCOUNTS.
+func (h *Handler) listAccounts(ctx context.Context, calls *callCounter, self string) ([]string, error) {
+	if cached, ok := h.listing.accountsAt(h.Now()); ok {
+		return cached, nil
+	}
+	accounts, err := h.readAccounts(ctx, calls, self)
+	if err != nil {
+		return nil, err
+	}
+	h.listing.keepAccounts(h.Now(), accounts)
+	return accounts, nil
+}
+
+// readAccounts lists the accounts of ACCOUNTS, sorted, without
+// EXCLUDED_ACCOUNTS.
+func (h *Handler) readAccounts(ctx context.Context, calls *callCounter, self string) ([]string, error) {
+	var accounts []string
+	switch h.Settings.Accounts.Mode {
+	case AccountsSelf:
+		accounts = []string{self}
+	case AccountsList:
+		accounts = slices.Clone(h.Settings.Accounts.IDs)
+	case AccountsOrganization:
+		if h.Organizations == nil {
+			return nil, errors.New("list accounts: ACCOUNTS=organization, but no Organizations client")
+		}
+		var err error
+		if len(h.Settings.OrganizationalUnits) == 0 {
+			accounts, err = organizationAccounts(ctx, h.Organizations, calls)
+		} else {
+			accounts, err = unitAccounts(ctx, h.Organizations, calls, h.Settings.OrganizationalUnits)
+		}
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("list accounts: unknown ACCOUNTS mode %q", h.Settings.Accounts.Mode)
+	}
+	accounts = slices.DeleteFunc(accounts, func(a string) bool { return slices.Contains(h.Settings.ExcludedAccounts, a) })
+	slices.Sort(accounts)
+	return slices.Compact(accounts), nil
+}
+
+// active tells whether an account is active: State, or the older Status
+// where State is not given.
+func active(a orgtypes.Account) bool {
+	if a.State != "" {
+		return a.State == orgtypes.AccountStateActive
+	}
+	return a.Status == orgtypes.AccountStatusActive
+}
+
+func organizationAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter) ([]string, error) {
+	var out []string
+	p := organizations.NewListAccountsPaginator(api, &organizations.ListAccountsInput{})
+	for p.HasMorePages() {
+		calls.add("ListAccounts")
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		for _, a := range page.Accounts {
+			if active(a) {
+				out = append(out, aws.ToString(a.Id))
+			}
+		}
+	}
+	return out, nil
+}
+
+// unitAccounts returns the active accounts in the OUs and every OU below
+// them.
+func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter, roots []string) ([]string, error) {
+	var out []string
+	queue := slices.Clone(roots)
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		parent := queue[0]
+		queue = queue[1:]
+		if seen[parent] {
+			continue
+		}
+		seen[parent] = true
+		p := organizations.NewListAccountsForParentPaginator(api, &organizations.ListAccountsForParentInput{ParentId: aws.String(parent)})
+		for p.HasMorePages() {
+			calls.add("ListAccountsForParent")
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list accounts of %s: %w", parent, err)
+			}
+			for _, a := range page.Accounts {
+				if active(a) {
+					out = append(out, aws.ToString(a.Id))
+				}
+			}
+		}
+		c := organizations.NewListChildrenPaginator(api, &organizations.ListChildrenInput{
+			ParentId: aws.String(parent), ChildType: orgtypes.ChildTypeOrganizationalUnit,
+		})
+		for c.HasMorePages() {
+			calls.add("ListChildren")
+			page, err := c.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list organizational units in %s: %w", parent, err)
+			}
+			for _, child := range page.Children {
+				queue = append(queue, aws.ToString(child.Id))
+			}
+		}
+	}
+	return out, nil
+}
+
+// regionsOf returns the regions of each account of batch. REGIONS=all reads
+// each account's enabled regions through its member role, all of batch at
+// once. An account whose regions cannot be read gets the function's own
+// account's enabled regions: each of its targets then fails, or runs, on
+// its own, with the reason in the summary, rather than the account
+// vanishing from the run.
+func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.Logger, self, partition, session string, batch []string) [][]string {
+	out := make([][]string, len(batch))
+	switch h.Settings.Regions.Mode {
+	case RegionsSelf:
+		for i := range batch {
+			out[i] = []string{h.Region}
+		}
+		return out
+	case RegionsList:
+		for i := range batch {
+			out[i] = h.Settings.Regions.Names
+		}
+		return out
+	}
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	now := h.Now()
+	for i, account := range batch {
+		if regions, ok := h.listing.regionsAt(now, account); ok {
+			out[i] = regions
+			continue
+		}
+		wg.Go(func() {
+			out[i], errs[i] = h.enabledRegions(ctx, calls, h.access(ctx, self, partition, account, h.Region, session))
+			if errs[i] == nil {
+				h.listing.keepRegions(now, account, out[i])
+			}
+		})
+	}
+	wg.Wait()
+	var fallback []string
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if fallback == nil {
+			fallback = h.ownRegions(ctx, calls, self, partition, session, now)
+		}
+		audit.Warn("regions of an account unknown; listing the function's own enabled regions for it",
+			zap.String("account_id", batch[i]), zap.Error(err))
+		out[i] = fallback
+	}
+	return out
+}
+
+// ownRegions are the regions enabled for the function's own account (or
+// just its own region, if even those cannot be read).
+func (h *Handler) ownRegions(ctx context.Context, calls *callCounter, self, partition, session string, now time.Time) []string {
+	if regions, ok := h.listing.regionsAt(now, self); ok {
+		return regions
+	}
+	regions, err := h.enabledRegions(ctx, calls, h.access(ctx, self, partition, self, h.Region, session))
+	if err != nil {
+		return []string{h.Region}
+	}
+	h.listing.keepRegions(now, self, regions)
+	return regions
+}
+
+// enabledRegions lists the regions enabled for the account of a (those
+// that need no opt-in, and those opted in), sorted.
+func (h *Handler) enabledRegions(ctx context.Context, calls *callCounter, a Access) ([]string, error) {
+	if h.Targets == nil {
+		return nil, errors.New("describe regions: no connector")
+	}
+	if a.RoleARN != "" {
+		calls.add("AssumeRole")
+	}
+	c, err := h.Targets.Connect(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if c.Regions == nil {
+		return nil, errors.New("describe regions: no client")
+	}
+	calls.add("DescribeRegions")
+	out, err := c.Regions.DescribeRegions(ctx, &ec2.DescribeRegionsInput{AllRegions: aws.Bool(false)})
+	if err != nil {
+		return nil, fmt.Errorf("describe regions: %w", err)
+	}
+	var regions []string
+	for _, r := range out.Regions {
+		if aws.ToString(r.OptInStatus) != "not-opted-in" && aws.ToString(r.RegionName) != "" {
+			regions = append(regions, aws.ToString(r.RegionName))
+		}
+	}
+	slices.Sort(regions)
+	return regions, nil
+}
+
+// listingTTL is how long a warm container keeps the accounts and their
+// regions between the pages of one execution: the state machine asks for
+// a page every few minutes, and each page would otherwise list the whole
+// organization again. An account that joined since is listed by the next
+// run; one that left since fails as a target, with its reason.
+const listingTTL = 10 * time.Minute
+
+// listingCache holds the listing of the pages of one execution. The zero
+// value is empty; a Handler serves invocations one at a time, but the
+// regions of a batch are read concurrently.
+type listingCache struct {
+	mu       sync.Mutex
+	accounts []string
+	listed   time.Time
+	regions  map[string]cachedRegions
+}
+
+type cachedRegions struct {
+	names []string
+	read  time.Time
+}
+
+func (c *listingCache) accountsAt(now time.Time) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.accounts == nil || now.Sub(c.listed) >= listingTTL || now.Before(c.listed) {
+		return nil, false
+	}
+	return slices.Clone(c.accounts), true
+}
+
+func (c *listingCache) keepAccounts(now time.Time, accounts []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.accounts, c.listed = slices.Clone(accounts), now
+	if c.accounts == nil {
+		c.accounts = []string{}
+	}
+}
+
+func (c *listingCache) regionsAt(now time.Time, account string) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.regions[account]
+	if !ok || now.Sub(r.read) >= listingTTL || now.Before(r.read) {
+		return nil, false
+	}
+	return r.names, true
+}
+
+func (c *listingCache) keepRegions(now time.Time, account string, names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.regions == nil {
+		c.regions = map[string]cachedRegions{}
+	}
+	for a, r := range c.regions { // forget the expired, so the map stays the organization's size
+		if now.Sub(r.read) >= listingTTL {
+			delete(c.regions, a)
+		}
+	}
+	c.regions[account] = cachedRegions{names: names, read: now}
+}
