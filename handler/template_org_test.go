@@ -195,8 +195,8 @@ func mentions(n *yaml.Node, names []string) []string {
 // a resource that exists in both modes is an !If on it.
 //
 // With ODCR_BASE_TEMPLATE set to a template from before organization mode,
-// the resolved Resources and Outputs must equal that template's (all but
-// the new output FunctionRoleArn):
+// the resolved Resources, Outputs, Conditions and Mappings must equal that
+// template's:
 //
 //	git show a4a0d13:template.yaml >/tmp/base.yaml
 //	ODCR_BASE_TEMPLATE=/tmp/base.yaml go test ./handler/ -run OrganizationModeOff
@@ -290,7 +290,7 @@ func TestTemplateOrganizationModeOffIsTheSingleAccountStack(t *testing.T) {
 	for _, section := range []string{"Resources", "Outputs", "Conditions", "Mappings"} {
 		a, b := get(off.root, section), get(before.root, section)
 		for _, id := range slices.Sorted(slices.Values(append(keys(a), keys(b)...))) {
-			if (section == "Outputs" && id == "FunctionRoleArn") || (section == "Conditions" && id == orgCondition) {
+			if section == "Conditions" && id == orgCondition {
 				continue
 			}
 			ga, _ := json.Marshal(plain(get(a, id)))
@@ -775,6 +775,9 @@ func TestTemplateStateMachineResources(t *testing.T) {
 	}
 	if r, ok := ref(get(outputs, "StateMachineArn", "Value")); !ok || r != id {
 		t.Errorf("output StateMachineArn is %v, want !Ref %s", plain(get(outputs, "StateMachineArn", "Value")), id)
+	}
+	if c := get(full.root, "Outputs", "FunctionRoleArn", "Condition"); c == nil || c.Value != orgCondition {
+		t.Errorf("output FunctionRoleArn: Condition %v, want %s (mode off is today's stack, outputs included)", plain(c), orgCondition)
 	}
 	if c := get(full.root, "Outputs", "StateMachineArn", "Condition"); c == nil || c.Value != orgCondition {
 		t.Errorf("output StateMachineArn: Condition %v, want %s", plain(c), orgCondition)
