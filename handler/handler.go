@@ -166,6 +166,10 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	account := target.AccountID
 	log = log.With(zap.String("account_id", account), zap.String("region", target.Region))
 	audit = log.Named(AuditLogger)
+	if err := h.deployedTarget(self, target); err != nil {
+		audit.Error("invalid event; nothing done", zap.Error(err))
+		return nil, err
+	}
 	clients, err := h.clientsFor(ctx, self, partition, target, runID)
 	if err != nil {
 		audit.Error("target unreachable; nothing done", zap.Error(err))

@@ -641,7 +641,7 @@ func TestOrgWireSessionDuration(t *testing.T) {
 	o := newOrgWire(t)
 	o.AddAccount(orgMember1, "ok", "ok@example.com", "", "")
 	o.AddRole(orgMember1, memberRole, orgMgmt)
-	h, _ := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization"}))
+	h, _ := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization", "REGIONS": "all"}))
 	payload := []byte(`{"target":{"accountId":"` + orgMember1 + `","region":"us-east-1"},"report":"summary"}`)
 	mgmt := o.Account(orgMgmt, "us-east-1")
 	for _, c := range []struct {
@@ -683,7 +683,7 @@ func TestOrgWireTargetDenied(t *testing.T) {
 	for _, a := range []string{orgMember2, noRole} {
 		orgIdle(o.Account(a, "eu-west-1"), "eu-west-1", crID(1), 60)
 	}
-	h, tl := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization", "DRY_RUN": "false"}))
+	h, tl := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization", "REGIONS": "all", "DRY_RUN": "false"}))
 	for _, a := range []string{orgMember2, noRole} {
 		_, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{"target":{"accountId":"`+a+`","region":"eu-west-1"},"report":"summary"}`))
 		var te *handler.TargetError
@@ -791,7 +791,7 @@ func TestOrgWireTargetRefusesCredentials(t *testing.T) {
 	orgIdle(eu, "eu-west-1", crID(1), 60)
 	eu.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeCapacityReservations, Code: "UnauthorizedOperation", HTTPStatus: 403,
 		Message: "You are not authorized to perform this operation."})
-	h, _ := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization", "DRY_RUN": "false"}))
+	h, _ := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization", "REGIONS": "all", "DRY_RUN": "false"}))
 	for region, code := range map[string]string{"me-south-1": "AuthFailure", "eu-west-1": "UnauthorizedOperation"} {
 		_, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{"target":{"accountId":"`+orgMember1+`","region":"`+region+`"},"report":"summary"}`))
 		var te *handler.TargetError
@@ -820,5 +820,50 @@ func TestOrgWireTargetRefusesCredentials(t *testing.T) {
 	var te *handler.TargetError
 	if err == nil || errors.As(err, &te) {
 		t.Errorf("own account: %T %v, want the describe's error", err, err)
+	}
+}
+
+// A target outside the deployed ACCOUNTS x REGIONS, or excluded, is refused
+// before any AWS call, even in a dry run: invoking the function is not
+// permission to widen its reach. The own account and region always pass.
+func TestOrgWireTargetOutsideTheDeployment(t *testing.T) {
+	o := newOrgWire(t)
+	o.AddAccount(orgMember1, "ok", "ok@example.com", "", "")
+	o.AddRole(orgMember1, memberRole, orgMgmt)
+	o.AddAccount(orgMember2, "excluded", "x@example.com", "", "")
+	o.AddRole(orgMember2, memberRole, orgMgmt)
+	target := func(account, region string) string {
+		return fmt.Sprintf(`{"target":{"accountId":%q,"region":%q},"dryRun":true}`, account, region)
+	}
+	for _, c := range []struct {
+		env     map[string]string
+		payload string
+		want    string // "" when accepted
+	}{
+		{nil, target(orgMember1, "us-east-1"), `field "target.accountId": ` + orgMember1 + ` is not a target of this deployment (ACCOUNTS=self); accepted: the function's own account, ` + orgMgmt},
+		{nil, target(orgMgmt, "eu-west-1"), `field "target.region": eu-west-1 is not a target of this deployment (REGIONS=self); accepted: the function's own region, us-east-1`},
+		{nil, target(orgMgmt, "us-east-1"), ""},
+		{map[string]string{"ACCOUNTS": orgMember2}, target(orgMember1, "us-east-1"), `(ACCOUNTS=` + orgMember2 + `); accepted: one of ` + orgMember2},
+		{map[string]string{"ACCOUNTS": "organization", "EXCLUDED_ACCOUNTS": orgMember2}, target(orgMember2, "us-east-1"), `field "target.accountId": ` + orgMember2 + ` is not a target of this deployment (EXCLUDED_ACCOUNTS names it)`},
+		{map[string]string{"ACCOUNTS": "organization", "REGIONS": "us-east-1,ap-south-1"}, target(orgMember1, "eu-west-1"), `(REGIONS=us-east-1,ap-south-1); accepted: one of us-east-1, ap-south-1`},
+		{map[string]string{"ACCOUNTS": "organization", "REGIONS": "us-east-1,eu-west-1"}, target(orgMember1, "eu-west-1"), ""},
+		{map[string]string{"ACCOUNTS": "organization", "REGIONS": "all"}, target(orgMember1, "eu-west-1"), ""},
+	} {
+		h, _ := orgHandler(t, o, orgSettings(t, c.env))
+		before := len(allRequests(o, orgMgmt, fakeaws.DefaultRegions())) + len(allRequests(o, orgMember1, fakeaws.DefaultRegions())) + len(allRequests(o, orgMember2, fakeaws.DefaultRegions()))
+		_, err := h.Invoke(lambdaCtx(context.Background()), []byte(c.payload))
+		after := len(allRequests(o, orgMgmt, fakeaws.DefaultRegions())) + len(allRequests(o, orgMember1, fakeaws.DefaultRegions())) + len(allRequests(o, orgMember2, fakeaws.DefaultRegions()))
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%v %s: %v, want accepted", c.env, c.payload, err)
+			}
+			continue
+		}
+		if !errors.Is(err, handler.ErrInvalidEvent) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %s:\n got %v\nwant an invalid event containing %q", c.env, c.payload, err, c.want)
+		}
+		if after != before {
+			t.Errorf("%v %s: refused, yet %d AWS requests were made", c.env, c.payload, after-before)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,6 +126,37 @@ func (h *Handler) access(ctx context.Context, self, partition, account, region, 
 		a.RoleARN = h.memberRole(partition, account)
 	}
 	return a
+}
+
+// deployedTarget refuses a target outside what the deployer chose: an
+// excluded account, an account ACCOUNTS does not name, a region REGIONS does
+// not name. Invoking the function is not permission to widen its reach,
+// even in a dry run. With ACCOUNTS=organization any account not excluded is
+// accepted (the member role exists only where the StackSet put it);
+// REGIONS=all accepts any region (one not enabled fails as unreachable).
+// The function's own account and region are always a target.
+func (h *Handler) deployedTarget(self string, t Target) error {
+	if t.AccountID == self && t.Region == h.Region {
+		return nil
+	}
+	s := h.Settings
+	refuse := func(field, value, setting, accepted string) error {
+		return &InvalidEventError{Err: fmt.Errorf("run request: field %q: %s is not a target of this deployment (%s); accepted: %s",
+			field, value, setting, accepted)}
+	}
+	switch {
+	case slices.Contains(s.ExcludedAccounts, t.AccountID):
+		return refuse("target.accountId", t.AccountID, "EXCLUDED_ACCOUNTS names it", "an account that is not excluded")
+	case s.Accounts.Mode == AccountsSelf && t.AccountID != self:
+		return refuse("target.accountId", t.AccountID, "ACCOUNTS=self", "the function's own account, "+self)
+	case s.Accounts.Mode == AccountsList && !slices.Contains(s.Accounts.IDs, t.AccountID):
+		return refuse("target.accountId", t.AccountID, "ACCOUNTS="+strings.Join(s.Accounts.IDs, ","), "one of "+strings.Join(s.Accounts.IDs, ", "))
+	case s.Regions.Mode == RegionsSelf && t.Region != h.Region:
+		return refuse("target.region", t.Region, "REGIONS=self", "the function's own region, "+h.Region)
+	case s.Regions.Mode == RegionsList && !slices.Contains(s.Regions.Names, t.Region):
+		return refuse("target.region", t.Region, "REGIONS="+strings.Join(s.Regions.Names, ","), "one of "+strings.Join(s.Regions.Names, ", "))
+	}
+	return nil
 }
 
 // clientsFor returns the clients of the run's target: the Handler's own
