@@ -34,6 +34,13 @@ type TargetSummary struct {
 	// The run's costs, when priced.
 	IdleMonthlyCost    *float64 `json:"idleMonthlyCost,omitempty"`
 	RemovedMonthlyCost *float64 `json:"removedMonthlyCost,omitempty"`
+	// Error and Cause, set when the run completed but failed (a cancel or
+	// a shrink failed, the run aborted: RunFailedError): the target counts
+	// as failed, and what it did still counts. The state machine's Catch
+	// writes the same two fields, alone with the target, for a target
+	// that gave no summary (unreachable, timed out).
+	Error string `json:"error,omitempty"`
+	Cause string `json:"cause,omitempty"`
 }
 
 // TargetCounts are the counts of a target's run, and their sums over the
@@ -133,18 +140,14 @@ const (
 	maxCauseBytes     = 300
 )
 
-// collectItemFields are the fields of a result: a TargetSummary's or a
-// TargetFailure's.
+// collectItemFields are the fields of a result: a TargetSummary's, which
+// the state machine's failure object shares.
 const collectItemFields = "accountId, region, runId, dryRun, reservations, idle, toCancel, toModify, toMark, cancelled, modified, marked, unmarked, failed, notAttempted, idleMonthlyCost, removedMonthlyCost, error, cause"
 
 const orgTotalsFields = "targets, succeeded, failed, dryRunTargets, reservations, idle, toCancel, toModify, toMark, cancelled, modified, marked, unmarked, cancelFailures, idleMonthlyCost, removedMonthlyCost, failures, failuresOmitted"
 
-// collectItem is either result.
-type collectItem struct {
-	TargetSummary
-	Error string `json:"error"`
-	Cause string `json:"cause"`
-}
+// collectItem is a result: a summary, or the state machine's failure.
+type collectItem = TargetSummary
 
 func (t *OrgTotals) UnmarshalJSON(data []byte) error {
 	type plain OrgTotals
@@ -176,23 +179,26 @@ func decodeResult(raw json.RawMessage) (collectItem, error) {
 	return it, nil
 }
 
-// add adds one result to the totals.
-func (t *OrgTotals) add(it collectItem) {
+// add adds one result to the totals. A target that failed is listed; if
+// it ran (it has a run id), what it did counts too.
+func (t *OrgTotals) add(s collectItem) {
 	t.Targets++
-	if it.Error != "" {
+	switch {
+	case s.Error == "":
+		t.Succeeded++
+	case len(t.Failures) >= maxListedFailures:
 		t.Failed++
-		if len(t.Failures) >= maxListedFailures {
-			t.FailuresOmitted++
-			return
-		}
+		t.FailuresOmitted++
+	default:
+		t.Failed++
 		t.Failures = append(t.Failures, TargetFailure{
-			AccountID: it.AccountID, Region: it.Region,
-			Error: it.Error, Cause: truncate(causeText(it.Cause), maxCauseBytes),
+			AccountID: s.AccountID, Region: s.Region,
+			Error: s.Error, Cause: truncate(causeText(s.Cause), maxCauseBytes),
 		})
+	}
+	if s.RunID == "" {
 		return
 	}
-	s := it.TargetSummary
-	t.Succeeded++
 	if s.DryRun {
 		t.DryRunTargets++
 	}

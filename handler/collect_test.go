@@ -270,3 +270,20 @@ func TestOrgNotificationGolden(t *testing.T) {
 		t.Errorf("subject %d bytes, message %d bytes: over SNS's limits", len(n.Subject), len(n.Message))
 	}
 }
+
+// A target whose run completed but failed (its summary carries the error)
+// is a failed target, and what it did still counts.
+func TestCollectCountsWhatAFailedRunDid(t *testing.T) {
+	h, _ := collectHandler(t, &fakePublisher{})
+	failedRun := `{"accountId":"111111111111","region":"us-east-1","runId":"r-1","dryRun":false,"reservations":5,"idle":3,"toCancel":3,"toModify":0,"toMark":0,"cancelled":2,"modified":0,"marked":0,"unmarked":0,"failed":1,"notAttempted":0,"error":"RunFailedError","cause":"run failed: 1 cancel failed: cr-0123456789abcdef0 (IncorrectState)"}`
+	totals, err := invokeCollect(t, h, []string{failedRun, summaryJSON("222222222222", "us-east-1", false, 1, 1, 0)}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if totals.Targets != 2 || totals.Failed != 1 || totals.Succeeded != 1 || totals.Cancelled != 3 || totals.CancelFailures != 1 || totals.Reservations != 15 {
+		t.Errorf("totals %+v", totals)
+	}
+	if len(totals.Failures) != 1 || totals.Failures[0].Error != "RunFailedError" || !strings.Contains(totals.Failures[0].Cause, "IncorrectState") {
+		t.Errorf("failures %+v", totals.Failures)
+	}
+}

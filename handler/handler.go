@@ -96,6 +96,15 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		}
 	}
 	report, err := h.Run(ctx, payload)
+	var failed *RunFailedError
+	if report != nil && report.shape == ReportSummary && errors.As(err, &failed) {
+		// The run completed but failed: the state machine gets what it
+		// did, and why it failed, rather than an error that would lose
+		// its counts.
+		sum := report.Summary()
+		sum.Error, sum.Cause = "RunFailedError", truncate(err.Error(), maxCauseBytes)
+		return encode(sum, nil)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -594,3 +594,31 @@ func TestShortTimeoutStillCancels(t *testing.T) {
 		t.Fatalf("err %v cancelled %v", err, report.Cancelled)
 	}
 }
+
+// With "report": "summary" (the state machine's), a run that completed but
+// failed answers its summary with the error, so that what it did still
+// counts in the organization's totals; any other request still fails the
+// invocation.
+func TestSummaryOfAFailedRun(t *testing.T) {
+	hs := newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2))
+	hs.fake.cancelErr[crID(2)] = apiError("IncorrectState")
+	out, err := hs.h.Invoke(context.Background(), []byte(`{"report":"summary"}`))
+	if err != nil {
+		t.Fatalf("Invoke: %v, want the summary with the error", err)
+	}
+	var sum handler.TargetSummary
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Error != "RunFailedError" || !strings.Contains(sum.Cause, crID(2)) || sum.Cancelled != 1 || sum.Failed != 1 || sum.RunID != "run-test" {
+		t.Errorf("summary %+v", sum)
+	}
+
+	hs = newHarness(t, live)
+	hs.fake.addIdle(crID(1), crID(2))
+	hs.fake.cancelErr[crID(2)] = apiError("IncorrectState")
+	if out, err := hs.h.Invoke(context.Background(), []byte(`{}`)); !errors.Is(err, handler.ErrRunFailed) {
+		t.Errorf("full report: %s, %v; want ErrRunFailed", out, err)
+	}
+}
