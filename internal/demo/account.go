@@ -163,7 +163,7 @@ func addPrices(acct *fakeaws.Account) {
 			"c6i.8xlarge": "1.3600000000", "m6i.2xlarge": "0.3840000000", "m6i.4xlarge": "0.7680000000", "r5.large": "0.1260000000",
 			"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000",
 		},
-		"eu-west-1": {"m5.xlarge": "0.2140000000", "m6i.4xlarge": "0.8560000000"},
+		"eu-west-1": {"m6i.4xlarge": "0.8560000000"},
 	} {
 		for typ, usd := range prices {
 			acct.AddPrice(fakeaws.Price{InstanceType: typ, RegionCode: region, OperatingSystem: "Linux", USDPerHour: usd})
