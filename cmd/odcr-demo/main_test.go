@@ -195,3 +195,21 @@ func TestDemoOrganizationTargets(t *testing.T) {
 		}
 	}
 }
+
+// README.md's "Whole organization" shows the organization demo's real
+// output: the golden file.
+func TestReadmeShowsTheOrganizationDemo(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "demo-organization.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := bytes.Cut(readme, []byte("\n## Whole organization\n"))
+	section, _, _ = bytes.Cut(section, []byte("\n## "))
+	if !bytes.Contains(section, bytes.TrimRight(golden, "\n")) {
+		t.Fatal(`README.md's "Whole organization" does not show the organization demo's output as testdata/demo-organization.golden has it: paste it again`)
+	}
+}
