@@ -7,6 +7,7 @@
 //	go run ./cmd/odcr-demo            # a dry run: the plan, nothing changed
 //	go run ./cmd/odcr-demo -apply     # for real, against the simulated account
 //	go run ./cmd/odcr-demo -output json
+//	go run ./cmd/odcr-demo -organization   # a simulated organization, as its state machine runs it
 //
 // It is a command of its own so that the Lambda bootstrap does not carry the
 // fake account.
@@ -56,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 	flags := flag.NewFlagSet("odcr-demo", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	apply := flags.Bool("apply", false, "run for real against the simulated account (cancel, mark, shrink), not as a dry run")
+	organization := flags.Bool("organization", false, "a simulated organization (four accounts, two regions), run as the state machine runs it")
 	output := flags.String("output", "", "table or json (default: table on a terminal, json otherwise)")
 	verbose := flags.Bool("v", false, "also print the function's JSON log lines on stderr")
 	if err := flags.Parse(args); err != nil {
@@ -64,6 +66,18 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 	format, err := outputFormat(*output, stdout)
 	if err != nil {
 		return err
+	}
+
+	logOut := io.Discard
+	if *verbose {
+		logOut = stderr
+	}
+	logger, err := handler.NewLogger("info", zapWriter{logOut})
+	if err != nil {
+		return err
+	}
+	if *organization {
+		return runOrganization(stdout, format, logger, now, *apply)
 	}
 
 	acct, seeds := demo.Account(now)
@@ -76,14 +90,6 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		return err
 	}
 	s.DryRun = !*apply
-	logOut := io.Discard
-	if *verbose {
-		logOut = stderr
-	}
-	logger, err := handler.NewLogger("info", zapWriter{logOut})
-	if err != nil {
-		return err
-	}
 	cfg := aws.Config{
 		Region:      demo.Region,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIADEMODEMODEMO0000", "demo-secret", ""),

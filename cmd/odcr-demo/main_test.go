@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/demo-table.golden")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // demoNow is the fixed clock of the tests: the same table every time.
 var demoNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -40,8 +41,13 @@ func report(t *testing.T, args ...string) handler.Report {
 
 // The dry run's table, as a newcomer sees it, is the golden file.
 func TestDemoTable(t *testing.T) {
-	got := runDemo(t, "-output", "table")
-	path := filepath.Join("testdata", "demo-table.golden")
+	golden(t, "demo-table.golden", runDemo(t, "-output", "table"))
+}
+
+// golden compares got with testdata/name (rewrites it with -update).
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -52,7 +58,7 @@ func TestDemoTable(t *testing.T) {
 		t.Fatalf("%v (run with -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("the demo's table differs from %s (run with -update to accept):\n%s", path, got)
+		t.Fatalf("the demo's output differs from %s (run with -update to accept):\n%s", path, got)
 	}
 }
 
@@ -130,5 +136,80 @@ func TestReadmeShowsTheDemoOutput(t *testing.T) {
 	table, _, _ := bytes.Cut(golden, []byte("\nThe simulated account:"))
 	if !bytes.Contains(readme, bytes.TrimRight(table, "\n")) {
 		t.Fatal("README.md does not show the demo's output as testdata/demo-table.golden has it: paste it again")
+	}
+}
+
+// The organization's dry run, as a newcomer sees it, is the golden file.
+func TestDemoOrganization(t *testing.T) {
+	golden(t, "demo-organization.golden", runDemo(t, "-organization", "-output", "table"))
+}
+
+func orgOutput(t *testing.T, args ...string) (results []map[string]any, totals handler.OrgTotals) {
+	t.Helper()
+	var out struct {
+		Results []map[string]any  `json:"results"`
+		Totals  handler.OrgTotals `json:"totals"`
+	}
+	if err := json.Unmarshal(runDemo(t, append(args, "-organization", "-output", "json")...), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Results, out.Totals
+}
+
+// Every account and region is a target; the sandbox's two fail as the
+// state machine records a function error, the others ran; the totals add
+// them up.
+func TestDemoOrganizationTargets(t *testing.T) {
+	for _, apply := range []bool{false, true} {
+		var args []string
+		if apply {
+			args = []string{"-apply"}
+		}
+		results, totals := orgOutput(t, args...)
+		if len(results) != len(demo.OrgAccounts)*len(demo.OrgRegions) {
+			t.Fatalf("%d results", len(results))
+		}
+		i := 0
+		for _, a := range demo.OrgAccounts {
+			for _, region := range demo.OrgRegions {
+				r := results[i]
+				i++
+				if r["accountId"] != a.ID || r["region"] != region {
+					t.Errorf("result %d: %v %v, want %s %s", i, r["accountId"], r["region"], a.ID, region)
+				}
+				if failed := r["error"] != nil; failed == a.Trusted {
+					t.Errorf("%s %s: %v", a.ID, region, r)
+				} else if failed && (r["error"] != "TargetError" || !strings.Contains(r["cause"].(string), "AccessDenied") || len(r["cause"].(string)) > 300) {
+					t.Errorf("%s %s: error %v, cause %v", a.ID, region, r["error"], r["cause"])
+				} else if !failed && (r["dryRun"] != !apply || r["reservations"] != float64(len(demo.OrgSeeds(demoNow, a.ID, region)))) {
+					t.Errorf("%s %s: %v", a.ID, region, r)
+				}
+			}
+		}
+		want := handler.TargetCounts{Reservations: 19, Idle: 8, ToCancel: 4, ToModify: 1, ToMark: 4}
+		if apply {
+			want.Cancelled, want.Modified, want.Marked = 4, 1, 4
+		}
+		if totals.Targets != 8 || totals.Succeeded != 6 || totals.Failed != 2 || len(totals.Failures) != 2 || totals.TargetCounts != want {
+			t.Errorf("apply %v: totals %+v", apply, totals)
+		}
+	}
+}
+
+// README.md's "Whole organization" shows the organization demo's real
+// output: the golden file.
+func TestReadmeShowsTheOrganizationDemo(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "demo-organization.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := bytes.Cut(readme, []byte("\n## Whole organization\n"))
+	section, _, _ = bytes.Cut(section, []byte("\n## "))
+	if !bytes.Contains(section, bytes.TrimRight(golden, "\n")) {
+		t.Fatal(`README.md's "Whole organization" does not show the organization demo's output as testdata/demo-organization.golden has it: paste it again`)
 	}
 }

@@ -6,6 +6,7 @@ package demo
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -44,30 +45,10 @@ type Seed struct {
 // Seeds are the simulated account's reservations at now.
 func Seeds(now time.Time) []Seed {
 	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
-	mark := func(since time.Duration, grace time.Duration) map[string]string {
-		return policy.IdleMark{IdleSince: now.Add(-since), CancelAfter: now.Add(-since + grace)}.Tags()
-	}
+	mark := func(since, grace time.Duration) map[string]string { return idleMark(now, since, grace) }
 	r := func(id, typ, az string, total, used int32, age time.Duration, tags map[string]string) fakeaws.Reservation {
-		if tags == nil {
-			tags = map[string]string{}
-		}
-		return fakeaws.Reservation{
-			ID: id, InstanceType: typ, AvailabilityZone: az, InstancePlatform: "Linux/UNIX",
-			TotalInstanceCount: total, AvailableInstanceCount: total - used,
-			CreateDate: now.Add(-age), StartDate: now.Add(-age), Tags: tags,
-		}
+		return reservation(now, id, typ, az, total, used, age, tags)
 	}
-	withTags := func(base map[string]string, more map[string]string) map[string]string {
-		out := map[string]string{}
-		for k, v := range base {
-			out[k] = v
-		}
-		for k, v := range more {
-			out[k] = v
-		}
-		return out
-	}
-	team := func(name, team string) map[string]string { return map[string]string{"Name": name, "Team": team} }
 
 	seeds := []Seed{
 		{Res: r("cr-0a0000000000000a1", "m5.2xlarge", "us-east-1a", 8, 6, 90*day, team("web-frontend", "web")), base: 5, peak: 8,
@@ -147,7 +128,20 @@ func Account(now time.Time) (*fakeaws.Account, []Seed) {
 	acct := fakeaws.New(AccountID)
 	acct.SetClock(func() time.Time { return now })
 	seeds := Seeds(now)
-	rng := rand.New(rand.NewPCG(1, 2)) // fixed: the same history every time
+	fill(acct, now, seeds, rand.New(rand.NewPCG(1, 2))) // fixed: the same history every time
+	acct.ShareReservation("cr-0f0000000000000f3", "arn:aws:ram:us-east-1:"+AccountID+":resource-share/5e1f0d3c-0000-4000-8000-000000000001")
+	acct.AddInstance(fakeaws.Instance{ID: "i-0d3e000000000abcd", State: "stopped", TargetReservationID: "cr-0f0000000000000f7", InstanceType: "g5.xlarge"})
+	acct.AddTopic(TopicARN)
+	addPrices(acct)
+	acct.SetDenied(fakeaws.OpCancelCapacityReservation, Refused)
+	acct.SetDenied(fakeaws.OpModifyCapacityReservation, Refused)
+	return acct, seeds
+}
+
+// fill adds the seeds' reservations to acct, each with its history drawn
+// from rng, and allows the function's tag keys only, as its IAM policy
+// does.
+func fill(acct *fakeaws.Account, now time.Time, seeds []Seed, rng *rand.Rand) {
 	for _, s := range seeds {
 		acct.AddReservation(s.Res)
 		if s.none {
@@ -155,24 +149,57 @@ func Account(now time.Time) (*fakeaws.Account, []Seed) {
 		}
 		acct.SetUsedInstances(s.Res.ID, history(now, s, rng))
 	}
-	acct.ShareReservation("cr-0f0000000000000f3", "arn:aws:ram:us-east-1:"+AccountID+":resource-share/5e1f0d3c-0000-4000-8000-000000000001")
-	acct.AddInstance(fakeaws.Instance{ID: "i-0d3e000000000abcd", State: "stopped", TargetReservationID: "cr-0f0000000000000f7", InstanceType: "g5.xlarge"})
-	acct.AddTopic(TopicARN)
-	// On-Demand prices, illustrative (not AWS's current ones): the
-	// samples, and the demo's other instance types.
-	acct.AddSamplePrices()
-	for typ, usd := range map[string]string{
-		"m5.xlarge": "0.1920000000", "m5.2xlarge": "0.3840000000", "c5.large": "0.0850000000", "c5.xlarge": "0.1700000000",
-		"c6i.8xlarge": "1.3600000000", "m6i.2xlarge": "0.3840000000", "m6i.4xlarge": "0.7680000000", "r5.large": "0.1260000000",
-		"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000",
-	} {
-		acct.AddPrice(fakeaws.Price{InstanceType: typ, RegionCode: Region, OperatingSystem: "Linux", USDPerHour: usd})
-	}
 	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter)
-	acct.SetDenied(fakeaws.OpCancelCapacityReservation, Refused)
-	acct.SetDenied(fakeaws.OpModifyCapacityReservation, Refused)
-	return acct, seeds
 }
+
+// addPrices loads the Price List of acct: the samples, and the demo's
+// other instance types. On-Demand prices, illustrative (not AWS's current
+// ones).
+func addPrices(acct *fakeaws.Account) {
+	acct.AddSamplePrices()
+	for region, prices := range map[string]map[string]string{
+		Region: {
+			"m5.xlarge": "0.1920000000", "m5.2xlarge": "0.3840000000", "c5.large": "0.0850000000", "c5.xlarge": "0.1700000000",
+			"c6i.8xlarge": "1.3600000000", "m6i.2xlarge": "0.3840000000", "m6i.4xlarge": "0.7680000000", "r5.large": "0.1260000000",
+			"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000",
+		},
+		"eu-west-1": {"m6i.4xlarge": "0.8560000000"},
+	} {
+		for typ, usd := range prices {
+			acct.AddPrice(fakeaws.Price{InstanceType: typ, RegionCode: region, OperatingSystem: "Linux", USDPerHour: usd})
+		}
+	}
+}
+
+// reservation is an active Linux reservation of total instances, used of
+// them in use now, started age ago.
+func reservation(now time.Time, id, typ, az string, total, used int32, age time.Duration, tags map[string]string) fakeaws.Reservation {
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return fakeaws.Reservation{
+		ID: id, InstanceType: typ, AvailabilityZone: az, InstancePlatform: "Linux/UNIX",
+		TotalInstanceCount: total, AvailableInstanceCount: total - used,
+		CreateDate: now.Add(-age), StartDate: now.Add(-age), Tags: tags,
+	}
+}
+
+// idleMark is the tags of an idle mark set since ago, with a grace period.
+func idleMark(now time.Time, since, grace time.Duration) map[string]string {
+	return policy.IdleMark{IdleSince: now.Add(-since), CancelAfter: now.Add(-since + grace)}.Tags()
+}
+
+// withTags merges tag sets, the later winning.
+func withTags(sets ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, s := range sets {
+		maps.Copy(out, s)
+	}
+	return out
+}
+
+// team is the Name and Team tags.
+func team(name, team string) map[string]string { return map[string]string{"Name": name, "Team": team} }
 
 // history is a week (and a day more) of 5-minute datapoints, ending at the
 // last full slot before now: around base with some noise, the peak two

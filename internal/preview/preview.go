@@ -337,11 +337,11 @@ func monthly(f policy.Facts) string {
 	if f.MonthlyCost == nil {
 		return "-"
 	}
-	return "$" + dollars(*f.MonthlyCost)
+	return "$" + Dollars(*f.MonthlyCost)
 }
 
-// dollars renders an amount with cents and thousands separators.
-func dollars(v float64) string {
+// Dollars renders an amount with cents and thousands separators.
+func Dollars(v float64) string {
 	cents := int64(math.Round(v * 100))
 	whole := strconv.FormatInt(cents/100, 10)
 	for i := len(whole) - 3; i > 0; i -= 3 {
@@ -395,11 +395,11 @@ func totals(r *handler.Report) []string {
 		items = append(items, "notification sent")
 	}
 	if c := r.Costs; c != nil {
-		items = append(items, "idle capacity $"+dollars(c.IdleMonthly)+"/month")
+		items = append(items, "idle capacity $"+Dollars(c.IdleMonthly)+"/month")
 		if r.DryRun {
-			items = append(items, "a real run would remove $"+dollars(c.WouldRemoveMonthly)+"/month")
+			items = append(items, "a real run would remove $"+Dollars(c.WouldRemoveMonthly)+"/month")
 		} else {
-			items = append(items, "removed $"+dollars(c.RemovedMonthly)+"/month")
+			items = append(items, "removed $"+Dollars(c.RemovedMonthly)+"/month")
 		}
 		items = append(items, "On-Demand list prices")
 	}
