@@ -515,6 +515,13 @@ func TestOrgWireTargetInAnotherAccountAndRegion(t *testing.T) {
 	orgIdle(target, "eu-west-1", crID(1), 60)
 	orgIdle(target, "eu-west-1", crID(2), 50)
 	orgBusy(target, "eu-west-1", crID(3))
+	// Shared into the member by the management account, idle: not the
+	// target's to cancel, even though the function's own account owns it.
+	target.AddReservation(fakeaws.Reservation{
+		ID: crID(4), OwnerID: orgMgmt, InstanceType: "m5.large", AvailabilityZone: "eu-west-1a",
+		TotalInstanceCount: 2, AvailableInstanceCount: 2, CreateDate: testNow.Add(-60 * time.Hour),
+	})
+	target.SetUsedInstances(crID(4), series(0, 1))
 	// The same ids elsewhere: the member's home region, the management's
 	// eu-west-1. Neither may be touched.
 	for _, elsewhere := range []*fakeaws.Account{o.Account(orgMember1, "us-east-1"), o.Account(orgMgmt, "eu-west-1")} {
@@ -536,7 +543,7 @@ func TestOrgWireTargetInAnotherAccountAndRegion(t *testing.T) {
 	if rep.AccountID != orgMember1 || rep.Region != "eu-west-1" || rep.RunID != orgRunID {
 		t.Errorf("report account %s region %s run %s", rep.AccountID, rep.Region, rep.RunID)
 	}
-	if !slices.Equal(rep.Cancelled, []string{crID(1), crID(2)}) || len(rep.Decisions) != 3 {
+	if !slices.Equal(rep.Cancelled, []string{crID(1), crID(2)}) || len(rep.Decisions) != 4 {
 		t.Errorf("cancelled %v of %d decisions", rep.Cancelled, len(rep.Decisions))
 	}
 	var raw struct {
@@ -555,6 +562,12 @@ func TestOrgWireTargetInAnotherAccountAndRegion(t *testing.T) {
 		if d.ReservationID == crID(3) && d.Reason != policy.ReasonUtilized {
 			t.Errorf("%s: %s", d.ReservationID, d.Reason)
 		}
+		if d.ReservationID == crID(4) && (d.Action != policy.Keep || d.Reason != policy.ReasonNotOwned) {
+			t.Errorf("%s, owned by the management account: %s %s, want keep %s", d.ReservationID, d.Action, d.Reason, policy.ReasonNotOwned)
+		}
+	}
+	if r, _ := target.Reservation(crID(4)); r.State != "active" {
+		t.Errorf("the shared-in %s is %s", crID(4), r.State)
 	}
 	for _, id := range []string{crID(1), crID(2)} {
 		if r, _ := target.Reservation(id); r.State != "cancelled" {
