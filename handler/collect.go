@@ -108,6 +108,9 @@ type CollectRequest struct {
 	Totals  *OrgTotals        `json:"totals"`
 	// Final: this was the last page; log the summary and notify.
 	Final bool `json:"final"`
+
+	// items are Results decoded, by validate.
+	items []collectItem
 }
 
 // OrgTotals are the organization run's running totals.
@@ -154,15 +157,19 @@ func (t *OrgTotals) UnmarshalJSON(data []byte) error {
 	return decodeNested("collect.totals", data, (*plain)(t), orgTotalsFields)
 }
 
-func (c CollectRequest) validate() error {
+// validate decodes the results, once: Collect adds up what it kept.
+func (c *CollectRequest) validate() error {
 	if c.Results == nil {
 		return errors.New(`field "collect.results" is missing; accepted: the list of a page's results (possibly empty)`)
 	}
 	var errs []error
+	c.items = make([]collectItem, 0, len(c.Results))
 	for i, raw := range c.Results {
-		if _, err := decodeResult(raw); err != nil {
+		it, err := decodeResult(raw)
+		if err != nil {
 			errs = append(errs, fmt.Errorf(`field "collect.results[%d]": %w`, i, err))
 		}
+		c.items = append(c.items, it)
 	}
 	return errors.Join(errs...)
 }
@@ -259,11 +266,12 @@ func (h *Handler) Collect(ctx context.Context, req CollectRequest) (*OrgTotals, 
 	if totals.Failures == nil {
 		totals.Failures = []TargetFailure{}
 	}
-	for _, raw := range req.Results {
-		it, err := decodeResult(raw)
-		if err != nil { // validated by ParseEvent
+	if len(req.items) != len(req.Results) { // not through ParseEvent
+		if err := req.validate(); err != nil {
 			return nil, &InvalidEventError{Err: err}
 		}
+	}
+	for _, it := range req.items {
 		if it.Error != "" {
 			audit.Warn("target failed", zap.String("account_id", it.AccountID), zap.String("region", it.Region),
 				zap.String("error", it.Error), zap.String("cause", truncate(it.Cause, maxCauseBytes)))

@@ -246,25 +246,13 @@ func sampleOrgTotals() *OrgTotals {
 func TestOrgNotificationGolden(t *testing.T) {
 	n := orgNotification(sampleOrgTotals())
 	got := goldenNotification(n)
-	path := "testdata/notification-organization.golden"
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("%s differs (run with -update to accept):\n%s", path, got)
-	}
+	checkGoldenFile(t, "notification-organization.golden", got)
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(readme), "```\n"+got+"```\n") {
-		t.Errorf("README.md does not show the organization's sample message (%s) in a code block", path)
+		t.Errorf("README.md does not show the organization's sample message (testdata/notification-organization.golden) in a code block")
 	}
 	if len(n.Subject) > noticeMaxSubject || len(n.Message) > noticeMaxBytes {
 		t.Errorf("subject %d bytes, message %d bytes: over SNS's limits", len(n.Subject), len(n.Message))

@@ -87,15 +87,14 @@ type Handler struct {
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	// The state machine's listing and collecting requests answer with
 	// their own shapes; anything else is a run.
-	if req, _, err := ParseEvent(payload); err == nil {
-		switch {
-		case req.ListTargets != nil:
-			return encode(h.ListTargets(ctx, *req.ListTargets))
-		case req.Collect != nil:
-			return encode(h.Collect(ctx, *req.Collect))
-		}
+	req, kind, err := ParseEvent(payload)
+	switch {
+	case err == nil && req.ListTargets != nil:
+		return encode(h.ListTargets(ctx, *req.ListTargets))
+	case err == nil && req.Collect != nil:
+		return encode(h.Collect(ctx, *req.Collect))
 	}
-	report, err := h.Run(ctx, payload)
+	report, err := h.runRequest(ctx, req, kind, err)
 	var failed *RunFailedError
 	if report != nil && report.shape == ReportSummary && errors.As(err, &failed) {
 		// The run completed but failed: the state machine gets what it
@@ -136,6 +135,13 @@ func encode[T any](v T, err error) ([]byte, error) {
 // event is invalid, when AWS could not be read (nothing is cancelled then), or
 // when the run completed but must count as failed (ErrRunFailed).
 func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
+	req, kind, err := ParseEvent(payload)
+	return h.runRequest(ctx, req, kind, err)
+}
+
+// runRequest is Run once the payload is parsed; parseErr is ParseEvent's
+// error, logged and returned as the run's.
+func (h *Handler) runRequest(ctx context.Context, req Request, kind string, parseErr error) (*Report, error) {
 	runID := h.runID(ctx)
 	log := h.Logger.With(zap.String("request_id", runID))
 	// The audit trail is written whatever LOG_LEVEL says (see NewLogger).
@@ -143,10 +149,9 @@ func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
 	started := h.Now()
 	retriesBefore := h.Retries.Count()
 
-	req, kind, err := ParseEvent(payload)
-	if err != nil {
-		audit.Error("invalid event; nothing done", zap.Error(err))
-		return nil, err
+	if parseErr != nil {
+		audit.Error("invalid event; nothing done", zap.Error(parseErr))
+		return nil, parseErr
 	}
 	if req.ListTargets != nil || req.Collect != nil {
 		err := &InvalidEventError{Err: errors.New(`"listTargets" and "collect" are answered by Invoke, not Run`)}

@@ -352,6 +352,13 @@ func (c *listingCache) keepAccounts(now time.Time, accounts []string) {
 	if c.accounts == nil {
 		c.accounts = []string{}
 	}
+	// A new listing forgets the expired regions, so that the map stays
+	// the organization's size.
+	for a, r := range c.regions {
+		if now.Sub(r.read) >= listingTTL {
+			delete(c.regions, a)
+		}
+	}
 }
 
 func (c *listingCache) regionsAt(now time.Time, account string) ([]string, bool) {
@@ -369,11 +376,6 @@ func (c *listingCache) keepRegions(now time.Time, account string, names []string
 	defer c.mu.Unlock()
 	if c.regions == nil {
 		c.regions = map[string]cachedRegions{}
-	}
-	for a, r := range c.regions { // forget the expired, so the map stays the organization's size
-		if now.Sub(r.read) >= listingTTL {
-			delete(c.regions, a)
-		}
 	}
 	c.regions[account] = cachedRegions{names: names, read: now}
 }

@@ -102,21 +102,26 @@ func TestNotificationGolden(t *testing.T) {
 		{"notification-real-run.golden", false},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			got := goldenNotification(BuildNotification(sampleNotice(c.dryRun)))
-			path := filepath.Join("testdata", c.file)
-			if *updateGolden {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./handler/ -run TestNotificationGolden -update to write it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs (run with -update to rewrite it after checking the change):\n--- got\n%s\n--- want\n%s", path, got, want)
-			}
+			checkGoldenFile(t, c.file, goldenNotification(BuildNotification(sampleNotice(c.dryRun))))
 		})
+	}
+}
+
+// checkGoldenFile compares got with testdata/name, rewritten with -update.
+func checkGoldenFile(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./handler/ -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update to rewrite it after checking the change):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 

@@ -232,7 +232,12 @@ func serveFake(n int, latency time.Duration) error {
 	// Pages as large as the client asks: the limits are the client's to
 	// respect, and the fake must not add calls of its own.
 	acct.SetMetricPageSize(0)
-	next := acct.Handler()
+	return serveWithLatency(acct.Handler(), latency)
+}
+
+// serveWithLatency serves next on a 127.0.0.1 listener, latency added to
+// every request, prints its URL and serves until killed.
+func serveWithLatency(next http.Handler, latency time.Duration) error {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(latency):

@@ -12,7 +12,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
@@ -107,18 +106,7 @@ func serveOrg(n int, latency time.Duration) error {
 		o.AddAccount(id, "member "+strconv.Itoa(i), id+"@example.com", "", "")
 		o.AddRole(id, memberRoleName, account)
 	}
-	next := o.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(latency):
-		case <-r.Context().Done():
-			return
-		}
-		next.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	fmt.Println(srv.URL)
-	select {} // until killed
+	return serveWithLatency(o.Handler(), latency)
 }
 
 // opCounter counts the requests sent, by operation (the awsJson target's
