@@ -211,7 +211,8 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 	}
 	// The state machine's listing and collecting requests print their
 	// own JSON responses.
-	if req, _, err := handler.ParseEvent(payload); err == nil && (req.ListTargets != nil || req.Collect != nil) {
+	req, _, parseErr := handler.ParseEvent(payload)
+	if parseErr == nil && (req.ListTargets != nil || req.Collect != nil) {
 		out, err := h.Invoke(ctx, payload)
 		if err != nil {
 			return err
@@ -221,7 +222,7 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 	}
 	report, runErr := h.Run(ctx, payload)
 	if report != nil {
-		if err := printReport(stdout, report, out, rightsizeOn(h.Settings, payload)); err != nil {
+		if err := printReport(stdout, report, out, rightsizeOn(h.Settings, req)); err != nil {
 			return errors.Join(runErr, fmt.Errorf("print report: %w", err))
 		}
 	}
@@ -244,9 +245,9 @@ func printReport(w io.Writer, r *handler.Report, out printing, rightsize bool) e
 }
 
 // rightsizeOn tells whether the run had right-sizing on, which the report
-// does not say: the event's rightsize when it sets one, else RIGHTSIZE.
-func rightsizeOn(s handler.Settings, payload []byte) bool {
-	if req, _, err := handler.ParseEvent(payload); err == nil && req.Rightsize != nil {
+// does not say: the request's rightsize when it sets one, else RIGHTSIZE.
+func rightsizeOn(s handler.Settings, req handler.Request) bool {
+	if req.Rightsize != nil {
 		return *req.Rightsize
 	}
 	return s.Rightsize
