@@ -11,47 +11,49 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"go.uber.org/zap"
 
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
-// apply re-verifies the planned cancels and shrinks, together, and makes
+// cancelAndShrink re-verifies the planned cancels and shrinks, together, and makes
 // those that still hold: the cancels first, then the shrinks. It returns
 // the final decisions (an action that changed since evaluation is kept).
-func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []policy.Decision {
+func (r *run) cancelAndShrink(ctx context.Context, plan policy.Plan, rep *report.Report) []policy.Decision {
 	decisions := slices.Clone(plan.Decisions)
 	index := make(map[string]int, len(decisions))
 	for i, d := range decisions {
 		index[d.ReservationID] = i
 	}
-	if !r.reverify(ctx, slices.Concat(plan.Cancel, plan.Modify), decisions, index, report) {
+	if !r.reverify(ctx, slices.Concat(plan.Cancel, plan.Modify), decisions, index, rep) {
 		return decisions
 	}
 	still := func(ids []string, a policy.Action) []string {
 		return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return decisions[index[id]].Action != a })
 	}
-	r.each(ctx, "cancels", "cancelled", still(plan.Cancel, policy.Cancel), report, func(id string) {
+	r.each(ctx, "cancels", "cancelled", still(plan.Cancel, policy.Cancel), rep, func(id string) {
 		switch f := r.cancel(ctx, id); {
 		case f == nil:
-			report.Cancelled = append(report.Cancelled, id)
+			rep.Cancelled = append(rep.Cancelled, id)
 			r.audit.Info("cancelled", zap.String("reservation_id", id))
-		case f.Code == codeIncorrectState && r.cancelledMeanwhile(ctx, id):
+		case f.Code == awsapi.CodeIncorrectState && r.cancelledMeanwhile(ctx, id):
 			// Someone else cancelled it between the re-verification and
 			// our call: the goal is met, it is not a failure.
-			report.AlreadyCancelled = append(report.AlreadyCancelled, id)
+			rep.AlreadyCancelled = append(rep.AlreadyCancelled, id)
 			r.audit.Info("already cancelled by someone else", zap.String("reservation_id", id))
 		default:
-			report.Failures = append(report.Failures, *f)
+			rep.Failures = append(rep.Failures, *f)
 			r.audit.Error("cancel failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
 		}
 	})
-	r.each(ctx, "shrinks", "shrunk", still(plan.Modify, policy.Modify), report, func(id string) {
+	r.each(ctx, "shrinks", "shrunk", still(plan.Modify, policy.Modify), rep, func(id string) {
 		z := decisions[index[id]].Resize
 		if f := r.modify(ctx, id, z.To); f != nil {
-			report.Failures = append(report.Failures, *f)
+			rep.Failures = append(rep.Failures, *f)
 			r.audit.Error("shrink failed", zap.String("reservation_id", id), zap.String("code", f.Code), zap.String("error", f.Message))
 			return
 		}
-		report.Modified = append(report.Modified, Modified{ReservationID: id, From: z.From, To: z.To})
+		rep.Modified = append(rep.Modified, report.Modified{ReservationID: id, From: z.From, To: z.To})
 		r.audit.Info("shrunk", zap.String("reservation_id", id), zap.Int32("from", z.From), zap.Int32("to", z.To), zap.Int32("target", z.Target))
 	})
 	return decisions
@@ -64,22 +66,22 @@ func (r *run) apply(ctx context.Context, plan policy.Plan, report *Report) []pol
 // RecheckModify, both by RecheckStopped). It reports false, with every
 // planned reservation in failures, when the reservations could not be
 // described again: then nothing is attempted.
-func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Decision, index map[string]int, report *Report) bool {
+func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Decision, index map[string]int, rep *report.Report) bool {
 	fresh, err := describeReservations(ctx, r.c.EC2, r.calls, ids)
 	if err != nil {
 		r.audit.Error("re-verification failed; no cancel attempted", zap.Error(err))
 		for _, id := range ids {
-			report.Failures = append(report.Failures, Failure{ReservationID: id, Code: errorCode(err), Message: "re-verify before acting: " + err.Error()})
+			rep.Failures = append(rep.Failures, report.Failure{ReservationID: id, Code: awsapi.ErrorCode(err), Message: "re-verify before acting: " + err.Error()})
 		}
 		return false
 	}
 	// A share created during the run wins too.
-	r.markSharing(ctx, fresh, report)
+	r.markSharing(ctx, fresh, rep)
 	byID := make(map[string]policy.Reservation, len(fresh))
 	for _, res := range fresh {
 		byID[res.ID] = res
 	}
-	now := r.h.Now()
+	now := r.now()
 	var verified []policy.Reservation
 	for _, id := range ids {
 		var res *policy.Reservation
@@ -97,8 +99,8 @@ func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Dec
 			verified = append(verified, *res)
 		}
 	}
-	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, verified, r.h.metricConcurrency())
-	report.Problems = append(report.Problems, problems...)
+	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, verified, r.concurrency)
+	rep.Problems = append(rep.Problems, problems...)
 	for _, res := range verified {
 		decisions[index[res.ID]] = policy.RecheckStopped(decisions[index[res.ID]], dependentsOf(deps, res.ID))
 	}
@@ -117,13 +119,13 @@ func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Dec
 // each does one action per reservation, in order, with the progress told;
 // none starts within the deadline margin: those left are not attempted.
 // plural names the actions in the log ("cancels"), step the progress.
-func (r *run) each(ctx context.Context, plural, step string, ids []string, report *Report, do func(id string)) {
+func (r *run) each(ctx context.Context, plural, step string, ids []string, rep *report.Report, do func(id string)) {
 	// ctx ends three quarters of the margin before the invocation's
 	// deadline: the last quarter left means the margin is reached.
 	deadline, hasDeadline := ctx.Deadline()
 	for n, id := range ids {
 		if hasDeadline && time.Until(deadline) < r.margin/4 {
-			report.NotAttempted = append(report.NotAttempted, ids[n:]...)
+			rep.NotAttempted = append(rep.NotAttempted, ids[n:]...)
 			r.audit.Error("invocation deadline near; remaining "+plural+" not attempted",
 				zap.Strings("not_attempted", ids[n:]), zap.Duration("margin", r.margin))
 			return
@@ -137,20 +139,20 @@ func (r *run) each(ctx context.Context, plural, step string, ids []string, repor
 // first, which checks the permission (IAM refuses a protected reservation),
 // then, only if EC2 answered DryRunOperation, for real. what names the
 // operation in the failure ("cancel capacity reservation").
-func dryRunFirst(id, what string, call func(dryRun bool) (returned bool, err error)) *Failure {
+func dryRunFirst(id, what string, call func(dryRun bool) (returned bool, err error)) *report.Failure {
 	_, err := call(true)
-	if code := errorCode(err); code != codeDryRunOperation {
+	if code := awsapi.ErrorCode(err); code != awsapi.CodeDryRunOperation {
 		if err == nil {
 			err, code = errors.New("dry run answered without DryRunOperation"), "UnexpectedDryRunAnswer"
 		}
-		return &Failure{ReservationID: id, Code: code, Message: fmt.Sprintf("%s (dry run): %v", what, err)}
+		return &report.Failure{ReservationID: id, Code: code, Message: fmt.Sprintf("%s (dry run): %v", what, err)}
 	}
 	returned, err := call(false)
 	switch {
 	case err != nil:
-		return &Failure{ReservationID: id, Code: errorCode(err), Message: fmt.Sprintf("%s: %v", what, err)}
+		return &report.Failure{ReservationID: id, Code: awsapi.ErrorCode(err), Message: fmt.Sprintf("%s: %v", what, err)}
 	case !returned:
-		return &Failure{ReservationID: id, Code: "ReturnFalse", Message: what + ": EC2 returned false"}
+		return &report.Failure{ReservationID: id, Code: "ReturnFalse", Message: what + ": EC2 returned false"}
 	}
 	return nil
 }
@@ -164,9 +166,9 @@ func dryRunFlag(dryRun bool) *bool {
 }
 
 // cancel cancels one reservation, dry run first.
-func (r *run) cancel(ctx context.Context, id string) *Failure {
+func (r *run) cancel(ctx context.Context, id string) *report.Failure {
 	return dryRunFirst(id, "cancel capacity reservation", func(dryRun bool) (bool, error) {
-		r.calls.add("CancelCapacityReservation")
+		r.calls.Add("CancelCapacityReservation")
 		out, err := r.c.EC2.CancelCapacityReservation(ctx, &ec2.CancelCapacityReservationInput{
 			CapacityReservationId: aws.String(id), DryRun: dryRunFlag(dryRun),
 		})
@@ -175,9 +177,9 @@ func (r *run) cancel(ctx context.Context, id string) *Failure {
 }
 
 // modify shrinks one reservation to count instances, dry run first.
-func (r *run) modify(ctx context.Context, id string, count int32) *Failure {
+func (r *run) modify(ctx context.Context, id string, count int32) *report.Failure {
 	return dryRunFirst(id, "modify capacity reservation", func(dryRun bool) (bool, error) {
-		r.calls.add("ModifyCapacityReservation")
+		r.calls.Add("ModifyCapacityReservation")
 		out, err := r.c.EC2.ModifyCapacityReservation(ctx, &ec2.ModifyCapacityReservationInput{
 			CapacityReservationId: aws.String(id), InstanceCount: aws.Int32(count), DryRun: dryRunFlag(dryRun),
 		})

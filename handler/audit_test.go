@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/cfn"
 )
 
 // auditLogLevels are the levels LOG_LEVEL accepts, from the configuration
@@ -247,6 +248,62 @@ func TestLoggerKeepsTheAuditTrailAndFiltersTheRest(t *testing.T) {
 		all := []string{"debug", "info", "warn", "error"}
 		if !slices.Equal(got["other"], wantOther) || !slices.Equal(got["audit"], all) || !slices.Equal(got["audit child"], all) {
 			t.Errorf("LOG_LEVEL=%s: other %v (want %v), audit %v, audit child %v (want %v)", name, got["other"], wantOther, got["audit"], got["audit child"], all)
+		}
+	}
+}
+
+// Lambda filters the function's JSON lines by their "level" key
+// (AWS-FACTS: Logs that Lambda understands). The function filters its own
+// lines by LOG_LEVEL and writes the audit trail at every level; Lambda must
+// not drop any line the function chose to write, least of all the audit
+// trail, for any LOG_LEVEL the code accepts.
+func TestTemplateLambdaKeepsTheAuditTrail(t *testing.T) {
+	tpl := cfn.Load(t, "../template.yaml")
+	_, fn := tpl.Function(t)
+	param := tpl.EnvParameter(t, "LOG_LEVEL")
+	if format := cfn.Get(fn, "Properties", "LoggingConfig", "LogFormat"); format == nil || format.Value != "JSON" {
+		t.Errorf("LoggingConfig.LogFormat is %v, want JSON (Lambda reads the level of JSON lines only)", cfn.Plain(format))
+	}
+	for _, level := range auditLogLevels(t) {
+		lambda := tpl.ApplicationLogLevel(t, param, level)
+		floor := slices.Index(cfn.LambdaLevels, lambda)
+		if floor < 0 {
+			t.Fatalf("LOG_LEVEL=%s: ApplicationLogLevel %q is not one of Lambda's levels %v", level, lambda, cfn.LambdaLevels)
+		}
+		// Every line of every audit scenario, and a line at each level
+		// from an ordinary logger: what the function writes.
+		var lines []map[string]any
+		for _, c := range auditCases() {
+			lines = append(lines, auditRun(t, c, level)...)
+		}
+		tl := &timeline{}
+		logger, err := handler.NewLogger(level, tl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger.Debug("debug line")
+		logger.Info("info line")
+		logger.Warn("warn line")
+		logger.Error("error line")
+		lines = append(lines, tl.logLines()...)
+
+		audit := 0
+		for _, l := range lines {
+			lvl, _ := l["level"].(string)
+			ts, _ := l["timestamp"].(string)
+			if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+				// Lambda would then assign INFO: the level is lost.
+				t.Errorf("LOG_LEVEL=%s: %q line's timestamp %q is not RFC 3339", level, l["msg"], ts)
+			}
+			if l["logger"] == handler.AuditLogger {
+				audit++
+			}
+			if at := slices.Index(cfn.LambdaLevels, strings.ToUpper(lvl)); at < floor {
+				t.Errorf("LOG_LEVEL=%s: Lambda's filter (ApplicationLogLevel %s) drops the %s line %q (logger %v)", level, lambda, lvl, l["msg"], l["logger"])
+			}
+		}
+		if audit == 0 {
+			t.Fatalf("LOG_LEVEL=%s: no audit line written", level)
 		}
 	}
 }

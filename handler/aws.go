@@ -1,92 +1,19 @@
 package handler
 
+// The reservations of a target, as EC2 describes them.
+
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
-
-// EC2API is the part of EC2 the function uses: three reads, the cancel and
-// the marks.
-type EC2API interface {
-	ec2.DescribeCapacityReservationsAPIClient
-	ec2.DescribeInstancesAPIClient
-	ec2.GetGroupsForCapacityReservationAPIClient
-	CancelCapacityReservation(context.Context, *ec2.CancelCapacityReservationInput, ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error)
-	TagWriter
-	Resizer
-}
-
-// CloudWatchAPI is the part of CloudWatch the function uses.
-type CloudWatchAPI interface {
-	cloudwatch.GetMetricDataAPIClient
-}
-
-var (
-	_ EC2API        = (*ec2.Client)(nil)
-	_ CloudWatchAPI = (*cloudwatch.Client)(nil)
-)
-
-// AWS error codes the function acts on. Classified by code, never by message.
-const (
-	codeDryRunOperation = "DryRunOperation"
-	codeUnauthorized    = "UnauthorizedOperation"
-	codeIncorrectState  = "IncorrectState"
-	codeNotFound        = "InvalidCapacityReservationId.NotFound"
-)
-
-// errorCode returns the AWS error code of err, or a short description of
-// what kind of failure it was when AWS did not answer with one.
-func errorCode(err error) string {
-	var apiErr smithy.APIError
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &apiErr):
-		return apiErr.ErrorCode()
-	case errors.Is(err, context.DeadlineExceeded):
-		return "DeadlineExceeded"
-	case errors.Is(err, context.Canceled):
-		return "Canceled"
-	}
-	return "ClientError"
-}
-
-// callCounter counts API calls per operation, for the report. Safe for
-// concurrent use (metric batches run in parallel).
-type callCounter struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (c *callCounter) add(op string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.counts == nil {
-		c.counts = make(map[string]int)
-	}
-	c.counts[op]++
-}
-
-func (c *callCounter) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.counts))
-	for k, v := range c.counts {
-		out[k] = v
-	}
-	return out
-}
 
 // toReservation copies what the policy needs out of an EC2 description.
 func toReservation(c types.CapacityReservation) policy.Reservation {
@@ -129,7 +56,7 @@ func toReservation(c types.CapacityReservation) policy.Reservation {
 
 // describeReservations lists reservations through the SDK paginator: every
 // reservation of the account when ids is empty, else exactly those.
-func describeReservations(ctx context.Context, api EC2API, calls *callCounter, ids []string) ([]policy.Reservation, error) {
+func describeReservations(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls, ids []string) ([]policy.Reservation, error) {
 	in := &ec2.DescribeCapacityReservationsInput{}
 	if len(ids) > 0 {
 		in.CapacityReservationIds = ids
@@ -139,7 +66,7 @@ func describeReservations(ctx context.Context, api EC2API, calls *callCounter, i
 	var out []policy.Reservation
 	pages := ec2.NewDescribeCapacityReservationsPaginator(api, in)
 	for pages.HasMorePages() {
-		calls.add("DescribeCapacityReservations")
+		calls.Add("DescribeCapacityReservations")
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("describe capacity reservations: %w", err)

@@ -1,4 +1,4 @@
-package handler
+package handler_test
 
 import (
 	"bytes"
@@ -6,37 +6,54 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
-const orgTopic = "arn:aws:sns:us-east-1:111111111111:odcr-autocancel"
+// fakePublisher records what is published, and fails with err when set.
+type fakePublisher struct {
+	inputs []*sns.PublishInput
+	err    error
+}
+
+func (f *fakePublisher) Publish(_ context.Context, in *sns.PublishInput, _ ...func(*sns.Options)) (*sns.PublishOutput, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	f.inputs = append(f.inputs, in)
+	return &sns.PublishOutput{MessageId: new(string)}, nil
+}
+
+const collectTopic = "arn:aws:sns:us-east-1:111111111111:odcr-autocancel"
 
 // collectHandler is a Handler for the collect requests, which call no AWS
 // service but SNS; logs go to the returned buffer.
-func collectHandler(t *testing.T, sns *fakePublisher) (*Handler, *bytes.Buffer) {
+func collectHandler(t *testing.T, sns *fakePublisher) (*handler.Handler, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
-	logger, err := NewLogger("error", zapcore.AddSync(&logs))
+	logger, err := handler.NewLogger("error", zapcore.AddSync(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := LoadSettings(func(k string) (string, bool) {
+	s, err := handler.LoadSettings(func(k string) (string, bool) {
 		if k == "NOTIFY_TOPIC_ARN" {
-			return orgTopic, true
+			return collectTopic, true
 		}
 		return "", false
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Handler{SNS: sns, Settings: s, Logger: logger, Now: time.Now, NewRunID: func() string { return "run-1" }}, &logs
+	return &handler.Handler{SNS: sns, Settings: s, Logger: logger, Now: time.Now, NewRunID: func() string { return "run-1" }}, &logs
 }
 
 func summaryJSON(account, region string, dry bool, cancelled, idle int, cost float64) string {
@@ -49,7 +66,7 @@ func failureJSON(account, region, errType, cause string) string {
 	return string(b)
 }
 
-func invokeCollect(t *testing.T, h *Handler, results []string, totals *OrgTotals, final bool) (*OrgTotals, error) {
+func invokeCollect(t *testing.T, h *handler.Handler, results []string, totals *org.Totals, final bool) (*org.Totals, error) {
 	t.Helper()
 	tj := "null"
 	if totals != nil {
@@ -64,7 +81,7 @@ func invokeCollect(t *testing.T, h *Handler, results []string, totals *OrgTotals
 	if err != nil {
 		return nil, err
 	}
-	var got OrgTotals
+	var got org.Totals
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("response %s: %v", out, err)
 	}
@@ -101,7 +118,7 @@ func TestCollectAddsPagesAndNotifiesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := OrgTotals{Targets: 5, Succeeded: 3, Failed: 2, TargetCounts: TargetCounts{Reservations: 30, Idle: 5, ToCancel: 3, ToModify: 3, Cancelled: 3},
+	want := org.Totals{Targets: 5, Succeeded: 3, Failed: 2, TargetCounts: org.TargetCounts{Reservations: 30, Idle: 5, ToCancel: 3, ToModify: 3, Cancelled: 3},
 		IdleMonthlyCost: 130.74, RemovedMonthlyCost: 130.74}
 	got := *totals
 	got.Failures = nil
@@ -125,7 +142,7 @@ func TestCollectAddsPagesAndNotifiesOnce(t *testing.T) {
 	if subject != "odcr-autocancel organization run: 5 targets, 3 cancelled, 0 shrunk, 2 failed" {
 		t.Errorf("subject %q", subject)
 	}
-	if aws.ToString(in.TopicArn) != orgTopic {
+	if aws.ToString(in.TopicArn) != collectTopic {
 		t.Errorf("topic %s", aws.ToString(in.TopicArn))
 	}
 	if !strings.Contains(logs.String(), `"msg":"organization run finished with failed targets"`) || !strings.Contains(logs.String(), `"logger":"audit"`) {
@@ -169,11 +186,11 @@ func TestCollectBoundsTheFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if totals.Failed != 250 || len(totals.Failures) != maxListedFailures || totals.FailuresOmitted != 150 {
+	if totals.Failed != 250 || len(totals.Failures) != 100 || totals.FailuresOmitted != 150 {
 		t.Fatalf("failed %d, listed %d, omitted %d", totals.Failed, len(totals.Failures), totals.FailuresOmitted)
 	}
 	for _, f := range totals.Failures {
-		if len(f.Cause) > maxCauseBytes || !utf8.ValidString(f.Cause) {
+		if len(f.Cause) > 300 || !utf8.ValidString(f.Cause) {
 			t.Fatalf("cause of %d bytes, valid UTF-8 %v", len(f.Cause), utf8.ValidString(f.Cause))
 		}
 	}
@@ -205,57 +222,9 @@ func TestCollectRefusesMalformedResults(t *testing.T) {
 		{`{"collect":{"results":[]},"listTargets":{}}`, `fields "listTargets" and "collect" together`},
 	} {
 		_, err := h.Invoke(context.Background(), []byte(tc.payload))
-		if err == nil || !errors.Is(err, ErrInvalidEvent) || !strings.Contains(err.Error(), tc.want) {
+		if err == nil || !errors.Is(err, handler.ErrInvalidEvent) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s:\n got %v\nwant an invalid event containing %q", tc.payload, err, tc.want)
 		}
-	}
-}
-
-// The failure's cause reads as the function's message, whole or cut.
-func TestCauseText(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{`{"errorMessage":"target 1/us-east-1 unreachable","errorType":"TargetError"}`, "target 1/us-east-1 unreachable"},
-		{`{"errorMessage":"run failed: 2 cancels \"failed\": cr-1, cr-`, `run failed: 2 cancels "failed": cr-1, cr-`},
-		{`{"errorMessage":"assume role","errorType":"TargetError","stackTr`, "assume role"},
-		{"Rate exceeded", "Rate exceeded"},
-	} {
-		if got := causeText(tc.in); got != tc.want {
-			t.Errorf("causeText(%s) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-// sampleOrgTotals is a realistic organization run: the README's sample.
-func sampleOrgTotals() *OrgTotals {
-	return &OrgTotals{
-		Targets: 340, Succeeded: 338, Failed: 2,
-		TargetCounts: TargetCounts{Reservations: 4127, Idle: 31, ToCancel: 9, ToModify: 4, ToMark: 18,
-			Cancelled: 9, Modified: 4, Marked: 18, Unmarked: 3},
-		CancelFailures:  1,
-		IdleMonthlyCost: 48211.37, RemovedMonthlyCost: 9120.5,
-		Failures: []TargetFailure{
-			{AccountID: "444455556666", Region: "eu-west-1", Error: "TargetError",
-				Cause: "target 444455556666/eu-west-1 unreachable; nothing done: assume role arn:aws:iam::444455556666:role/odcr-autocancel-member: operation error STS: AssumeRole, https response error StatusCode: 403, api error AccessDenied: not authorized to perform sts:AssumeRole"},
-			{AccountID: "777788889999", Region: "ap-southeast-2", Error: "Lambda.Unknown",
-				Cause: "The cause could not be determined because Lambda did not return an error type. Returned payload: {\"errorMessage\":\"2026-11-30T06:14:55.120Z 6f1d Task timed out after 300.00 seconds\"}"},
-		},
-	}
-}
-
-// The organization's message, as the README shows it.
-func TestOrgNotificationGolden(t *testing.T) {
-	n := orgNotification(sampleOrgTotals())
-	got := goldenNotification(n)
-	checkGoldenFile(t, "notification-organization.golden", got)
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), "```\n"+got+"```\n") {
-		t.Errorf("README.md does not show the organization's sample message (testdata/notification-organization.golden) in a code block")
-	}
-	if len(n.Subject) > noticeMaxSubject || len(n.Message) > noticeMaxBytes {
-		t.Errorf("subject %d bytes, message %d bytes: over SNS's limits", len(n.Subject), len(n.Message))
 	}
 }
 

@@ -22,8 +22,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // EMF and CloudWatch limits (the EMF specification, CloudWatch's
@@ -62,7 +64,7 @@ type emfRecord struct {
 	namespace  string
 	timestamp  int64
 	dimensions [][]string
-	declared   []handler.EMFMetric
+	declared   []emf.Metric
 	values     map[string]float64
 	dimValues  map[string]string
 	root       map[string]any
@@ -229,7 +231,7 @@ func checkEMF(t *testing.T, root map[string]any) emfRecord {
 				t.Errorf("EMF: metric %s declared twice", name)
 			}
 			declared[name] = true
-			rec.declared = append(rec.declared, handler.EMFMetric{Name: name, Unit: unit})
+			rec.declared = append(rec.declared, emf.Metric{Name: name, Unit: unit})
 			switch v := root[name].(type) {
 			case []any:
 				if len(v) == 0 || len(v) > emfMaxArrayValues {
@@ -267,21 +269,21 @@ func checkEMF(t *testing.T, root map[string]any) emfRecord {
 
 // emfIndex returns the index of the run's only EMF line and of the line
 // that ends the run, or -1 for each that is missing.
-func emfIndex(t *testing.T, lines []map[string]any) (emf, finished int) {
+func emfIndex(t *testing.T, lines []map[string]any) (emfAt, finished int) {
 	t.Helper()
-	emf, finished = -1, -1
+	emfAt, finished = -1, -1
 	for i, l := range lines {
 		switch l["msg"] {
-		case handler.EMFMessage:
-			if emf >= 0 {
-				t.Errorf("two EMF lines in one run (lines %d and %d)", emf, i)
+		case emf.Message:
+			if emfAt >= 0 {
+				t.Errorf("two EMF lines in one run (lines %d and %d)", emfAt, i)
 			}
-			emf = i
+			emfAt = i
 		case "run finished", "run finished with failures":
 			finished = i
 		}
 	}
-	return emf, finished
+	return emfAt, finished
 }
 
 // ticking returns a clock that moves 1.5 s at each reading, so that a run
@@ -416,8 +418,8 @@ func TestEMFRecordOfARun(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, 30*time.Minute)
 				defer cancel()
 			}
-			report, _ := hs.h.Run(ctx, []byte(`{}`))
-			if report == nil {
+			rep, _ := hs.h.Run(ctx, []byte(`{}`))
+			if rep == nil {
 				t.Fatal("no report")
 			}
 
@@ -433,7 +435,7 @@ func TestEMFRecordOfARun(t *testing.T) {
 				if dec.More() {
 					t.Fatalf("log line holds more than one JSON value: %s", l)
 				}
-				if m["msg"] == handler.EMFMessage {
+				if m["msg"] == emf.Message {
 					emfRaw = l
 				}
 				lines = append(lines, m)
@@ -451,7 +453,7 @@ func TestEMFRecordOfARun(t *testing.T) {
 				t.Errorf("EMF line: logger %v, level %v, request_id %v; want audit, info, run-test", line["logger"], line["level"], line["request_id"])
 			}
 			rec := checkEMF(t, line)
-			checkAgainstReport(t, rec, report, "eu-west-1", "odcr-autocancel-test")
+			checkAgainstReport(t, rec, rep, "eu-west-1", "odcr-autocancel-test")
 			for name, want := range tt.want {
 				if got, ok := rec.values[name]; !ok || got != want {
 					t.Errorf("%s = %v, want %v", name, rec.values[name], want)
@@ -463,18 +465,18 @@ func TestEMFRecordOfARun(t *testing.T) {
 
 // checkAgainstReport compares an extracted record with the run's report,
 // each figure counted again from the report's lists and decisions.
-func checkAgainstReport(t *testing.T, rec emfRecord, r *handler.Report, region, function string) {
+func checkAgainstReport(t *testing.T, rec emfRecord, r *report.Report, region, function string) {
 	t.Helper()
-	if rec.namespace != handler.EMFNamespace {
-		t.Errorf("namespace %q, want %q", rec.namespace, handler.EMFNamespace)
+	if rec.namespace != emf.Namespace {
+		t.Errorf("namespace %q, want %q", rec.namespace, emf.Namespace)
 	}
-	if !slices.EqualFunc(rec.dimensions, handler.EMFDimensionSets(), slices.Equal) {
-		t.Errorf("dimension sets %v, want handler.EMFDimensionSets() %v", rec.dimensions, handler.EMFDimensionSets())
+	if !slices.EqualFunc(rec.dimensions, emf.DimensionSets(), slices.Equal) {
+		t.Errorf("dimension sets %v, want emf.DimensionSets() %v", rec.dimensions, emf.DimensionSets())
 	}
-	if !slices.Equal(rec.declared, handler.EMFMetrics()) {
-		t.Errorf("declared metrics %v, want handler.EMFMetrics() %v", rec.declared, handler.EMFMetrics())
+	if !slices.Equal(rec.declared, emf.Metrics()) {
+		t.Errorf("declared metrics %v, want emf.Metrics() %v", rec.declared, emf.Metrics())
 	}
-	wantDims := map[string]string{handler.DimensionFunctionName: function, handler.DimensionDryRun: strconv.FormatBool(r.DryRun)}
+	wantDims := map[string]string{emf.DimensionFunctionName: function, emf.DimensionDryRun: strconv.FormatBool(r.DryRun)}
 	if !maps.Equal(rec.dimValues, wantDims) {
 		t.Errorf("dimension values %v, want %v", rec.dimValues, wantDims)
 	}
@@ -589,11 +591,11 @@ func TestEMFRecordAtEveryLogLevel(t *testing.T) {
 					t.Errorf("LOG_LEVEL=%s: EMF line logger %v, request_id %v", level, l["logger"], l["request_id"])
 				}
 				rec := checkEMF(t, l)
-				if rec.dimValues[handler.DimensionFunctionName] != "local" || rec.dimValues[handler.DimensionDryRun] != "false" {
+				if rec.dimValues[emf.DimensionFunctionName] != "local" || rec.dimValues[emf.DimensionDryRun] != "false" {
 					t.Errorf("LOG_LEVEL=%s: dimensions %v, want FunctionName local (outside Lambda), DryRun false", level, rec.dimValues)
 				}
-				if len(rec.values) != len(handler.EMFMetrics()) {
-					t.Errorf("LOG_LEVEL=%s: %d metric values, want %d", level, len(rec.values), len(handler.EMFMetrics()))
+				if len(rec.values) != len(emf.Metrics()) {
+					t.Errorf("LOG_LEVEL=%s: %d metric values, want %d", level, len(rec.values), len(emf.Metrics()))
 				}
 			})
 		}
@@ -612,7 +614,7 @@ func TestEMFDeclarations(t *testing.T) {
 	for _, k := range zapKeys {
 		reserved[k] = true
 	}
-	for _, set := range handler.EMFDimensionSets() {
+	for _, set := range emf.DimensionSets() {
 		if len(set) == 0 || len(set) > emfMaxDimensionsPerSet {
 			t.Errorf("dimension set %v: want 1-%d dimensions", set, emfMaxDimensionsPerSet)
 		}
@@ -624,7 +626,7 @@ func TestEMFDeclarations(t *testing.T) {
 		}
 	}
 	seen := map[string]bool{}
-	for _, m := range handler.EMFMetrics() {
+	for _, m := range emf.Metrics() {
 		if reserved[m.Name] || seen[m.Name] {
 			t.Errorf("metric %q collides with another member of the line", m.Name)
 		}
@@ -633,7 +635,7 @@ func TestEMFDeclarations(t *testing.T) {
 			t.Errorf("metric %s: unit %q is not a CloudWatch unit", m.Name, m.Unit)
 		}
 	}
-	if !seen[handler.MetricCancelsFailed] {
-		t.Errorf("the alarm's metric %s is not declared", handler.MetricCancelsFailed)
+	if !seen[emf.MetricCancelsFailed] {
+		t.Errorf("the alarm's metric %s is not declared", emf.MetricCancelsFailed)
 	}
 }

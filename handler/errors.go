@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // ErrRunFailed marks a run that completed its report but must show as a
@@ -16,10 +18,10 @@ var ErrRunFailed = errors.New("run failed")
 // name is what Lambda reports as the errorType.
 type RunFailedError struct {
 	Aborted      string
-	Failures     []Failure
+	Failures     []report.Failure
 	NotAttempted []string
 	// TagFailures are marks or unmarks that could not be written.
-	TagFailures []Failure
+	TagFailures []report.Failure
 	// Notify is why the notification could not be sent, if it was not.
 	Notify string
 }
@@ -35,7 +37,7 @@ func (e *RunFailedError) Error() string {
 		}
 		return msg
 	}
-	codes := func(fs []Failure) []string {
+	codes := func(fs []report.Failure) []string {
 		out := make([]string, len(fs))
 		for i, f := range fs {
 			out[i] = f.ReservationID + ": " + f.Code

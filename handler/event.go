@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"slices"
-	"strings"
+
+	"github.com/odcr-autocancel/odcr-autocancel/internal/strictjson"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // Request is a run request: what EventBridge Scheduler delivers (its Input,
@@ -36,62 +38,22 @@ type Request struct {
 
 	// Target is the account and region to run in (organization mode);
 	// absent: the function's own.
-	Target *Target `json:"target,omitempty"`
+	Target *org.Target `json:"target,omitempty"`
 	// Report is the response's shape: "full" (the default, the whole
 	// report) or "summary" (the counts, for the state machine).
 	Report string `json:"report,omitempty"`
 
 	// ListTargets and Collect are the state machine's other two requests;
 	// each comes alone.
-	ListTargets *ListTargetsRequest `json:"listTargets,omitempty"`
-	Collect     *CollectRequest     `json:"collect,omitempty"`
+	ListTargets *org.ListTargetsRequest `json:"listTargets,omitempty"`
+	Collect     *org.CollectRequest     `json:"collect,omitempty"`
 }
-
-// requestFields are the accepted fields of a Request, for error messages.
-const requestFields = "dryRun, reservationIds, idleThresholdPercent, lookbackHours, maxCancellations, graceHours, rightsize, rightsizeHeadroomPercent, rightsizeMinInstances, maxModifications, target, report, listTargets, collect"
 
 // Values of a request's report field.
 const (
 	ReportFull    = "full"
 	ReportSummary = "summary"
 )
-
-// Field lists of the nested objects, for error messages.
-const (
-	targetFields      = "accountId, region"
-	listTargetsFields = "after"
-	collectFields     = "results, totals, final"
-)
-
-// nestedError is the error of a nested object, already worded for the
-// person who sent it: strictDecode passes it through as is.
-type nestedError struct{ err error }
-
-func (e *nestedError) Error() string { return e.err.Error() }
-func (e *nestedError) Unwrap() error { return e.err }
-
-// decodeNested decodes the object of field strictly into v.
-func decodeNested(field string, data []byte, v any, accepted string) error {
-	if err := strictDecode(data, v, accepted); err != nil {
-		return &nestedError{err: fmt.Errorf("field %q: %w", field, err)}
-	}
-	return nil
-}
-
-func (t *Target) UnmarshalJSON(data []byte) error {
-	type plain Target
-	return decodeNested("target", data, (*plain)(t), targetFields)
-}
-
-func (l *ListTargetsRequest) UnmarshalJSON(data []byte) error {
-	type plain ListTargetsRequest
-	return decodeNested("listTargets", data, (*plain)(l), listTargetsFields)
-}
-
-func (c *CollectRequest) UnmarshalJSON(data []byte) error {
-	type plain CollectRequest
-	return decodeNested("collect", data, (*plain)(c), collectFields)
-}
 
 // scheduledEvent is the envelope of an EventBridge rule's scheduled event.
 // It carries no settings: the run uses the deployed ones.
@@ -106,8 +68,6 @@ type scheduledEvent struct {
 	Resources  []string        `json:"resources"`
 	Detail     json.RawMessage `json:"detail"`
 }
-
-const scheduledFields = "version, id, detail-type, source, account, time, region, resources, detail"
 
 // maxReservationIDs bounds reservationIds: one describe call takes them all.
 const maxReservationIDs = 1000
@@ -152,7 +112,7 @@ func parseEvent(payload []byte) (Request, string, error) {
 	_, hasSource := fields["source"]
 	if hasType || hasSource {
 		var ev scheduledEvent
-		if err := strictDecode(trimmed, &ev, scheduledFields); err != nil {
+		if err := strictjson.Decode(trimmed, &ev); err != nil {
 			return Request{}, "", fmt.Errorf("scheduled event: %w", err)
 		}
 		if ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" {
@@ -169,120 +129,13 @@ func parseEvent(payload []byte) (Request, string, error) {
 		}
 	}
 	var req Request
-	if err := strictDecode(trimmed, &req, requestFields); err != nil {
+	if err := strictjson.Decode(trimmed, &req); err != nil {
 		return Request{}, "", fmt.Errorf("run request: %w", err)
 	}
 	if err := req.validate(); err != nil {
 		return Request{}, "", fmt.Errorf("run request: %w", err)
 	}
 	return req, "run-request", nil
-}
-
-// strictDecode refuses unknown or repeated fields, wrong types and trailing
-// data, and rewords encoding/json's errors so they name the field and what it
-// accepts. Field names must match exactly: encoding/json alone would take
-// "DRYRUN" for "dryRun".
-func strictDecode(data []byte, v any, accepted string) error {
-	if err := checkKeys(data, strings.Split(accepted, ", ")); err != nil {
-		return fmt.Errorf("%w; accepted fields: %s", err, accepted)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		var nested *nestedError
-		switch {
-		case errors.As(err, &nested):
-			return nested
-		case errors.As(err, &typeErr):
-			return fmt.Errorf("field %q: expected %s, got a JSON %s", jsonPath(v, typeErr.Field), jsonKind(typeErr.Type.String()), typeErr.Value)
-		}
-		return fmt.Errorf("malformed JSON: %w", err)
-	}
-	if dec.More() {
-		return errors.New("malformed JSON: data after the object")
-	}
-	return nil
-}
-
-// jsonPath is the path of a type error's field as the sender wrote it.
-// encoding/json (since Go 1.24) puts the name of every embedded struct on
-// the path too ("TargetSummary.cancelled" for a collect result's
-// "cancelled"): a name the sender never wrote, dropped here.
-func jsonPath(v any, path string) string {
-	t := reflect.TypeOf(v)
-	var out []string
-	for _, name := range strings.Split(path, ".") {
-		for t != nil && t.Kind() == reflect.Pointer {
-			t = t.Elem()
-		}
-		if t == nil || t.Kind() != reflect.Struct {
-			out, t = append(out, name), nil
-			continue
-		}
-		if f, ok := t.FieldByName(name); ok && f.Anonymous && f.Tag.Get("json") == "" {
-			t = f.Type
-			continue
-		}
-		out = append(out, name)
-		var next reflect.Type
-		for _, f := range reflect.VisibleFields(t) {
-			if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name {
-				next = f.Type
-				break
-			}
-		}
-		t = next
-	}
-	return strings.Join(out, ".")
-}
-
-// checkKeys walks the top-level object's keys.
-func checkKeys(data []byte, accepted []string) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token() // the opening brace
-	if err != nil {
-		return fmt.Errorf("malformed JSON: %w", err)
-	}
-	if tok != json.Delim('{') {
-		return errors.New("expected a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("malformed JSON: %w", err)
-		}
-		key, _ := tok.(string)
-		switch {
-		case !slices.Contains(accepted, key):
-			return fmt.Errorf("unknown field %q", key)
-		case seen[key]:
-			return fmt.Errorf("field %q appears twice", key)
-		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return fmt.Errorf("malformed JSON: %w", err)
-		}
-	}
-	return nil
-}
-
-func jsonKind(goType string) string {
-	switch strings.TrimPrefix(goType, "*") {
-	case "bool":
-		return "true or false"
-	case "int", "int32", "int64":
-		return "an integer"
-	case "float64":
-		return "a number"
-	case "string":
-		return "a string"
-	case "[]string":
-		return "a list of strings"
-	}
-	return goType
 }
 
 func (r Request) validate() error {
@@ -295,12 +148,12 @@ func (r Request) validate() error {
 	case r.Collect != nil && !reflect.DeepEqual(r, Request{Collect: r.Collect}):
 		return errors.New(`field "collect" with other fields; accepted: {"collect": {...}} alone`)
 	case r.ListTargets != nil:
-		if a := r.ListTargets.After; a != "" && !accountIDPattern.MatchString(a) {
+		if a := r.ListTargets.After; a != "" && !org.IsAccountID(a) {
 			return fmt.Errorf(`field "listTargets.after": %q is not the "next" of a page; accepted: empty, or a 12-digit account id`, a)
 		}
 		return nil
 	case r.Collect != nil:
-		return r.Collect.validate()
+		return nil // checked as it was decoded
 	}
 	// A field accepts exactly what the deployed setting it overrides does.
 	var errs []error
@@ -310,7 +163,7 @@ func (r Request) validate() error {
 		errs = append(errs, fmt.Errorf(`field "report": %q is not a report shape; accepted: %s, %s`, r.Report, ReportFull, ReportSummary))
 	}
 	if r.Target != nil {
-		errs = append(errs, r.Target.validate("target"))
+		errs = append(errs, r.Target.Validate("target"))
 	}
 	for _, g := range guardrails {
 		errs = append(errs, g.validate(r))
@@ -376,7 +229,7 @@ type guardrail struct {
 	validate func(Request) error
 	// override sets the request's value, if any, on s, and returns what it
 	// loosened, or nil when it did not loosen the limit s held.
-	override func(Request, *Settings) *LoosenedLimit
+	override func(Request, *Settings) *report.LoosenedLimit
 }
 
 // switchedOn: a switch a request may turn off in any run, on only in a dry
@@ -392,7 +245,7 @@ func switchedOn(field, variable string, requested func(Request) *bool, setting f
 	return guardrail{
 		boolean:  true,
 		validate: func(Request) error { return nil },
-		override: func(r Request, s *Settings) *LoosenedLimit {
+		override: func(r Request, s *Settings) *report.LoosenedLimit {
 			v := requested(r)
 			if v == nil {
 				return nil
@@ -401,7 +254,7 @@ func switchedOn(field, variable string, requested func(Request) *bool, setting f
 			deployed := *dst
 			*dst = *v
 			if *v && !deployed {
-				return &LoosenedLimit{Field: field, Setting: variable, Requested: num(*v), Deployed: num(deployed)}
+				return &report.LoosenedLimit{Field: field, Setting: variable, Requested: num(*v), Deployed: num(deployed)}
 			}
 			return nil
 		},
@@ -425,7 +278,7 @@ func guarded[T int | float64](field, variable string, higherLoosens bool, reques
 	return guardrail{
 		higherLoosens: higherLoosens,
 		validate:      func(r Request) error { return inRange(field, variable, requested(r)) },
-		override: func(r Request, s *Settings) *LoosenedLimit {
+		override: func(r Request, s *Settings) *report.LoosenedLimit {
 			v := requested(r)
 			if v == nil {
 				return nil
@@ -434,7 +287,7 @@ func guarded[T int | float64](field, variable string, higherLoosens bool, reques
 			deployed := *dst
 			*dst = *v
 			if (higherLoosens && *v > deployed) || (!higherLoosens && *v < deployed) {
-				return &LoosenedLimit{Field: field, Setting: variable, Requested: float64(*v), Deployed: float64(deployed)}
+				return &report.LoosenedLimit{Field: field, Setting: variable, Requested: float64(*v), Deployed: float64(deployed)}
 			}
 			return nil
 		},
@@ -444,7 +297,7 @@ func guarded[T int | float64](field, variable string, higherLoosens bool, reques
 // refusal is the error of a request that loosens the limit l in a run that
 // cancels: it names the field, the requested and the deployed value, and
 // what a run that cancels accepts.
-func (g guardrail) refusal(l LoosenedLimit) error {
+func (g guardrail) refusal(l report.LoosenedLimit) error {
 	v := spec(l.Setting)
 	if g.boolean {
 		return fmt.Errorf("field %q: true, but the deployed %s=false: a run request may switch it on only in a dry run (a preview); accepted in a run that acts: false",
@@ -466,12 +319,12 @@ func (g guardrail) refusal(l LoosenedLimit) error {
 // request's overrides, and the deployed limits the request loosened, which
 // only a dry run may do. A request that loosens a limit for a run that
 // cancels is refused with an *InvalidEventError naming every such field.
-func (r Request) apply(deployed Settings) (Settings, []LoosenedLimit, error) {
+func (r Request) apply(deployed Settings) (Settings, []report.LoosenedLimit, error) {
 	s := deployed
 	if r.DryRun != nil {
 		s.DryRun = *r.DryRun
 	}
-	var loosened []LoosenedLimit
+	var loosened []report.LoosenedLimit
 	var errs []error
 	for _, g := range guardrails {
 		switch l := g.override(r, &s); {

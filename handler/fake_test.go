@@ -20,7 +20,7 @@ import (
 	ramtypes "github.com/aws/aws-sdk-go-v2/service/ram/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 )
 
 // usage is what the fake CloudWatch reports for one reservation: count
@@ -127,9 +127,9 @@ type cancelCall struct {
 }
 
 var (
-	_ handler.EC2API        = (*fakeAWS)(nil)
-	_ handler.CloudWatchAPI = (*fakeAWS)(nil)
-	_ handler.RAMAPI        = (*fakeAWS)(nil)
+	_ awsapi.EC2        = (*fakeAWS)(nil)
+	_ awsapi.CloudWatch = (*fakeAWS)(nil)
+	_ awsapi.RAM        = (*fakeAWS)(nil)
 )
 
 func newFake(events *timeline) *fakeAWS {

@@ -36,10 +36,10 @@ func TestFaultTruncatedBodyIsRetried(t *testing.T) {
 			if res.err != nil {
 				t.Fatalf("error %v", res.err)
 			}
-			if len(ftDone(res.report)) != n || len(res.report.Problems) != 0 {
-				t.Fatalf("cancelled %v, already %v, problems %q", res.report.Cancelled, res.report.AlreadyCancelled, res.report.Problems)
+			if len(ftDone(res.rep)) != n || len(res.rep.Problems) != 0 {
+				t.Fatalf("cancelled %v, already %v, problems %q", res.rep.Cancelled, res.rep.AlreadyCancelled, res.rep.Problems)
 			}
-			ftCheckRetries(t, acct, res.report, 1)
+			ftCheckRetries(t, acct, res.rep, 1)
 		})
 	}
 }
@@ -80,7 +80,7 @@ func TestFaultDeadlineMarginCoversEveryCall(t *testing.T) {
 			res := ftRun(ctx, acct, h, `{}`)
 			ftCheck(t, acct, res, ftIDs(1, n), false)
 			if left := time.Until(deadline); left < h.DeadlineMargin/2 {
-				t.Fatalf("returned %v before the deadline; the margin is %v (report %v, error %v)", left, h.DeadlineMargin, res.report != nil, res.err)
+				t.Fatalf("returned %v before the deadline; the margin is %v (report %v, error %v)", left, h.DeadlineMargin, res.rep != nil, res.err)
 			}
 		})
 	}
@@ -100,7 +100,7 @@ func TestWireNaNPeakIsNotIdle(t *testing.T) {
 	h, _ := ftHandler(t, acct, ftSettings(t, 1), ftFastRetryer)
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, nil, false) // nothing may be cancelled
-	if d := decisionOf(t, res.report, crID(1)); d.Action != policy.Keep || !slices.Contains([]policy.Reason{policy.ReasonInsufficientData, policy.ReasonUtilized}, d.Reason) {
+	if d := decisionOf(t, res.rep, crID(1)); d.Action != policy.Keep || !slices.Contains([]policy.Reason{policy.ReasonInsufficientData, policy.ReasonUtilized}, d.Reason) {
 		t.Fatalf("%s: %s/%s with 50%% use after NaN datapoints", crID(1), d.Action, d.Reason)
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // ftFastRetryer is the SDK's standard retryer (AWS_RETRY_MODE=standard,
@@ -162,7 +163,7 @@ func ftStates(acct *fakeaws.Account) map[string]string {
 
 // ftRun runs h once with the event and returns what ftCheck needs.
 type ftResult struct {
-	report *handler.Report
+	rep    *report.Report
 	err    error
 	before map[string]string
 	took   time.Duration
@@ -171,8 +172,8 @@ type ftResult struct {
 func ftRun(ctx context.Context, acct *fakeaws.Account, h *handler.Handler, event string) ftResult {
 	before := ftStates(acct)
 	start := time.Now()
-	report, err := h.Run(ctx, []byte(event))
-	return ftResult{report: report, err: err, before: before, took: time.Since(start)}
+	rep, err := h.Run(ctx, []byte(event))
+	return ftResult{rep: rep, err: err, before: before, took: time.Since(start)}
 }
 
 // ftWrongCancellations counts, over the whole test binary, reservations
@@ -218,7 +219,7 @@ func ftCheck(t *testing.T, acct *fakeaws.Account, res ftResult, allowed []string
 		}
 	}
 
-	if res.report == nil {
+	if res.rep == nil {
 		if res.err == nil {
 			t.Fatal("no report and no error")
 		}
@@ -227,7 +228,7 @@ func ftCheck(t *testing.T, acct *fakeaws.Account, res ftResult, allowed []string
 		}
 		return
 	}
-	r := res.report
+	r := res.rep
 	if len(r.Decisions) != len(after) {
 		t.Errorf("%d decisions for %d reservations", len(r.Decisions), len(after))
 	}
@@ -297,7 +298,7 @@ func ftCheck(t *testing.T, acct *fakeaws.Account, res ftResult, allowed []string
 	}
 }
 
-func ftSettingsBudget(r *handler.Report) int { return r.Settings.MaxCancellations }
+func ftSettingsBudget(r *report.Report) int { return r.Settings.MaxCancellations }
 
 // ftFaulted counts the requests a fault answered (any recorded error code
 // among codes).
@@ -317,7 +318,7 @@ func ftFaulted(acct *fakeaws.Account, codes ...string) int {
 // Rarely (about one run in a thousand, under load) the SDK's HTTP client
 // also retries a read that failed on its side ("use of closed network
 // connection" on a 200): counted too, and logged here.
-func ftCheckRetries(t *testing.T, acct *fakeaws.Account, r *handler.Report, faulted int) {
+func ftCheckRetries(t *testing.T, acct *fakeaws.Account, r *report.Report, faulted int) {
 	t.Helper()
 	calls := 0
 	for _, n := range r.APICalls {
@@ -338,7 +339,7 @@ func ftCheckRetries(t *testing.T, acct *fakeaws.Account, r *handler.Report, faul
 // ftDone lists, oldest first, the reservations the run got cancelled:
 // cancelled, or already cancelled (when a transient error hid EC2's answer,
 // the SDK's retry finds the reservation cancelled).
-func ftDone(r *handler.Report) []string {
+func ftDone(r *report.Report) []string {
 	done := append(slices.Clone(r.Cancelled), r.AlreadyCancelled...)
 	since := map[string]time.Time{}
 	for _, d := range r.Decisions {
@@ -350,7 +351,7 @@ func ftDone(r *handler.Report) []string {
 	return done
 }
 
-func ftReasons(r *handler.Report) map[string]policy.Reason {
+func ftReasons(r *report.Report) map[string]policy.Reason {
 	out := map[string]policy.Reason{}
 	for _, d := range r.Decisions {
 		out[d.ReservationID] = d.Reason
@@ -378,15 +379,15 @@ func TestFaultThrottlingStorm(t *testing.T) {
 		t.Fatal(res.err)
 	}
 	ftCheck(t, acct, res, ftIDs(1, n), false)
-	if len(ftDone(res.report)) != n || len(res.report.Problems) != 0 {
-		t.Fatalf("cancelled %d of %d, problems %v", len(ftDone(res.report)), n, res.report.Problems)
+	if len(ftDone(res.rep)) != n || len(res.rep.Problems) != 0 {
+		t.Fatalf("cancelled %d of %d, problems %v", len(ftDone(res.rep)), n, res.rep.Problems)
 	}
 	throttled := ftFaulted(acct, "RequestLimitExceeded", "Throttling")
 	if throttled < 10 {
 		t.Fatalf("only %d throttled requests", throttled)
 	}
-	ftCheckRetries(t, acct, res.report, throttled)
-	t.Logf("%d throttled requests, %d retries, %v, api calls %v", throttled, res.report.Retries, res.took, res.report.APICalls)
+	ftCheckRetries(t, acct, res.rep, throttled)
+	t.Logf("%d throttled requests, %d retries, %v, api calls %v", throttled, res.rep.Retries, res.took, res.rep.APICalls)
 }
 
 // TestFaultThrottlingAdaptive: adaptive mode (AWS_RETRY_MODE=adaptive) also
@@ -402,10 +403,10 @@ func TestFaultThrottlingAdaptive(t *testing.T) {
 
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, ftIDs(1, n), false)
-	if res.err != nil || len(ftDone(res.report)) != n {
-		t.Fatalf("error %v, cancelled %v", res.err, ftDone(res.report))
+	if res.err != nil || len(ftDone(res.rep)) != n {
+		t.Fatalf("error %v, cancelled %v", res.err, ftDone(res.rep))
 	}
-	ftCheckRetries(t, acct, res.report, 1)
+	ftCheckRetries(t, acct, res.rep, 1)
 	t.Logf("adaptive: %v", res.took)
 }
 
@@ -497,13 +498,13 @@ func ftTransientRecovers(t *testing.T, retryer func() aws.Retryer, o ftOp, fault
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if len(ftDone(res.report)) != n || len(res.report.Problems) != 0 {
-		t.Fatalf("cancelled %v, problems %v", ftDone(res.report), res.report.Problems)
+	if len(ftDone(res.rep)) != n || len(res.rep.Problems) != 0 {
+		t.Fatalf("cancelled %v, problems %v", ftDone(res.rep), res.rep.Problems)
 	}
 	if got := ftFaulted(acct, recorded); got != 2 {
 		t.Fatalf("%d faulted requests, want 2", got)
 	}
-	ftCheckRetries(t, acct, res.report, 2)
+	ftCheckRetries(t, acct, res.rep, 2)
 }
 
 // TestFaultExhausted: the same faults on every attempt. Whatever could not
@@ -532,7 +533,7 @@ func ftExhausted(t *testing.T, retryer func() aws.Retryer, o ftOp, kind string, 
 	// cancel is made, the run cannot know it.
 	lost := o.op == fakeaws.OpCancelCapacityReservation && kind == "truncated"
 	ftCheck(t, acct, res, ftIDs(1, n), lost)
-	r := res.report
+	r := res.rep
 	switch o.name {
 	case "list":
 		if r != nil || !strings.Contains(res.err.Error(), "describe capacity reservations") {
@@ -594,7 +595,7 @@ func TestFaultRetryQuotaExhausted(t *testing.T) {
 
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, nil, false) // nothing may be cancelled
-	r := res.report
+	r := res.rep
 	if len(r.Failures) != n || len(r.Cancelled) != 0 {
 		t.Fatalf("failures %d, cancelled %v", len(r.Failures), r.Cancelled)
 	}
@@ -631,17 +632,17 @@ func TestFaultIncompleteMetrics(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	for id, reason := range ftReasons(res.report) {
+	for id, reason := range ftReasons(res.rep) {
 		want := policy.ReasonInsufficientData
 		if id == crID(1) {
 			want = policy.ReasonIdle
 		}
 		if reason != want {
-			t.Errorf("%s: %s (%s), want %s", id, reason, decisionOf(t, res.report, id).Detail, want)
+			t.Errorf("%s: %s (%s), want %s", id, reason, decisionOf(t, res.rep, id).Detail, want)
 		}
 	}
-	if !slices.Equal(ftDone(res.report), []string{crID(1)}) {
-		t.Fatalf("cancelled %v", ftDone(res.report))
+	if !slices.Equal(ftDone(res.rep), []string{crID(1)}) {
+		t.Fatalf("cancelled %v", ftDone(res.rep))
 	}
 }
 
@@ -661,7 +662,7 @@ func TestFaultDeadlineDuringCancels(t *testing.T) {
 
 	res := ftRun(ctx, acct, h, `{}`)
 	ftCheck(t, acct, res, ftIDs(1, n), false)
-	r := res.report
+	r := res.rep
 	if !errors.Is(res.err, handler.ErrRunFailed) || len(r.NotAttempted) == 0 || len(ftDone(r)) == 0 {
 		t.Fatalf("error %v, cancelled %v, not attempted %v", res.err, ftDone(r), r.NotAttempted)
 	}
@@ -705,7 +706,7 @@ func TestFaultDeadlineLostCancelResponse(t *testing.T) {
 
 	res := ftRun(ctx, acct, h, `{}`)
 	ftCheck(t, acct, res, ftIDs(1, n), true)
-	r := res.report
+	r := res.rep
 	if len(r.Failures) != 1 || r.Failures[0].ReservationID != crID(3) || r.Failures[0].Code != "DeadlineExceeded" {
 		t.Fatalf("failures %+v", r.Failures)
 	}
@@ -723,10 +724,10 @@ func TestFaultDeadlineLostCancelResponse(t *testing.T) {
 	acct.ResetRequests()
 	res2 := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res2, ftIDs(1, n), false)
-	if res2.err != nil || !slices.Equal(ftDone(res2.report), []string{crID(2), crID(1)}) {
-		t.Fatalf("rerun: %v, cancelled %v", res2.err, ftDone(res2.report))
+	if res2.err != nil || !slices.Equal(ftDone(res2.rep), []string{crID(2), crID(1)}) {
+		t.Fatalf("rerun: %v, cancelled %v", res2.err, ftDone(res2.rep))
 	}
-	if d := decisionOf(t, res2.report, crID(3)); d.Reason != policy.ReasonNotActive {
+	if d := decisionOf(t, res2.rep, crID(3)); d.Reason != policy.ReasonNotActive {
 		t.Fatalf("rerun: %s is %s", crID(3), d.Reason)
 	}
 }
@@ -745,15 +746,15 @@ func TestFaultDeadlineDuringReads(t *testing.T) {
 
 	res := ftRun(ctx, acct, h, `{}`)
 	ftCheck(t, acct, res, nil, false)
-	if res.report == nil {
+	if res.rep == nil {
 		t.Fatalf("no report: %v", res.err)
 	}
-	for id, reason := range ftReasons(res.report) {
+	for id, reason := range ftReasons(res.rep) {
 		if reason != policy.ReasonInsufficientData {
 			t.Errorf("%s: %s", id, reason)
 		}
 	}
-	if len(res.report.Problems) == 0 {
+	if len(res.rep.Problems) == 0 {
 		t.Fatal("the unread metrics are not reported")
 	}
 	if res.took > 10*time.Second {
@@ -786,7 +787,7 @@ func TestFaultOneCancelAmongManyFails(t *testing.T) {
 
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, ftIDs(1, n), false)
-	r := res.report
+	r := res.rep
 	if !errors.Is(res.err, handler.ErrRunFailed) || !strings.Contains(res.err.Error(), "3 cancels failed") {
 		t.Fatalf("error %v", res.err)
 	}
@@ -808,7 +809,7 @@ func TestFaultOneCancelAmongManyFails(t *testing.T) {
 		t.Fatalf("cancelled %v", ftDone(r))
 	}
 	// Failing cancels are not retried (4xx): two calls each at most.
-	ftCheckRetries(t, acct, res.report, 0)
+	ftCheckRetries(t, acct, res.rep, 0)
 	for _, r := range acct.Requests() {
 		if r.Operation == fakeaws.OpCancelCapacityReservation && !r.DryRun && want[r.ReservationIDs[0]] != "" {
 			t.Errorf("real cancel sent for %s after its dry run was refused", r.ReservationIDs[0])
@@ -907,7 +908,7 @@ func TestFaultRaces(t *testing.T) {
 			h, _ := ftHandler(t, acct, ftSettings(t, n), ftFastRetryer)
 			res := ftRun(context.Background(), acct, h, `{}`)
 			ftCheck(t, acct, res, []string{crID(1), crID(3)}, false)
-			r := res.report
+			r := res.rep
 			if d := decisionOf(t, r, crID(2)); d.Reason != tt.reason {
 				t.Fatalf("%s: %s (%s), want %s", crID(2), d.Reason, d.Detail, tt.reason)
 			}
@@ -950,17 +951,17 @@ func TestFaultRerunAfterPartialFailure(t *testing.T) {
 	h, _ := ftHandler(t, acct, ftSettings(t, n), ftFastRetryer)
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, ftIDs(1, n), false)
-	if !errors.Is(res.err, handler.ErrRunFailed) || len(res.report.Failures) != 1 || res.report.Failures[0].Code != "InternalError" {
-		t.Fatalf("first run: %v, failures %+v", res.err, res.report.Failures)
+	if !errors.Is(res.err, handler.ErrRunFailed) || len(res.rep.Failures) != 1 || res.rep.Failures[0].Code != "InternalError" {
+		t.Fatalf("first run: %v, failures %+v", res.err, res.rep.Failures)
 	}
-	ftCheckRetries(t, acct, res.report, ftFaulted(acct, "InternalError")-1)
+	ftCheckRetries(t, acct, res.rep, ftFaulted(acct, "InternalError")-1)
 
 	acct.ClearFaults()
 	acct.ResetRequests()
 	res2 := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res2, ftIDs(1, n), false)
-	if res2.err != nil || !slices.Equal(ftDone(res2.report), []string{crID(3)}) {
-		t.Fatalf("rerun: %v, cancelled %v", res2.err, ftDone(res2.report))
+	if res2.err != nil || !slices.Equal(ftDone(res2.rep), []string{crID(3)}) {
+		t.Fatalf("rerun: %v, cancelled %v", res2.err, ftDone(res2.rep))
 	}
 	for _, r := range acct.Requests() {
 		if r.Operation == fakeaws.OpCancelCapacityReservation && !slices.Contains(r.ReservationIDs, crID(3)) {
@@ -968,7 +969,7 @@ func TestFaultRerunAfterPartialFailure(t *testing.T) {
 		}
 	}
 	for _, id := range []string{crID(1), crID(2), crID(4)} {
-		if d := decisionOf(t, res2.report, id); d.Reason != policy.ReasonNotActive {
+		if d := decisionOf(t, res2.rep, id); d.Reason != policy.ReasonNotActive {
 			t.Errorf("rerun: %s is %s", id, d.Reason)
 		}
 	}
@@ -1015,7 +1016,7 @@ func TestFaultAlreadyCancelled(t *testing.T) {
 			h, _ := ftHandler(t, acct, ftSettings(t, n), ftFastRetryer)
 			res := ftRun(context.Background(), acct, h, `{}`)
 			ftCheck(t, acct, res, ftIDs(1, n), false)
-			r := res.report
+			r := res.rep
 			if res.err != nil || !slices.Contains(r.AlreadyCancelled, crID(2)) || !slices.Equal(ftDone(r), []string{crID(3), crID(2), crID(1)}) {
 				t.Fatalf("error %v, already %v, cancelled %v, failures %+v", res.err, r.AlreadyCancelled, r.Cancelled, r.Failures)
 			}
@@ -1069,8 +1070,8 @@ func TestFaultRetrySettingsFromEnvironment(t *testing.T) {
 			if got := h.Retries.Count(); got < tt.wantRetries {
 				t.Fatalf("retries %d, want %d", got, tt.wantRetries)
 			}
-			if res.report != nil {
-				ftCheckRetries(t, acct, res.report, tt.faults)
+			if res.rep != nil {
+				ftCheckRetries(t, acct, res.rep, tt.faults)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // guardedLimit is one deployed limit a run request may override, with a
@@ -18,7 +19,7 @@ type guardedLimit struct {
 	above                     bool
 	tighten, equal, loosen    string
 	accepted                  string // in a run that cancels
-	effective                 func(handler.Effective) float64
+	effective                 func(report.Effective) float64
 	deployedValue, wantLoosen float64
 }
 
@@ -27,19 +28,19 @@ var guardedLimits = []guardedLimit{
 	{
 		field: "idleThresholdPercent", variable: "IDLE_THRESHOLD_PERCENT", above: true,
 		tighten: "5", equal: "10", loosen: "20", accepted: "a number from 0 to 10",
-		effective:     func(e handler.Effective) float64 { return e.IdleThresholdPercent },
+		effective:     func(e report.Effective) float64 { return e.IdleThresholdPercent },
 		deployedValue: 10, wantLoosen: 20,
 	},
 	{
 		field: "lookbackHours", variable: "LOOKBACK_HOURS", above: false,
 		tighten: "336", equal: "168", loosen: "24", accepted: "an integer from 168 to 1512",
-		effective:     func(e handler.Effective) float64 { return float64(e.LookbackHours) },
+		effective:     func(e report.Effective) float64 { return float64(e.LookbackHours) },
 		deployedValue: 168, wantLoosen: 24,
 	},
 	{
 		field: "maxCancellations", variable: "MAX_CANCELLATIONS_PER_RUN", above: true,
 		tighten: "2", equal: "10", loosen: "25", accepted: "an integer from 0 to 10",
-		effective:     func(e handler.Effective) float64 { return float64(e.MaxCancellations) },
+		effective:     func(e report.Effective) float64 { return float64(e.MaxCancellations) },
 		deployedValue: 10, wantLoosen: 25,
 	},
 }
@@ -91,28 +92,28 @@ func TestRunRequestLoosensDeployedLimitsOnlyInADryRun(t *testing.T) {
 					name := fmt.Sprintf("%s/deployed-dry-run=%v/%s", g.field, deployedDryRun, event)
 					t.Run(name, func(t *testing.T) {
 						hs, callers := guardHarness(t, deployedDryRun)
-						report, err := hs.run(t, event)
+						rep, err := hs.run(t, event)
 						if change == "loosen" && !preview {
-							checkLooseningRefused(t, hs, *callers, report, err, g, value)
+							checkLooseningRefused(t, hs, *callers, rep, err, g, value)
 							return
 						}
 						if err != nil {
 							t.Fatalf("refused: %v", err)
 						}
-						if report.DryRun != preview || report.Settings.DryRun != preview {
-							t.Errorf("dryRun %v, want %v", report.DryRun, preview)
+						if rep.DryRun != preview || rep.Settings.DryRun != preview {
+							t.Errorf("dryRun %v, want %v", rep.DryRun, preview)
 						}
 						var want float64
 						fmt.Sscan(value, &want)
-						if got := g.effective(report.Settings); got != want {
+						if got := g.effective(rep.Settings); got != want {
 							t.Errorf("effective %s %v, want %v", g.field, got, want)
 						}
-						var wantLoosened []handler.LoosenedLimit
+						var wantLoosened []report.LoosenedLimit
 						if change == "loosen" {
-							wantLoosened = []handler.LoosenedLimit{{Field: g.field, Setting: g.variable, Requested: g.wantLoosen, Deployed: g.deployedValue}}
+							wantLoosened = []report.LoosenedLimit{{Field: g.field, Setting: g.variable, Requested: g.wantLoosen, Deployed: g.deployedValue}}
 						}
-						if fmt.Sprint(report.Settings.Loosened) != fmt.Sprint(wantLoosened) {
-							t.Errorf("settings.loosened %+v, want %+v", report.Settings.Loosened, wantLoosened)
+						if fmt.Sprint(rep.Settings.Loosened) != fmt.Sprint(wantLoosened) {
+							t.Errorf("settings.loosened %+v, want %+v", rep.Settings.Loosened, wantLoosened)
 						}
 						if preview && len(hs.fake.realCancels()) != 0 {
 							t.Errorf("a preview cancelled %v", hs.fake.realCancels())
@@ -124,11 +125,11 @@ func TestRunRequestLoosensDeployedLimitsOnlyInADryRun(t *testing.T) {
 	}
 }
 
-func checkLooseningRefused(t *testing.T, hs *harness, callers int, report *handler.Report, err error, g guardedLimit, value string) {
+func checkLooseningRefused(t *testing.T, hs *harness, callers int, rep *report.Report, err error, g guardedLimit, value string) {
 	t.Helper()
 	var invalid *handler.InvalidEventError
-	if !errors.As(err, &invalid) || !errors.Is(err, handler.ErrInvalidEvent) || report != nil {
-		t.Fatalf("Run returned a report: %v, error %v; want an *InvalidEventError", report != nil, err)
+	if !errors.As(err, &invalid) || !errors.Is(err, handler.ErrInvalidEvent) || rep != nil {
+		t.Fatalf("Run returned a report: %v, error %v; want an *InvalidEventError", rep != nil, err)
 	}
 	dir := "above"
 	if !g.above {
@@ -168,21 +169,21 @@ func TestLooseningRealRunRefusalNamesEveryField(t *testing.T) {
 // a longer lookback, named reservations, switching the dry run off.
 func TestTighteningRealRunIsAccepted(t *testing.T) {
 	hs, _ := guardHarness(t, true)
-	report, err := hs.run(t, `{"dryRun": false, "idleThresholdPercent": 0, "lookbackHours": 1512, "maxCancellations": 0, "reservationIds": ["`+crID(1)+`"]}`)
+	rep, err := hs.run(t, `{"dryRun": false, "idleThresholdPercent": 0, "lookbackHours": 1512, "maxCancellations": 0, "reservationIds": ["`+crID(1)+`"]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := report.Settings
-	if report.DryRun || s.IdleThresholdPercent != 0 || s.LookbackHours != 1512 || s.MaxCancellations != 0 || len(s.Loosened) != 0 {
-		t.Fatalf("report dryRun %v settings %+v", report.DryRun, s)
+	s := rep.Settings
+	if rep.DryRun || s.IdleThresholdPercent != 0 || s.LookbackHours != 1512 || s.MaxCancellations != 0 || len(s.Loosened) != 0 {
+		t.Fatalf("report dryRun %v settings %+v", rep.DryRun, s)
 	}
 	// Every field loosened at once is a preview when the run is a dry run.
 	hs, _ = guardHarness(t, false)
-	report, err = hs.run(t, `{"dryRun": true, "idleThresholdPercent": 50, "lookbackHours": 1, "maxCancellations": 1000}`)
+	rep, err = hs.run(t, `{"dryRun": true, "idleThresholdPercent": 50, "lookbackHours": 1, "maxCancellations": 1000}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !report.DryRun || len(report.Settings.Loosened) != 3 || len(hs.fake.cancels) != 0 {
-		t.Fatalf("report dryRun %v loosened %+v cancels %v", report.DryRun, report.Settings.Loosened, hs.fake.cancels)
+	if !rep.DryRun || len(rep.Settings.Loosened) != 3 || len(hs.fake.cancels) != 0 {
+		t.Fatalf("report dryRun %v loosened %+v cancels %v", rep.DryRun, rep.Settings.Loosened, hs.fake.cancels)
 	}
 }

@@ -1,7 +1,14 @@
-// Package handler turns an invocation into a run: it reads the account's
-// capacity reservations and their utilization, asks package policy for a
-// decision on each, logs the whole plan, then (unless the run is a dry run)
-// cancels the idle ones after checking them once more.
+// Package handler runs the function once per invocation, in one account and
+// region: it reads the event and the settings, reads the account's capacity
+// reservations, their utilization, the stopped instances that need them and
+// their shares, asks package policy for a decision on each, logs the whole
+// plan, then (unless the run is a dry run) writes the grace period's marks
+// and cancels or shrinks what is due, after checking each once more. It
+// returns the run's report (package report), tells the owners (package
+// notify) and answers the organization's requests by calling package org.
+//
+// Handler.runRequest tells the story of one run; each step is a method of
+// run, in a file of its own.
 package handler
 
 import (
@@ -9,12 +16,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"go.uber.org/zap"
 
-	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
+	"github.com/odcr-autocancel/odcr-autocancel/notify"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
+	"github.com/odcr-autocancel/odcr-autocancel/price"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // Defaults for the Handler's tuning fields.
@@ -28,23 +41,23 @@ const (
 // (or a test) and only read afterwards, so one Handler serves every
 // invocation.
 type Handler struct {
-	EC2        EC2API
-	CloudWatch CloudWatchAPI
+	EC2        awsapi.EC2
+	CloudWatch awsapi.CloudWatch
 	// RAM lists the reservations this account shares out; without it
 	// every reservation's sharing is unknown, and none is cancelled.
-	RAM RAMAPI
+	RAM awsapi.RAM
 	// Pricing reads On-Demand prices for the cost figures (PRICING=on);
 	// without it the figures are left out.
-	Pricing PriceLister
+	Pricing price.API
 	// SNS publishes the notification to NOTIFY_TOPIC_ARN; Region is the
 	// region the run acts in, for the notification and the prices.
-	SNS    Publisher
+	SNS    notify.Publisher
 	Region string
 	// Targets reaches other accounts (through the member role) and other
 	// regions, for a run request with a target and for REGIONS=all;
 	// Organizations lists the accounts of ACCOUNTS=organization.
-	Targets       Connector
-	Organizations OrganizationsAPI
+	Targets       org.Connector
+	Organizations org.OrganizationsAPI
 	Settings      Settings
 	Logger        *zap.Logger
 	Now           func() time.Time
@@ -75,9 +88,10 @@ type Handler struct {
 	// a synchronous response over 6 MB.
 	MaxResponseBytes int
 
-	// listing keeps the organization's accounts and regions between the
-	// pages of a target listing (targets.go).
-	listing listingCache
+	// lister lists the organization's targets; made once, it keeps the
+	// accounts and regions between the pages of an execution.
+	listerOnce sync.Once
+	lister     *org.Lister
 }
 
 // Invoke implements lambda.Handler: the payload is decoded by ParseEvent (so
@@ -94,25 +108,25 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	case err == nil && req.Collect != nil:
 		return encode(h.Collect(ctx, *req.Collect))
 	}
-	report, err := h.runRequest(ctx, req, kind, err)
+	rep, err := h.runRequest(ctx, req, kind, err)
 	var failed *RunFailedError
-	if report != nil && report.shape == ReportSummary && errors.As(err, &failed) {
+	if rep != nil && req.Report == ReportSummary && errors.As(err, &failed) {
 		// The run completed but failed: the state machine gets what it
 		// did, and why it failed, rather than an error that would lose
 		// its counts.
-		sum := report.Summary()
-		sum.Error, sum.Cause = "RunFailedError", truncate(err.Error(), maxCauseBytes)
+		sum := org.Summarize(rep)
+		sum.Fail("RunFailedError", err)
 		return encode(sum, nil)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if report.shape == ReportSummary {
-		return encode(report.Summary(), nil)
+	if req.Report == ReportSummary {
+		return encode(org.Summarize(rep), nil)
 	}
 	// Every line is in the logs already; a response too large leaves out
 	// detail, step by step, rather than fail the invocation.
-	out, err := report.fit(h.maxResponseBytes())
+	out, err := rep.Fit(h.maxResponseBytes())
 	if err != nil {
 		return nil, fmt.Errorf("encode report: %w", err)
 	}
@@ -134,395 +148,62 @@ func encode[T any](v T, err error) ([]byte, error) {
 // Run performs one run and returns its report. The error is non-nil when the
 // event is invalid, when AWS could not be read (nothing is cancelled then), or
 // when the run completed but must count as failed (ErrRunFailed).
-func (h *Handler) Run(ctx context.Context, payload []byte) (*Report, error) {
+func (h *Handler) Run(ctx context.Context, payload []byte) (*report.Report, error) {
 	req, kind, err := ParseEvent(payload)
 	return h.runRequest(ctx, req, kind, err)
 }
 
 // runRequest is Run once the payload is parsed; parseErr is ParseEvent's
 // error, logged and returned as the run's.
-func (h *Handler) runRequest(ctx context.Context, req Request, kind string, parseErr error) (*Report, error) {
-	runID := h.runID(ctx)
-	log := h.Logger.With(zap.String("request_id", runID))
-	// The audit trail is written whatever LOG_LEVEL says (see NewLogger).
-	audit := log.Named(AuditLogger)
-	started := h.Now()
-	retriesBefore := h.Retries.Count()
-
-	if parseErr != nil {
-		audit.Error("invalid event; nothing done", zap.Error(parseErr))
-		return nil, parseErr
-	}
-	if req.ListTargets != nil || req.Collect != nil {
-		err := &InvalidEventError{Err: errors.New(`"listTargets" and "collect" are answered by Invoke, not Run`)}
-		audit.Error("invalid event; nothing done", zap.Error(err))
-		return nil, err
-	}
-	// A request that loosens a deployed limit for a run that cancels is
-	// refused here, before any AWS call (STS included), like any invalid
-	// event.
-	settings, loosened, err := req.apply(h.Settings)
+func (h *Handler) runRequest(ctx context.Context, req Request, kind string, parseErr error) (*report.Report, error) {
+	r, rep, err := h.start(ctx, req, kind, parseErr) // settings, identity, target, clients
 	if err != nil {
-		audit.Error("invalid event; nothing done", zap.Error(err))
 		return nil, err
 	}
-	self, partition, err := h.identity(ctx)
+	ctx, cancel := r.withinMargin(ctx)
+	defer cancel()
+	plan, err := r.evaluate(ctx, req.ReservationIDs, rep) // read and decide; nothing changed
 	if err != nil {
-		audit.Error("run failed before evaluation; nothing cancelled", zap.Error(err))
-		return nil, &ReadError{Err: err}
+		return nil, r.readFailed(err)
 	}
-	// The account and region the run acts in: the request's target, or
-	// the function's own. Every line from here on names them.
-	target := Target{AccountID: self, Region: h.Region}
-	if req.Target != nil {
-		target = *req.Target
+	if r.settings.Pricing {
+		r.estimateCosts(ctx, h.Pricing, plan.Decisions)
 	}
-	account := target.AccountID
-	log = log.With(zap.String("account_id", account), zap.String("region", target.Region))
-	audit = log.Named(AuditLogger)
-	if err := h.deployedTarget(self, target); err != nil {
-		audit.Error("invalid event; nothing done", zap.Error(err))
-		return nil, err
-	}
-	clients, err := h.clientsFor(ctx, self, partition, target, runID)
-	if err != nil {
-		audit.Error("target unreachable; nothing done", zap.Error(err))
-		return nil, err
-	}
-
-	r := &run{
-		h:             h,
-		c:             clients,
-		region:        target.Region,
-		log:           log,
-		audit:         audit,
-		calls:         &callCounter{},
-		window:        metricWindow(started, settings.LookbackHours),
-		started:       started,
-		margin:        h.deadlineMargin(ctx),
-		retriesBefore: retriesBefore,
-		policy: policy.Settings{
-			AccountID:            account,
-			IdleThresholdPercent: settings.IdleThresholdPercent,
-			Lookback:             time.Duration(settings.LookbackHours) * time.Hour,
-			MinCoveragePercent:   settings.MinCoveragePercent,
-			ProtectTagKey:        settings.ProtectTagKey,
-			RequiredTagKey:       settings.RequiredTagKey,
-			RequiredTagValue:     settings.RequiredTagValue,
-			InstanceTypes:        settings.InstanceTypes,
-			AvailabilityZones:    settings.AvailabilityZones,
-			MaxCancellations:     settings.MaxCancellations,
-			MaxIdleSharePercent:  settings.MaxIdleSharePercent,
-			PublishingInterval:   publishingInterval,
-			Grace:                time.Duration(settings.GraceHours) * time.Hour,
-
-			Rightsize:                settings.Rightsize,
-			RightsizeHeadroomPercent: settings.RightsizeHeadroomPercent,
-			RightsizeMinInstances:    settings.RightsizeMinInstances,
-			MaxModifications:         settings.MaxModifications,
-		},
-	}
-	report := &Report{
-		RunID:        runID,
-		Event:        kind,
-		AccountID:    account,
-		Region:       target.Region,
-		DryRun:       settings.DryRun,
-		StartedAt:    started,
-		Settings:     effective(settings, req, r.window),
-		Cancelled:    []string{},
-		Failures:     []Failure{},
-		NotAttempted: []string{},
-	}
-	report.Settings.Loosened = loosened
-	report.shape = req.Report
-	audit.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
-		zap.Bool("own_account", account == self), zap.Any("settings", report.Settings))
-
-	// Every AWS call ends three quarters of the margin before the
-	// invocation deadline, so a hanging read or cancel still leaves time to
-	// log and return the report; no cancel starts within the whole margin
-	// (see apply).
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-r.margin*3/4))
-		defer cancel()
-	}
-	plan, err := r.evaluate(ctx, req.ReservationIDs, report)
-	if err != nil && target != (Target{AccountID: self, Region: h.Region}) && refusesCredentials(err) {
-		// The first read of another account or region refused its
-		// credentials (a region not enabled for the account, a member
-		// role without the function's permissions): the target is
-		// unreachable, and nothing was read or changed in it.
-		err = &TargetError{Target: target, Err: err}
-		audit.Error("target unreachable; nothing done", zap.Error(err), zap.Any("api_calls", r.calls.snapshot()))
-		return nil, err
-	}
-	if err != nil {
-		audit.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
-			zap.Any("api_calls", r.calls.snapshot()))
-		return nil, &ReadError{Err: err}
-	}
-	if settings.Pricing {
-		r.estimateCosts(ctx, plan.Decisions, report)
-	}
-	r.logPlan(plan, settings.DryRun)
-
-	decisions := plan.Decisions
-	if !plan.Aborted && !settings.DryRun && len(plan.Mark)+len(plan.Unmark) > 0 {
-		r.applyMarks(ctx, plan, decisions, report)
-	}
-	if !plan.Aborted && !settings.DryRun && len(plan.Cancel)+len(plan.Modify) > 0 {
-		decisions = r.apply(ctx, plan, report)
-	}
-	report.Costs = costs(decisions, report)
+	r.logPlan(plan) // the plan is in the log before any change
+	decisions := r.act(ctx, plan, rep)
+	rep.Costs = report.CostsOf(decisions, rep)
 	// Once everything is done: a failed notification loses nothing.
-	notifyErr := r.notify(ctx, settings, plan, decisions, report)
-	return r.finish(report, plan, decisions, notifyErr)
+	notifyErr := r.notify(ctx, h.SNS, plan, decisions, rep)
+	return r.finish(rep, plan, decisions, notifyErr)
 }
 
-// run holds the state of one invocation.
-type run struct {
-	h *Handler
-	// c are the clients of the run's target, in region.
-	c       Clients
-	region  string
-	log     *zap.Logger
-	audit   *zap.Logger // the audit trail: kept at every log level (NewLogger)
-	calls   *callCounter
-	policy  policy.Settings
-	window  window
-	started time.Time
-	// margin: no cancel starts this close to the invocation deadline.
-	margin time.Duration
-	// retriesBefore is the retry count when the run started.
-	retriesBefore int64
-	// reservations are the descriptions evaluated, by id.
-	reservations map[string]policy.Reservation
-}
-
-// evaluate lists, screens, measures and checks every reservation, and plans.
-// It makes no change to the account.
-func (r *run) evaluate(ctx context.Context, ids []string, report *Report) (policy.Plan, error) {
-	reservations, err := describeReservations(ctx, r.c.EC2, r.calls, ids)
+// ListTargets returns the page of organization targets after req.After
+// (see org.Lister).
+func (h *Handler) ListTargets(ctx context.Context, req org.ListTargetsRequest) (*org.TargetPage, error) {
+	runID := h.runID(ctx)
+	audit := h.Logger.With(zap.String("request_id", runID)).Named(AuditLogger)
+	home, err := h.home(ctx)
 	if err != nil {
-		return policy.Plan{}, err
+		audit.Error("targets not listed", zap.Error(err))
+		return nil, err
 	}
-	reservations, repeated := unique(reservations)
-	r.progress("listed", len(reservations), len(reservations))
-	if len(repeated) > 0 {
-		r.audit.Warn("reservations listed more than once; one decision each", zap.Strings("reservation_ids", repeated))
-	}
-	r.markSharing(ctx, reservations, report)
-
-	now := r.started
-	decisions := make([]policy.Decision, len(reservations))
-	var eligible []string
-	for i, res := range reservations {
-		decisions[i] = policy.Screen(r.policy, res, now)
-		// A reservation kept for its use may still be shrunk: measure it.
-		if decisions[i].Candidate() || policy.RightsizeEligible(r.policy, decisions[i], res, now) {
-			eligible = append(eligible, res.ID)
-		}
-	}
-
-	m := measure(ctx, r.c.CloudWatch, r.calls, eligible, r.window, r.h.metricConcurrency(), r.h.MetricsPerCall,
-		func(n int) { r.progress("measured", n, len(eligible)) })
-	report.Problems = append(report.Problems, m.problems...)
-	if len(m.messages) > 0 {
-		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),
-			zap.Strings("messages", m.messages[:min(len(m.messages), 20)]))
-	}
-	usage := func(id string) *policy.Utilization {
-		if got, ok := m.usage[id]; ok {
-			return &got
-		}
-		return nil
-	}
-	// The stopped instances matter to the idle candidates, and to those
-	// that may be shrunk.
-	var check []policy.Reservation
-	for i, d := range decisions {
-		if d.Candidate() {
-			decisions[i] = policy.Judge(r.policy, d, usage(d.ReservationID))
-		}
-		if decisions[i].Candidate() || policy.RightsizeEligible(r.policy, decisions[i], reservations[i], now) {
-			check = append(check, reservations[i])
-		}
-	}
-
-	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, check, r.h.metricConcurrency())
-	report.Problems = append(report.Problems, problems...)
-	r.reservations = make(map[string]policy.Reservation, len(reservations))
-	for i, d := range decisions {
-		dep := dependentsOf(deps, d.ReservationID)
-		d = policy.Stopped(d, dep)
-		if !d.Candidate() {
-			d = policy.Rightsize(r.policy, d, reservations[i], usage(d.ReservationID), dep, now)
-		}
-		// The grace period: mark, wait, then cancel or shrink; unmark
-		// what is no longer idle or oversized.
-		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
-		r.reservations[d.ReservationID] = reservations[i]
-	}
-	return policy.MakePlan(r.policy, decisions), nil
+	return h.targetLister().Page(ctx, home, runID, req.After, audit)
 }
 
-// progress tells the Handler's Progress, if any, how far the run is.
-func (r *run) progress(step string, done, total int) {
-	if r.h.Progress != nil {
-		r.h.Progress(step, done, total)
-	}
+// targetLister is the Handler's org.Lister, made on first use.
+func (h *Handler) targetLister() *org.Lister {
+	h.listerOnce.Do(func() {
+		h.lister = &org.Lister{Config: h.Settings.Config, Organizations: h.Organizations, Connector: h.Targets,
+			Now: func() time.Time { return h.Now() }}
+	})
+	return h.lister
 }
 
-// logPlan writes one line per decision and one summary line. It runs before
-// any cancel call, so the plan survives even if the run dies while acting.
-func (r *run) logPlan(plan policy.Plan, dryRun bool) {
-	for _, d := range plan.Decisions {
-		r.audit.Info("decision", decisionFields(d, dryRun)...)
-	}
-	r.audit.Info("plan",
-		zap.Bool("dry_run", dryRun),
-		zap.Int("reservations", len(plan.Decisions)),
-		zap.Int("eligible", plan.Eligible),
-		zap.Int("idle", plan.Idle),
-		zap.Int("to_cancel", len(plan.Cancel)),
-		zap.Strings("cancel_ids", plan.Cancel),
-		zap.Strings("mark_ids", plan.Mark),
-		zap.Strings("unmark_ids", plan.Unmark),
-		zap.Strings("modify_ids", plan.Modify),
-		zap.Bool("aborted", plan.Aborted),
-		zap.String("abort_reason", plan.AbortReason),
-	)
-}
-
-func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
-	f := []zap.Field{
-		zap.String("reservation_id", d.ReservationID),
-		zap.String("action", string(d.Action)),
-		zap.String("reason", string(d.Reason)),
-		zap.String("detail", d.Detail),
-		zap.Bool("dry_run", dryRun),
-		zap.String("state", d.Facts.State),
-		zap.String("owner_id", d.Facts.OwnerID),
-		zap.String("instance_type", d.Facts.InstanceType),
-		zap.String("availability_zone", d.Facts.AvailabilityZone),
-		zap.Float64("age_hours", d.Facts.AgeHours),
-		zap.Float64("current_utilization_percent", d.Facts.CurrentUtilization),
-	}
-	if d.Facts.PeakUsed != nil {
-		f = append(f, zap.Float64("peak_used_instances", *d.Facts.PeakUsed))
-	}
-	if d.Facts.PeakUtilization != nil {
-		f = append(f, zap.Float64("peak_utilization_percent", *d.Facts.PeakUtilization))
-	}
-	if d.Facts.CoveragePercent != nil {
-		f = append(f, zap.Float64("coverage_percent", *d.Facts.CoveragePercent))
-	}
-	if d.Facts.StoppedTargets != nil {
-		f = append(f, zap.Int("stopped_targeting_instances", *d.Facts.StoppedTargets))
-	}
-	if d.Resize != nil {
-		f = append(f, zap.Int32("from", d.Resize.From), zap.Int32("to", d.Resize.To), zap.Int32("target", d.Resize.Target))
-	}
-	if d.Facts.MonthlyCost != nil {
-		f = append(f, zap.Float64("hourly_cost", *d.Facts.HourlyCost), zap.Float64("monthly_cost", *d.Facts.MonthlyCost))
-	}
-	if d.Mark != nil {
-		f = append(f, zap.Time("idle_since", d.Mark.IdleSince), zap.Time("cancel_after", d.Mark.CancelAfter))
-	}
-	return f
-}
-
-// finish fills the report, logs its summary and decides whether the
-// invocation failed.
-func (r *run) finish(report *Report, plan policy.Plan, decisions []policy.Decision, notifyErr string) (*Report, error) {
-	report.FinishedAt = r.h.Now()
-	report.Aborted = plan.Aborted
-	report.AbortReason = plan.AbortReason
-	report.Decisions = decisions
-	report.APICalls = r.calls.snapshot()
-	report.Retries = r.h.Retries.Count() - r.retriesBefore
-	report.Counts = Counts{
-		Reservations: len(decisions),
-		Eligible:     plan.Eligible,
-		Idle:         plan.Idle,
-		Planned:      len(plan.Cancel),
-		Cancelled:    len(report.Cancelled),
-		Failed:       len(report.Failures),
-		NotAttempted: len(report.NotAttempted),
-		Marked:       len(report.Marked),
-		Modified:     len(report.Modified),
-		Unmarked:     len(report.Unmarked),
-		Reasons:      make(map[policy.Reason]int),
-		Actions:      make(map[policy.Action]int),
-	}
-	for i := range decisions {
-		decisions[i].AccountID, decisions[i].Region = report.AccountID, report.Region
-	}
-	for _, d := range decisions {
-		report.Counts.Reasons[d.Reason]++
-		report.Counts.Actions[d.Action]++
-	}
-
-	summary := []zap.Field{
-		zap.Bool("dry_run", report.DryRun),
-		zap.Any("counts", report.Counts),
-		zap.Strings("cancelled", report.Cancelled),
-		zap.Strings("already_cancelled", report.AlreadyCancelled),
-		zap.Any("failures", report.Failures),
-		zap.Strings("not_attempted", report.NotAttempted),
-		zap.Any("modified", report.Modified),
-		zap.Strings("marked", report.Marked),
-		zap.Strings("unmarked", report.Unmarked),
-		zap.Any("tag_failures", report.TagFailures),
-		zap.Strings("problems", report.Problems),
-		zap.Bool("notified", report.Notified),
-		zap.Any("costs", report.Costs),
-		zap.Any("api_calls", report.APICalls),
-		zap.Int64("retries", report.Retries),
-		zap.Duration("duration", report.FinishedAt.Sub(report.StartedAt)),
-	}
-	r.logMetrics(report)
-	var err error
-	switch {
-	case plan.Aborted:
-		err = &RunFailedError{Aborted: plan.AbortReason, Notify: notifyErr}
-	case len(report.Failures) > 0 || len(report.NotAttempted) > 0 || len(report.TagFailures) > 0 || notifyErr != "":
-		err = &RunFailedError{Failures: report.Failures, NotAttempted: report.NotAttempted, TagFailures: report.TagFailures, Notify: notifyErr}
-	}
-	if err != nil {
-		r.audit.Error("run finished with failures", append(summary, zap.Error(err))...)
-		return report, err
-	}
-	r.audit.Info("run finished", summary...)
-	return report, nil
-}
-
-func effective(s Settings, req Request, w window) Effective {
-	e := Effective{
-		DryRun:               s.DryRun,
-		IdleThresholdPercent: s.IdleThresholdPercent,
-		LookbackHours:        s.LookbackHours,
-		MinCoveragePercent:   s.MinCoveragePercent,
-		ProtectTagKey:        s.ProtectTagKey,
-		MaxCancellations:     s.MaxCancellations,
-		MaxIdleSharePercent:  s.MaxIdleSharePercent,
-		InstanceTypes:        s.InstanceTypes,
-		AvailabilityZones:    s.AvailabilityZones,
-		ReservationIDs:       req.ReservationIDs,
-		WindowStart:          w.Start.Format(time.RFC3339),
-		WindowEnd:            w.End.Format(time.RFC3339),
-		PeriodSeconds:        int(w.Period / time.Second),
-		GraceHours:           s.GraceHours,
-	}
-	if s.RequiredTagKey != "" {
-		e.RequiredTag = s.RequiredTagKey
-		if s.RequiredTagValue != "" {
-			e.RequiredTag += "=" + s.RequiredTagValue
-		}
-	}
-	return e
+// Collect adds a page of the organization's results to the totals (see
+// org.Collect); the last page notifies NOTIFY_TOPIC_ARN.
+func (h *Handler) Collect(ctx context.Context, req org.CollectRequest) (*org.Totals, error) {
+	audit := h.Logger.With(zap.String("request_id", h.runID(ctx))).Named(AuditLogger)
+	return org.Collect(ctx, req, h.Settings.NotifyTopicARN, h.SNS, audit)
 }
 
 func (h *Handler) runID(ctx context.Context) string {
@@ -535,8 +216,17 @@ func (h *Handler) runID(ctx context.Context) string {
 	return "local"
 }
 
-// account is the account the function acts for: only its own reservations
-// may be cancelled.
+// home is the function's own account, region and partition: the account
+// from the invoked function's ARN in Lambda, from the caller identity
+// outside. Only its own account's reservations may be cancelled.
+func (h *Handler) home(ctx context.Context) (org.Home, error) {
+	account, err := h.account(ctx)
+	if err != nil {
+		return org.Home{}, err
+	}
+	return org.Home{Target: org.Target{AccountID: account, Region: h.Region}, Partition: h.partition(ctx)}, nil
+}
+
 func (h *Handler) account(ctx context.Context) (string, error) {
 	if arn := invokedFunctionARN(ctx); arn != "" {
 		acct, err := accountFromARN(arn)
@@ -555,6 +245,16 @@ func (h *Handler) account(ctx context.Context) (string, error) {
 	return acct, nil
 }
 
+// partition is the AWS partition the function runs in.
+func (h *Handler) partition(ctx context.Context) string {
+	if arn := invokedFunctionARN(ctx); arn != "" {
+		if p, _, ok := strings.Cut(strings.TrimPrefix(arn, "arn:"), ":"); ok && p != "" {
+			return p
+		}
+	}
+	return org.PartitionOf(h.Region)
+}
+
 // invokedFunctionARN is the ARN the function was invoked with; empty
 // outside Lambda.
 func invokedFunctionARN(ctx context.Context) string {
@@ -562,6 +262,15 @@ func invokedFunctionARN(ctx context.Context) string {
 		return lc.InvokedFunctionArn
 	}
 	return ""
+}
+
+// clientsFor returns the clients of the run's target: the Handler's own
+// for its own account and region, else through the member role (org.Reach).
+func (h *Handler) clientsFor(ctx context.Context, home org.Home, t org.Target, session string) (awsapi.Clients, error) {
+	if home.Is(t) {
+		return awsapi.Clients{EC2: h.EC2, CloudWatch: h.CloudWatch, RAM: h.RAM}, nil
+	}
+	return org.Reach(ctx, h.Targets, h.Settings.Config, home, t, session)
 }
 
 // deadlineMargin is DeadlineMargin when set, else the default capped at a

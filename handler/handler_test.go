@@ -15,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const testAccount = "111122223333"
@@ -70,12 +72,12 @@ func newHarness(t *testing.T, mutate ...func(*handler.Settings)) *harness {
 
 func live(s *handler.Settings) { s.DryRun = false }
 
-func (hs *harness) run(t *testing.T, event string) (*handler.Report, error) {
+func (hs *harness) run(t *testing.T, event string) (*report.Report, error) {
 	t.Helper()
 	return hs.h.Run(context.Background(), []byte(event))
 }
 
-func decisionOf(t *testing.T, r *handler.Report, id string) policy.Decision {
+func decisionOf(t *testing.T, r *report.Report, id string) policy.Decision {
 	t.Helper()
 	for _, d := range r.Decisions {
 		if d.ReservationID == id {
@@ -90,18 +92,18 @@ func TestDryRunCancelsNothing(t *testing.T) {
 	hs := newHarness(t) // DRY_RUN defaults to true
 	hs.fake.addIdle(crID(1), crID(2), crID(3))
 
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(hs.fake.cancels) != 0 {
 		t.Fatalf("a dry run sent %d cancel requests", len(hs.fake.cancels))
 	}
-	if !report.DryRun || len(report.Cancelled) != 0 || report.Counts.Planned != 3 {
-		t.Fatalf("report: dryRun=%v cancelled=%v planned=%d", report.DryRun, report.Cancelled, report.Counts.Planned)
+	if !rep.DryRun || len(rep.Cancelled) != 0 || rep.Counts.Planned != 3 {
+		t.Fatalf("report: dryRun=%v cancelled=%v planned=%d", rep.DryRun, rep.Cancelled, rep.Counts.Planned)
 	}
 	for _, id := range []string{crID(1), crID(2), crID(3)} {
-		if d := decisionOf(t, report, id); d.Action != policy.Cancel || d.Reason != policy.ReasonIdle {
+		if d := decisionOf(t, rep, id); d.Action != policy.Cancel || d.Reason != policy.ReasonIdle {
 			t.Errorf("%s: %s/%s, want cancel/idle", id, d.Action, d.Reason)
 		}
 	}
@@ -112,12 +114,12 @@ func TestEveryDecisionLoggedBeforeFirstCancel(t *testing.T) {
 	hs.fake.addIdle(crID(1), crID(2))
 	hs.fake.reservations = append(hs.fake.reservations, reservation(crID(3), func(c *types.CapacityReservation) { c.AvailableInstanceCount = aws.Int32(0) }))
 
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(1), crID(2)}) {
-		t.Fatalf("cancelled %v", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(1), crID(2)}) {
+		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
 	events := hs.tl.snapshot()
 	firstCancel := hasPrefix(events, "cancel")
@@ -184,14 +186,14 @@ func TestBudget(t *testing.T) {
 		}))
 		hs.fake.usage[crID(i)] = idleUsage
 	}
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(5), crID(4)}) {
-		t.Fatalf("cancelled %v, want the two oldest", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(5), crID(4)}) {
+		t.Fatalf("cancelled %v, want the two oldest", rep.Cancelled)
 	}
-	if n := report.Counts.Reasons[policy.ReasonBudgetExhausted]; n != 3 {
+	if n := rep.Counts.Reasons[policy.ReasonBudgetExhausted]; n != 3 {
 		t.Fatalf("budget-exhausted %d, want 3", n)
 	}
 }
@@ -199,24 +201,24 @@ func TestBudget(t *testing.T) {
 func TestRequestOverridesBudgetAndDryRun(t *testing.T) {
 	hs := newHarness(t) // deployed as a dry run with budget 10
 	hs.fake.addIdle(crID(1), crID(2), crID(3))
-	report, err := hs.run(t, `{"dryRun": false, "maxCancellations": 1}`)
+	rep, err := hs.run(t, `{"dryRun": false, "maxCancellations": 1}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if report.DryRun || len(report.Cancelled) != 1 {
-		t.Fatalf("dryRun=%v cancelled=%v, want a real run cancelling one", report.DryRun, report.Cancelled)
+	if rep.DryRun || len(rep.Cancelled) != 1 {
+		t.Fatalf("dryRun=%v cancelled=%v, want a real run cancelling one", rep.DryRun, rep.Cancelled)
 	}
 }
 
 func TestReservationIDsRestrictTheRun(t *testing.T) {
 	hs := newHarness(t, live)
 	hs.fake.addIdle(crID(1), crID(2), crID(3))
-	report, err := hs.run(t, `{"reservationIds": ["`+crID(2)+`"]}`)
+	rep, err := hs.run(t, `{"reservationIds": ["`+crID(2)+`"]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(report.Decisions) != 1 || !slices.Equal(report.Cancelled, []string{crID(2)}) {
-		t.Fatalf("decisions %d cancelled %v", len(report.Decisions), report.Cancelled)
+	if len(rep.Decisions) != 1 || !slices.Equal(rep.Cancelled, []string{crID(2)}) {
+		t.Fatalf("decisions %d cancelled %v", len(rep.Decisions), rep.Cancelled)
 	}
 }
 
@@ -242,18 +244,18 @@ func TestRaceBetweenDecisionAndCancel(t *testing.T) {
 					tt.change(&f.reservations[0])
 				}
 			}
-			report, err := hs.run(t, `{}`)
+			rep, err := hs.run(t, `{}`)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if slices.Contains(hs.fake.realCancels(), crID(1)) {
 				t.Fatalf("%s was cancelled after it changed", crID(1))
 			}
-			if d := decisionOf(t, report, crID(1)); d.Reason != policy.ReasonChangedSinceEvaluated {
+			if d := decisionOf(t, rep, crID(1)); d.Reason != policy.ReasonChangedSinceEvaluated {
 				t.Fatalf("reason %s, want changed-since-evaluation", d.Reason)
 			}
-			if !slices.Equal(report.Cancelled, []string{crID(2)}) {
-				t.Fatalf("cancelled %v, want only %s", report.Cancelled, crID(2))
+			if !slices.Equal(rep.Cancelled, []string{crID(2)}) {
+				t.Fatalf("cancelled %v, want only %s", rep.Cancelled, crID(2))
 			}
 			if hs.fake.describeCalls != 2 {
 				t.Fatalf("describe calls %d, want 2 (list, one re-verification)", hs.fake.describeCalls)
@@ -270,12 +272,12 @@ func TestStoppedInstanceAppearsBeforeCancel(t *testing.T) {
 			f.stopped[crID(1)] = 1
 		}
 	}
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hs.fake.realCancels()) != 0 || decisionOf(t, report, crID(1)).Reason != policy.ReasonChangedSinceEvaluated {
-		t.Fatalf("cancels %v, decision %+v", hs.fake.realCancels(), decisionOf(t, report, crID(1)))
+	if len(hs.fake.realCancels()) != 0 || decisionOf(t, rep, crID(1)).Reason != policy.ReasonChangedSinceEvaluated {
+		t.Fatalf("cancels %v, decision %+v", hs.fake.realCancels(), decisionOf(t, rep, crID(1)))
 	}
 }
 
@@ -284,18 +286,18 @@ func TestDryRunPermissionCheck(t *testing.T) {
 	hs.fake.addIdle(crID(1), crID(2), crID(3))
 	hs.fake.cancelErr["dry:"+crID(2)] = apiError("UnauthorizedOperation")
 
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if !errors.Is(err, handler.ErrRunFailed) {
 		t.Fatalf("error %v, want ErrRunFailed", err)
 	}
 	if slices.Contains(hs.fake.realCancels(), crID(2)) {
 		t.Fatal("a real cancel followed UnauthorizedOperation")
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(1), crID(3)}) {
-		t.Fatalf("cancelled %v: the others must proceed", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(1), crID(3)}) {
+		t.Fatalf("cancelled %v: the others must proceed", rep.Cancelled)
 	}
-	if len(report.Failures) != 1 || report.Failures[0].ReservationID != crID(2) || report.Failures[0].Code != "UnauthorizedOperation" {
-		t.Fatalf("failures %+v", report.Failures)
+	if len(rep.Failures) != 1 || rep.Failures[0].ReservationID != crID(2) || rep.Failures[0].Code != "UnauthorizedOperation" {
+		t.Fatalf("failures %+v", rep.Failures)
 	}
 }
 
@@ -304,15 +306,15 @@ func TestOneFailingCancelAmongSeveral(t *testing.T) {
 	hs.fake.addIdle(crID(1), crID(2), crID(3))
 	hs.fake.cancelErr[crID(1)] = apiError("IncorrectState")
 
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if !errors.Is(err, handler.ErrRunFailed) || !strings.Contains(err.Error(), "1 cancels failed") {
 		t.Fatalf("error %v", err)
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(2), crID(3)}) {
-		t.Fatalf("cancelled %v", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(2), crID(3)}) {
+		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
-	if len(report.Failures) != 1 || report.Failures[0].Code != "IncorrectState" {
-		t.Fatalf("failures %+v", report.Failures)
+	if len(rep.Failures) != 1 || rep.Failures[0].Code != "IncorrectState" {
+		t.Fatalf("failures %+v", rep.Failures)
 	}
 }
 
@@ -323,15 +325,15 @@ func TestDeadlineNearStopsStartingCancels(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 
-	report, err := hs.h.Run(ctx, []byte(`{}`))
+	rep, err := hs.h.Run(ctx, []byte(`{}`))
 	if !errors.Is(err, handler.ErrRunFailed) {
 		t.Fatalf("error %v, want ErrRunFailed", err)
 	}
 	if len(hs.fake.cancels) != 0 {
 		t.Fatalf("cancels sent within the deadline margin: %v", hs.fake.cancels)
 	}
-	if !slices.Equal(report.NotAttempted, []string{crID(1), crID(2)}) {
-		t.Fatalf("not attempted %v", report.NotAttempted)
+	if !slices.Equal(rep.NotAttempted, []string{crID(1), crID(2)}) {
+		t.Fatalf("not attempted %v", rep.NotAttempted)
 	}
 }
 
@@ -341,14 +343,14 @@ func TestIdleShareAbort(t *testing.T) {
 	hs.fake.reservations = append(hs.fake.reservations, reservation(crID(4)))
 	hs.fake.usage[crID(4)] = usage{peak: 100, count: 2016}
 
-	report, err := hs.run(t, `{}`)
-	if !errors.Is(err, handler.ErrRunFailed) || !report.Aborted {
-		t.Fatalf("err %v aborted %v, want an aborted, failed run", err, report.Aborted)
+	rep, err := hs.run(t, `{}`)
+	if !errors.Is(err, handler.ErrRunFailed) || !rep.Aborted {
+		t.Fatalf("err %v aborted %v, want an aborted, failed run", err, rep.Aborted)
 	}
 	if len(hs.fake.cancels) != 0 {
 		t.Fatalf("an aborted run sent cancels: %v", hs.fake.cancels)
 	}
-	if n := report.Counts.Reasons[policy.ReasonIdleShareExceeded]; n != 3 {
+	if n := rep.Counts.Reasons[policy.ReasonIdleShareExceeded]; n != 3 {
 		t.Fatalf("idle-share-exceeded %d, want 3", n)
 	}
 }
@@ -358,15 +360,15 @@ func TestMetricsOutageKeepsEverything(t *testing.T) {
 	hs.fake.addIdle(crID(1), crID(2))
 	hs.fake.metricErr = apiError("InternalServiceFault")
 
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(hs.fake.cancels) != 0 {
 		t.Fatalf("cancels without metrics: %v", hs.fake.cancels)
 	}
-	if report.Counts.Reasons[policy.ReasonInsufficientData] != 2 || len(report.Problems) == 0 {
-		t.Fatalf("reasons %v problems %v", report.Counts.Reasons, report.Problems)
+	if rep.Counts.Reasons[policy.ReasonInsufficientData] != 2 || len(rep.Problems) == 0 {
+		t.Fatalf("reasons %v problems %v", rep.Counts.Reasons, rep.Problems)
 	}
 }
 
@@ -378,7 +380,7 @@ func TestIncompleteMetrics(t *testing.T) {
 	hs.fake.usage[crID(3)] = usage{peak: 0, count: 100} // 5% coverage
 	delete(hs.fake.usage, crID(4))                      // no series at all
 
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +388,7 @@ func TestIncompleteMetrics(t *testing.T) {
 		t.Fatalf("cancels on incomplete data: %v", hs.fake.cancels)
 	}
 	for i := 1; i <= 4; i++ {
-		if d := decisionOf(t, report, crID(i)); d.Reason != policy.ReasonInsufficientData {
+		if d := decisionOf(t, rep, crID(i)); d.Reason != policy.ReasonInsufficientData {
 			t.Errorf("%s: %s, want insufficient-data", crID(i), d.Reason)
 		}
 	}
@@ -396,15 +398,15 @@ func TestStoppedInstancesKeepTheirReservation(t *testing.T) {
 	hs := newHarness(t, live)
 	hs.fake.addIdle(crID(1), crID(2))
 	hs.fake.stopped[crID(1)] = 3
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := decisionOf(t, report, crID(1)); d.Reason != policy.ReasonTargetedByStopped {
+	if d := decisionOf(t, rep, crID(1)); d.Reason != policy.ReasonTargetedByStopped {
 		t.Fatalf("reason %s", d.Reason)
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(2)}) {
-		t.Fatalf("cancelled %v", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(2)}) {
+		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
 }
 
@@ -414,7 +416,7 @@ func TestBatchesNeverPerReservation(t *testing.T) {
 	for i := range 1200 {
 		hs.fake.addIdle(crID(i + 1))
 	}
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,8 +440,8 @@ func TestBatchesNeverPerReservation(t *testing.T) {
 	if hs.fake.ramCalls != 1 || hs.fake.groupCalls != 0 {
 		t.Errorf("ListResources calls %d (want 1), GetGroupsForCapacityReservation calls %d (want 0: no stopped instance targets a group)", hs.fake.ramCalls, hs.fake.groupCalls)
 	}
-	if report.APICalls["GetMetricData"] != 24 || report.APICalls["DescribeCapacityReservations"] != 3 {
-		t.Errorf("report api calls %v", report.APICalls)
+	if rep.APICalls["GetMetricData"] != 24 || rep.APICalls["DescribeCapacityReservations"] != 3 {
+		t.Errorf("report api calls %v", rep.APICalls)
 	}
 }
 
@@ -471,15 +473,15 @@ func TestAccountFromInvokedFunctionARN(t *testing.T) {
 		AwsRequestID:       "req-123",
 		InvokedFunctionArn: "arn:aws:lambda:us-east-1:" + testAccount + ":function:odcr-autocancel",
 	})
-	report, err := hs.h.Run(ctx, []byte(`{}`))
+	rep, err := hs.h.Run(ctx, []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if report.AccountID != testAccount || report.RunID != "req-123" {
-		t.Fatalf("account %s run %s", report.AccountID, report.RunID)
+	if rep.AccountID != testAccount || rep.RunID != "req-123" {
+		t.Fatalf("account %s run %s", rep.AccountID, rep.RunID)
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(1)}) || decisionOf(t, report, crID(2)).Reason != policy.ReasonNotOwned {
-		t.Fatalf("cancelled %v", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(1)}) || decisionOf(t, rep, crID(2)).Reason != policy.ReasonNotOwned {
+		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
 	for _, line := range hs.tl.logLines() {
 		if line["request_id"] != "req-123" {
@@ -513,9 +515,9 @@ func TestInvokeKeepsTheResponseUnderTheLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var report handler.Report
-	if err := json.Unmarshal(full, &report); err != nil || len(report.Decisions) != 400 || report.DecisionsOmitted != 0 {
-		t.Fatalf("full report: %d decisions, %d omitted, %v", len(report.Decisions), report.DecisionsOmitted, err)
+	var rep report.Report
+	if err := json.Unmarshal(full, &rep); err != nil || len(rep.Decisions) != 400 || rep.DecisionsOmitted != 0 {
+		t.Fatalf("full report: %d decisions, %d omitted, %v", len(rep.Decisions), rep.DecisionsOmitted, err)
 	}
 
 	hs.h.MaxResponseBytes = len(full) / 2
@@ -523,12 +525,12 @@ func TestInvokeKeepsTheResponseUnderTheLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report = handler.Report{}
-	if err := json.Unmarshal(small, &report); err != nil {
+	rep = report.Report{}
+	if err := json.Unmarshal(small, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(small) > len(full)/2 || report.DecisionsOmitted != 399 || len(report.Decisions) != 1 || report.Decisions[0].ReservationID != crID(1) {
-		t.Fatalf("trimmed report: %d bytes, %d decisions, %d omitted", len(small), len(report.Decisions), report.DecisionsOmitted)
+	if len(small) > len(full)/2 || rep.DecisionsOmitted != 399 || len(rep.Decisions) != 1 || rep.Decisions[0].ReservationID != crID(1) {
+		t.Fatalf("trimmed report: %d bytes, %d decisions, %d omitted", len(small), len(rep.Decisions), rep.DecisionsOmitted)
 	}
 }
 
@@ -542,21 +544,21 @@ func TestCancelledBySomeoneElseIsNotAFailure(t *testing.T) {
 			f.reservations[0].State = types.CapacityReservationStateCancelled
 		}
 	}
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatalf("error %v: a reservation cancelled by someone else is not a failure", err)
 	}
-	if !slices.Equal(report.AlreadyCancelled, []string{crID(1)}) || !slices.Equal(report.Cancelled, []string{crID(2)}) || len(report.Failures) != 0 {
-		t.Fatalf("already %v cancelled %v failures %v", report.AlreadyCancelled, report.Cancelled, report.Failures)
+	if !slices.Equal(rep.AlreadyCancelled, []string{crID(1)}) || !slices.Equal(rep.Cancelled, []string{crID(2)}) || len(rep.Failures) != 0 {
+		t.Fatalf("already %v cancelled %v failures %v", rep.AlreadyCancelled, rep.Cancelled, rep.Failures)
 	}
 }
 
 // A failed invocation's caller gets the error, not the report: the error
 // names what failed.
 func TestRunFailedErrorListsTheReservations(t *testing.T) {
-	var failures []handler.Failure
+	var failures []report.Failure
 	for i := range 25 {
-		failures = append(failures, handler.Failure{ReservationID: crID(i), Code: "UnauthorizedOperation"})
+		failures = append(failures, report.Failure{ReservationID: crID(i), Code: "UnauthorizedOperation"})
 	}
 	tests := []struct {
 		give *handler.RunFailedError
@@ -589,9 +591,9 @@ func TestShortTimeoutStillCancels(t *testing.T) {
 	hs.fake.addIdle(crID(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	report, err := hs.h.Run(ctx, []byte(`{}`))
-	if err != nil || !slices.Equal(report.Cancelled, []string{crID(1)}) {
-		t.Fatalf("err %v cancelled %v", err, report.Cancelled)
+	rep, err := hs.h.Run(ctx, []byte(`{}`))
+	if err != nil || !slices.Equal(rep.Cancelled, []string{crID(1)}) {
+		t.Fatalf("err %v cancelled %v", err, rep.Cancelled)
 	}
 }
 
@@ -607,7 +609,7 @@ func TestSummaryOfAFailedRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Invoke: %v, want the summary with the error", err)
 	}
-	var sum handler.TargetSummary
+	var sum org.TargetSummary
 	if err := json.Unmarshal(out, &sum); err != nil {
 		t.Fatal(err)
 	}

@@ -12,14 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"go.uber.org/zap"
 
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
-
-// TagWriter is the part of EC2 that writes the lifecycle's marks.
-type TagWriter interface {
-	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
-	DeleteTags(context.Context, *ec2.DeleteTagsInput, ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
-}
 
 // maxTagResources bounds the reservations one CreateTags or DeleteTags call
 // names.
@@ -36,7 +32,7 @@ var lifecycleKeys = []string{policy.TagIdleSince, policy.TagCancelAfter, policy.
 // reservation marked for one action that carries the other's mark (an
 // oversized one now idle, say) loses the stale mark first. A failed call is
 // reported per reservation; it changes no decision.
-func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, report *Report) {
+func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
 	byID := make(map[string]policy.Decision, len(decisions))
 	for _, d := range decisions {
 		byID[d.ReservationID] = d
@@ -85,8 +81,8 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		for _, k := range strings.Split(keys, "\n") {
 			del = append(del, types.Tag{Key: aws.String(k)}) // no value: whatever the value
 		}
-		r.tagBatches(ctx, "unmark", deletes[keys], report, func(ids []string) error {
-			r.calls.add("DeleteTags")
+		r.tagBatches(ctx, "unmark", deletes[keys], rep, func(ids []string) error {
+			r.calls.Add("DeleteTags")
 			if _, err := r.c.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: del}); err != nil {
 				return fmt.Errorf("delete tags: %w", err)
 			}
@@ -94,7 +90,7 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		}, func(id string) {
 			if slices.Contains(plan.Unmark, id) && !unmarked[id] {
 				unmarked[id] = true
-				report.Unmarked = append(report.Unmarked, id)
+				rep.Unmarked = append(rep.Unmarked, id)
 				r.audit.Info("unmarked", zap.String("reservation_id", id))
 			}
 		})
@@ -104,19 +100,19 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		for _, k := range slices.Sorted(maps.Keys(tagsOf[rendered])) {
 			tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(tagsOf[rendered][k])})
 		}
-		r.tagBatches(ctx, "mark", creates[rendered], report, func(ids []string) error {
-			r.calls.add("CreateTags")
+		r.tagBatches(ctx, "mark", creates[rendered], rep, func(ids []string) error {
+			r.calls.Add("CreateTags")
 			if _, err := r.c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags}); err != nil {
 				return fmt.Errorf("create tags: %w", err)
 			}
 			return nil
 		}, func(id string) {
-			report.Marked = append(report.Marked, id)
+			rep.Marked = append(rep.Marked, id)
 			r.audit.Info("marked", zap.String("reservation_id", id), zap.Any("tags", tagsOf[rendered]))
 		})
 	}
 	// Marks are reported in the plan's order.
-	slices.SortStableFunc(report.Marked, func(a, b string) int {
+	slices.SortStableFunc(rep.Marked, func(a, b string) int {
 		return slices.Index(plan.Mark, a) - slices.Index(plan.Mark, b)
 	})
 }
@@ -133,13 +129,13 @@ func renderTags(tags map[string]string) string {
 
 // tagBatches runs call on ids in batches; done is called per reservation
 // of a batch that succeeded, and a failed batch is reported per reservation.
-func (r *run) tagBatches(ctx context.Context, action string, ids []string, report *Report, call func([]string) error, done func(string)) {
+func (r *run) tagBatches(ctx context.Context, action string, ids []string, rep *report.Report, call func([]string) error, done func(string)) {
 	for start := 0; start < len(ids); start += maxTagResources {
 		batch := ids[start:min(start+maxTagResources, len(ids))]
 		if err := call(batch); err != nil {
-			code := errorCode(err)
+			code := awsapi.ErrorCode(err)
 			for _, id := range batch {
-				report.TagFailures = append(report.TagFailures, Failure{ReservationID: id, Code: code, Message: action + ": " + err.Error()})
+				rep.TagFailures = append(rep.TagFailures, report.Failure{ReservationID: id, Code: code, Message: action + ": " + err.Error()})
 			}
 			r.audit.Error(action+" failed", zap.Strings("reservation_ids", batch), zap.String("code", code), zap.Error(err))
 			continue

@@ -15,12 +15,13 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 func graced(s *handler.Settings) { s.GraceHours = 72 }
 
 // runAt runs the harness with its clock at t.
-func (hs *harness) runAt(t *testing.T, at time.Time, event string) (*handler.Report, error) {
+func (hs *harness) runAt(t *testing.T, at time.Time, event string) (*report.Report, error) {
 	t.Helper()
 	hs.h.Now = func() time.Time { return at }
 	return hs.h.Run(context.Background(), []byte(event))
@@ -80,12 +81,12 @@ func TestLifecycleUnmarksWhatIsUsedAgain(t *testing.T) {
 		c.Tags = append(c.Tags, types.Tag{Key: aws.String("Name"), Value: aws.String("training")})
 	}))
 	hs.fake.usage[crID(1)] = usage{peak: 1, count: 2016}
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(report.Unmarked, []string{crID(1)}) || decisionOf(t, report, crID(1)).Action != policy.Unmark {
-		t.Fatalf("unmarked %v, decision %+v", report.Unmarked, decisionOf(t, report, crID(1)))
+	if !slices.Equal(rep.Unmarked, []string{crID(1)}) || decisionOf(t, rep, crID(1)).Action != policy.Unmark {
+		t.Fatalf("unmarked %v, decision %+v", rep.Unmarked, decisionOf(t, rep, crID(1)))
 	}
 	if got := hs.fake.tagsOf(crID(1)); len(got) != 1 || got["Name"] != "training" {
 		t.Fatalf("tags after unmark %v, want only Name", got)
@@ -96,15 +97,15 @@ func TestLifecycleUnmarksWhatIsUsedAgain(t *testing.T) {
 func TestLifecycleDryRunChangesNoTag(t *testing.T) {
 	hs := newHarness(t, graced) // DRY_RUN true
 	hs.fake.addIdle(crID(1))
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hs.fake.tagCalls) != 0 || len(report.Marked) != 0 {
+	if len(hs.fake.tagCalls) != 0 || len(rep.Marked) != 0 {
 		t.Fatalf("a dry run wrote tags: %+v", hs.fake.tagCalls)
 	}
-	if d := decisionOf(t, report, crID(1)); d.Action != policy.Mark || report.Counts.Actions[policy.Mark] != 1 {
-		t.Fatalf("decision %+v, counts %+v", d, report.Counts)
+	if d := decisionOf(t, rep, crID(1)); d.Action != policy.Mark || rep.Counts.Actions[policy.Mark] != 1 {
+		t.Fatalf("decision %+v, counts %+v", d, rep.Counts)
 	}
 }
 
@@ -114,13 +115,13 @@ func TestLifecycleMarkFailureFailsTheRun(t *testing.T) {
 	hs := newHarness(t, live, graced)
 	hs.fake.addIdle(crID(1))
 	hs.fake.tagErr = apiError("UnauthorizedOperation")
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	var rf *handler.RunFailedError
 	if !errors.As(err, &rf) || len(rf.TagFailures) != 1 || rf.TagFailures[0].Code != "UnauthorizedOperation" {
 		t.Fatalf("error %v", err)
 	}
-	if len(report.Marked) != 0 || decisionOf(t, report, crID(1)).Action != policy.Mark || len(hs.fake.cancels) != 0 {
-		t.Fatalf("marked %v, decision %+v", report.Marked, decisionOf(t, report, crID(1)))
+	if len(rep.Marked) != 0 || decisionOf(t, rep, crID(1)).Action != policy.Mark || len(hs.fake.cancels) != 0 {
+		t.Fatalf("marked %v, decision %+v", rep.Marked, decisionOf(t, rep, crID(1)))
 	}
 }
 
@@ -139,9 +140,9 @@ func TestLifecycleSnoozeDuringTheRunWins(t *testing.T) {
 			f.reservations[0].Tags = append(f.reservations[0].Tags, types.Tag{Key: aws.String(policy.TagSnoozeUntil), Value: aws.String("2026-12-31")})
 		}
 	}
-	report, _ := hs.run(t, `{}`)
-	if len(hs.fake.realCancels()) != 0 || decisionOf(t, report, crID(1)).Reason != policy.ReasonChangedSinceEvaluated {
-		t.Fatalf("cancels %v, decision %+v", hs.fake.realCancels(), decisionOf(t, report, crID(1)))
+	rep, _ := hs.run(t, `{}`)
+	if len(hs.fake.realCancels()) != 0 || decisionOf(t, rep, crID(1)).Reason != policy.ReasonChangedSinceEvaluated {
+		t.Fatalf("cancels %v, decision %+v", hs.fake.realCancels(), decisionOf(t, rep, crID(1)))
 	}
 }
 
@@ -156,15 +157,15 @@ func TestLifecycleGraceRequestGuardrail(t *testing.T) {
 	if len(hs.fake.tagCalls)+len(hs.fake.cancels) != 0 || hs.fake.describeCalls != 0 {
 		t.Fatal("a refused request made calls")
 	}
-	report, err := hs.run(t, `{"graceHours": 0, "dryRun": true}`)
-	if err != nil || decisionOf(t, report, crID(1)).Action != policy.Cancel || len(report.Settings.Loosened) != 1 {
-		t.Fatalf("preview with no grace: %v, %+v", err, report)
+	rep, err := hs.run(t, `{"graceHours": 0, "dryRun": true}`)
+	if err != nil || decisionOf(t, rep, crID(1)).Action != policy.Cancel || len(rep.Settings.Loosened) != 1 {
+		t.Fatalf("preview with no grace: %v, %+v", err, rep)
 	}
-	report, err = hs.run(t, `{"graceHours": 168}`)
-	if err != nil || report.Settings.GraceHours != 168 {
+	rep, err = hs.run(t, `{"graceHours": 168}`)
+	if err != nil || rep.Settings.GraceHours != 168 {
 		t.Fatalf("a longer grace: %v", err)
 	}
-	if d := decisionOf(t, report, crID(1)); d.Mark == nil || !d.Mark.CancelAfter.Equal(testNow.Add(168*time.Hour)) {
+	if d := decisionOf(t, rep, crID(1)); d.Mark == nil || !d.Mark.CancelAfter.Equal(testNow.Add(168*time.Hour)) {
 		t.Fatalf("mark %+v, want cancel after 168 hours", d.Mark)
 	}
 }

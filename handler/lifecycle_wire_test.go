@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // Three runs over a simulated week on one account: the first marks the two
@@ -29,16 +29,16 @@ func TestWireLifecycleOverAWeek(t *testing.T) {
 	s := defaultSettings(t)
 	s.DryRun, s.GraceHours, s.MaxCancellations = false, 72, 10
 	h, _ := wireHandler(t, acct, s)
-	at := func(d time.Duration) *handler.Report {
+	at := func(d time.Duration) *report.Report {
 		t.Helper()
 		now := testNow.Add(d)
 		h.Now = func() time.Time { return now }
 		acct.SetClock(func() time.Time { return now })
-		report, err := h.Run(context.Background(), []byte(`{}`))
+		rep, err := h.Run(context.Background(), []byte(`{}`))
 		if err != nil {
 			t.Fatalf("run at +%v: %v", d, err)
 		}
-		return report
+		return rep
 	}
 
 	r1 := at(0)
@@ -89,9 +89,9 @@ func TestWireMarkRefusedByIAM(t *testing.T) {
 	s := defaultSettings(t)
 	s.DryRun, s.GraceHours = false, 72
 	h, _ := wireHandler(t, acct, s)
-	report, err := h.Run(context.Background(), []byte(`{}`))
-	if err == nil || len(report.TagFailures) != 1 || report.TagFailures[0].Code != "UnauthorizedOperation" {
-		t.Fatalf("error %v, tag failures %+v", err, report.TagFailures)
+	rep, err := h.Run(context.Background(), []byte(`{}`))
+	if err == nil || len(rep.TagFailures) != 1 || rep.TagFailures[0].Code != "UnauthorizedOperation" {
+		t.Fatalf("error %v, tag failures %+v", err, rep.TagFailures)
 	}
 	if acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
 		t.Fatal("a cancel was sent")

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
@@ -71,7 +72,7 @@ type measurement struct {
 // benchmarks compare against).
 // done, when set, is told how many reservations are measured so far (read
 // or failed), after each batch.
-func measure(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window, concurrency, perCall int, done func(int)) measurement {
+func measure(ctx context.Context, api awsapi.CloudWatch, calls *awsapi.Calls, ids []string, w window, concurrency, perCall int, done func(int)) measurement {
 	m := measurement{usage: make(map[string]policy.Utilization, len(ids))}
 	size := w.reservationsPerCall()
 	if perCall > 0 {
@@ -154,7 +155,7 @@ func (s *series) utilization(buckets int) policy.Utilization {
 	return policy.Utilization{Complete: true, PeakUsed: s.peak, Datapoints: s.count}
 }
 
-func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, ids []string, w window) (map[string]policy.Utilization, []string, error) {
+func measureBatch(ctx context.Context, api awsapi.CloudWatch, calls *awsapi.Calls, ids []string, w window) (map[string]policy.Utilization, []string, error) {
 	period := int32(w.Period / time.Second)
 	queries := make([]cwtypes.MetricDataQuery, len(ids))
 	for i, id := range ids {
@@ -182,7 +183,7 @@ func measureBatch(ctx context.Context, api CloudWatchAPI, calls *callCounter, id
 	var messages []string
 	pages := cloudwatch.NewGetMetricDataPaginator(api, in)
 	for pages.HasMorePages() {
-		calls.add("GetMetricData")
+		calls.Add("GetMetricData")
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, messages, fmt.Errorf("get metric data: %w", err)

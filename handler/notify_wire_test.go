@@ -17,6 +17,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const notifyTopic = "arn:aws:sns:us-east-1:" + testAccount + ":odcr-autocancel"
@@ -76,16 +77,16 @@ func TestWireNotificationsOverAWeek(t *testing.T) {
 	s.GraceHours, s.NotifyTopicARN, s.MaxCancellations = 72, notifyTopic, 10
 	h, _ := wireHandler(t, acct, s)
 	h.NewRunID = func() string { return "2b7e5c1a-4d3f-4e8a-9b6c-0d1e2f3a4b5c" }
-	run := func(d time.Duration, event string) *handler.Report {
+	run := func(d time.Duration, event string) *report.Report {
 		t.Helper()
 		now := testNow.Add(d)
 		h.Now = func() time.Time { return now }
 		acct.SetClock(func() time.Time { return now })
-		report, err := h.Run(context.Background(), []byte(event))
+		rep, err := h.Run(context.Background(), []byte(event))
 		if err != nil {
 			t.Fatalf("run at +%v: %v", d, err)
 		}
-		return report
+		return rep
 	}
 
 	// A dry run says what it would do, as a dry run, and changes nothing.
@@ -152,13 +153,13 @@ func TestWireNotificationFailureAfterTheActions(t *testing.T) {
 	s := defaultSettings(t)
 	s.DryRun, s.NotifyTopicARN = false, notifyTopic
 	h, _ := wireHandler(t, acct, s)
-	report, err := h.Run(context.Background(), []byte(`{}`))
+	rep, err := h.Run(context.Background(), []byte(`{}`))
 	var rf *handler.RunFailedError
-	if !strings.Contains(err.Error(), "notification not sent") || report == nil || !slices.Equal(report.Cancelled, []string{crID(1)}) {
-		t.Fatalf("error %v, report %+v", err, report)
+	if !strings.Contains(err.Error(), "notification not sent") || rep == nil || !slices.Equal(rep.Cancelled, []string{crID(1)}) {
+		t.Fatalf("error %v, report %+v", err, rep)
 	}
 	_ = rf
-	if len(report.Problems) != 1 || !strings.Contains(report.Problems[0], "NotFound") || report.Notified {
-		t.Fatalf("problems %v", report.Problems)
+	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "NotFound") || rep.Notified {
+		t.Fatalf("problems %v", rep.Problems)
 	}
 }

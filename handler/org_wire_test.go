@@ -2,7 +2,7 @@ package handler_test
 
 // Organization mode through the real SDK clients (STS, EC2, CloudWatch, RAM,
 // SNS, Organizations) against a fake organization: main's wiring
-// (handler.NewAssumeRoleConnector and an Organizations client on the
+// (org.NewAssumeRoleConnector and an Organizations client on the
 // function's own configuration), the fake's request records telling which
 // credentials reached which account and region.
 
@@ -29,7 +29,9 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const (
@@ -77,7 +79,7 @@ func orgHandler(t *testing.T, o *fakeaws.Organization, settings handler.Settings
 		RAM:           ram.NewFromConfig(cfg),
 		SNS:           sns.NewFromConfig(cfg),
 		Region:        cfg.Region,
-		Targets:       handler.NewAssumeRoleConnector(cfg),
+		Targets:       org.NewAssumeRoleConnector(cfg),
 		Organizations: organizations.NewFromConfig(cfg),
 		Settings:      settings,
 		Logger:        logger,
@@ -111,16 +113,16 @@ func orgSettings(t *testing.T, env map[string]string) handler.Settings {
 }
 
 // listAll asks for every page, as the state machine does, and returns them.
-func listAll(t *testing.T, h *handler.Handler) []handler.TargetPage {
+func listAll(t *testing.T, h *handler.Handler) []org.TargetPage {
 	t.Helper()
-	var pages []handler.TargetPage
+	var pages []org.TargetPage
 	after := ""
 	for {
 		out, err := h.Invoke(lambdaCtx(context.Background()), []byte(fmt.Sprintf(`{"listTargets":{"after":%q}}`, after)))
 		if err != nil {
 			t.Fatalf("listTargets after %q: %v", after, err)
 		}
-		var p handler.TargetPage
+		var p org.TargetPage
 		if err := json.Unmarshal(out, &p); err != nil {
 			t.Fatalf("listTargets: %v: %s", err, out)
 		}
@@ -138,7 +140,7 @@ func listAll(t *testing.T, h *handler.Handler) []handler.TargetPage {
 // checkPages checks the shape of the pages (whole accounts in id order, at
 // most 400 targets, next the last account of its page) and returns every
 // account's regions, in listing order.
-func checkPages(t *testing.T, pages []handler.TargetPage) ([]string, map[string][]string) {
+func checkPages(t *testing.T, pages []org.TargetPage) ([]string, map[string][]string) {
 	t.Helper()
 	var order []string
 	regions := map[string][]string{}
@@ -265,7 +267,7 @@ func TestOrgWireListTargetsPaging(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p handler.TargetPage
+		var p org.TargetPage
 		if err := json.Unmarshal(out, &p); err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +289,7 @@ func TestOrgWireListTargetsPaging(t *testing.T) {
 	}
 
 	// Every account excluded: one page, no targets, next "".
-	s.Accounts = handler.Accounts{Mode: handler.AccountsList, IDs: []string{memberID(7), memberID(40)}}
+	s.Accounts = org.Accounts{Mode: org.AccountsList, IDs: []string{memberID(7), memberID(40)}}
 	h, _ = orgHandler(t, o, s)
 	if pages := listAll(t, h); len(pages) != 1 || len(pages[0].Targets) != 0 || pages[0].Accounts != 0 {
 		t.Errorf("every account excluded: pages %+v", pages)
@@ -536,7 +538,7 @@ func TestOrgWireTargetInAnotherAccountAndRegion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	var rep handler.Report
+	var rep report.Report
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -620,11 +622,11 @@ func TestOrgWireTargetInAnotherAccountAndRegion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum handler.TargetSummary
+	var sum org.TargetSummary
 	if err := json.Unmarshal(out, &sum); err != nil || len(out) > 600 {
 		t.Fatalf("summary %s (%d bytes): %v", out, len(out), err)
 	}
-	want := handler.TargetSummary{AccountID: orgMember1, Region: "eu-west-1", RunID: orgRunID, DryRun: true, TargetCounts: handler.TargetCounts{Reservations: 4, Idle: 1, ToCancel: 1}}
+	want := org.TargetSummary{AccountID: orgMember1, Region: "eu-west-1", RunID: orgRunID, DryRun: true, TargetCounts: org.TargetCounts{Reservations: 4, Idle: 1, ToCancel: 1}}
 	if sum != want {
 		t.Errorf("summary %+v\nwant %+v", sum, want)
 	}
@@ -699,15 +701,15 @@ func TestOrgWireTargetDenied(t *testing.T) {
 	h, tl := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization", "REGIONS": "all", "DRY_RUN": "false"}))
 	for _, a := range []string{orgMember2, noRole} {
 		_, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{"target":{"accountId":"`+a+`","region":"eu-west-1"},"report":"summary"}`))
-		var te *handler.TargetError
+		var te *org.TargetError
 		if !errors.As(err, &te) {
-			t.Fatalf("%s: error %T %v, want a *handler.TargetError", a, err, err)
+			t.Fatalf("%s: error %T %v, want a *org.TargetError", a, err, err)
 		}
 		// What Lambda reports as errorType: the type's name.
 		if name := reflect.TypeOf(err).Elem().Name(); name != "TargetError" {
 			t.Errorf("%s: error type %s", a, name)
 		}
-		if te.Target != (handler.Target{AccountID: a, Region: "eu-west-1"}) {
+		if te.Target != (org.Target{AccountID: a, Region: "eu-west-1"}) {
 			t.Errorf("%s: target %+v", a, te.Target)
 		}
 		for _, s := range []string{"unreachable", "nothing done", "AccessDenied", "arn:aws:iam::" + a + ":role/" + memberRole} {
@@ -793,7 +795,7 @@ func TestOrgWireInvalidRequests(t *testing.T) {
 
 // A target in a region the account has not enabled, or whose member role
 // lacks the function's permissions, is unreachable too: the first read
-// refuses the credentials, the error is a *handler.TargetError (the
+// refuses the credentials, the error is a *org.TargetError (the
 // state machine's errorType "TargetError"), nothing was changed.
 func TestOrgWireTargetRefusesCredentials(t *testing.T) {
 	o := newOrgWire(t)
@@ -807,9 +809,9 @@ func TestOrgWireTargetRefusesCredentials(t *testing.T) {
 	h, _ := orgHandler(t, o, orgSettings(t, map[string]string{"ACCOUNTS": "organization", "REGIONS": "all", "DRY_RUN": "false"}))
 	for region, code := range map[string]string{"me-south-1": "AuthFailure", "eu-west-1": "UnauthorizedOperation"} {
 		_, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{"target":{"accountId":"`+orgMember1+`","region":"`+region+`"},"report":"summary"}`))
-		var te *handler.TargetError
+		var te *org.TargetError
 		if !errors.As(err, &te) || reflect.TypeOf(err).Elem().Name() != "TargetError" {
-			t.Errorf("%s: error %T %v, want a *handler.TargetError", region, err, err)
+			t.Errorf("%s: error %T %v, want a *org.TargetError", region, err, err)
 			continue
 		}
 		if te.Target.Region != region || !strings.Contains(err.Error(), code) || !strings.Contains(err.Error(), "describe capacity reservations") {
@@ -830,7 +832,7 @@ func TestOrgWireTargetRefusesCredentials(t *testing.T) {
 	own := o.Account(orgMgmt, "us-east-1")
 	own.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeCapacityReservations, Code: "UnauthorizedOperation", HTTPStatus: 403})
 	_, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{}`))
-	var te *handler.TargetError
+	var te *org.TargetError
 	if err == nil || errors.As(err, &te) {
 		t.Errorf("own account: %T %v, want the describe's error", err, err)
 	}

@@ -13,12 +13,13 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // fittedReport is the response as a client reads it, with the fields that
 // say what was left out.
 type fittedReport struct {
-	handler.Report
+	report.Report
 	Trimmed         []string                   `json:"trimmed"`
 	OutcomesOmitted map[string]int             `json:"outcomesOmitted"`
 	Raw             map[string]json.RawMessage `json:"-"`

@@ -14,6 +14,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 func rightsizing(s *handler.Settings) { s.Rightsize = true }
@@ -59,7 +60,7 @@ func TestRightsizeMarksWaitsThenShrinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r3.Modified) != 1 || r3.Modified[0] != (handler.Modified{ReservationID: crID(1), From: 100, To: 66}) {
+	if len(r3.Modified) != 1 || r3.Modified[0] != (report.Modified{ReservationID: crID(1), From: 100, To: 66}) {
 		t.Fatalf("day 3: modified %+v", r3.Modified)
 	}
 	if len(hs.fake.modifies) != 2 || !hs.fake.modifies[0].dryRun || hs.fake.modifies[1].dryRun || hs.fake.modifies[1].count != 66 {
@@ -74,11 +75,11 @@ func TestRightsizeMarksWaitsThenShrinks(t *testing.T) {
 func TestRightsizeOffChangesNothing(t *testing.T) {
 	hs := newHarness(t, live)
 	hs.fake.addOversized(crID(1), 100, 40, 60)
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := decisionOf(t, report, crID(1)); d.Action != policy.Keep || d.Reason != policy.ReasonInUse || len(hs.fake.modifies)+len(hs.fake.metricCalls) != 0 {
+	if d := decisionOf(t, rep, crID(1)); d.Action != policy.Keep || d.Reason != policy.ReasonInUse || len(hs.fake.modifies)+len(hs.fake.metricCalls) != 0 {
 		t.Fatalf("%s/%s, modifies %v, metric calls %v", d.Action, d.Reason, hs.fake.modifies, hs.fake.metricCalls)
 	}
 }
@@ -92,8 +93,8 @@ func TestRightsizeRecheckRefuses(t *testing.T) {
 			f.reservations[0].AvailableInstanceCount = aws.Int32(20) // 80 in use now
 		}
 	}
-	report, _ := hs.run(t, `{}`)
-	if d := decisionOf(t, report, crID(1)); d.Reason != policy.ReasonChangedSinceEvaluated || len(hs.fake.modifies) != 0 {
+	rep, _ := hs.run(t, `{}`)
+	if d := decisionOf(t, rep, crID(1)); d.Reason != policy.ReasonChangedSinceEvaluated || len(hs.fake.modifies) != 0 {
 		t.Fatalf("%s (%s), modifies %v", d.Reason, d.Detail, hs.fake.modifies)
 	}
 }
@@ -106,11 +107,11 @@ func TestRightsizeRequestOnlyInADryRun(t *testing.T) {
 	if _, err := hs.run(t, `{"rightsize": true}`); err == nil || !strings.Contains(err.Error(), `field "rightsize"`) {
 		t.Fatalf("switching right-sizing on in a real run: %v", err)
 	}
-	report, err := hs.run(t, `{"rightsize": true, "dryRun": true}`)
+	rep, err := hs.run(t, `{"rightsize": true, "dryRun": true}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := decisionOf(t, report, crID(1)); d.Action != policy.Modify || d.Resize.To != 66 || len(hs.fake.modifies)+len(hs.fake.tagCalls) != 0 {
+	if d := decisionOf(t, rep, crID(1)); d.Action != policy.Modify || d.Resize.To != 66 || len(hs.fake.modifies)+len(hs.fake.tagCalls) != 0 {
 		t.Fatalf("preview: %s %+v, modifies %v", d.Action, d.Resize, hs.fake.modifies)
 	}
 }
@@ -125,8 +126,8 @@ func TestRightsizeStoppedInstanceBeforeTheShrinkKeepsIt(t *testing.T) {
 			f.stopped[crID(1)] = 1
 		}
 	}
-	report, _ := hs.run(t, `{}`)
-	if d := decisionOf(t, report, crID(1)); d.Action != policy.Keep || d.Reason != policy.ReasonChangedSinceEvaluated || len(hs.fake.modifies) != 0 {
+	rep, _ := hs.run(t, `{}`)
+	if d := decisionOf(t, rep, crID(1)); d.Action != policy.Keep || d.Reason != policy.ReasonChangedSinceEvaluated || len(hs.fake.modifies) != 0 {
 		t.Fatalf("%s/%s (%s), modifies %v", d.Action, d.Reason, d.Detail, hs.fake.modifies)
 	}
 }
@@ -137,12 +138,12 @@ func TestCancelsAndShrinksReverifiedTogether(t *testing.T) {
 	hs := newHarness(t, live, rightsizing)
 	hs.fake.addOversized(crID(1), 100, 40, 60)
 	hs.fake.addIdle(crID(2))
-	report, err := hs.run(t, `{}`)
+	rep, err := hs.run(t, `{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(report.Cancelled) != 1 || len(report.Modified) != 1 {
-		t.Fatalf("cancelled %v, modified %v", report.Cancelled, report.Modified)
+	if len(rep.Cancelled) != 1 || len(rep.Modified) != 1 {
+		t.Fatalf("cancelled %v, modified %v", rep.Cancelled, rep.Modified)
 	}
 	if hs.fake.describeCalls != 2 || hs.fake.ramCalls != 2 || hs.fake.instanceCalls != 2 {
 		t.Fatalf("describe %d, ListResources %d, DescribeInstances %d: want 2 each (evaluation, one re-verification)",

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // A cut of 2,390 instances takes three runs of at most 1,000 (EC2's limit
@@ -38,14 +38,14 @@ func TestWireShrinkSteps(t *testing.T) {
 	s := defaultSettings(t)
 	s.DryRun, s.Rightsize, s.LookbackHours = false, true, 24
 	h, _ := wireHandler(t, acct, s)
-	run := func() *handler.Report {
+	run := func() *report.Report {
 		t.Helper()
-		report, _ := h.Run(context.Background(), []byte(`{}`))
-		return report
+		rep, _ := h.Run(context.Background(), []byte(`{}`))
+		return rep
 	}
 
 	r := run()
-	got := map[string]handler.Modified{}
+	got := map[string]report.Modified{}
 	for _, m := range r.Modified {
 		got[m.ReservationID] = m
 	}

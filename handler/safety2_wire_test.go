@@ -13,6 +13,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // s2Account starts a fake account with n reservations crID(1..n), two
@@ -38,7 +39,7 @@ func week(step time.Duration, samples int) fakeaws.RegularSeries {
 	return fakeaws.RegularSeries{From: testNow.Add(-168 * time.Hour), To: testNow, Step: step, Value: 0, Samples: samples}
 }
 
-func s2Run(t *testing.T, acct *fakeaws.Account, mutate ...func(*handler.Settings)) *handler.Report {
+func s2Run(t *testing.T, acct *fakeaws.Account, mutate ...func(*handler.Settings)) *report.Report {
 	t.Helper()
 	s := defaultSettings(t)
 	s.DryRun = false
@@ -47,11 +48,11 @@ func s2Run(t *testing.T, acct *fakeaws.Account, mutate ...func(*handler.Settings
 		m(&s)
 	}
 	h, _ := wireHandler(t, acct, s)
-	report, err := h.Run(context.Background(), []byte(`{}`))
-	if report == nil {
+	rep, err := h.Run(context.Background(), []byte(`{}`))
+	if rep == nil {
 		t.Fatalf("no report: %v", err)
 	}
-	return report
+	return rep
 }
 
 // Item 2: a week in which only one 5-minute bucket in five has data, each
@@ -62,20 +63,20 @@ func TestWireCoverageCountsDatapointsNotSampleCount(t *testing.T) {
 	acct := s2Account(t, 2)
 	acct.SetUsedInstancesRegular(crID(1), week(25*time.Minute, 5)) // 20 % of the buckets
 	acct.SetUsedInstancesRegular(crID(2), week(5*time.Minute, 5))  // every bucket
-	report := s2Run(t, acct)
-	got := ftReasons(report)
+	rep := s2Run(t, acct)
+	got := ftReasons(rep)
 	if got[crID(1)] != policy.ReasonInsufficientData {
 		t.Errorf("sparse week: %s, want insufficient-data", got[crID(1)])
 	}
 	if got[crID(2)] != policy.ReasonIdle {
 		t.Errorf("full week: %s, want idle", got[crID(2)])
 	}
-	d := decisionOf(t, report, crID(1))
+	d := decisionOf(t, rep, crID(1))
 	if d.Facts.CoveragePercent == nil || *d.Facts.CoveragePercent < 19.9 || *d.Facts.CoveragePercent > 20.1 {
 		t.Errorf("coverage %v, want 20 %%", d.Facts.CoveragePercent)
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(2)}) {
-		t.Fatalf("cancelled %v", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(2)}) {
+		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
 	for _, r := range acct.Requests() {
 		if r.Operation == fakeaws.OpGetMetricData && slices.Contains(r.Params["MetricDataQueries.Stat"], "SampleCount") {
@@ -94,8 +95,8 @@ func TestWireSeriesFailedOnAnyPageIsIncomplete(t *testing.T) {
 	acct.SetMetricPageDatapoints(900) // a week of 2,016 datapoints spans 3 pages
 	acct.SetMetricStatusSequence(crID(1), "InternalError", "Complete")
 	acct.SetMetricStatusSequence(crID(2), "PartialData", "Forbidden", "Complete")
-	report := s2Run(t, acct)
-	got := ftReasons(report)
+	rep := s2Run(t, acct)
+	got := ftReasons(rep)
 	for _, id := range []string{crID(1), crID(2)} {
 		if got[id] != policy.ReasonInsufficientData {
 			t.Errorf("%s: %s, want insufficient-data", id, got[id])
@@ -104,8 +105,8 @@ func TestWireSeriesFailedOnAnyPageIsIncomplete(t *testing.T) {
 	if got[crID(3)] != policy.ReasonIdle {
 		t.Errorf("paged but complete: %s, want idle", got[crID(3)])
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(3)}) {
-		t.Fatalf("cancelled %v", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(3)}) {
+		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
 }
 
@@ -115,9 +116,9 @@ func TestWireMismatchedSeriesIsIncomplete(t *testing.T) {
 	acct := s2Account(t, 1)
 	acct.SetUsedInstancesRegular(crID(1), week(5*time.Minute, 1))
 	acct.SetMetricMismatch(crID(1), true)
-	report := s2Run(t, acct)
-	if got := ftReasons(report)[crID(1)]; got != policy.ReasonInsufficientData || len(report.Cancelled) != 0 {
-		t.Fatalf("%s, cancelled %v", got, report.Cancelled)
+	rep := s2Run(t, acct)
+	if got := ftReasons(rep)[crID(1)]; got != policy.ReasonInsufficientData || len(rep.Cancelled) != 0 {
+		t.Fatalf("%s, cancelled %v", got, rep.Cancelled)
 	}
 }
 
@@ -128,9 +129,9 @@ func TestWireMetricBatchesWithinBothLimits(t *testing.T) {
 	for i := 1; i <= 120; i++ {
 		acct.SetUsedInstancesRegular(crID(i), week(5*time.Minute, 1))
 	}
-	report := s2Run(t, acct, func(s *handler.Settings) { s.MaxCancellations = 0 })
-	if report.Counts.Idle != 120 {
-		t.Fatalf("idle %d, want 120 (problems %v)", report.Counts.Idle, report.Problems)
+	rep := s2Run(t, acct, func(s *handler.Settings) { s.MaxCancellations = 0 })
+	if rep.Counts.Idle != 120 {
+		t.Fatalf("idle %d, want 120 (problems %v)", rep.Counts.Idle, rep.Problems)
 	}
 	if got := acct.Count(fakeaws.OpGetMetricData); got != 3 {
 		t.Errorf("GetMetricData requests %d, want 3 (50 + 50 + 20)", got)
@@ -148,11 +149,11 @@ func TestWireStoppedCheckWithinEC2FilterLimit(t *testing.T) {
 		acct.SetUsedInstancesRegular(crID(i), fakeaws.RegularSeries{From: testNow.Add(-24 * time.Hour), To: testNow, Value: 0})
 	}
 	acct.AddInstance(fakeaws.Instance{ID: "i-0000000000000abcd", State: "stopped", TargetReservationID: crID(240)})
-	report := s2Run(t, acct, func(s *handler.Settings) { s.LookbackHours = 24; s.MaxCancellations = 0 })
-	if len(report.Problems) != 0 {
-		t.Fatalf("problems %v", report.Problems)
+	rep := s2Run(t, acct, func(s *handler.Settings) { s.LookbackHours = 24; s.MaxCancellations = 0 })
+	if len(rep.Problems) != 0 {
+		t.Fatalf("problems %v", rep.Problems)
 	}
-	got := ftReasons(report)
+	got := ftReasons(rep)
 	for i := 1; i <= n; i++ {
 		want := policy.ReasonBudgetExhausted
 		if i == 240 {
@@ -183,13 +184,13 @@ func TestWireStoppedInstancesThroughGroupsAndPreference(t *testing.T) {
 	acct.AddReservation(r2)
 	acct.AddInstance(fakeaws.Instance{ID: "i-00000000000000002", State: "stopping", Preference: "capacity-reservations-only",
 		InstanceType: "p5.48xlarge", AvailabilityZone: "us-east-1a", PlatformDetails: "Linux/UNIX", Tenancy: "default"})
-	report := s2Run(t, acct)
-	got := ftReasons(report)
+	rep := s2Run(t, acct)
+	got := ftReasons(rep)
 	if got[crID(1)] != policy.ReasonTargetedByStopped || got[crID(2)] != policy.ReasonTargetedByStopped {
 		t.Errorf("grouped %s, capacity-reservations-only %s: want targeted-by-stopped-instances for both", got[crID(1)], got[crID(2)])
 	}
-	if !slices.Equal(report.Cancelled, []string{crID(3)}) {
-		t.Fatalf("cancelled %v", report.Cancelled)
+	if !slices.Equal(rep.Cancelled, []string{crID(3)}) {
+		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
 	// Groups of the 3 idle candidates at evaluation, of the 1 left at the re-check.
 	if c := acct.Count(fakeaws.OpGetGroupsForCapacityReservation); c != 4 {
@@ -206,9 +207,9 @@ func TestWireSharedOutThroughRAM(t *testing.T) {
 		acct.SetUsedInstancesRegular(crID(i), week(5*time.Minute, 1))
 	}
 	acct.ShareReservation(crID(1), share)
-	report := s2Run(t, acct)
-	if got := ftReasons(report); got[crID(1)] != policy.ReasonSharedOut || !slices.Equal(report.Cancelled, []string{crID(2)}) {
-		t.Fatalf("reasons %v, cancelled %v", got, report.Cancelled)
+	rep := s2Run(t, acct)
+	if got := ftReasons(rep); got[crID(1)] != policy.ReasonSharedOut || !slices.Equal(rep.Cancelled, []string{crID(2)}) {
+		t.Fatalf("reasons %v, cancelled %v", got, rep.Cancelled)
 	}
 
 	acct2 := s2Account(t, 2)
@@ -216,11 +217,11 @@ func TestWireSharedOutThroughRAM(t *testing.T) {
 		acct2.SetUsedInstancesRegular(crID(i), week(5*time.Minute, 1))
 	}
 	acct2.InjectFault(fakeaws.Fault{Operation: fakeaws.OpListResources, Code: "AccessDeniedException", HTTPStatus: 403})
-	report = s2Run(t, acct2)
-	if len(report.Cancelled) != 0 || acct2.Count(fakeaws.OpCancelCapacityReservation) != 0 {
-		t.Fatalf("cancelled %v with RAM unreadable", report.Cancelled)
+	rep = s2Run(t, acct2)
+	if len(rep.Cancelled) != 0 || acct2.Count(fakeaws.OpCancelCapacityReservation) != 0 {
+		t.Fatalf("cancelled %v with RAM unreadable", rep.Cancelled)
 	}
-	for id, reason := range ftReasons(report) {
+	for id, reason := range ftReasons(rep) {
 		if reason != policy.ReasonInsufficientData {
 			t.Errorf("%s: %s, want insufficient-data", id, reason)
 		}
@@ -239,17 +240,17 @@ func TestWireRepeatedListingAndMissingCounts(t *testing.T) {
 	acct.AddReservation(r3)
 	acct.SetDescribePageSize(2)
 	acct.SetDescribeRepeat(crID(1))
-	report := s2Run(t, acct)
-	if len(report.Decisions) != 4 {
-		t.Fatalf("%d decisions for 4 reservations", len(report.Decisions))
+	rep := s2Run(t, acct)
+	if len(rep.Decisions) != 4 {
+		t.Fatalf("%d decisions for 4 reservations", len(rep.Decisions))
 	}
-	got := ftReasons(report)
+	got := ftReasons(rep)
 	if got[crID(3)] != policy.ReasonInsufficientData {
 		t.Errorf("counts missing: %s", got[crID(3)])
 	}
 	want := []string{crID(4), crID(2), crID(1)} // oldest first
-	if !slices.Equal(report.Cancelled, want) {
-		t.Fatalf("cancelled %v, want %v", report.Cancelled, want)
+	if !slices.Equal(rep.Cancelled, want) {
+		t.Fatalf("cancelled %v, want %v", rep.Cancelled, want)
 	}
 	var cancels []string
 	for _, r := range acct.Requests() {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
 // Settings are the deployed configuration, read from the environment once at
@@ -43,38 +45,10 @@ type Settings struct {
 	// Pricing puts On-Demand price estimates on the decisions.
 	Pricing bool
 
-	// Organization mode (see targets.go): the (account, region) targets a
+	// Organization mode (package org): the (account, region) targets a
 	// listing yields, and the role assumed in other accounts.
-	Accounts            Accounts
-	OrganizationalUnits []string
-	ExcludedAccounts    []string
-	Regions             Regions
-	MemberRoleName      string
+	org.Config
 }
-
-// Accounts is ACCOUNTS: the function's own account (self), a list of
-// accounts, or every active account of the organization.
-type Accounts struct {
-	Mode string   // AccountsSelf, AccountsList or AccountsOrganization
-	IDs  []string // the list, when Mode is AccountsList
-}
-
-// Regions is REGIONS: the function's own region (self), a list, or every
-// region enabled for each account (all).
-type Regions struct {
-	Mode  string   // RegionsSelf, RegionsList or RegionsAll
-	Names []string // the list, when Mode is RegionsList
-}
-
-// Values of ACCOUNTS and REGIONS besides lists.
-const (
-	AccountsSelf         = "self"
-	AccountsList         = "list"
-	AccountsOrganization = "organization"
-	RegionsSelf          = "self"
-	RegionsList          = "list"
-	RegionsAll           = "all"
-)
 
 // EnvVar describes one environment variable of the configuration contract.
 // template.yaml must set exactly these, with the same bounds (a test checks).
@@ -125,10 +99,10 @@ var envVars = []EnvVar{
 	{Name: "RIGHTSIZE_MIN_INSTANCES", Default: "1", Numeric: true, Integer: true, Min: 1, Max: 1000},
 	{Name: "MAX_MODIFICATIONS_PER_RUN", Default: "10", Numeric: true, Integer: true, Min: 0, Max: maxCancellationsCap},
 	{Name: "PRICING", Default: "on", Allowed: []string{"on", "off"}},
-	{Name: "ACCOUNTS", Default: AccountsSelf, Pattern: "self, organization, or a comma-separated list of 12-digit account ids"},
+	{Name: "ACCOUNTS", Default: org.AccountsSelf, Pattern: "self, organization, or a comma-separated list of 12-digit account ids"},
 	{Name: "ORGANIZATIONAL_UNITS", Default: "", Pattern: "empty (the whole organization), or a comma-separated list of OU or root ids such as ou-ab12-cdef3456,r-ab12 (with ACCOUNTS=organization only)"},
 	{Name: "EXCLUDED_ACCOUNTS", Default: "", Pattern: "empty, or a comma-separated list of 12-digit account ids"},
-	{Name: "REGIONS", Default: RegionsSelf, Pattern: "self, all (the regions enabled for each account), or a comma-separated list of regions such as eu-west-1,us-east-1"},
+	{Name: "REGIONS", Default: org.RegionsSelf, Pattern: "self, all (the regions enabled for each account), or a comma-separated list of regions such as eu-west-1,us-east-1"},
 	{Name: "MEMBER_ROLE_NAME", Default: "odcr-autocancel-member", Pattern: "an IAM role name of 1 to 64 characters (letters, digits and +=,.@_-), no path"},
 }
 
@@ -145,8 +119,6 @@ var (
 	tagKeyPattern       = regexp.MustCompile(`^[^,]{1,128}$`)
 	instanceTypePattern = regexp.MustCompile(`^[a-z0-9-]+\.[a-z0-9-]+$`)
 	zonePattern         = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+[a-z]$`)
-	accountIDPattern    = regexp.MustCompile(`^[0-9]{12}$`)
-	regionPattern       = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
 	ouPattern           = regexp.MustCompile(`^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$`)
 	roleNamePattern     = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,64}$`)
 )
@@ -182,8 +154,8 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 			p.fail("REQUIRED_TAG", req, "the value is longer than 256 characters")
 		}
 	}
-	s.InstanceTypes = p.list("INSTANCE_TYPES", instanceTypePattern)
-	s.AvailabilityZones = p.list("AVAILABILITY_ZONES", zonePattern)
+	s.InstanceTypes = p.list("INSTANCE_TYPES", instanceTypePattern.MatchString)
+	s.AvailabilityZones = p.list("AVAILABILITY_ZONES", zonePattern.MatchString)
 	s.GraceHours = int(p.number("GRACE_HOURS"))
 	if arn := p.value("NOTIFY_TOPIC_ARN"); arn != "" {
 		if !topicARNPattern.MatchString(arn) {
@@ -191,7 +163,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 		}
 		s.NotifyTopicARN = arn
 	}
-	s.NotifyTags = p.list("NOTIFY_TAGS", tagKeyPattern)
+	s.NotifyTags = p.list("NOTIFY_TAGS", tagKeyPattern.MatchString)
 	s.Rightsize = p.boolean("RIGHTSIZE")
 	s.RightsizeHeadroomPercent = p.number("RIGHTSIZE_HEADROOM_PERCENT")
 	s.RightsizeMinInstances = int(p.number("RIGHTSIZE_MIN_INSTANCES"))
@@ -296,7 +268,7 @@ func (p *settingsParser) number(name string) float64 {
 	return 0
 }
 
-func (p *settingsParser) list(name string, pattern *regexp.Regexp) []string {
+func (p *settingsParser) list(name string, valid func(string) bool) []string {
 	v := p.value(name)
 	if v == "" {
 		return nil
@@ -304,7 +276,7 @@ func (p *settingsParser) list(name string, pattern *regexp.Regexp) []string {
 	var out []string
 	for _, item := range strings.Split(v, ",") {
 		item = strings.TrimSpace(item)
-		if !pattern.MatchString(item) {
+		if !valid(item) {
 			p.fail(name, v, fmt.Sprintf("%q is not valid", item))
 			return nil
 		}
@@ -316,22 +288,22 @@ func (p *settingsParser) list(name string, pattern *regexp.Regexp) []string {
 // targets reads the organization-mode settings.
 func (p *settingsParser) targets(s *Settings) {
 	switch v := p.value("ACCOUNTS"); strings.ToLower(v) {
-	case AccountsSelf, AccountsOrganization:
-		s.Accounts = Accounts{Mode: strings.ToLower(v)}
+	case org.AccountsSelf, org.AccountsOrganization:
+		s.Accounts = org.Accounts{Mode: strings.ToLower(v)}
 	default:
-		s.Accounts = Accounts{Mode: AccountsList, IDs: p.list("ACCOUNTS", accountIDPattern)}
+		s.Accounts = org.Accounts{Mode: org.AccountsList, IDs: p.list("ACCOUNTS", org.IsAccountID)}
 	}
 	switch v := p.value("REGIONS"); strings.ToLower(v) {
-	case RegionsSelf, RegionsAll:
-		s.Regions = Regions{Mode: strings.ToLower(v)}
+	case org.RegionsSelf, org.RegionsAll:
+		s.Regions = org.Regions{Mode: strings.ToLower(v)}
 	default:
-		s.Regions = Regions{Mode: RegionsList, Names: p.list("REGIONS", regionPattern)}
+		s.Regions = org.Regions{Mode: org.RegionsList, Names: p.list("REGIONS", org.IsRegion)}
 	}
-	s.OrganizationalUnits = p.list("ORGANIZATIONAL_UNITS", ouPattern)
-	if len(s.OrganizationalUnits) > 0 && s.Accounts.Mode != AccountsOrganization {
+	s.OrganizationalUnits = p.list("ORGANIZATIONAL_UNITS", ouPattern.MatchString)
+	if len(s.OrganizationalUnits) > 0 && s.Accounts.Mode != org.AccountsOrganization {
 		p.fail("ORGANIZATIONAL_UNITS", p.value("ORGANIZATIONAL_UNITS"), fmt.Sprintf("set, but ACCOUNTS=%q: OUs restrict ACCOUNTS=organization only", p.value("ACCOUNTS")))
 	}
-	s.ExcludedAccounts = p.list("EXCLUDED_ACCOUNTS", accountIDPattern)
+	s.ExcludedAccounts = p.list("EXCLUDED_ACCOUNTS", org.IsAccountID)
 	s.MemberRoleName = p.value("MEMBER_ROLE_NAME")
 	if !roleNamePattern.MatchString(s.MemberRoleName) {
 		p.fail("MEMBER_ROLE_NAME", s.MemberRoleName, "not an IAM role name")

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/cfn"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -45,9 +47,11 @@ func TestSettingsDefaults(t *testing.T) {
 		MaxModifications:         10,
 		Pricing:                  true,
 		// One account, one region: the function's own.
-		Accounts:       handler.Accounts{Mode: handler.AccountsSelf},
-		Regions:        handler.Regions{Mode: handler.RegionsSelf},
-		MemberRoleName: "odcr-autocancel-member",
+		Config: org.Config{
+			Accounts:       org.Accounts{Mode: org.AccountsSelf},
+			Regions:        org.Regions{Mode: org.RegionsSelf},
+			MemberRoleName: "odcr-autocancel-member",
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
@@ -99,11 +103,13 @@ func TestSettingsParsed(t *testing.T) {
 		NotifyTopicARN:    "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
 		NotifyTags:        []string{"Name", "cost center"},
 		Rightsize:         true, RightsizeHeadroomPercent: 25, RightsizeMinInstances: 2, MaxModifications: 5,
-		Accounts:            handler.Accounts{Mode: handler.AccountsOrganization},
-		OrganizationalUnits: []string{"ou-ab12-cdef3456", "r-ab12"},
-		ExcludedAccounts:    []string{"111122223333"},
-		Regions:             handler.Regions{Mode: handler.RegionsList, Names: []string{"eu-west-1", "us-gov-west-1"}},
-		MemberRoleName:      "finops@odcr",
+		Config: org.Config{
+			Accounts:            org.Accounts{Mode: org.AccountsOrganization},
+			OrganizationalUnits: []string{"ou-ab12-cdef3456", "r-ab12"},
+			ExcludedAccounts:    []string{"111122223333"},
+			Regions:             org.Regions{Mode: org.RegionsList, Names: []string{"eu-west-1", "us-gov-west-1"}},
+			MemberRoleName:      "finops@odcr",
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("\n got %+v\nwant %+v", got, want)
@@ -226,12 +232,12 @@ func checkBound(t *testing.T, variable, field, param, accepted string, min, max 
 			}
 		}
 	}
-	p := get(loadTemplate(t).root, "Parameters", param)
-	if n := get(p, "MinValue"); n == nil || n.Value != min {
-		t.Errorf("template parameter %s: MinValue %v, want %s", param, plain(n), min)
+	p := cfn.Get(cfn.Load(t, "../template.yaml").Root, "Parameters", param)
+	if n := cfn.Get(p, "MinValue"); n == nil || n.Value != min {
+		t.Errorf("template parameter %s: MinValue %v, want %s", param, cfn.Plain(n), min)
 	}
-	if n := get(p, "MaxValue"); n == nil || n.Value != max {
-		t.Errorf("template parameter %s: MaxValue %v, want %s", param, plain(n), max)
+	if n := cfn.Get(p, "MaxValue"); n == nil || n.Value != max {
+		t.Errorf("template parameter %s: MaxValue %v, want %s", param, cfn.Plain(n), max)
 	}
 }
 
@@ -320,8 +326,8 @@ func TestSettingsOrganizationProblems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.Accounts, handler.Accounts{Mode: handler.AccountsList, IDs: []string{"111122223333", "444455556666"}}) ||
-		got.Regions.Mode != handler.RegionsAll {
+	if !reflect.DeepEqual(got.Accounts, org.Accounts{Mode: org.AccountsList, IDs: []string{"111122223333", "444455556666"}}) ||
+		got.Regions.Mode != org.RegionsAll {
 		t.Errorf("got accounts %+v, regions %+v", got.Accounts, got.Regions)
 	}
 }

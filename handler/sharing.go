@@ -10,15 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	ramtypes "github.com/aws/aws-sdk-go-v2/service/ram/types"
 
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
-
-// RAMAPI is the part of AWS RAM the function uses: one read.
-type RAMAPI interface {
-	ram.ListResourcesAPIClient
-}
-
-var _ RAMAPI = (*ram.Client)(nil)
 
 // ramCapacityReservation is RAM's resource type for capacity reservations.
 const ramCapacityReservation = "ec2:CapacityReservation"
@@ -27,7 +22,7 @@ const ramCapacityReservation = "ec2:CapacityReservation"
 // other accounts through AWS RAM (all pages). Instances of those accounts may
 // run in, or target while stopped, a shared reservation, and they are
 // invisible from here: such a reservation is never cancelled.
-func listSharedOut(ctx context.Context, api RAMAPI, calls *callCounter) (map[string]bool, error) {
+func listSharedOut(ctx context.Context, api awsapi.RAM, calls *awsapi.Calls) (map[string]bool, error) {
 	if api == nil {
 		return nil, errors.New("list shared resources: no AWS RAM client")
 	}
@@ -39,7 +34,7 @@ func listSharedOut(ctx context.Context, api RAMAPI, calls *callCounter) (map[str
 	shared := map[string]bool{}
 	pages := ram.NewListResourcesPaginator(api, in)
 	for pages.HasMorePages() {
-		calls.add("ListResources")
+		calls.Add("ListResources")
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list shared resources: %w", err)
@@ -69,13 +64,13 @@ func markSharing(res []policy.Reservation, shared map[string]bool, err error) {
 // markSharing lists the reservations this account shares out through AWS
 // RAM and marks them; when the listing fails, every reservation's sharing is
 // unknown (kept insufficient-data), never guessed.
-func (r *run) markSharing(ctx context.Context, res []policy.Reservation, report *Report) {
+func (r *run) markSharing(ctx context.Context, res []policy.Reservation, rep *report.Report) {
 	if len(res) == 0 {
 		return
 	}
 	shared, err := listSharedOut(ctx, r.c.RAM, r.calls)
 	if err != nil {
-		report.Problems = append(report.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
+		rep.Problems = append(rep.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
 	}
 	markSharing(res, shared, err)
 }

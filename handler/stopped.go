@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
@@ -24,7 +25,7 @@ import (
 // Group memberships are asked (GetGroupsForCapacityReservation, one call per
 // reservation given, a few in flight) only when some stopped instance targets
 // a group. A reservation absent from the result could not be checked.
-func stoppedDependents(ctx context.Context, api EC2API, calls *callCounter, res []policy.Reservation, concurrency int) (map[string]policy.Dependents, []string) {
+func stoppedDependents(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls, res []policy.Reservation, concurrency int) (map[string]policy.Dependents, []string) {
 	if len(res) == 0 {
 		return nil, nil
 	}
@@ -57,7 +58,7 @@ func stoppedDependents(ctx context.Context, api EC2API, calls *callCounter, res 
 // may start again.
 var stoppedStates = []string{"stopped", "stopping"}
 
-func sweepStopped(ctx context.Context, api EC2API, calls *callCounter) ([]policy.StoppedInstance, error) {
+func sweepStopped(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls) ([]policy.StoppedInstance, error) {
 	in := &ec2.DescribeInstancesInput{
 		Filters:    []types.Filter{{Name: aws.String("instance-state-name"), Values: stoppedStates}},
 		MaxResults: aws.Int32(1000),
@@ -65,7 +66,7 @@ func sweepStopped(ctx context.Context, api EC2API, calls *callCounter) ([]policy
 	var out []policy.StoppedInstance
 	pages := ec2.NewDescribeInstancesPaginator(api, in)
 	for pages.HasMorePages() {
-		calls.add("DescribeInstances")
+		calls.Add("DescribeInstances")
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("describe instances: %w", err)
@@ -107,7 +108,7 @@ func toStoppedInstance(inst types.Instance) policy.StoppedInstance {
 
 // groupsOf lists the Capacity Reservation groups of each reservation, a few
 // calls in flight. A reservation whose listing failed is absent.
-func groupsOf(ctx context.Context, api EC2API, calls *callCounter, ids []string, concurrency int) (map[string][]string, []string) {
+func groupsOf(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls, ids []string, concurrency int) (map[string][]string, []string) {
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
@@ -146,12 +147,12 @@ func groupsOf(ctx context.Context, api EC2API, calls *callCounter, ids []string,
 // (MaxResults 5..500).
 const maxGroupsPerPage = 500
 
-func groupsOfOne(ctx context.Context, api EC2API, calls *callCounter, id string) ([]string, error) {
+func groupsOfOne(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls, id string) ([]string, error) {
 	in := &ec2.GetGroupsForCapacityReservationInput{CapacityReservationId: aws.String(id), MaxResults: aws.Int32(maxGroupsPerPage)}
 	groups := []string{}
 	pages := ec2.NewGetGroupsForCapacityReservationPaginator(api, in)
 	for pages.HasMorePages() {
-		calls.add("GetGroupsForCapacityReservation")
+		calls.Add("GetGroupsForCapacityReservation")
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("get groups for capacity reservation: %w", err)

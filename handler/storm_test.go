@@ -16,7 +16,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/cfn"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // stormEnv gives config.LoadDefaultConfig an environment with no retry
@@ -134,7 +136,7 @@ func stormWorstCase(k int) time.Duration {
 func stormBudget(t *testing.T) time.Duration {
 	t.Helper()
 	const steps = 6
-	def := get(loadTemplate(t).root, "Parameters", "FunctionTimeout", "Default")
+	def := cfn.Get(cfn.Load(t, "../template.yaml").Root, "Parameters", "FunctionTimeout", "Default")
 	if def == nil {
 		t.Fatal("template.yaml: no Parameters.FunctionTimeout.Default")
 	}
@@ -174,13 +176,13 @@ func TestThrottlingStormRiddenOutByDefault(t *testing.T) {
 			if res.err != nil {
 				t.Fatalf("the storm failed the run: %v", res.err)
 			}
-			if len(ftDone(res.report)) != n || len(res.report.Problems) != 0 {
-				t.Fatalf("cancelled %v, problems %v", ftDone(res.report), res.report.Problems)
+			if len(ftDone(res.rep)) != n || len(res.rep.Problems) != 0 {
+				t.Fatalf("cancelled %v, problems %v", ftDone(res.rep), res.rep.Problems)
 			}
 			if got := ftFaulted(acct, s.code); got != stormLength {
 				t.Fatalf("%d throttled answers, want %d", got, stormLength)
 			}
-			ftCheckRetries(t, acct, res.report, stormLength)
+			ftCheckRetries(t, acct, res.rep, stormLength)
 
 			var slept time.Duration
 			throttled := 0
@@ -216,8 +218,8 @@ func TestThrottlingStormMaxAttemptsFromEnvironment(t *testing.T) {
 	delays := recordDelays(h)
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, nil, false)
-	if res.report != nil || res.err == nil || !strings.Contains(res.err.Error(), "RequestLimitExceeded") {
-		t.Fatalf("report %v, error %v: want the listing to fail", res.report != nil, res.err)
+	if res.rep != nil || res.err == nil || !strings.Contains(res.err.Error(), "RequestLimitExceeded") {
+		t.Fatalf("report %v, error %v: want the listing to fail", res.rep != nil, res.err)
 	}
 	if got := acct.Count(fakeaws.OpDescribeCapacityReservations); got != 2 || len(delays()) != 1 {
 		t.Fatalf("%d attempts, %d retries: want 2 attempts, 1 retry", got, len(delays()))
@@ -243,13 +245,13 @@ func TestThrottlingStormOverConcurrentCallsKeepsTheQuota(t *testing.T) {
 
 	res := ftRun(context.Background(), acct, h, `{}`)
 	ftCheck(t, acct, res, ftIDs(1, n), false)
-	if res.err != nil || len(ftDone(res.report)) != n || len(res.report.Problems) != 0 {
-		t.Fatalf("error %v, cancelled %d of %d, problems %v", res.err, len(ftDone(res.report)), n, res.report.Problems)
+	if res.err != nil || len(ftDone(res.rep)) != n || len(res.rep.Problems) != 0 {
+		t.Fatalf("error %v, cancelled %d of %d, problems %v", res.err, len(ftDone(res.rep)), n, res.rep.Problems)
 	}
 	if got := ftFaulted(acct, "Throttling"); got != n*stormLength {
 		t.Fatalf("%d throttled answers, want %d", got, n*stormLength)
 	}
-	ftCheckRetries(t, acct, res.report, n*stormLength)
+	ftCheckRetries(t, acct, res.rep, n*stormLength)
 }
 
 // TestThrottlingStormOnTheLifecycleActions: the same storm of ten throttled
@@ -262,14 +264,14 @@ func TestThrottlingStormOnTheLifecycleActions(t *testing.T) {
 		op, code string
 		status   int
 		tune     func(*handler.Settings)
-		done     func(*handler.Report) bool
+		done     func(*report.Report) bool
 	}{
 		{fakeaws.OpCreateTags, "RequestLimitExceeded", 503, func(s *handler.Settings) { s.GraceHours = 72 },
-			func(r *handler.Report) bool { return len(r.Marked) == 3 }},
+			func(r *report.Report) bool { return len(r.Marked) == 3 }},
 		{fakeaws.OpModifyCapacityReservation, "RequestLimitExceeded", 503, func(s *handler.Settings) { s.Rightsize = true },
-			func(r *handler.Report) bool { return len(r.Modified) == 1 }},
+			func(r *report.Report) bool { return len(r.Modified) == 1 }},
 		{fakeaws.OpPublish, "Throttling", 400, func(s *handler.Settings) { s.NotifyTopicARN = topic },
-			func(r *handler.Report) bool { return r.Notified }},
+			func(r *report.Report) bool { return r.Notified }},
 	} {
 		t.Run(c.op, func(t *testing.T) {
 			stormEnv(t, nil)
@@ -284,9 +286,9 @@ func TestThrottlingStormOnTheLifecycleActions(t *testing.T) {
 			c.tune(&s)
 			h := stormHandler(t, acct, s)
 			delays := recordDelays(h)
-			report, err := h.Run(context.Background(), []byte(`{}`))
-			if err != nil || report == nil || !c.done(report) {
-				t.Fatalf("the storm failed the run: %v (report %+v)", err, report)
+			rep, err := h.Run(context.Background(), []byte(`{}`))
+			if err != nil || rep == nil || !c.done(rep) {
+				t.Fatalf("the storm failed the run: %v (report %+v)", err, rep)
 			}
 			if got := ftFaulted(acct, c.code); got != stormLength {
 				t.Fatalf("%d throttled answers, want %d", got, stormLength)

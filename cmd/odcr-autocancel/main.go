@@ -40,6 +40,9 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/preview"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
+	"github.com/odcr-autocancel/odcr-autocancel/price"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 func main() {
@@ -158,7 +161,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Region: cfg.Region,
 		// Organization mode: other accounts through their member role,
 		// other regions, and the organization's accounts.
-		Targets:       handler.NewAssumeRoleConnector(cfg),
+		Targets:       org.NewAssumeRoleConnector(cfg),
 		Organizations: organizations.NewFromConfig(cfg),
 		Pricing:       pricingClient(cfg),
 		Settings:      settings,
@@ -220,9 +223,9 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 		_, err = fmt.Fprintf(stdout, "%s\n", out)
 		return err
 	}
-	report, runErr := h.Run(ctx, payload)
-	if report != nil {
-		if err := printReport(stdout, report, out, rightsizeOn(h.Settings, req)); err != nil {
+	rep, runErr := h.Run(ctx, payload)
+	if rep != nil {
+		if err := printReport(stdout, rep, out, rightsizeOn(h.Settings, req)); err != nil {
 			return errors.Join(runErr, fmt.Errorf("print report: %w", err))
 		}
 	}
@@ -235,7 +238,7 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 	return runErr
 }
 
-func printReport(w io.Writer, r *handler.Report, out printing, rightsize bool) error {
+func printReport(w io.Writer, r *report.Report, out printing, rightsize bool) error {
 	if out.format == outputTable {
 		return preview.Table(w, r, preview.Options{Color: out.colour, Width: out.width, Rightsize: &rightsize})
 	}
@@ -301,7 +304,7 @@ func fellBackToInstanceRole(p aws.CredentialsProvider) bool {
 // pricingClient is a Price List client in the nearest region that serves
 // the API (us-east-1, eu-central-1 or ap-south-1); nil for partitions that
 // have none (China, GovCloud): no estimates there.
-func pricingClient(cfg aws.Config) handler.PriceLister {
+func pricingClient(cfg aws.Config) price.API {
 	region := "us-east-1"
 	switch {
 	case strings.HasPrefix(cfg.Region, "cn-"), strings.HasPrefix(cfg.Region, "us-gov-"), strings.HasPrefix(cfg.Region, "us-iso"):

@@ -16,8 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const account = "111122223333"
@@ -59,12 +59,12 @@ func TestPreviewOutsideLambda(t *testing.T) {
 	if err := run([]string{"-event", "../../events/manual-dry-run.json"}, strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	var report handler.Report
-	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+	var rep report.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not the report: %v\n%s", err, stdout.String())
 	}
-	if !report.DryRun || report.AccountID != account || report.Counts.Planned != 1 || len(report.Cancelled) != 0 {
-		t.Fatalf("report %+v", report.Counts)
+	if !rep.DryRun || rep.AccountID != account || rep.Counts.Planned != 1 || len(rep.Cancelled) != 0 {
+		t.Fatalf("report %+v", rep.Counts)
 	}
 	if acct.Count(fakeaws.OpGetCallerIdentity) != 1 || acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
 		t.Fatalf("requests %+v", acct.Requests())
@@ -155,11 +155,11 @@ func TestOutputJSON(t *testing.T) {
 		if !strings.HasPrefix(stdout.String(), "{\n  \"runId\": ") {
 			t.Fatalf("not the indented report:\n%s", stdout.String())
 		}
-		var report map[string]json.RawMessage
-		if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+		var rep map[string]json.RawMessage
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 			t.Fatal(err)
 		}
-		return slices.Sorted(maps.Keys(report))
+		return slices.Sorted(maps.Keys(rep))
 	}
 	asDefault := fields("-event", "../../events/manual-dry-run.json")
 	asJSON := fields("-event", "../../events/manual-dry-run.json", "-output", "json")

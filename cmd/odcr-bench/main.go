@@ -46,6 +46,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const (
@@ -294,25 +295,25 @@ func measureOnce(mode, endpoint string, budget int) error {
 	done := make(chan struct{})
 	go samplePeakHeap(&peak, stop, done)
 	start := time.Now()
-	report, err := h.Run(context.Background(), []byte(`{}`))
+	rep, err := h.Run(context.Background(), []byte(`{}`))
 	wall := time.Since(start)
 	close(stop)
 	<-done
 	if err != nil {
 		return err
 	}
-	idle, oversized := idleCapacity(report)
+	idle, oversized := idleCapacity(rep)
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return json.NewEncoder(os.Stdout).Encode(result{
 		Mode:           mode,
 		Wall:           wall,
-		Calls:          report.APICalls,
+		Calls:          rep.APICalls,
 		PeakHeapBytes:  peak.Load(),
 		MaxRSSBytes:    ru.Maxrss * 1024, // Linux reports KiB
-		Idle:           report.Counts.Idle,
-		Cancelled:      len(report.Cancelled),
-		Shrunk:         len(report.Modified),
+		Idle:           rep.Counts.Idle,
+		Cancelled:      len(rep.Cancelled),
+		Shrunk:         len(rep.Modified),
 		IdleHours:      idle,
 		OversizedHours: oversized,
 	})
@@ -324,7 +325,7 @@ const hoursPerMonth = 730
 // idleCapacity sums, per month, the instance-hours of the idle reservations
 // (to cancel, kept by the budget, marked, in grace) and of the unused part
 // of the oversized ones (their size above the shrink's target).
-func idleCapacity(r *handler.Report) (idle, oversized int64) {
+func idleCapacity(r *report.Report) (idle, oversized int64) {
 	for _, d := range r.Decisions {
 		switch {
 		case d.Resize != nil:

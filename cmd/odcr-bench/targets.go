@@ -29,6 +29,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
 // memberRoleName is the deployed default MEMBER_ROLE_NAME.
@@ -61,7 +62,7 @@ func measureTargets(w io.Writer, n int, latency time.Duration) error {
 	}
 	regions := slices.Sorted(maps.Keys(fakeaws.DefaultRegions()))
 	var results []targetsResult
-	for _, setting := range []string{strings.Join(regions, ","), handler.RegionsAll} {
+	for _, setting := range []string{strings.Join(regions, ","), org.RegionsAll} {
 		for _, cold := range []bool{false, true} {
 			fmt.Fprintf(os.Stderr, "listing the targets of %d accounts, REGIONS=%s, cold pages %v, %s latency...\n", n, shortRegions(setting), cold, latency)
 			r, err := targetsInChild(self, n, setting, latency, cold)
@@ -76,7 +77,7 @@ func measureTargets(w io.Writer, n int, latency time.Duration) error {
 }
 
 func shortRegions(s string) string {
-	if s == handler.RegionsAll {
+	if s == org.RegionsAll {
 		return s
 	}
 	return fmt.Sprintf("<%d regions>", strings.Count(s, ",")+1)
@@ -156,7 +157,7 @@ func listTargetsOnce(regions, endpoint string, cold bool) error {
 		HTTPClient:   &http.Client{Transport: counter},
 	}
 	settings, err := handler.LoadSettings(func(k string) (string, bool) {
-		v, ok := map[string]string{"ACCOUNTS": handler.AccountsOrganization, "REGIONS": regions}[k]
+		v, ok := map[string]string{"ACCOUNTS": org.AccountsOrganization, "REGIONS": regions}[k]
 		return v, ok
 	})
 	if err != nil {
@@ -165,7 +166,7 @@ func listTargetsOnce(regions, endpoint string, cold bool) error {
 	newHandler := func() *handler.Handler {
 		return &handler.Handler{
 			Region:        cfg.Region,
-			Targets:       handler.NewAssumeRoleConnector(cfg),
+			Targets:       org.NewAssumeRoleConnector(cfg),
 			Organizations: organizations.NewFromConfig(cfg),
 			Settings:      settings,
 			Logger:        zap.NewNop(),
@@ -184,7 +185,7 @@ func listTargetsOnce(regions, endpoint string, cold bool) error {
 		if cold {
 			h = newHandler()
 		}
-		page, err := h.ListTargets(context.Background(), handler.ListTargetsRequest{After: after})
+		page, err := h.ListTargets(context.Background(), org.ListTargetsRequest{After: after})
 		if err != nil {
 			return fmt.Errorf("page %d: %w", r.Pages+1, err)
 		}

@@ -3,20 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/demo"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/testsupport"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // demoNow is the fixed clock of the tests: the same table every time.
 var demoNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -30,9 +27,9 @@ func runDemo(t *testing.T, args ...string) []byte {
 	return out.Bytes()
 }
 
-func report(t *testing.T, args ...string) handler.Report {
+func demoReport(t *testing.T, args ...string) report.Report {
 	t.Helper()
-	var r handler.Report
+	var r report.Report
 	if err := json.Unmarshal(runDemo(t, append(args, "-output", "json")...), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -47,19 +44,7 @@ func TestDemoTable(t *testing.T) {
 // golden compares got with testdata/name (rewrites it with -update).
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("the demo's output differs from %s (run with -update to accept):\n%s", path, got)
-	}
+	testsupport.Golden(t, name, string(got))
 }
 
 // notShown are the reason codes the simulated account does not produce, and
@@ -75,7 +60,7 @@ var notShown = map[policy.Reason]string{
 
 // The dry run shows every other rule at work, each on its reservation.
 func TestDemoShowsEveryRule(t *testing.T) {
-	r := report(t)
+	r := demoReport(t)
 	if !r.DryRun || len(r.Cancelled)+len(r.Marked)+len(r.Modified) != 0 {
 		t.Fatalf("a dry run changed something: %+v", r)
 	}
@@ -101,14 +86,14 @@ func TestDemoShowsEveryRule(t *testing.T) {
 // -apply runs for real: cancels, marks and a shrink happen, and the cancel
 // IAM refuses is a failure.
 func TestDemoApply(t *testing.T) {
-	r := report(t, "-apply")
+	r := demoReport(t, "-apply")
 	if r.DryRun || !slices.Equal(r.Cancelled, []string{"cr-0b0000000000000b2", "cr-0b0000000000000b3"}) {
 		t.Fatalf("cancelled %v", r.Cancelled)
 	}
 	if len(r.Failures) != 1 || r.Failures[0].ReservationID != demo.Refused || r.Failures[0].Code != "UnauthorizedOperation" {
 		t.Fatalf("failures %+v", r.Failures)
 	}
-	if len(r.Modified) != 1 || r.Modified[0] != (handler.Modified{ReservationID: "cr-0e0000000000000e2", From: 20, To: 8}) {
+	if len(r.Modified) != 1 || r.Modified[0] != (report.Modified{ReservationID: "cr-0e0000000000000e2", From: 20, To: 8}) {
 		t.Fatalf("modified %+v", r.Modified)
 	}
 	if !slices.Equal(r.Marked, []string{"cr-0b0000000000000b1", "cr-0e0000000000000e1"}) || !r.Notified {
@@ -125,18 +110,9 @@ func TestDemoRefusesABadOutput(t *testing.T) {
 
 // README.md shows the demo's real output: the table of the golden file.
 func TestReadmeShowsTheDemoOutput(t *testing.T) {
-	golden, err := os.ReadFile(filepath.Join("testdata", "demo-table.golden"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, _, _ := bytes.Cut(golden, []byte("\nThe simulated account:"))
-	if !bytes.Contains(readme, bytes.TrimRight(table, "\n")) {
-		t.Fatal("README.md does not show the demo's output as testdata/demo-table.golden has it: paste it again")
-	}
+	table, _, _ := strings.Cut(testsupport.ReadGolden(t, "demo-table.golden"), "\nThe simulated account:")
+	testsupport.DocShows(t, "README.md", strings.TrimRight(table, "\n"),
+		"the demo's output as cmd/odcr-demo/testdata/demo-table.golden has it")
 }
 
 // The organization's dry run, as a newcomer sees it, is the golden file.
@@ -144,11 +120,11 @@ func TestDemoOrganization(t *testing.T) {
 	golden(t, "demo-organization.golden", runDemo(t, "-organization", "-output", "table"))
 }
 
-func orgOutput(t *testing.T, args ...string) (results []map[string]any, totals handler.OrgTotals) {
+func orgOutput(t *testing.T, args ...string) (results []map[string]any, totals org.Totals) {
 	t.Helper()
 	var out struct {
-		Results []map[string]any  `json:"results"`
-		Totals  handler.OrgTotals `json:"totals"`
+		Results []map[string]any `json:"results"`
+		Totals  org.Totals       `json:"totals"`
 	}
 	if err := json.Unmarshal(runDemo(t, append(args, "-organization", "-output", "json")...), &out); err != nil {
 		t.Fatal(err)
@@ -186,7 +162,7 @@ func TestDemoOrganizationTargets(t *testing.T) {
 				}
 			}
 		}
-		want := handler.TargetCounts{Reservations: 19, Idle: 8, ToCancel: 4, ToModify: 1, ToMark: 4}
+		want := org.TargetCounts{Reservations: 19, Idle: 8, ToCancel: 4, ToModify: 1, ToMark: 4}
 		if apply {
 			want.Cancelled, want.Modified, want.Marked = 4, 1, 4
 		}
@@ -196,20 +172,10 @@ func TestDemoOrganizationTargets(t *testing.T) {
 	}
 }
 
-// README.md's "Whole organization" shows the organization demo's real
-// output: the golden file.
-func TestReadmeShowsTheOrganizationDemo(t *testing.T) {
-	golden, err := os.ReadFile(filepath.Join("testdata", "demo-organization.golden"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, _ := bytes.Cut(readme, []byte("\n## Whole organization\n"))
-	section, _, _ = bytes.Cut(section, []byte("\n## "))
-	if !bytes.Contains(section, bytes.TrimRight(golden, "\n")) {
-		t.Fatal(`README.md's "Whole organization" does not show the organization demo's output as testdata/demo-organization.golden has it: paste it again`)
-	}
+// docs/organization.md shows the organization demo's real output: the
+// golden file.
+func TestDocsShowTheOrganizationDemo(t *testing.T) {
+	golden := testsupport.ReadGolden(t, "demo-organization.golden")
+	testsupport.DocShows(t, "docs/organization.md", strings.TrimRight(golden, "\n"),
+		"the organization demo's output as cmd/odcr-demo/testdata/demo-organization.golden has it")
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/demo"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/preview"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
 // orgSettings are the demo's deployment in organization mode: settings,
@@ -51,17 +52,17 @@ func orgSettings() map[string]string {
 // orgRun is what the execution saw: each Map item's output, in listing
 // order, and the totals of the last Collect (the execution's output).
 type orgRun struct {
-	Results []json.RawMessage  `json:"results"`
-	Totals  *handler.OrgTotals `json:"totals"`
+	Results []json.RawMessage `json:"results"`
+	Totals  *org.Totals       `json:"totals"`
 	rows    []orgResult
 }
 
 // orgResult is one Map item's output, decoded: the target's summary, or the
 // Catch's failure item.
 type orgResult struct {
-	Target  handler.Target
-	Summary *handler.TargetSummary
-	Failure *handler.TargetFailure
+	Target  org.Target
+	Summary *org.TargetSummary
+	Failure *org.TargetFailure
 	// Reason is the failure's reason, short: the AWS error's code and
 	// message when there is one.
 	Reason string
@@ -69,9 +70,9 @@ type orgResult struct {
 }
 
 func runOrganization(stdout io.Writer, format string, logger *zap.Logger, now time.Time, apply bool) error {
-	org := demo.Organization(now)
-	org.Start()
-	defer org.Close()
+	fakeOrg := demo.Organization(now)
+	fakeOrg.Start()
+	defer fakeOrg.Close()
 
 	env := orgSettings()
 	s, err := handler.LoadSettings(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -81,11 +82,11 @@ func runOrganization(stdout io.Writer, format string, logger *zap.Logger, now ti
 	// The management account's static key, in its region: the function's
 	// own credentials. Every client points at the fake organization,
 	// which routes each request by its signature's key and region.
-	id, secret := org.AccessKey(demo.AccountID)
+	id, secret := fakeOrg.AccessKey(demo.AccountID)
 	cfg := aws.Config{
 		Region:       demo.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider(id, secret, ""),
-		BaseEndpoint: aws.String(org.URL()),
+		BaseEndpoint: aws.String(fakeOrg.URL()),
 	}
 	runs := 0
 	h := &handler.Handler{
@@ -95,7 +96,7 @@ func runOrganization(stdout io.Writer, format string, logger *zap.Logger, now ti
 		SNS:           sns.NewFromConfig(cfg),
 		Pricing:       pricing.NewFromConfig(cfg),
 		Region:        demo.Region,
-		Targets:       handler.NewAssumeRoleConnector(cfg),
+		Targets:       org.NewAssumeRoleConnector(cfg),
 		Organizations: organizations.NewFromConfig(cfg),
 		Settings:      s,
 		Logger:        logger,
@@ -115,7 +116,7 @@ func runOrganization(stdout io.Writer, format string, logger *zap.Logger, now ti
 		return enc.Encode(run)
 	}
 	printOrganization(stdout, run, apply)
-	published := org.Account(demo.AccountID, demo.Region).Published()
+	published := fakeOrg.Account(demo.AccountID, demo.Region).Published()
 	for _, m := range published {
 		if m.Attributes["account"] == "organization" {
 			fmt.Fprintf(stdout, "\nThe organization's notification (SNS), one for the whole run (%d messages in all: each target where\nsomething happened sent its own too, as in one account):\n\n%s",
@@ -139,7 +140,7 @@ func execute(ctx context.Context, h *handler.Handler, dryRun bool) (*orgRun, err
 		if err != nil {
 			return nil, fmt.Errorf("list targets: %w", err)
 		}
-		var page handler.TargetPage
+		var page org.TargetPage
 		if err := json.Unmarshal(out, &page); err != nil {
 			return nil, err
 		}
@@ -158,7 +159,7 @@ func execute(ctx context.Context, h *handler.Handler, dryRun bool) (*orgRun, err
 		if err != nil {
 			return nil, fmt.Errorf("collect: %w", err)
 		}
-		run.Totals = &handler.OrgTotals{}
+		run.Totals = &org.Totals{}
 		if err := json.Unmarshal(out, run.Totals); err != nil {
 			return nil, err
 		}
@@ -170,11 +171,11 @@ func execute(ctx context.Context, h *handler.Handler, dryRun bool) (*orgRun, err
 
 // runTarget is one Map item: the execution's input merged with the target
 // and the summary shape. A function error becomes the Catch's output.
-func runTarget(ctx context.Context, h *handler.Handler, t handler.Target, dryRun bool) (orgResult, error) {
+func runTarget(ctx context.Context, h *handler.Handler, t org.Target, dryRun bool) (orgResult, error) {
 	r := orgResult{Target: t}
 	out, err := h.Invoke(ctx, mustJSON(map[string]any{"target": t, "report": "summary", "dryRun": dryRun}))
 	if err == nil {
-		r.Summary, r.Raw = &handler.TargetSummary{}, out
+		r.Summary, r.Raw = &org.TargetSummary{}, out
 		return r, json.Unmarshal(out, r.Summary)
 	}
 	// What Lambda reports (errorType: the error's type name) and the
@@ -185,7 +186,7 @@ func runTarget(ctx context.Context, h *handler.Handler, t handler.Target, dryRun
 		typ = typ.Elem()
 	}
 	cause := []rune(string(mustJSON(messages.InvokeResponse_Error{Message: err.Error(), Type: typ.Name()})))
-	r.Failure = &handler.TargetFailure{AccountID: t.AccountID, Region: t.Region, Error: typ.Name(), Cause: string(cause[:min(len(cause), 300)])}
+	r.Failure = &org.TargetFailure{AccountID: t.AccountID, Region: t.Region, Error: typ.Name(), Cause: string(cause[:min(len(cause), 300)])}
 	r.Raw = mustJSON(r.Failure)
 	r.Reason = err.Error()
 	if apiErr, ok := errors.AsType[smithy.APIError](err); ok {

@@ -18,6 +18,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const eventsDir = "../../events"
@@ -432,7 +433,7 @@ func check(t *testing.T, c eventCase, got checked) {
 		}
 		t.Logf("function error: type %q, message %q", e.ErrorType, e.ErrorMessage)
 	} else {
-		var rep handler.Report
+		var rep report.Report
 		if err := json.Unmarshal(got.inv.Body, &rep); err != nil || rep.RunID == "" {
 			t.Fatalf("response is not a report: %v\n%s", err, got.inv.Body)
 		}
@@ -444,7 +445,7 @@ func check(t *testing.T, c eventCase, got checked) {
 	checkAccount(t, w, got, lines)
 }
 
-func checkReport(t *testing.T, w outcome, kind string, got checked, rep handler.Report) {
+func checkReport(t *testing.T, w outcome, kind string, got checked, rep report.Report) {
 	t.Helper()
 	if rep.RunID != got.requestID || rep.AccountID != accountID || rep.Event != kind || rep.DryRun != w.dryRun || rep.Settings.DryRun != w.dryRun {
 		t.Errorf("report runId %q accountId %q event %q dryRun %v (settings %v), want %q %q %q %v",

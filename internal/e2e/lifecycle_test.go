@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const (
@@ -55,10 +55,10 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	env["DRY_RUN"], env["GRACE_HOURS"], env["NOTIFY_TOPIC_ARN"], env["RIGHTSIZE"] = "false", "72", weekTopic, "true"
 	rie := startEmulator(t, env, logs)
 
-	invoke := func(id string) handler.Report {
+	invoke := func(id string) report.Report {
 		t.Helper()
 		inv := rie.invoke(t, id, []byte(`{}`))
-		var rep handler.Report
+		var rep report.Report
 		if err := json.Unmarshal(inv.Body, &rep); err != nil || rep.RunID != id {
 			t.Fatalf("%s: not a report (%v):\n%s", id, err, inv.Body)
 		}
@@ -125,7 +125,7 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	if !slices.Equal(rep.Cancelled, []string{crWeekB, crWeekA}) { // oldest first
 		t.Fatalf("day 3: cancelled %v (failures %+v)", rep.Cancelled, rep.Failures)
 	}
-	if len(rep.Modified) != 1 || rep.Modified[0] != (handler.Modified{ReservationID: crWeekBig, From: 10, To: 5}) {
+	if len(rep.Modified) != 1 || rep.Modified[0] != (report.Modified{ReservationID: crWeekBig, From: 10, To: 5}) {
 		t.Fatalf("day 3: modified %+v (failures %+v)", rep.Modified, rep.Failures)
 	}
 	if r, _ := acct.Reservation(crWeekBig); r.TotalInstanceCount != 5 || r.AvailableInstanceCount != 3 {

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
 const (
@@ -90,15 +90,15 @@ func orgEnv(o *fakeaws.Organization, regions string) map[string]string {
 
 // listAllTargets asks for every page, one after another, as the state
 // machine's ListTargets and MorePages do.
-func listAllTargets(t *testing.T, rie *emulator, prefix string) ([]handler.TargetPage, []string) {
+func listAllTargets(t *testing.T, rie *emulator, prefix string) ([]org.TargetPage, []string) {
 	t.Helper()
-	var pages []handler.TargetPage
+	var pages []org.TargetPage
 	var ids []string
 	payload := `{"listTargets":{}}`
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("%s-list-%d", prefix, i)
 		inv := rie.invoke(t, id, []byte(payload))
-		var p handler.TargetPage
+		var p org.TargetPage
 		if err := json.Unmarshal(inv.Body, &p); err != nil || p.Targets == nil {
 			t.Fatalf("listTargets: not a page (%v): %s", err, inv.Body)
 		}
@@ -116,7 +116,7 @@ func listAllTargets(t *testing.T, rie *emulator, prefix string) ([]handler.Targe
 // catch is the state machine's Catch: the failed item's output, from the
 // function error Lambda reported ($states.errorOutput: Error is the
 // errorType, Cause the error object as JSON, cut to 300 characters).
-func catch(target handler.Target, body []byte) map[string]string {
+func catch(target org.Target, body []byte) map[string]string {
 	var e lambdaError
 	_ = json.Unmarshal(body, &e)
 	cause := []rune(string(body))
@@ -135,14 +135,14 @@ func TestOrganizationExecution(t *testing.T) {
 
 	// ListTargets, until "next" is empty.
 	pages, _ := listAllTargets(t, rie, "e2e-org")
-	var targets []handler.Target
+	var targets []org.Target
 	for _, p := range pages {
 		targets = append(targets, p.Targets...)
 	}
-	var want []handler.Target
+	var want []org.Target
 	for _, a := range []string{accountID, orgMember1, orgMember2} {
 		for _, r := range []string{"us-east-1", "eu-west-1"} {
-			want = append(want, handler.Target{AccountID: a, Region: r})
+			want = append(want, org.Target{AccountID: a, Region: r})
 		}
 	}
 	if len(pages) != 1 || pages[0].Accounts != 3 || !slices.Equal(targets, want) {
@@ -153,8 +153,8 @@ func TestOrganizationExecution(t *testing.T) {
 	// merged with the target and the summary shape; a function error
 	// becomes the Catch's failure item.
 	results := make([]json.RawMessage, 0, len(targets))
-	runIDs := map[handler.Target]string{}
-	errs := map[handler.Target]lambdaError{}
+	runIDs := map[org.Target]string{}
+	errs := map[org.Target]lambdaError{}
 	for i, tg := range targets {
 		id := fmt.Sprintf("e2e-org-run-%d", i)
 		runIDs[tg] = id
@@ -167,11 +167,11 @@ func TestOrganizationExecution(t *testing.T) {
 			results = append(results, out)
 			continue
 		}
-		var s handler.TargetSummary
+		var s org.TargetSummary
 		if err := json.Unmarshal(inv.Body, &s); err != nil {
 			t.Fatalf("%v: not a summary (%v): %s", tg, err, inv.Body)
 		}
-		wantSum := handler.TargetSummary{AccountID: tg.AccountID, Region: tg.Region, RunID: id, TargetCounts: handler.TargetCounts{Reservations: 3, Idle: 2, ToCancel: 2, Cancelled: 2}}
+		wantSum := org.TargetSummary{AccountID: tg.AccountID, Region: tg.Region, RunID: id, TargetCounts: org.TargetCounts{Reservations: 3, Idle: 2, ToCancel: 2, Cancelled: 2}}
 		s.IdleMonthlyCost, s.RemovedMonthlyCost = nil, nil // priced or not, by the fake's catalogue
 		if s != wantSum {
 			t.Errorf("%v: summary %+v\nwant %+v", tg, s, wantSum)
@@ -182,7 +182,7 @@ func TestOrganizationExecution(t *testing.T) {
 		results = append(results, inv.Body)
 	}
 	for _, r := range []string{"us-east-1", "eu-west-1"} {
-		tg := handler.Target{AccountID: orgMember2, Region: r}
+		tg := org.Target{AccountID: orgMember2, Region: r}
 		e, ok := errs[tg]
 		switch {
 		case !ok:
@@ -200,14 +200,14 @@ func TestOrganizationExecution(t *testing.T) {
 	// Collect, the one page being the last.
 	payload, _ := json.Marshal(map[string]any{"collect": map[string]any{"results": results, "totals": nil, "final": true}})
 	inv := rie.invoke(t, "e2e-org-collect", payload)
-	var totals handler.OrgTotals
+	var totals org.Totals
 	if err := json.Unmarshal(inv.Body, &totals); err != nil || totals.Targets == 0 {
 		t.Fatalf("collect: not totals (%v): %s", err, inv.Body)
 	}
 	t.Logf("execution of %d targets: %v; totals %s", len(targets), time.Since(start).Round(time.Millisecond), inv.Body)
 	failures := totals.Failures
 	totals.Failures, totals.IdleMonthlyCost, totals.RemovedMonthlyCost = nil, 0, 0
-	wantTotals := handler.OrgTotals{Targets: 6, Succeeded: 4, Failed: 2, TargetCounts: handler.TargetCounts{Reservations: 12, Idle: 8, ToCancel: 8, Cancelled: 8}}
+	wantTotals := org.Totals{Targets: 6, Succeeded: 4, Failed: 2, TargetCounts: org.TargetCounts{Reservations: 12, Idle: 8, ToCancel: 8, Cancelled: 8}}
 	if !equalJSON(totals, wantTotals) {
 		t.Errorf("totals %+v\nwant %+v", totals, wantTotals)
 	}
@@ -215,7 +215,7 @@ func TestOrganizationExecution(t *testing.T) {
 		t.Fatalf("failures %+v, want member 2's two targets", failures)
 	}
 	for i, f := range failures {
-		tg := handler.Target{AccountID: orgMember2, Region: []string{"us-east-1", "eu-west-1"}[i]}
+		tg := org.Target{AccountID: orgMember2, Region: []string{"us-east-1", "eu-west-1"}[i]}
 		// The cause reads as the function's message, from the error JSON
 		// the Catch cut to 300 characters.
 		if f.AccountID != tg.AccountID || f.Region != tg.Region || f.Error != "TargetError" || len(f.Cause) > 300 ||
@@ -245,14 +245,14 @@ func TestOrganizationExecution(t *testing.T) {
 	// target that cancelled, naming its account and region, then one for
 	// the organization.
 	msgs := o.Account(accountID, "us-east-1").Published()
-	var perTarget []handler.Target
-	var org []fakeaws.Message
+	var perTarget []org.Target
+	var orgMsgs []fakeaws.Message
 	for _, m := range msgs {
 		if m.Attributes["account"] == "organization" {
-			org = append(org, m)
+			orgMsgs = append(orgMsgs, m)
 			continue
 		}
-		tg := handler.Target{AccountID: m.Attributes["account"], Region: m.Attributes["region"]}
+		tg := org.Target{AccountID: m.Attributes["account"], Region: m.Attributes["region"]}
 		perTarget = append(perTarget, tg)
 		if !strings.Contains(m.Subject, tg.AccountID) || !strings.Contains(m.Subject, tg.Region) || !strings.Contains(m.Message, tg.AccountID) ||
 			!strings.Contains(m.Message, crOrgIdleOld) {
@@ -262,17 +262,17 @@ func TestOrganizationExecution(t *testing.T) {
 	if !sameTargets(perTarget, want[:4]) {
 		t.Errorf("per-target notifications for %v, want the four targets that ran", perTarget)
 	}
-	if len(org) != 1 || msgs[len(msgs)-1].Attributes["account"] != "organization" {
-		t.Fatalf("%d organization notifications (of %d), want one, the last", len(org), len(msgs))
+	if len(orgMsgs) != 1 || msgs[len(msgs)-1].Attributes["account"] != "organization" {
+		t.Fatalf("%d organization notifications (of %d), want one, the last", len(orgMsgs), len(msgs))
 	}
 	for _, s := range []string{"6 targets", "8 cancelled", "2 failed"} {
-		if !strings.Contains(org[0].Subject, s) {
-			t.Errorf("organization subject %q lacks %q", org[0].Subject, s)
+		if !strings.Contains(orgMsgs[0].Subject, s) {
+			t.Errorf("organization subject %q lacks %q", orgMsgs[0].Subject, s)
 		}
 	}
 	for _, s := range []string{orgMember2 + " us-east-1: TargetError", orgMember2 + " eu-west-1: TargetError", "Reservations evaluated: 12, idle: 8."} {
-		if !strings.Contains(org[0].Message, s) {
-			t.Errorf("organization message lacks %q:\n%s", s, org[0].Message)
+		if !strings.Contains(orgMsgs[0].Message, s) {
+			t.Errorf("organization message lacks %q:\n%s", s, orgMsgs[0].Message)
 		}
 	}
 
@@ -335,7 +335,7 @@ func TestOrganizationExecution(t *testing.T) {
 // (account, region): the management account's own key there, a session
 // of member 1's role named after the invocation (the target run in that
 // region, or a listing) in member 1, nothing at all in member 2.
-func checkOrgCallers(t *testing.T, o *fakeaws.Organization, runIDs map[handler.Target]string) {
+func checkOrgCallers(t *testing.T, o *fakeaws.Organization, runIDs map[org.Target]string) {
 	t.Helper()
 	mgmtKey, _ := o.AccessKey(accountID)
 	for region := range orgRegions[accountID] {
@@ -362,7 +362,7 @@ func checkOrgCallers(t *testing.T, o *fakeaws.Organization, runIDs map[handler.T
 			if r.Operation == fakeaws.OpDescribeRegions {
 				ok = ok && strings.Contains(session, "-list-")
 			} else {
-				ok = ok && session == runIDs[handler.Target{AccountID: orgMember1, Region: region}]
+				ok = ok && session == runIDs[org.Target{AccountID: orgMember1, Region: region}]
 			}
 			if !ok || !strings.HasPrefix(r.AccessKeyID, "ASIA") {
 				t.Errorf("member 1 %s %s signed by %s (%s)", region, r.Operation, r.Caller, r.AccessKeyID)
@@ -394,8 +394,8 @@ func first(s []string) string {
 	return s[0]
 }
 
-func sameTargets(a, b []handler.Target) bool {
-	key := func(t handler.Target) string { return t.String() }
+func sameTargets(a, b []org.Target) bool {
+	key := func(t org.Target) string { return t.String() }
 	var ka, kb []string
 	for _, t := range a {
 		ka = append(ka, key(t))

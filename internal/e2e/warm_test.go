@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // TestWarmInvocations sends several events to one emulator, as Lambda does
@@ -61,7 +61,7 @@ func TestWarmInvocations(t *testing.T) {
 			}
 			continue
 		}
-		var r handler.Report
+		var r report.Report
 		if err := json.Unmarshal(inv.Body, &r); err != nil || r.RunID != requestID || !r.DryRun {
 			t.Errorf("%s: report runId %q dryRun %v (%v), want %q, a dry run", file, r.RunID, r.DryRun, err, requestID)
 		}

@@ -24,8 +24,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // Options say how to render.
@@ -70,7 +70,7 @@ const (
 // Table writes the report as a table for a person (see the package
 // comment). Rows come in the order that matters: cancel, modify, mark and
 // unmark first, then the reservations kept, each by reservation id.
-func Table(w io.Writer, r *handler.Report, o Options) error {
+func Table(w io.Writer, r *report.Report, o Options) error {
 	if r == nil {
 		_, err := io.WriteString(w, "no report\n")
 		return err
@@ -102,7 +102,7 @@ func Table(w io.Writer, r *handler.Report, o Options) error {
 }
 
 // header is the run's identity and the settings that matter, as items.
-func header(r *handler.Report, o Options) []string {
+func header(r *report.Report, o Options) []string {
 	s := r.Settings
 	mode := "real run"
 	if r.DryRun {
@@ -132,7 +132,7 @@ func header(r *handler.Report, o Options) []string {
 }
 
 // rightsize is Options.Rightsize, or what the report shows of it.
-func rightsize(r *handler.Report, o Options) *bool {
+func rightsize(r *report.Report, o Options) *bool {
 	if o.Rightsize != nil {
 		return o.Rightsize
 	}
@@ -351,7 +351,7 @@ func Dollars(v float64) string {
 }
 
 // totals is the totals line, as items.
-func totals(r *handler.Report) []string {
+func totals(r *report.Report) []string {
 	n := r.Counts.Reservations
 	if n == 0 {
 		n = len(r.Decisions)
@@ -415,7 +415,7 @@ func plural(n int, one, many string) string {
 
 // outcomes lists what went wrong, or was left out: the failures with their
 // codes, the reservations not attempted, the problems.
-func outcomes(r *handler.Report, o Options) string {
+func outcomes(r *report.Report, o Options) string {
 	var b strings.Builder
 	section := func(title string, colour string) {
 		b.WriteString("\n" + paint(title, colour, o.Color) + "\n")
@@ -429,7 +429,7 @@ func outcomes(r *handler.Report, o Options) string {
 		section("Aborted:", ansiBold+ansiRed)
 		item(orDash(r.AbortReason))
 	}
-	failures := func(title string, fs []handler.Failure) {
+	failures := func(title string, fs []report.Failure) {
 		if len(fs) == 0 {
 			return
 		}

@@ -2,7 +2,6 @@ package preview
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,11 +10,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/testsupport"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden with the output of this run")
 
 func ptr[T any](v T) *T { return &v }
 
@@ -86,16 +84,16 @@ func decisions() []policy.Decision {
 	}
 }
 
-func settings(dryRun bool) handler.Effective {
-	return handler.Effective{
+func settings(dryRun bool) report.Effective {
+	return report.Effective{
 		DryRun: dryRun, IdleThresholdPercent: 10, LookbackHours: 168, MinCoveragePercent: 90,
 		ProtectTagKey: "odcr-autocancel:protect", MaxCancellations: 10, MaxIdleSharePercent: 50,
 		WindowStart: "2026-03-01T12:00:00Z", WindowEnd: "2026-03-08T12:00:00Z", PeriodSeconds: 300, GraceHours: 72,
 	}
 }
 
-func count(ds []policy.Decision) handler.Counts {
-	c := handler.Counts{Reservations: len(ds), Reasons: map[policy.Reason]int{}, Actions: map[policy.Action]int{}}
+func count(ds []policy.Decision) report.Counts {
+	c := report.Counts{Reservations: len(ds), Reasons: map[policy.Reason]int{}, Actions: map[policy.Action]int{}}
 	for _, d := range ds {
 		c.Reasons[d.Reason]++
 		c.Actions[d.Action]++
@@ -104,33 +102,33 @@ func count(ds []policy.Decision) handler.Counts {
 }
 
 // dryRunReport is a preview of every action, with a loosened limit.
-func dryRunReport() *handler.Report {
+func dryRunReport() *report.Report {
 	ds := decisions()
-	r := &handler.Report{
+	r := &report.Report{
 		RunID: "local-0123456789abcdef", Event: "manual", AccountID: "111122223333", DryRun: true,
 		StartedAt: evaluated, FinishedAt: evaluated.Add(3 * time.Second), Settings: settings(true),
-		Counts: count(ds), Decisions: ds, Cancelled: []string{}, Failures: []handler.Failure{}, NotAttempted: []string{},
+		Counts: count(ds), Decisions: ds, Cancelled: []string{}, Failures: []report.Failure{}, NotAttempted: []string{},
 	}
-	r.Settings.Loosened = []handler.LoosenedLimit{{Field: "maxCancellations", Setting: "MAX_CANCELLATIONS_PER_RUN", Requested: 100, Deployed: 10}}
+	r.Settings.Loosened = []report.LoosenedLimit{{Field: "maxCancellations", Setting: "MAX_CANCELLATIONS_PER_RUN", Requested: 100, Deployed: 10}}
 	return r
 }
 
 // realRunReport is a real run where some things failed or were left out.
-func realRunReport() *handler.Report {
+func realRunReport() *report.Report {
 	ds := decisions()
-	r := &handler.Report{
+	r := &report.Report{
 		RunID: "local-fedcba9876543210", Event: "scheduled", AccountID: "111122223333",
 		StartedAt: evaluated, FinishedAt: evaluated.Add(9 * time.Second), Settings: settings(false),
 		Counts: count(ds), Decisions: ds,
 		Cancelled:        []string{"cr-0000000000000c01"},
 		AlreadyCancelled: []string{"cr-0000000000000c09"},
-		Failures: []handler.Failure{{ReservationID: "cr-0000000000000c02", Code: "UnauthorizedOperation",
+		Failures: []report.Failure{{ReservationID: "cr-0000000000000c02", Code: "UnauthorizedOperation",
 			Message: "cancel: operation error EC2: CancelCapacityReservation, api error UnauthorizedOperation: You are not authorized to perform this operation."}},
 		NotAttempted: []string{"cr-0000000000000m02"},
-		Modified:     []handler.Modified{{ReservationID: "cr-0000000000000m01", From: 100, To: 66}},
+		Modified:     []report.Modified{{ReservationID: "cr-0000000000000m01", From: 100, To: 66}},
 		Marked:       []string{"cr-0000000000000a01", "cr-0000000000000a02"},
 		Unmarked:     []string{"cr-0000000000000u01"},
-		TagFailures: []handler.Failure{{ReservationID: "cr-0000000000000u01", Code: "RequestLimitExceeded",
+		TagFailures: []report.Failure{{ReservationID: "cr-0000000000000u01", Code: "RequestLimitExceeded",
 			Message: "unmark: Request limit exceeded."}},
 		Notified:         true,
 		Problems:         []string{"utilization of 2 reservations not read (kept): operation error CloudWatch: GetMetricData, https response error StatusCode: 500"},
@@ -140,19 +138,19 @@ func realRunReport() *handler.Report {
 }
 
 // abortedReport is a run the idle share guard stopped.
-func abortedReport() *handler.Report {
+func abortedReport() *report.Report {
 	ds := []policy.Decision{
 		{ReservationID: "cr-0000000000000b01", Action: policy.Keep, Reason: policy.ReasonIdleShareExceeded,
 			Detail: "idle, but 9 of 10 reservations (90%) look idle, above MAX_IDLE_SHARE_PERCENT=50: run aborted",
 			Facts:  measured("m5.large", "us-east-1a", 1, 0, 100)},
 	}
-	return &handler.Report{
+	return &report.Report{
 		AccountID: "111122223333", Settings: settings(false), Counts: count(ds), Decisions: ds,
 		Aborted: true, AbortReason: "9 of 10 reservations (90%) look idle, above MAX_IDLE_SHARE_PERCENT=50",
 	}
 }
 
-func render(t *testing.T, r *handler.Report, o Options) string {
+func render(t *testing.T, r *report.Report, o Options) string {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := Table(&buf, r, o); err != nil {
@@ -164,9 +162,9 @@ func render(t *testing.T, r *handler.Report, o Options) string {
 func TestGolden(t *testing.T) {
 	on, off := true, false
 	for _, c := range []struct {
-		name   string
-		report *handler.Report
-		opts   Options
+		name string
+		rep  *report.Report
+		opts Options
 	}{
 		{"dry-run", dryRunReport(), Options{}},
 		{"dry-run-color", dryRunReport(), Options{Color: true}},
@@ -177,20 +175,7 @@ func TestGolden(t *testing.T) {
 		{"aborted", abortedReport(), Options{Rightsize: &off}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := render(t, c.report, c.opts)
-			path := filepath.Join("testdata", c.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/preview -update to write it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (go test ./internal/preview -update rewrites it):\n%s", path, got)
-			}
+			testsupport.Golden(t, c.name+".golden", render(t, c.rep, c.opts))
 		})
 	}
 }
@@ -200,7 +185,7 @@ var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 // Colours are added after the alignment: without them the table is the
 // same, character for character.
 func TestColourChangesNothingElse(t *testing.T) {
-	for _, r := range []*handler.Report{dryRunReport(), realRunReport(), abortedReport()} {
+	for _, r := range []*report.Report{dryRunReport(), realRunReport(), abortedReport()} {
 		for _, width := range []int{0, 60, 120, 140} {
 			plain := render(t, r, Options{Width: width})
 			coloured := render(t, r, Options{Width: width, Color: true})
@@ -275,7 +260,7 @@ func TestEveryReason(t *testing.T) {
 			if a == policy.Modify {
 				d.Resize = &policy.Resize{From: 3, To: 1, Target: 1}
 			}
-			r := &handler.Report{AccountID: "111122223333", DryRun: true, Settings: settings(true), Decisions: []policy.Decision{d}}
+			r := &report.Report{AccountID: "111122223333", DryRun: true, Settings: settings(true), Decisions: []policy.Decision{d}}
 			for _, o := range []Options{{}, {Color: true}, {Width: 80}, {Width: 20, Color: true}} {
 				out := render(t, r, o)
 				if !strings.Contains(out, string(reason)) || !strings.Contains(out, "cr-0123456789abcdef0") {
@@ -287,7 +272,7 @@ func TestEveryReason(t *testing.T) {
 }
 
 func TestEmptyAndNil(t *testing.T) {
-	out := render(t, &handler.Report{AccountID: "111122223333", DryRun: true, Settings: settings(true)}, Options{Width: 40})
+	out := render(t, &report.Report{AccountID: "111122223333", DryRun: true, Settings: settings(true)}, Options{Width: 40})
 	if strings.Contains(out, "RESERVATION") || !strings.Contains(out, "0 reservations") {
 		t.Fatalf("empty report:\n%s", out)
 	}

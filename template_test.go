@@ -1,6 +1,8 @@
-package handler_test
+package deploy_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -14,191 +16,47 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ram"
+	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/cfn"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 )
 
 // These tests keep template.yaml and the code in step: the configuration
 // contract (handler.EnvVars), the function's IAM permissions and the build.
 // Each failure names the drift it found.
 
-const templatePath = "../template.yaml"
+const templatePath = "template.yaml"
 
-// cfnTemplate is template.yaml as yaml.v3 nodes: CloudFormation's short-form
-// tags (!Ref, !Sub, !GetAtt, !If) stay on the nodes as custom tags.
+// cfnTemplate is template.yaml (or member-role.yaml) with the checks of
+// these tests as methods.
 type cfnTemplate struct {
-	root *yaml.Node
+	cfn.Template
 }
 
 func loadTemplate(t *testing.T) cfnTemplate {
 	t.Helper()
-	data, err := os.ReadFile(templatePath)
-	if err != nil {
-		t.Fatalf("read template: %v", err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("parse %s: %v", templatePath, err)
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		t.Fatalf("%s is not a YAML mapping", templatePath)
-	}
-	return cfnTemplate{root: doc.Content[0]}
-}
-
-// get follows a path of mapping keys and returns nil where one is missing.
-func get(n *yaml.Node, path ...string) *yaml.Node {
-	for _, key := range path {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-				break
-			}
-		}
-		n = next
-	}
-	return n
-}
-
-// keys returns the keys of a mapping node in template order.
-func keys(n *yaml.Node) []string {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	var out []string
-	for i := 0; i < len(n.Content); i += 2 {
-		out = append(out, n.Content[i].Value)
-	}
-	return out
-}
-
-// ref returns the target of !Ref X or {Ref: X}.
-func ref(n *yaml.Node) (string, bool) {
-	switch {
-	case n == nil:
-		return "", false
-	case n.Kind == yaml.ScalarNode && n.Tag == "!Ref":
-		return n.Value, true
-	case n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[0].Value == "Ref":
-		return n.Content[1].Value, true
-	}
-	return "", false
-}
-
-// getAtt returns the logical id of !GetAtt X.Arn or {Fn::GetAtt: [X, Arn]}.
-func getAtt(n *yaml.Node, attribute string) (string, bool) {
-	switch {
-	case n == nil:
-		return "", false
-	case n.Kind == yaml.ScalarNode && n.Tag == "!GetAtt":
-		id, attr, ok := strings.Cut(n.Value, ".")
-		return id, ok && attr == attribute
-	case n.Kind == yaml.SequenceNode && n.Tag == "!GetAtt" && len(n.Content) == 2:
-		return n.Content[0].Value, n.Content[1].Value == attribute
-	case n.Kind == yaml.MappingNode && len(n.Content) == 2 && n.Content[0].Value == "Fn::GetAtt":
-		return getAtt(&yaml.Node{Kind: n.Content[1].Kind, Tag: "!GetAtt", Value: n.Content[1].Value, Content: n.Content[1].Content}, attribute)
-	}
-	return "", false
-}
-
-// plain turns a node into Go values for comparison: intrinsic functions
-// become readable strings ("!GetAtt X.Arn", "!Ref X"); !Sub becomes its
-// template string, as it stands in a JSON policy document.
-func plain(n *yaml.Node) any {
-	if n == nil {
-		return nil
-	}
-	if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
-		switch k := n.Content[0].Value; k {
-		case "Ref", "Fn::GetAtt", "Fn::Sub":
-			inner := *n.Content[1]
-			inner.Tag = "!" + strings.TrimPrefix(k, "Fn::")
-			return plain(&inner)
-		}
-	}
-	// Custom tags are "!Name"; YAML's own are "!!str", "!!map" and so on.
-	intrinsic := strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!")
-	switch {
-	case n.Tag == "!Sub" && n.Kind == yaml.ScalarNode:
-		return n.Value
-	case n.Tag == "!GetAtt" && n.Kind == yaml.SequenceNode && len(n.Content) == 2:
-		return "!GetAtt " + n.Content[0].Value + "." + n.Content[1].Value
-	case intrinsic && n.Kind == yaml.ScalarNode:
-		return n.Tag + " " + n.Value
-	case intrinsic:
-		items := make([]any, len(n.Content))
-		for i, c := range n.Content {
-			items[i] = plain(c)
-		}
-		b, _ := json.Marshal(items)
-		return n.Tag + " " + string(b)
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			m[n.Content[i].Value] = plain(n.Content[i+1])
-		}
-		return m
-	case yaml.SequenceNode:
-		items := make([]any, len(n.Content))
-		for i, c := range n.Content {
-			items[i] = plain(c)
-		}
-		return items
-	case yaml.AliasNode:
-		return plain(n.Alias)
-	}
-	return n.Value
-}
-
-// function returns the logical id and node of the template's only function.
-func (tpl cfnTemplate) function(t *testing.T) (string, *yaml.Node) {
-	t.Helper()
-	var ids []string
-	resources := get(tpl.root, "Resources")
-	for _, id := range keys(resources) {
-		if get(resources, id, "Type").Value == "AWS::Serverless::Function" {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) != 1 {
-		t.Fatalf("template.yaml has %d AWS::Serverless::Function resources %v, want exactly one", len(ids), ids)
-	}
-	return ids[0], get(resources, ids[0])
-}
-
-func (tpl cfnTemplate) resource(id string) *yaml.Node {
-	return get(tpl.root, "Resources", id)
-}
-
-// envParameter returns the parameter that the function's variable name is
-// set from.
-func (tpl cfnTemplate) envParameter(t *testing.T, name string) string {
-	t.Helper()
-	_, fn := tpl.function(t)
-	param, ok := ref(get(fn, "Properties", "Environment", "Variables", name))
-	if !ok {
-		t.Fatalf("the function's environment does not set %s from a parameter (!Ref)", name)
-	}
-	return param
+	return cfnTemplate{cfn.Load(t, templatePath)}
 }
 
 func formatNumber(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 func TestTemplateEnvironmentIsTheConfigurationContract(t *testing.T) {
 	tpl := loadTemplate(t)
-	fnID, fn := tpl.function(t)
+	fnID, fn := tpl.Function(t)
 
-	variables := get(fn, "Properties", "Environment", "Variables")
-	set := keys(variables)
+	variables := cfn.Get(fn, "Properties", "Environment", "Variables")
+	set := cfn.Keys(variables)
 	// Globals would add variables to every function.
-	set = append(set, keys(get(tpl.root, "Globals", "Function", "Environment", "Variables"))...)
+	set = append(set, cfn.Keys(cfn.Get(tpl.Root, "Globals", "Function", "Environment", "Variables"))...)
 
 	contract := handler.EnvVars()
 	var names []string
@@ -214,13 +72,13 @@ func TestTemplateEnvironmentIsTheConfigurationContract(t *testing.T) {
 		}
 	}
 
-	params := get(tpl.root, "Parameters")
+	params := cfn.Get(tpl.Root, "Parameters")
 	for _, v := range contract {
-		node := get(variables, v.Name)
+		node := cfn.Get(variables, v.Name)
 		if node == nil {
 			continue // reported above
 		}
-		paramName, ok := ref(node)
+		paramName, ok := cfn.Ref(node)
 		if cond, p, conditional := conditionalRef(node); conditional {
 			// Organization mode's variables: set only in that mode
 			// (template_org_test.go checks which ones).
@@ -230,20 +88,20 @@ func TestTemplateEnvironmentIsTheConfigurationContract(t *testing.T) {
 			paramName, ok = p, true
 		}
 		if !ok {
-			t.Errorf("%s: set to %v, want !Ref of a parameter, so that it is configured at deploy time", v.Name, plain(node))
+			t.Errorf("%s: set to %v, want !Ref of a parameter, so that it is configured at deploy time", v.Name, cfn.Plain(node))
 			continue
 		}
 		if v.Name == "NOTIFY_TOPIC_ARN" {
 			// The stack's own topic, not a parameter: notifications are on
 			// in every deployment, and the role may publish to it only.
-			if r := tpl.resource(paramName); r == nil || get(r, "Type").Value != "AWS::SNS::Topic" {
+			if r := tpl.Resource(paramName); r == nil || cfn.Get(r, "Type").Value != "AWS::SNS::Topic" {
 				t.Errorf("NOTIFY_TOPIC_ARN: !Ref %s, want !Ref of the stack's AWS::SNS::Topic", paramName)
-			} else if get(r, "Properties", "KmsMasterKeyId") == nil {
+			} else if cfn.Get(r, "Properties", "KmsMasterKeyId") == nil {
 				t.Errorf("NOTIFY_TOPIC_ARN: topic %s is not encrypted (KmsMasterKeyId)", paramName)
 			}
 			continue
 		}
-		param := get(params, paramName)
+		param := cfn.Get(params, paramName)
 		if param == nil {
 			t.Errorf("%s: !Ref %s names no parameter of template.yaml", v.Name, paramName)
 			continue
@@ -257,11 +115,11 @@ func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Nod
 	t.Helper()
 	where := fmt.Sprintf("%s (parameter %s)", v.Name, name)
 	typ := ""
-	if n := get(param, "Type"); n != nil {
+	if n := cfn.Get(param, "Type"); n != nil {
 		typ = n.Value
 	}
 
-	def := get(param, "Default")
+	def := cfn.Get(param, "Default")
 	switch {
 	case def == nil:
 		t.Errorf("%s: the parameter has no Default; the code's default is %q", where, v.Default)
@@ -276,7 +134,7 @@ func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Nod
 	}
 
 	var allowed []string
-	if n := get(param, "AllowedValues"); n != nil {
+	if n := cfn.Get(param, "AllowedValues"); n != nil {
 		if n.Kind != yaml.SequenceNode {
 			t.Errorf("%s: AllowedValues is not a list", where)
 		}
@@ -289,7 +147,7 @@ func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Nod
 		t.Errorf("drift: %s: template AllowedValues are %q, the code accepts %q", where, gotAllowed, wantAllowed)
 	}
 
-	minNode, maxNode := get(param, "MinValue"), get(param, "MaxValue")
+	minNode, maxNode := cfn.Get(param, "MinValue"), cfn.Get(param, "MaxValue")
 	if !v.Numeric {
 		if typ != "String" {
 			t.Errorf("%s: parameter Type is %q, want String", where, typ)
@@ -319,92 +177,6 @@ func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Nod
 	if v.Integer && def != nil {
 		if f, err := strconv.ParseFloat(def.Value, 64); err == nil && f != float64(int64(f)) {
 			t.Errorf("%s: template Default %q is not an integer, the code refuses fractions", where, def.Value)
-		}
-	}
-}
-
-// lambdaLevels are Lambda's application log levels, lowest first.
-var lambdaLevels = []string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
-
-// applicationLogLevel resolves the function's LoggingConfig.ApplicationLogLevel
-// for one value of the LOG_LEVEL parameter: a literal, or !FindInMap with
-// the parameter as its first key.
-func (tpl cfnTemplate) applicationLogLevel(t *testing.T, param, value string) string {
-	t.Helper()
-	_, fn := tpl.function(t)
-	n := get(fn, "Properties", "LoggingConfig", "ApplicationLogLevel")
-	switch {
-	case n == nil:
-		// Lambda's default with the JSON format.
-		return "INFO"
-	case n.Kind == yaml.ScalarNode && (n.Tag == "" || n.Tag == "!!str"):
-		return n.Value
-	case n.Tag == "!FindInMap" && len(n.Content) == 3:
-		if got, ok := ref(n.Content[1]); !ok || got != param {
-			t.Fatalf("ApplicationLogLevel looks up %v, want !Ref %s (the parameter of LOG_LEVEL)", plain(n.Content[1]), param)
-		}
-		v := get(tpl.root, "Mappings", n.Content[0].Value, value, n.Content[2].Value)
-		if v == nil {
-			t.Fatalf("drift: LOG_LEVEL accepts %q but Mappings.%s has no %s.%s for it", value, n.Content[0].Value, value, n.Content[2].Value)
-		}
-		return v.Value
-	}
-	t.Fatalf("LoggingConfig.ApplicationLogLevel is %v: the test understands a literal or !FindInMap [MAP, !Ref %s, KEY]", plain(n), param)
-	return ""
-}
-
-// Lambda filters the function's JSON lines by their "level" key
-// (AWS-FACTS: Logs that Lambda understands). The function filters its own
-// lines by LOG_LEVEL and writes the audit trail at every level; Lambda must
-// not drop any line the function chose to write, least of all the audit
-// trail, for any LOG_LEVEL the code accepts.
-func TestTemplateLambdaKeepsTheAuditTrail(t *testing.T) {
-	tpl := loadTemplate(t)
-	_, fn := tpl.function(t)
-	param := tpl.envParameter(t, "LOG_LEVEL")
-	if format := get(fn, "Properties", "LoggingConfig", "LogFormat"); format == nil || format.Value != "JSON" {
-		t.Errorf("LoggingConfig.LogFormat is %v, want JSON (Lambda reads the level of JSON lines only)", plain(format))
-	}
-	for _, level := range auditLogLevels(t) {
-		lambda := tpl.applicationLogLevel(t, param, level)
-		floor := slices.Index(lambdaLevels, lambda)
-		if floor < 0 {
-			t.Fatalf("LOG_LEVEL=%s: ApplicationLogLevel %q is not one of Lambda's levels %v", level, lambda, lambdaLevels)
-		}
-		// Every line of every audit scenario, and a line at each level
-		// from an ordinary logger: what the function writes.
-		var lines []map[string]any
-		for _, c := range auditCases() {
-			lines = append(lines, auditRun(t, c, level)...)
-		}
-		tl := &timeline{}
-		logger, err := handler.NewLogger(level, tl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logger.Debug("debug line")
-		logger.Info("info line")
-		logger.Warn("warn line")
-		logger.Error("error line")
-		lines = append(lines, tl.logLines()...)
-
-		audit := 0
-		for _, l := range lines {
-			lvl, _ := l["level"].(string)
-			ts, _ := l["timestamp"].(string)
-			if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
-				// Lambda would then assign INFO: the level is lost.
-				t.Errorf("LOG_LEVEL=%s: %q line's timestamp %q is not RFC 3339", level, l["msg"], ts)
-			}
-			if l["logger"] == handler.AuditLogger {
-				audit++
-			}
-			if at := slices.Index(lambdaLevels, strings.ToUpper(lvl)); at < floor {
-				t.Errorf("LOG_LEVEL=%s: Lambda's filter (ApplicationLogLevel %s) drops the %s line %q (logger %v)", level, lambda, lvl, l["msg"], l["logger"])
-			}
-		}
-		if audit == 0 {
-			t.Fatalf("LOG_LEVEL=%s: no audit line written", level)
 		}
 	}
 }
@@ -448,7 +220,7 @@ func grants(t *testing.T, where string, doc *yaml.Node) []grant {
 	if doc.Kind == yaml.ScalarNode {
 		text := doc.Value
 		if doc.Tag != "!Sub" && !strings.HasPrefix(strings.TrimSpace(text), "{") {
-			t.Errorf("%s: the policy document is %v, want a mapping or a JSON string", where, plain(doc))
+			t.Errorf("%s: the policy document is %v, want a mapping or a JSON string", where, cfn.Plain(doc))
 			return nil
 		}
 		if err := json.Unmarshal([]byte(text), &policy); err != nil {
@@ -456,7 +228,7 @@ func grants(t *testing.T, where string, doc *yaml.Node) []grant {
 			return nil
 		}
 	} else {
-		policy = plain(doc)
+		policy = cfn.Plain(doc)
 	}
 	statements := policy.(map[string]any)["Statement"]
 	if m, ok := statements.(map[string]any); ok {
@@ -506,21 +278,21 @@ func TestTemplateFunctionRoleIsLeastPrivilege(t *testing.T) {
 // template whose conditions on the role are resolved).
 func (tpl cfnTemplate) functionRoleGrants(t *testing.T) (roleID string, got []grant) {
 	t.Helper()
-	fnID, fn := tpl.function(t)
-	roleID, ok := getAtt(get(fn, "Properties", "Role"), "Arn")
+	fnID, fn := tpl.Function(t)
+	roleID, ok := cfn.GetAtt(cfn.Get(fn, "Properties", "Role"), "Arn")
 	if !ok {
-		t.Fatalf("%s.Role is %v, want !GetAtt ROLE.Arn", fnID, plain(get(fn, "Properties", "Role")))
+		t.Fatalf("%s.Role is %v, want !GetAtt ROLE.Arn", fnID, cfn.Plain(cfn.Get(fn, "Properties", "Role")))
 	}
-	policies := get(tpl.resource(roleID), "Properties", "Policies")
+	policies := cfn.Get(tpl.Resource(roleID), "Properties", "Policies")
 	if policies == nil {
 		t.Fatalf("%s has no Policies", roleID)
 	}
 	for i, p := range policies.Content {
 		name := fmt.Sprintf("%s policy %d", roleID, i)
-		if n := get(p, "PolicyName"); n != nil {
+		if n := cfn.Get(p, "PolicyName"); n != nil {
 			name = fmt.Sprintf("%s policy %s", roleID, n.Value)
 		}
-		doc := get(p, "PolicyDocument")
+		doc := cfn.Get(p, "PolicyDocument")
 		if doc == nil {
 			t.Errorf("%s has no PolicyDocument", name)
 			continue
@@ -531,51 +303,51 @@ func (tpl cfnTemplate) functionRoleGrants(t *testing.T) (roleID string, got []gr
 }
 
 func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
-	fnID, fn := tpl.function(t)
-	props := get(fn, "Properties")
+	fnID, fn := tpl.Function(t)
+	props := cfn.Get(fn, "Properties")
 
-	if get(props, "Policies") != nil {
+	if cfn.Get(props, "Policies") != nil {
 		t.Errorf("%s sets Policies: with an explicit Role they would be ignored or widen SAM's generated role; grant in the role", fnID)
 	}
-	roleID, ok := getAtt(get(props, "Role"), "Arn")
+	roleID, ok := cfn.GetAtt(cfn.Get(props, "Role"), "Arn")
 	if !ok {
-		t.Fatalf("%s.Role is %v, want !GetAtt ROLE.Arn of the role in template.yaml (SAM's generated role adds logs:* on *)", fnID, plain(get(props, "Role")))
+		t.Fatalf("%s.Role is %v, want !GetAtt ROLE.Arn of the role in template.yaml (SAM's generated role adds logs:* on *)", fnID, cfn.Plain(cfn.Get(props, "Role")))
 	}
-	role := tpl.resource(roleID)
-	if role == nil || get(role, "Type").Value != "AWS::IAM::Role" {
+	role := tpl.Resource(roleID)
+	if role == nil || cfn.Get(role, "Type").Value != "AWS::IAM::Role" {
 		t.Fatalf("the function's role %s is not an AWS::IAM::Role of template.yaml", roleID)
 	}
-	if get(role, "Properties", "ManagedPolicyArns") != nil {
+	if cfn.Get(role, "Properties", "ManagedPolicyArns") != nil {
 		t.Errorf("%s has ManagedPolicyArns: managed policies grant more than the function needs", roleID)
 	}
-	trust, _ := json.Marshal(plain(get(role, "Properties", "AssumeRolePolicyDocument", "Statement")))
+	trust, _ := json.Marshal(cfn.Plain(cfn.Get(role, "Properties", "AssumeRolePolicyDocument", "Statement")))
 	wantTrust := `[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}]`
 	if string(trust) != wantTrust {
 		t.Errorf("%s's trust policy is %s, want %s: only Lambda may assume it", roleID, trust, wantTrust)
 	}
 	// No policy resource may attach more to the role.
-	resources := get(tpl.root, "Resources")
-	for _, id := range keys(resources) {
-		switch get(resources, id, "Type").Value {
+	resources := cfn.Get(tpl.Root, "Resources")
+	for _, id := range cfn.Keys(resources) {
+		switch cfn.Get(resources, id, "Type").Value {
 		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy":
-			t.Errorf("template.yaml has %s (%s): the function's permissions must all be in %s's Policies", id, get(resources, id, "Type").Value, roleID)
+			t.Errorf("template.yaml has %s (%s): the function's permissions must all be in %s's Policies", id, cfn.Get(resources, id, "Type").Value, roleID)
 		}
 	}
 
 	_, got := tpl.functionRoleGrants(t)
 
-	protectParam := tpl.envParameter(t, "PROTECT_TAG_KEY")
-	logGroup, ok := ref(get(props, "LoggingConfig", "LogGroup"))
+	protectParam := tpl.EnvParameter(t, "PROTECT_TAG_KEY")
+	logGroup, ok := cfn.Ref(cfn.Get(props, "LoggingConfig", "LogGroup"))
 	if !ok {
-		t.Errorf("LoggingConfig.LogGroup is %v, want !Ref of the function's own log group", plain(get(props, "LoggingConfig", "LogGroup")))
+		t.Errorf("LoggingConfig.LogGroup is %v, want !Ref of the function's own log group", cfn.Plain(cfn.Get(props, "LoggingConfig", "LogGroup")))
 	}
-	queue, ok := getAtt(get(props, "EventInvokeConfig", "DestinationConfig", "OnFailure", "Destination"), "Arn")
+	queue, ok := cfn.GetAtt(cfn.Get(props, "EventInvokeConfig", "DestinationConfig", "OnFailure", "Destination"), "Arn")
 	if !ok {
 		t.Errorf("EventInvokeConfig's OnFailure Destination is not !GetAtt QUEUE.Arn")
 	}
 	cancelARN := "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:capacity-reservation/*"
 	markTagsOnly := `{"ForAllValues:StringEquals":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after","odcr-autocancel:rightsize-to","odcr-autocancel:rightsize-since","odcr-autocancel:rightsize-after"]},"Null":{"aws:TagKeys":"false"}}`
-	topic, ok := ref(get(props, "Environment", "Variables", "NOTIFY_TOPIC_ARN"))
+	topic, ok := cfn.Ref(cfn.Get(props, "Environment", "Variables", "NOTIFY_TOPIC_ARN"))
 	if !ok {
 		t.Errorf("NOTIFY_TOPIC_ARN is not !Ref of the stack's topic")
 	}
@@ -623,20 +395,20 @@ func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
 // binary, and the function must be the arm64 custom runtime it targets.
 func TestTemplateBuildsTheCommand(t *testing.T) {
 	tpl := loadTemplate(t)
-	fnID, fn := tpl.function(t)
-	if m := get(fn, "Metadata", "BuildMethod"); m == nil || m.Value != "makefile" {
-		t.Fatalf("%s Metadata.BuildMethod is %v, want makefile", fnID, plain(m))
+	fnID, fn := tpl.Function(t)
+	if m := cfn.Get(fn, "Metadata", "BuildMethod"); m == nil || m.Value != "makefile" {
+		t.Fatalf("%s Metadata.BuildMethod is %v, want makefile", fnID, cfn.Plain(m))
 	}
 	for key, want := range map[string]string{"CodeUri": ".", "Runtime": "provided.al2023", "Handler": "bootstrap"} {
-		if n := get(fn, "Properties", key); n == nil || n.Value != want {
-			t.Errorf("%s.%s is %v, want %q", fnID, key, plain(n), want)
+		if n := cfn.Get(fn, "Properties", key); n == nil || n.Value != want {
+			t.Errorf("%s.%s is %v, want %q", fnID, key, cfn.Plain(n), want)
 		}
 	}
-	if a := get(fn, "Properties", "Architectures"); a == nil || len(a.Content) != 1 || a.Content[0].Value != "arm64" {
-		t.Errorf("%s.Architectures is %v, want [arm64]", fnID, plain(a))
+	if a := cfn.Get(fn, "Properties", "Architectures"); a == nil || len(a.Content) != 1 || a.Content[0].Value != "arm64" {
+		t.Errorf("%s.Architectures is %v, want [arm64]", fnID, cfn.Plain(a))
 	}
 
-	makefile, err := os.ReadFile("../Makefile")
+	makefile, err := os.ReadFile("Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +428,7 @@ func TestTemplateBuildsTheCommand(t *testing.T) {
 			t.Errorf("Makefile lacks %q in GOFLAGS_BOOTSTRAP", want)
 		}
 	}
-	if _, err := os.Stat("../cmd/odcr-autocancel/main.go"); err != nil {
+	if _, err := os.Stat("cmd/odcr-autocancel/main.go"); err != nil {
 		t.Fatalf("the command the Makefile builds: %v", err)
 	}
 }
@@ -669,15 +441,15 @@ func TestTemplateBuildsTheCommand(t *testing.T) {
 // legal: tag keys may contain them.
 func TestTemplateProtectTagKeyIsTheCodesKey(t *testing.T) {
 	tpl := loadTemplate(t)
-	name := tpl.envParameter(t, "PROTECT_TAG_KEY")
-	param := get(tpl.root, "Parameters", name)
-	if n := get(param, "MinLength"); n == nil || n.Value != "1" {
-		t.Errorf("parameter %s: MinLength %v, want 1 (the code refuses an empty key)", name, plain(n))
+	name := tpl.EnvParameter(t, "PROTECT_TAG_KEY")
+	param := cfn.Get(tpl.Root, "Parameters", name)
+	if n := cfn.Get(param, "MinLength"); n == nil || n.Value != "1" {
+		t.Errorf("parameter %s: MinLength %v, want 1 (the code refuses an empty key)", name, cfn.Plain(n))
 	}
-	if n := get(param, "MaxLength"); n == nil || n.Value != "128" {
-		t.Errorf("parameter %s: MaxLength %v, want 128 (the code refuses longer keys)", name, plain(n))
+	if n := cfn.Get(param, "MaxLength"); n == nil || n.Value != "128" {
+		t.Errorf("parameter %s: MaxLength %v, want 128 (the code refuses longer keys)", name, cfn.Plain(n))
 	}
-	patternNode := get(param, "AllowedPattern")
+	patternNode := cfn.Get(param, "AllowedPattern")
 	if patternNode == nil {
 		t.Fatalf("parameter %s has no AllowedPattern: it would let through keys with surrounding whitespace, which IAM would use as written", name)
 	}
@@ -727,9 +499,9 @@ func TestTemplateProtectTagKeyIsTheCodesKey(t *testing.T) {
 			t.Errorf("parameter %s refuses %q: tag keys may contain spaces", name, key)
 		}
 	}
-	def := get(param, "Default")
+	def := cfn.Get(param, "Default")
 	if def == nil || !templateAccepts(def.Value) {
-		t.Errorf("parameter %s: Default %v does not match its own AllowedPattern", name, plain(def))
+		t.Errorf("parameter %s: Default %v does not match its own AllowedPattern", name, cfn.Plain(def))
 	}
 }
 
@@ -741,7 +513,7 @@ var subReference = regexp.MustCompile(`\$\{([^!}][^}]*)\}`)
 // resource or a resource's attribute, or a pseudo parameter.
 func (tpl cfnTemplate) subTarget(name string) bool {
 	id, _, _ := strings.Cut(name, ".")
-	return strings.HasPrefix(name, "AWS::") || get(tpl.root, "Parameters", name) != nil || tpl.resource(id) != nil
+	return strings.HasPrefix(name, "AWS::") || cfn.Get(tpl.Root, "Parameters", name) != nil || tpl.Resource(id) != nil
 }
 
 // render evaluates a string-valued intrinsic the way CloudFormation would,
@@ -778,7 +550,7 @@ func (tpl cfnTemplate) render(t *testing.T, n *yaml.Node, vars map[string]*yaml.
 		}
 		return strings.Join(parts, n.Content[0].Value), true
 	case n.Tag == "!If" && len(n.Content) == 3:
-		if get(tpl.root, "Conditions", n.Content[0].Value) == nil {
+		if cfn.Get(tpl.Root, "Conditions", n.Content[0].Value) == nil {
 			t.Errorf("!If on %q: no such condition", n.Content[0].Value)
 		}
 		return tpl.render(t, n.Content[1], vars)
@@ -789,7 +561,7 @@ func (tpl cfnTemplate) render(t *testing.T, n *yaml.Node, vars map[string]*yaml.
 	case n.Kind == yaml.ScalarNode && (n.Tag == "" || n.Tag == "!!str"):
 		return n.Value, true
 	}
-	t.Fatalf("render: the test understands !Sub, !Join, !If, !Ref and !GetAtt, not %v", plain(n))
+	t.Fatalf("render: the test understands !Sub, !Join, !If, !Ref and !GetAtt, not %v", cfn.Plain(n))
 	return "", false
 }
 
@@ -800,7 +572,7 @@ func (tpl cfnTemplate) conditionalReferences(t *testing.T, where string, n *yaml
 	t.Helper()
 	check := func(name string) {
 		id, _, _ := strings.Cut(name, ".")
-		if c := get(tpl.resource(id), "Condition"); c != nil && !slices.Contains(holding, c.Value) {
+		if c := cfn.Get(tpl.Resource(id), "Condition"); c != nil && !slices.Contains(holding, c.Value) {
 			t.Errorf("%s references %s, which exists only under condition %s, outside an !If on it", where, name, c.Value)
 		}
 	}
@@ -816,7 +588,7 @@ func (tpl cfnTemplate) conditionalReferences(t *testing.T, where string, n *yaml
 	case n.Tag == "!Ref", n.Tag == "!GetAtt" && n.Kind == yaml.ScalarNode:
 		check(n.Value)
 	case n.Tag == "!Sub" && n.Kind == yaml.SequenceNode && len(n.Content) == 2:
-		own := keys(n.Content[1])
+		own := cfn.Keys(n.Content[1])
 		for _, m := range subReference.FindAllStringSubmatch(n.Content[0].Value, -1) {
 			if !slices.Contains(own, m[1]) {
 				check(m[1])
@@ -833,9 +605,9 @@ func (tpl cfnTemplate) conditionalReferences(t *testing.T, where string, n *yaml
 // resourcesOfType lists the logical ids of the resources of one type.
 func (tpl cfnTemplate) resourcesOfType(typ string) []string {
 	var ids []string
-	resources := get(tpl.root, "Resources")
-	for _, id := range keys(resources) {
-		if get(resources, id, "Type").Value == typ {
+	resources := cfn.Get(tpl.Root, "Resources")
+	for _, id := range cfn.Keys(resources) {
+		if cfn.Get(resources, id, "Type").Value == typ {
 			ids = append(ids, id)
 		}
 	}
@@ -846,7 +618,7 @@ func (tpl cfnTemplate) resourcesOfType(typ string) []string {
 // declares.
 func emfMetricNames() []string {
 	var names []string
-	for _, m := range handler.EMFMetrics() {
+	for _, m := range emf.Metrics() {
 		names = append(names, m.Name)
 	}
 	return names
@@ -857,7 +629,7 @@ func emfMetricNames() []string {
 // set, so a graph or an alarm on any other finds no data.
 func emfDimensionSet(names []string) bool {
 	got := slices.Sorted(slices.Values(names))
-	for _, set := range handler.EMFDimensionSets() {
+	for _, set := range emf.DimensionSets() {
 		if slices.Equal(got, slices.Sorted(slices.Values(set))) {
 			return true
 		}
@@ -872,14 +644,14 @@ func emfDimensionSet(names []string) bool {
 // names fields a decision line has.
 func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 	tpl := loadTemplate(t)
-	fnID, fn := tpl.function(t)
+	fnID, fn := tpl.Function(t)
 	dashboards := tpl.resourcesOfType("AWS::CloudWatch::Dashboard")
 	if len(dashboards) != 1 {
 		t.Fatalf("template.yaml has %d dashboards %v, want one", len(dashboards), dashboards)
 	}
-	bodyNode := get(tpl.resource(dashboards[0]), "Properties", "DashboardBody")
+	bodyNode := cfn.Get(tpl.Resource(dashboards[0]), "Properties", "DashboardBody")
 	if bodyNode == nil || bodyNode.Tag != "!Sub" {
-		t.Fatalf("%s's DashboardBody is %v, want a !Sub JSON string", dashboards[0], plain(bodyNode))
+		t.Fatalf("%s's DashboardBody is %v, want a !Sub JSON string", dashboards[0], cfn.Plain(bodyNode))
 	}
 	tpl.conditionalReferences(t, dashboards[0], bodyNode, nil)
 	text, _ := tpl.render(t, bodyNode, nil)
@@ -924,11 +696,11 @@ func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 					continue
 				}
 				ns, name := parts[0], parts[1]
-				if ns != handler.EMFNamespace {
-					t.Errorf("%s: metric %s in namespace %q, the code writes %q", where, name, ns, handler.EMFNamespace)
+				if ns != emf.Namespace {
+					t.Errorf("%s: metric %s in namespace %q, the code writes %q", where, name, ns, emf.Namespace)
 				}
 				if !slices.Contains(metricNames, name) {
-					t.Errorf("%s: metric %q is not one the code writes (handler.EMFMetrics: %v)", where, name, metricNames)
+					t.Errorf("%s: metric %q is not one the code writes (emf.Metrics: %v)", where, name, metricNames)
 				}
 				dims := map[string]string{}
 				var dimNames []string
@@ -937,15 +709,15 @@ func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 					dimNames = append(dimNames, parts[j])
 				}
 				if !emfDimensionSet(dimNames) {
-					t.Errorf("%s: metric %s with dimensions %v, the code writes the sets %v", where, name, dimNames, handler.EMFDimensionSets())
+					t.Errorf("%s: metric %s with dimensions %v, the code writes the sets %v", where, name, dimNames, emf.DimensionSets())
 				}
-				if dims[handler.DimensionFunctionName] != function {
-					t.Errorf("%s: metric %s of function %q, want ${%s}", where, name, dims[handler.DimensionFunctionName], fnID)
+				if dims[emf.DimensionFunctionName] != function {
+					t.Errorf("%s: metric %s of function %q, want ${%s}", where, name, dims[emf.DimensionFunctionName], fnID)
 				}
-				if v := dims[handler.DimensionDryRun]; v != "true" && v != "false" {
+				if v := dims[emf.DimensionDryRun]; v != "true" && v != "false" {
 					t.Errorf("%s: metric %s with DryRun %q, the code writes \"true\" or \"false\"", where, name, v)
 				}
-				graphed[name+"/"+dims[handler.DimensionDryRun]] = true
+				graphed[name+"/"+dims[emf.DimensionDryRun]] = true
 			}
 		case "alarm":
 			for _, a := range w.Properties["alarms"].([]any) {
@@ -957,7 +729,7 @@ func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 		}
 	}
 	// What the dashboard is for: what was done, what failed, what was found.
-	for _, want := range []string{"Cancelled/false", "Marked/false", "Shrunk/false", handler.MetricCancelsFailed + "/false", "IdleFound/false", "IdleFound/true"} {
+	for _, want := range []string{"Cancelled/false", "Marked/false", "Shrunk/false", emf.MetricCancelsFailed + "/false", "IdleFound/false", "IdleFound/true"} {
 		if !graphed[want] {
 			t.Errorf("the dashboard does not graph %s (metric/DryRun)", want)
 		}
@@ -976,7 +748,7 @@ func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 	if len(queries) != 1 {
 		t.Fatalf("%d log widgets, want one (the last decisions)", len(queries))
 	}
-	logGroup, _ := ref(get(fn, "Properties", "LoggingConfig", "LogGroup"))
+	logGroup, _ := cfn.Ref(cfn.Get(fn, "Properties", "LoggingConfig", "LogGroup"))
 	q := queries[0]
 	if !strings.HasPrefix(q, "SOURCE '<<"+logGroup+">>' |") {
 		t.Errorf("log widget query %q does not read the function's log group ${%s}", q, logGroup)
@@ -985,20 +757,7 @@ func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 		t.Errorf("log widget query %q does not select the audit trail's decision lines", q)
 	}
 	// The fields it shows are on every decision line the code writes.
-	hs := newHarness(t)
-	hs.fake.addIdle(crID(1))
-	if _, err := hs.run(t, `{}`); err != nil {
-		t.Fatal(err)
-	}
-	var decision map[string]any
-	for _, l := range hs.tl.logLines() {
-		if l["logger"] == handler.AuditLogger && l["msg"] == "decision" {
-			decision = l
-		}
-	}
-	if decision == nil {
-		t.Fatal("no decision line written")
-	}
+	decision := decisionLine(t)
 	fieldsClause := regexp.MustCompile(`\|\s*fields ([^|]+)`).FindStringSubmatch(q)
 	if fieldsClause == nil {
 		t.Fatalf("log widget query %q has no fields clause", q)
@@ -1010,12 +769,12 @@ func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 		}
 	}
 
-	outputs := get(tpl.root, "Outputs")
-	if id, ok := ref(get(outputs, "DashboardName", "Value")); !ok || id != dashboards[0] {
-		t.Errorf("output DashboardName is %v, want !Ref %s", plain(get(outputs, "DashboardName", "Value")), dashboards[0])
+	outputs := cfn.Get(tpl.Root, "Outputs")
+	if id, ok := cfn.Ref(cfn.Get(outputs, "DashboardName", "Value")); !ok || id != dashboards[0] {
+		t.Errorf("output DashboardName is %v, want !Ref %s", cfn.Plain(cfn.Get(outputs, "DashboardName", "Value")), dashboards[0])
 	}
-	if url := get(outputs, "DashboardUrl", "Value"); url == nil || url.Tag != "!Sub" || !strings.Contains(url.Value, "${"+dashboards[0]+"}") {
-		t.Errorf("output DashboardUrl is %v, want a !Sub naming ${%s}", plain(url), dashboards[0])
+	if url := cfn.Get(outputs, "DashboardUrl", "Value"); url == nil || url.Tag != "!Sub" || !strings.Contains(url.Value, "${"+dashboards[0]+"}") {
+		t.Errorf("output DashboardUrl is %v, want a !Sub naming ${%s}", cfn.Plain(url), dashboards[0])
 	}
 }
 
@@ -1026,65 +785,117 @@ func TestTemplateDashboardShowsTheRunMetrics(t *testing.T) {
 // the other alarms.
 func TestTemplateAlarmsOnRunMetrics(t *testing.T) {
 	tpl := loadTemplate(t)
-	fnID, _ := tpl.function(t)
+	fnID, _ := tpl.Function(t)
 	metricNames := emfMetricNames()
 	var cancelsFailed []string
 	for _, id := range tpl.resourcesOfType("AWS::CloudWatch::Alarm") {
-		props := get(tpl.resource(id), "Properties")
-		if ns := get(props, "Namespace"); ns == nil || ns.Value != handler.EMFNamespace {
+		props := cfn.Get(tpl.Resource(id), "Properties")
+		if ns := cfn.Get(props, "Namespace"); ns == nil || ns.Value != emf.Namespace {
 			continue
 		}
-		name := get(props, "MetricName").Value
+		name := cfn.Get(props, "MetricName").Value
 		if !slices.Contains(metricNames, name) {
-			t.Errorf("alarm %s: metric %q is not one the code writes (handler.EMFMetrics: %v)", id, name, metricNames)
+			t.Errorf("alarm %s: metric %q is not one the code writes (emf.Metrics: %v)", id, name, metricNames)
 		}
 		dims := map[string]*yaml.Node{}
 		var dimNames []string
-		if d := get(props, "Dimensions"); d != nil {
+		if d := cfn.Get(props, "Dimensions"); d != nil {
 			for _, item := range d.Content {
-				n := get(item, "Name").Value
-				dims[n] = get(item, "Value")
+				n := cfn.Get(item, "Name").Value
+				dims[n] = cfn.Get(item, "Value")
 				dimNames = append(dimNames, n)
 			}
 		}
 		if !emfDimensionSet(dimNames) {
-			t.Errorf("alarm %s: dimensions %v, the code writes the sets %v: the alarm would find no data", id, dimNames, handler.EMFDimensionSets())
+			t.Errorf("alarm %s: dimensions %v, the code writes the sets %v: the alarm would find no data", id, dimNames, emf.DimensionSets())
 		}
-		if got, ok := ref(dims[handler.DimensionFunctionName]); !ok || got != fnID {
-			t.Errorf("alarm %s: FunctionName %v, want !Ref %s", id, plain(dims[handler.DimensionFunctionName]), fnID)
+		if got, ok := cfn.Ref(dims[emf.DimensionFunctionName]); !ok || got != fnID {
+			t.Errorf("alarm %s: FunctionName %v, want !Ref %s", id, cfn.Plain(dims[emf.DimensionFunctionName]), fnID)
 		}
-		dry := dims[handler.DimensionDryRun]
+		dry := dims[emf.DimensionDryRun]
 		if dry == nil || (dry.Value != "true" && dry.Value != "false") {
-			t.Errorf("alarm %s: DryRun %v, want \"true\" or \"false\"", id, plain(dry))
+			t.Errorf("alarm %s: DryRun %v, want \"true\" or \"false\"", id, cfn.Plain(dry))
 		}
-		if name == handler.MetricCancelsFailed && dry != nil && dry.Value == "false" {
+		if name == emf.MetricCancelsFailed && dry != nil && dry.Value == "false" {
 			cancelsFailed = append(cancelsFailed, id)
 		}
 	}
 	if len(cancelsFailed) != 1 {
-		t.Fatalf("alarms on %s of live runs: %v, want one", handler.MetricCancelsFailed, cancelsFailed)
+		t.Fatalf("alarms on %s of live runs: %v, want one", emf.MetricCancelsFailed, cancelsFailed)
 	}
-	props := get(tpl.resource(cancelsFailed[0]), "Properties")
+	props := cfn.Get(tpl.Resource(cancelsFailed[0]), "Properties")
 	for key, want := range map[string]string{
 		"Statistic": "Sum", "Threshold": "1", "EvaluationPeriods": "1",
 		"ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
 	} {
-		if n := get(props, key); n == nil || n.Value != want {
-			t.Errorf("alarm %s: %s is %v, want %s", cancelsFailed[0], key, plain(n), want)
+		if n := cfn.Get(props, key); n == nil || n.Value != want {
+			t.Errorf("alarm %s: %s is %v, want %s", cancelsFailed[0], key, cfn.Plain(n), want)
 		}
 	}
-	errorsAlarm := get(tpl.resource("ErrorsAlarm"), "Properties")
+	errorsAlarm := cfn.Get(tpl.Resource("ErrorsAlarm"), "Properties")
 	for _, key := range []string{"AlarmActions", "OKActions"} {
-		got, _ := json.Marshal(plain(get(props, key)))
-		want, _ := json.Marshal(plain(get(errorsAlarm, key)))
-		if string(got) != string(want) || get(props, key) == nil {
+		got, _ := json.Marshal(cfn.Plain(cfn.Get(props, key)))
+		want, _ := json.Marshal(cfn.Plain(cfn.Get(errorsAlarm, key)))
+		if string(got) != string(want) || cfn.Get(props, key) == nil {
 			t.Errorf("alarm %s: %s %s, want the other alarms' %s", cancelsFailed[0], key, got, want)
 		}
 	}
 	// One period is one schedule period, as the missed-run alarm's.
-	got, _ := json.Marshal(plain(get(props, "Period")))
-	want, _ := json.Marshal(plain(get(tpl.resource("MissedRunAlarm"), "Properties", "Period")))
+	got, _ := json.Marshal(cfn.Plain(cfn.Get(props, "Period")))
+	want, _ := json.Marshal(cfn.Plain(cfn.Get(tpl.Resource("MissedRunAlarm"), "Properties", "Period")))
 	if string(got) != string(want) {
 		t.Errorf("alarm %s: Period %s, want the schedule period %s", cancelsFailed[0], got, want)
 	}
+}
+
+// decisionLine runs the function once, through the real SDK clients,
+// against a fake account with one idle reservation, and returns the audit
+// trail's decision line.
+func decisionLine(t *testing.T) map[string]any {
+	t.Helper()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	acct := fakeaws.New("111122223333")
+	acct.SetClock(func() time.Time { return now })
+	acct.Start()
+	t.Cleanup(acct.Close)
+	acct.AddReservation(fakeaws.Reservation{
+		ID: "cr-00000000000000001", InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
+		TotalInstanceCount: 2, AvailableInstanceCount: 2, CreateDate: now.Add(-30 * 24 * time.Hour),
+	})
+	acct.SetUsedInstancesRegular("cr-00000000000000001", fakeaws.RegularSeries{From: now.Add(-8 * 24 * time.Hour), To: now, Value: 0})
+	settings, err := handler.LoadSettings(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger, err := handler.NewLogger("info", zapcore.AddSync(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRET", "")}
+	endpoint := aws.String(acct.URL())
+	h := &handler.Handler{
+		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = endpoint }),
+		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = endpoint }),
+		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = endpoint }),
+		Region:        "us-east-1",
+		Settings:      settings,
+		Logger:        logger,
+		Now:           func() time.Time { return now },
+		CallerAccount: func(context.Context) (string, error) { return "111122223333", nil },
+	}
+	if _, err := h.Run(context.Background(), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	var decision map[string]any
+	for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+		var l map[string]any
+		if json.Unmarshal(line, &l) == nil && l["logger"] == handler.AuditLogger && l["msg"] == "decision" {
+			decision = l
+		}
+	}
+	if decision == nil {
+		t.Fatalf("no decision line written:\n%s", logs.String())
+	}
+	return decision
 }

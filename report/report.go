@@ -1,4 +1,9 @@
-package handler
+// Package report is the outcome of one run: what the function returns
+// (Report), what the owners' notification, the organization's totals, the
+// run metrics and the table a person reads are made from. It is data and
+// one rule, Fit, which cuts a report to the size Lambda can return. It
+// imports only package policy.
+package report
 
 import (
 	"encoding/json"
@@ -33,7 +38,7 @@ type Report struct {
 	// failures, notAttempted); the "run finished" log line has them all.
 	OutcomesOmitted map[string]int `json:"outcomesOmitted,omitempty"`
 	// Trimmed lists, in order, the steps taken to make the response fit in
-	// MaxResponseBytes (see Report.fit); empty when nothing was left out.
+	// a response limit (see Report.Fit); empty when nothing was left out.
 	Trimmed   []string `json:"trimmed,omitempty"`
 	Cancelled []string `json:"cancelled"`
 	// AlreadyCancelled lists candidates someone else cancelled between the
@@ -62,9 +67,6 @@ type Report struct {
 	// Retries counts the SDK's retries during the run (throttling, 5xx,
 	// connection errors); zero when not counted.
 	Retries int64 `json:"retries"`
-
-	// shape is the response the request asked for (Request.Report).
-	shape string
 }
 
 // Effective are the settings this run used, after the event's overrides.
@@ -120,14 +122,38 @@ type Counts struct {
 	Actions map[policy.Action]int `json:"actions"`
 }
 
-// Failure is a cancel that did not happen because AWS refused or failed it.
+// Failure is a cancel, shrink or tag change that did not happen because AWS
+// refused or failed it.
 type Failure struct {
 	ReservationID string `json:"reservationId"`
 	Code          string `json:"code"`
 	Message       string `json:"message"`
 }
 
-// Steps of Report.fit, in the order they are taken.
+// Modified is a shrink made.
+type Modified struct {
+	ReservationID string `json:"reservationId"`
+	From          int32  `json:"from"`
+	To            int32  `json:"to"`
+}
+
+// HoursPerMonth is the month of the monthly figures: 730 hours.
+const HoursPerMonth = 730
+
+// Costs are the run's figures in USD at On-Demand list prices (no Savings
+// Plan or Reserved Instance discount is known to the function).
+type Costs struct {
+	// IdleMonthly is the idle capacity found: every decision with a figure.
+	IdleMonthly float64 `json:"idleMonthly"`
+	// RemovedMonthly is what this run's cancels and shrinks removed;
+	// WouldRemoveMonthly what a dry run's would.
+	RemovedMonthly     float64 `json:"removedMonthly"`
+	WouldRemoveMonthly float64 `json:"wouldRemoveMonthly,omitempty"`
+	// Priced counts the decisions with a figure.
+	Priced int `json:"priced"`
+}
+
+// Steps of Report.Fit, in the order they are taken.
 const (
 	TrimRoutineKeepDecisions = "routine-keep-decisions"
 	TrimKeepDecisions        = "keep-decisions"
@@ -136,7 +162,7 @@ const (
 	TrimOutcomeLists         = "outcome-lists"
 )
 
-// fit returns the report as JSON in at most limit bytes. When it is larger,
+// Fit returns the report as JSON in at most limit bytes. When it is larger,
 // detail is left out one step at a time, measuring again after each, until
 // it fits:
 //
@@ -155,7 +181,7 @@ const (
 // remains after step 5 is about 1 KB, some 30 KB at most (the event's 1,000
 // reservation ids in the settings); when no step reaches limit, the
 // smallest form reached is returned. Everything is in the logs.
-func (r *Report) fit(limit int) ([]byte, error) {
+func (r *Report) Fit(limit int) ([]byte, error) {
 	out, err := json.Marshal(r)
 	if err != nil || len(out) <= limit {
 		return out, err
@@ -215,7 +241,7 @@ func (r *Report) leaveOutDecisions(leave func(policy.Decision) bool) bool {
 	return dropped
 }
 
-// Decision filters of fit: whether a decision is left out.
+// Decision filters of Fit: whether a decision is left out.
 func routine(d policy.Decision) bool {
 	switch {
 	case d.Action == policy.Cancel,

@@ -1,14 +1,11 @@
-package handler
+package notify
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,9 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden files of testdata/ (notification-*.golden)")
+	"github.com/odcr-autocancel/odcr-autocancel/internal/testsupport"
+)
 
 var noticeTestNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
@@ -29,34 +26,34 @@ var noticeTestNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 // protect key with a space, a problem.
 func sampleNotice(dryRun bool) Notice {
 	day := 24 * time.Hour
-	items := []NoticeItem{
-		{Action: NoticeMarked, ReservationID: "cr-0fedcba9876543210", InstanceType: "p4d.24xlarge",
+	items := []Item{
+		{Action: Marked, ReservationID: "cr-0fedcba9876543210", InstanceType: "p4d.24xlarge",
 			Platform: "Linux/UNIX", AvailabilityZone: "us-east-1c", InstanceCount: 1,
 			Tags:      map[string]string{"Name": "ml training, spare", "Owner": "bob@example.com", "Team": "ml"},
 			IdleSince: noticeTestNow, CancelAfter: noticeTestNow.Add(7 * day),
 			Reason: "idle", Detail: "peak 0 of 1 instance used over 168 h, coverage 99.8%"},
-		{Action: NoticeUnmarked, ReservationID: "cr-0ccccddddeeeeffff", InstanceType: "m6g.xlarge",
+		{Action: Unmarked, ReservationID: "cr-0ccccddddeeeeffff", InstanceType: "m6g.xlarge",
 			Platform: "Linux/UNIX", AvailabilityZone: "us-east-1f", InstanceCount: 2,
 			Tags:   map[string]string{"Name": "api", "Owner": "dave@example.com", "Team": "payments"},
 			Reason: "in-use", Detail: "2 of 2 instances in use now"},
-		{Action: NoticeCancelled, ReservationID: "cr-0123456789abcdef0", InstanceType: "c5.2xlarge",
+		{Action: Cancelled, ReservationID: "cr-0123456789abcdef0", InstanceType: "c5.2xlarge",
 			Platform: "Windows", AvailabilityZone: "us-east-1b", InstanceCount: 2,
 			Tags:      map[string]string{"Name": "legacy-build", "Team": "ci"},
 			IdleSince: noticeTestNow.Add(-14 * day), CancelAfter: noticeTestNow.Add(-7 * day),
 			Reason: "idle", Detail: "peak 0 of 2 instances used over 168 h, coverage 100%"},
-		{Action: NoticeSnoozedInvalid, ReservationID: "cr-0bbbbccccddddeeee", InstanceType: "t3.medium",
+		{Action: SnoozedInvalid, ReservationID: "cr-0bbbbccccddddeeee", InstanceType: "t3.medium",
 			Platform: "Linux/UNIX", AvailabilityZone: "us-east-1a", InstanceCount: 3,
 			Tags:      map[string]string{"Name": "staging", "Team": "web"},
 			IdleSince: noticeTestNow.Add(-10 * day), CancelAfter: noticeTestNow.Add(-3 * day),
 			Reason: "snoozed", Detail: `invalid snooze value "next friday": not YYYY-MM-DD or RFC 3339; kept until it is fixed`},
-		{Action: NoticeMarked, ReservationID: "cr-0aaaabbbbccccdddd", InstanceType: "r6i.large",
+		{Action: Marked, ReservationID: "cr-0aaaabbbbccccdddd", InstanceType: "r6i.large",
 			Platform: "Red Hat Enterprise Linux", AvailabilityZone: "us-east-1d", InstanceCount: 8,
 			Tags:      map[string]string{"Owner": "carol@example.com"},
 			IdleSince: noticeTestNow, CancelAfter: noticeTestNow.Add(7 * day),
 			Reason: "idle", Detail: "peak 1 of 8 instances used over 168 h (12.5%, threshold 20%), coverage 100%"},
 	}
 	if !dryRun {
-		items = append(items, NoticeItem{Action: NoticeFailed, ReservationID: "cr-0a1b2c3d4e5f60718",
+		items = append(items, Item{Action: Failed, ReservationID: "cr-0a1b2c3d4e5f60718",
 			InstanceType: "m5.xlarge", Platform: "Linux/UNIX", AvailabilityZone: "us-east-1a", InstanceCount: 4,
 			Tags:      map[string]string{"Name": "batch-nightly", "Owner": "alice@example.com", "Team": "data"},
 			IdleSince: noticeTestNow.Add(-7 * day), CancelAfter: noticeTestNow,
@@ -74,25 +71,6 @@ func sampleNotice(dryRun bool) Notice {
 	}
 }
 
-// goldenNotification renders a notification as the golden files (and the
-// README's sample) show it.
-func goldenNotification(n Notification) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Subject: %s\n", n.Subject)
-	b.WriteString("Message attributes:\n")
-	names := make([]string, 0, len(n.Attributes))
-	for name := range n.Attributes {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		fmt.Fprintf(&b, "  %s (%s): %s\n", name, noticeAttributeType(name), n.Attributes[name])
-	}
-	b.WriteString("\n")
-	b.WriteString(n.Message)
-	return b.String()
-}
-
 func TestNotificationGolden(t *testing.T) {
 	for _, c := range []struct {
 		file   string
@@ -102,31 +80,13 @@ func TestNotificationGolden(t *testing.T) {
 		{"notification-real-run.golden", false},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			checkGoldenFile(t, c.file, goldenNotification(BuildNotification(sampleNotice(c.dryRun))))
+			testsupport.Golden(t, c.file, Build(sampleNotice(c.dryRun)).String())
 		})
 	}
 }
 
-// checkGoldenFile compares got with testdata/name, rewritten with -update.
-func checkGoldenFile(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./handler/ -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update to rewrite it after checking the change):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 func TestNoticeWorth(t *testing.T) {
-	item := func(a NoticeAction) []NoticeItem { return []NoticeItem{{Action: a, ReservationID: "cr-1"}} }
+	item := func(a Action) []Item { return []Item{{Action: a, ReservationID: "cr-1"}} }
 	for _, c := range []struct {
 		name string
 		n    Notice
@@ -137,12 +97,12 @@ func TestNoticeWorth(t *testing.T) {
 		{"routine dry run", Notice{DryRun: true}, false},
 		{"aborted", Notice{Aborted: true, AbortReason: "idle share exceeded"}, true},
 		{"aborted dry run", Notice{DryRun: true, Aborted: true}, true},
-		{"marked", Notice{Items: item(NoticeMarked)}, true},
-		{"cancelled", Notice{Items: item(NoticeCancelled)}, true},
-		{"unmarked", Notice{Items: item(NoticeUnmarked)}, true},
-		{"invalid snooze", Notice{Items: item(NoticeSnoozedInvalid)}, true},
-		{"failed", Notice{Items: item(NoticeFailed)}, true},
-		{"dry run would mark", Notice{DryRun: true, Items: item(NoticeMarked)}, true},
+		{"marked", Notice{Items: item(Marked)}, true},
+		{"cancelled", Notice{Items: item(Cancelled)}, true},
+		{"unmarked", Notice{Items: item(Unmarked)}, true},
+		{"invalid snooze", Notice{Items: item(SnoozedInvalid)}, true},
+		{"failed", Notice{Items: item(Failed)}, true},
+		{"dry run would mark", Notice{DryRun: true, Items: item(Marked)}, true},
 	} {
 		if got := c.n.Worth(); got != c.want {
 			t.Errorf("%s: Worth() = %v, want %v", c.name, got, c.want)
@@ -152,7 +112,7 @@ func TestNoticeWorth(t *testing.T) {
 
 // The dry run says so first, in the subject and the first line.
 func TestNotificationLabelsADryRun(t *testing.T) {
-	dry := BuildNotification(sampleNotice(true))
+	dry := Build(sampleNotice(true))
 	if !strings.HasPrefix(dry.Subject, "[dry run] ") {
 		t.Errorf("dry-run subject %q does not start with [dry run]", dry.Subject)
 	}
@@ -162,7 +122,7 @@ func TestNotificationLabelsADryRun(t *testing.T) {
 	if dry.Attributes["dry_run"] != "true" {
 		t.Errorf("dry_run attribute %q", dry.Attributes["dry_run"])
 	}
-	real := BuildNotification(sampleNotice(false))
+	real := Build(sampleNotice(false))
 	if strings.Contains(strings.ToLower(real.Subject+real.Message), "dry run") || real.Attributes["dry_run"] != "false" {
 		t.Errorf("a real run's notification mentions a dry run: %q", real.Subject)
 	}
@@ -172,7 +132,7 @@ func TestNotificationLabelsADryRun(t *testing.T) {
 func TestNotificationOrder(t *testing.T) {
 	n := sampleNotice(false)
 	n.Aborted, n.AbortReason = true, "idle share exceeded: 12 of 20 eligible reservations look idle (limit 50%)"
-	got := BuildNotification(n)
+	got := Build(n)
 	last := -1
 	for _, h := range []string{"ABORTED:", "== FAILED (1) ==", "== CANCELLED (1) ==", "== MARKED (2) ==",
 		"== INVALID SNOOZE (1) ==", "== UNMARKED (1) ==", "== PROBLEMS (1) =="} {
@@ -228,7 +188,7 @@ func checkSNSLimits(t *testing.T, n Notification) {
 		if v == "" || !utf8.ValidString(v) {
 			t.Errorf("attribute %s: empty or invalid value %q", k, v)
 		}
-		switch noticeAttributeType(k) {
+		switch attributeType(k) {
 		case "String.Array":
 			var a []string
 			if err := json.Unmarshal([]byte(v), &a); err != nil {
@@ -236,14 +196,14 @@ func checkSNSLimits(t *testing.T, n Notification) {
 			}
 		case "String":
 		default:
-			t.Errorf("attribute %s: data type %q", k, noticeAttributeType(k))
+			t.Errorf("attribute %s: data type %q", k, attributeType(k))
 		}
 	}
 }
 
 // notificationSize is what SNS counts against its limit (the subject too).
 func notificationSize(n Notification) int {
-	return len(n.Subject) + len(n.Message) + noticeAttributesSize(n.Attributes)
+	return len(n.Subject) + len(n.Message) + attributesSize(n.Attributes)
 }
 
 func randomNoticeText(r *rand.Rand, maxLen int) string {
@@ -266,7 +226,7 @@ func randomNoticeText(r *rand.Rand, maxLen int) string {
 }
 
 func randomNotice(r *rand.Rand, maxItems int) Notice {
-	actions := []NoticeAction{NoticeFailed, NoticeCancelled, NoticeMarked, NoticeSnoozedInvalid, NoticeUnmarked, "something-new"}
+	actions := []Action{Failed, Cancelled, Marked, SnoozedInvalid, Unmarked, "something-new"}
 	n := Notice{
 		RunID:         randomNoticeText(r, 60),
 		AccountID:     randomNoticeText(r, 40),
@@ -285,7 +245,7 @@ func randomNotice(r *rand.Rand, maxItems int) Notice {
 	}
 	count := r.IntN(maxItems + 1)
 	for i := range count {
-		it := NoticeItem{Action: actions[r.IntN(len(actions))], ReservationID: fmt.Sprintf("cr-%017x", i)}
+		it := Item{Action: actions[r.IntN(len(actions))], ReservationID: fmt.Sprintf("cr-%017x", i)}
 		if r.IntN(50) == 0 {
 			it.ReservationID = randomNoticeText(r, 40)
 			it.Tags = map[string]string{randomNoticeText(r, 20): randomNoticeText(r, 300)}
@@ -306,7 +266,7 @@ func TestNotificationSubjectWithinSNSLimits(t *testing.T) {
 			maxItems = 120000 // counts of six digits
 		}
 		n := randomNotice(r, maxItems)
-		got := BuildNotification(n)
+		got := Build(n)
 		checkSNSLimits(t, got)
 		if t.Failed() {
 			t.Fatalf("notice %d: subject %q", i, got.Subject)
@@ -315,12 +275,12 @@ func TestNotificationSubjectWithinSNSLimits(t *testing.T) {
 	// The longest counts, in full words, with the longest prefix.
 	var n Notice
 	n.DryRun, n.Aborted, n.AccountID, n.Region = true, true, "111122223333", "ap-southeast-2"
-	for _, a := range []NoticeAction{NoticeFailed, NoticeCancelled, NoticeMarked, NoticeSnoozedInvalid, NoticeUnmarked} {
+	for _, a := range []Action{Failed, Cancelled, Marked, SnoozedInvalid, Unmarked} {
 		for range 100000 {
-			n.Items = append(n.Items, NoticeItem{Action: a})
+			n.Items = append(n.Items, Item{Action: a})
 		}
 	}
-	got := BuildNotification(n)
+	got := Build(n)
 	checkSNSLimits(t, got)
 	if want := "[dry run] odcr-autocancel 111122223333 ap-southeast-2: ABORTED, 100,000 failed, ..."; got.Subject != want {
 		t.Errorf("subject %q, want %q", got.Subject, want)
@@ -337,13 +297,13 @@ var (
 // line that counts the rest.
 func TestNotificationSizeFor20000Items(t *testing.T) {
 	long := func(c string, n int) string { return strings.Repeat(c, n) }
-	actions := []NoticeAction{NoticeFailed, NoticeCancelled, NoticeMarked, NoticeSnoozedInvalid, NoticeUnmarked}
+	actions := []Action{Failed, Cancelled, Marked, SnoozedInvalid, Unmarked}
 	for _, c := range []struct {
 		name  string
-		items func(i int) NoticeItem
+		items func(i int) Item
 	}{
-		{"largest items", func(i int) NoticeItem {
-			return NoticeItem{Action: actions[i%len(actions)], ReservationID: fmt.Sprintf("cr-%017x", i),
+		{"largest items", func(i int) Item {
+			return Item{Action: actions[i%len(actions)], ReservationID: fmt.Sprintf("cr-%017x", i),
 				InstanceType: "u7in-32tb.224xlarge", Platform: "Red Hat Enterprise Linux with SQL Server Enterprise",
 				AvailabilityZone: "ap-southeast-2-akl-1a", InstanceCount: 2147483647,
 				Tags: map[string]string{"Name": long("n", 256), "Owner": long("o, ", 85), "Team": long("t", 256),
@@ -351,7 +311,7 @@ func TestNotificationSizeFor20000Items(t *testing.T) {
 				IdleSince: noticeTestNow, CancelAfter: noticeTestNow.Add(time.Hour),
 				Reason: "changed-since-evaluation", Detail: long("detail ", 400)}
 		}},
-		{"realistic items, one action", func(i int) NoticeItem {
+		{"realistic items, one action", func(i int) Item {
 			it := sampleNotice(false).Items[0]
 			it.ReservationID = fmt.Sprintf("cr-%017x", i)
 			return it
@@ -365,23 +325,23 @@ func TestNotificationSizeFor20000Items(t *testing.T) {
 				n.Problems = append(n.Problems, long("problem ", 200))
 			}
 			n.Items = nil
-			total := map[NoticeAction]int{}
+			total := map[Action]int{}
 			for i := range 20000 {
 				it := c.items(i)
 				n.Items = append(n.Items, it)
 				total[it.Action]++
 			}
-			got := BuildNotification(n)
+			got := Build(n)
 			checkSNSLimits(t, got)
 			t.Logf("%d items: message %d bytes, subject %d, attributes %d: %d bytes in all (limit 262,144)",
-				len(n.Items), len(got.Message), len(got.Subject), noticeAttributesSize(got.Attributes), notificationSize(got))
+				len(n.Items), len(got.Message), len(got.Subject), attributesSize(got.Attributes), notificationSize(got))
 
-			action := map[string]NoticeAction{}
+			action := map[string]Action{}
 			for _, it := range n.Items {
 				action[it.ReservationID] = it.Action
 			}
-			shown := map[NoticeAction]int{}
-			var order []NoticeAction
+			shown := map[Action]int{}
+			var order []Action
 			for _, m := range noticeItemLine.FindAllStringSubmatch(got.Message, -1) {
 				a := action[m[1]]
 				shown[a]++
@@ -402,9 +362,9 @@ func TestNotificationSizeFor20000Items(t *testing.T) {
 			if m[2] != n.RunID {
 				t.Errorf("left-out line names run %q", m[2])
 			}
-			left := map[NoticeAction]int{}
-			label := map[string]NoticeAction{"failed": NoticeFailed, "cancelled": NoticeCancelled, "marked": NoticeMarked,
-				"invalid snooze": NoticeSnoozedInvalid, "unmarked": NoticeUnmarked}
+			left := map[Action]int{}
+			label := map[string]Action{"failed": Failed, "cancelled": Cancelled, "marked": Marked,
+				"invalid snooze": SnoozedInvalid, "unmarked": Unmarked}
 			for _, part := range strings.Split(m[1], ", ") {
 				num, what, ok := strings.Cut(part, " more ")
 				v, err := strconv.Atoi(strings.ReplaceAll(num, ",", ""))
@@ -546,7 +506,7 @@ func TestNotificationCreateTagsLines(t *testing.T) {
 	snooze := noticeTestNow.AddDate(0, 0, 7).Format(time.DateOnly)
 	for _, dryRun := range []bool{true, false} {
 		n := sampleNotice(dryRun)
-		msg := BuildNotification(n).Message
+		msg := Build(n).Message
 		current := ""
 		lines := map[string]int{}
 		for _, line := range strings.Split(msg, "\n") {
@@ -575,7 +535,7 @@ func TestNotificationCreateTagsLines(t *testing.T) {
 		}
 		for _, it := range n.Items {
 			want := 1
-			if it.Action == NoticeUnmarked || it.Action == NoticeCancelled && !dryRun {
+			if it.Action == Unmarked || it.Action == Cancelled && !dryRun {
 				want = 0 // nothing left to keep
 			}
 			for _, kind := range []string{"protect ", "snooze "} {
@@ -585,7 +545,7 @@ func TestNotificationCreateTagsLines(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(BuildNotification(sampleNotice(false)).Message,
+	if !strings.Contains(Build(sampleNotice(false)).Message,
 		"aws ec2 create-tags --region us-east-1 --resources cr-0fedcba9876543210 --tags 'Key=platform team:protect,Value=keep'") {
 		t.Errorf("the protect key with a space is not quoted as expected")
 	}
@@ -594,7 +554,7 @@ func TestNotificationCreateTagsLines(t *testing.T) {
 		"odcr-autocancel:protect", "platform team:protect", "a,b", "a=b", `say "keep"`, "it's mine", " lead", "trail ",
 		"$(rm -rf /)", "`id`", "back\\slash", "ünïcødé:保护", "[x]", "{x}", "-dash", "!bang", "a\tb", "new\nline",
 	} {
-		line := noticeCreateTags("eu-west-1", "cr-0123456789abcdef0", key, "keep")
+		line := createTagsCommand("eu-west-1", "cr-0123456789abcdef0", key, "keep")
 		if strings.Contains(line, "\n") {
 			t.Errorf("%q: the line breaks: %q", key, line)
 			continue
@@ -621,9 +581,9 @@ func (f *fakePublisher) Publish(_ context.Context, in *sns.PublishInput, _ ...fu
 
 func TestPublish(t *testing.T) {
 	const topic = "arn:aws:sns:us-east-1:111122223333:odcr-autocancel"
-	n := BuildNotification(sampleNotice(true))
+	n := Build(sampleNotice(true))
 	f := &fakePublisher{}
-	if err := publish(context.Background(), f, topic, n); err != nil {
+	if err := Publish(context.Background(), f, topic, n); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.inputs) != 1 {
@@ -655,7 +615,7 @@ func TestPublish(t *testing.T) {
 
 	boom := errors.New("AuthorizationError: not authorized to perform SNS:Publish")
 	f = &fakePublisher{err: boom}
-	err := publish(context.Background(), f, topic, n)
+	err := Publish(context.Background(), f, topic, n)
 	if !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "publish notification: ") {
 		t.Errorf("error %v, want publish notification: wrapping %v", err, boom)
 	}
@@ -663,29 +623,29 @@ func TestPublish(t *testing.T) {
 		t.Errorf("%d publishes on failure, want 1 (no retry of its own: the SDK retries)", len(f.inputs))
 	}
 
-	if err := publish(context.Background(), &fakePublisher{}, "", n); err == nil || !strings.HasPrefix(err.Error(), "publish notification: ") {
+	if err := Publish(context.Background(), &fakePublisher{}, "", n); err == nil || !strings.HasPrefix(err.Error(), "publish notification: ") {
 		t.Errorf("no topic: error %v", err)
 	}
 }
 
 func TestNoticeTags(t *testing.T) {
 	tags := map[string]string{"Name": "web", "owner": "x", "Team": "", "Cost": "1"}
-	got := noticeTags(tags, defaultNoticeTagKeys)
+	got := Tags(tags, defaultTagKeys)
 	if len(got) != 2 || got["Name"] != "web" || got["Team"] != "" {
-		t.Errorf("noticeTags = %v, want Name and Team (present, even empty), not owner (keys are case-sensitive)", got)
+		t.Errorf("Tags = %v, want Name and Team (present, even empty), not owner (keys are case-sensitive)", got)
 	}
-	if noticeTags(map[string]string{"Cost": "1"}, defaultNoticeTagKeys) != nil {
+	if Tags(map[string]string{"Cost": "1"}, defaultTagKeys) != nil {
 		t.Errorf("no owner tag: want nil")
 	}
-	if s := noticeTagList(map[string]string{"Team": "a", "Zeta": "z", "Name": "n, m", "Owner": ""}); s != `Name="n, m", Owner="", Team=a, Zeta=z` {
-		t.Errorf("noticeTagList = %s", s)
+	if s := tagList(map[string]string{"Team": "a", "Zeta": "z", "Name": "n, m", "Owner": ""}); s != `Name="n, m", Owner="", Team=a, Zeta=z` {
+		t.Errorf("tagList = %s", s)
 	}
 }
 
 func TestNoticeThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
-		if got := noticeThousands(n); got != want {
-			t.Errorf("noticeThousands(%d) = %q, want %q", n, got, want)
+		if got := Thousands(n); got != want {
+			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

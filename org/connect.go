@@ -1,4 +1,4 @@
-package handler
+package org
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 )
 
 // AssumeRoleConnector reaches targets with the SDK: the function's own
@@ -36,7 +38,7 @@ func NewAssumeRoleConnector(cfg aws.Config) *AssumeRoleConnector {
 // to the target, so that a role that is missing or refuses the function is
 // known as such. The SDK's credentials cache renews the session if the run
 // outlives it.
-func (c *AssumeRoleConnector) Connect(ctx context.Context, a Access) (Clients, error) {
+func (c *AssumeRoleConnector) Connect(ctx context.Context, a Access) (awsapi.Clients, error) {
 	cfg := c.Config.Copy()
 	cfg.Region = a.Region
 	if a.RoleARN != "" {
@@ -46,11 +48,11 @@ func (c *AssumeRoleConnector) Connect(ctx context.Context, a Access) (Clients, e
 		})
 		cfg.Credentials = aws.NewCredentialsCache(provider)
 		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-			return Clients{}, fmt.Errorf("assume role %s: %w", a.RoleARN, err)
+			return awsapi.Clients{}, fmt.Errorf("assume role %s: %w", a.RoleARN, err)
 		}
 	}
 	e := ec2.NewFromConfig(cfg)
-	return Clients{
+	return awsapi.Clients{
 		EC2:        e,
 		CloudWatch: cloudwatch.NewFromConfig(cfg),
 		RAM:        ram.NewFromConfig(cfg),

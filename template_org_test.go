@@ -1,4 +1,4 @@
-package handler_test
+package deploy_test
 
 import (
 	"encoding/json"
@@ -13,6 +13,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/cfn"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
 // Organization mode in template.yaml and member-role.yaml (issue 12): off,
@@ -21,7 +23,7 @@ import (
 // member role grants in every account what the function's role grants in
 // its own.
 
-const memberRolePath = "../member-role.yaml"
+const memberRolePath = "member-role.yaml"
 
 // orgCondition is the condition of everything organization mode adds.
 const orgCondition = "OrganizationMode"
@@ -68,8 +70,8 @@ func conditionalRef(n *yaml.Node) (cond, param string, ok bool) {
 	if n == nil || n.Tag != "!If" || n.Kind != yaml.SequenceNode || len(n.Content) != 3 {
 		return "", "", false
 	}
-	p, ok1 := ref(n.Content[1])
-	none, ok2 := ref(n.Content[2])
+	p, ok1 := cfn.Ref(n.Content[1])
+	none, ok2 := cfn.Ref(n.Content[2])
 	if !ok1 || !ok2 || none != "AWS::NoValue" {
 		return "", "", false
 	}
@@ -83,19 +85,19 @@ func conditionalRef(n *yaml.Node) (cond, param string, ok bool) {
 func (tpl cfnTemplate) resolved(t *testing.T, conds map[string]bool) cfnTemplate {
 	t.Helper()
 	for c := range conds {
-		if get(tpl.root, "Conditions", c) == nil {
+		if cfn.Get(tpl.Root, "Conditions", c) == nil {
 			t.Fatalf("no condition %s in the template", c)
 		}
 	}
-	root := resolveNode(tpl.root, conds)
+	root := resolveNode(tpl.Root, conds)
 	for _, section := range []string{"Resources", "Outputs"} {
-		sec := get(root, section)
+		sec := cfn.Get(root, section)
 		if sec == nil {
 			continue
 		}
 		var kept []*yaml.Node
 		for i := 0; i+1 < len(sec.Content); i += 2 {
-			if c := get(sec.Content[i+1], "Condition"); c != nil {
+			if c := cfn.Get(sec.Content[i+1], "Condition"); c != nil {
 				if v, decided := conds[c.Value]; decided && !v {
 					continue
 				}
@@ -104,7 +106,7 @@ func (tpl cfnTemplate) resolved(t *testing.T, conds map[string]bool) cfnTemplate
 		}
 		sec.Content = kept
 	}
-	return cfnTemplate{root: root}
+	return cfnTemplate{cfn.Template{Root: root}}
 }
 
 // resolveNode copies n, deciding the !If of conds; nil stands for
@@ -121,7 +123,7 @@ func resolveNode(n *yaml.Node, conds map[string]bool) *yaml.Node {
 			return resolveNode(n.Content[2], conds)
 		}
 	}
-	if r, ok := ref(n); ok && r == "AWS::NoValue" {
+	if r, ok := cfn.Ref(n); ok && r == "AWS::NoValue" {
 		return nil
 	}
 	c := *n
@@ -202,18 +204,18 @@ func mentions(n *yaml.Node, names []string) []string {
 //	ODCR_BASE_TEMPLATE=/tmp/base.yaml go test ./handler/ -run OrganizationModeOff
 func TestTemplateOrganizationModeOffIsTheSingleAccountStack(t *testing.T) {
 	full := loadTemplate(t)
-	if c := get(full.root, "Conditions", orgCondition); c == nil {
+	if c := cfn.Get(full.Root, "Conditions", orgCondition); c == nil {
 		t.Fatalf("template.yaml has no condition %s", orgCondition)
-	} else if got, _ := json.Marshal(plain(c)); string(got) != `"!Equals [\"!Ref OrganizationMode\",\"on\"]"` {
+	} else if got, _ := json.Marshal(cfn.Plain(c)); string(got) != `"!Equals [\"!Ref OrganizationMode\",\"on\"]"` {
 		t.Errorf("condition %s is %s, want !Equals [!Ref OrganizationMode, \"on\"]", orgCondition, got)
 	}
-	if d := get(full.root, "Parameters", "OrganizationMode", "Default"); d == nil || d.Value != "off" {
-		t.Errorf("parameter OrganizationMode: Default %v, want off", plain(d))
+	if d := cfn.Get(full.Root, "Parameters", "OrganizationMode", "Default"); d == nil || d.Value != "off" {
+		t.Errorf("parameter OrganizationMode: Default %v, want off", cfn.Plain(d))
 	}
 	// A resource that exists only in organization mode says so itself.
 	var orgResources []string
-	for _, id := range keys(get(full.root, "Resources")) {
-		if c := get(full.resource(id), "Condition"); c != nil && c.Value == orgCondition {
+	for _, id := range cfn.Keys(cfn.Get(full.Root, "Resources")) {
+		if c := cfn.Get(full.Resource(id), "Condition"); c != nil && c.Value == orgCondition {
 			orgResources = append(orgResources, id)
 		}
 	}
@@ -232,22 +234,22 @@ func TestTemplateOrganizationModeOffIsTheSingleAccountStack(t *testing.T) {
 		"AlarmEmailTopic", "CancelsFailedAlarm", "Dashboard", "ErrorsAlarm", "FailedRunsAlarm", "FailedRunsQueue",
 		"FunctionLogGroup", "FunctionRole", "MissedRunAlarm", "NotifyEmailSubscription", "NotifyTopic", "OdcrAutocancelFunction",
 	}
-	if got := slices.Sorted(slices.Values(keys(get(off.root, "Resources")))); !slices.Equal(got, singleAccount) {
+	if got := slices.Sorted(slices.Values(cfn.Keys(cfn.Get(off.Root, "Resources")))); !slices.Equal(got, singleAccount) {
 		t.Errorf("with OrganizationMode off the resources are %v, want the single-account stack's %v (a resource of organization mode needs Condition: %s)", got, singleAccount, orgCondition)
 	}
 	names := append(slices.Clone(orgParameters), orgResources...)
 	for _, section := range []string{"Resources", "Outputs"} {
-		sec := get(off.root, section)
-		for _, id := range keys(sec) {
-			if m := mentions(get(sec, id), names); len(m) > 0 {
+		sec := cfn.Get(off.Root, section)
+		for _, id := range cfn.Keys(sec) {
+			if m := mentions(cfn.Get(sec, id), names); len(m) > 0 {
 				t.Errorf("with OrganizationMode off, %s %s still refers to %v: put it under condition %s", section, id, m, orgCondition)
 			}
 		}
 	}
 
 	// The function's variables are exactly today's.
-	_, fn := off.function(t)
-	set := keys(get(fn, "Properties", "Environment", "Variables"))
+	_, fn := off.Function(t)
+	set := cfn.Keys(cfn.Get(fn, "Properties", "Environment", "Variables"))
 	var want []string
 	for _, v := range handler.EnvVars() {
 		if !slices.Contains(orgVariables, v.Name) {
@@ -259,19 +261,19 @@ func TestTemplateOrganizationModeOffIsTheSingleAccountStack(t *testing.T) {
 	if !slices.Equal(set, want) {
 		t.Errorf("with OrganizationMode off the function's variables are %v, want %v", set, want)
 	}
-	_, fnOn := full.resolved(t, map[string]bool{orgCondition: true}).function(t)
+	_, fnOn := full.resolved(t, map[string]bool{orgCondition: true}).Function(t)
 	for _, name := range orgVariables {
-		if get(fnOn, "Properties", "Environment", "Variables", name) == nil {
+		if cfn.Get(fnOn, "Properties", "Environment", "Variables", name) == nil {
 			t.Errorf("with OrganizationMode on, the function does not set %s", name)
 		}
 	}
 
 	// Today's concurrency and schedule.
-	if got, _ := json.Marshal(plain(get(fn, "Properties", "ReservedConcurrentExecutions"))); string(got) != `"!If [\"ReserveOneConcurrency\",\"1\",\"!Ref AWS::NoValue\"]"` {
+	if got, _ := json.Marshal(cfn.Plain(cfn.Get(fn, "Properties", "ReservedConcurrentExecutions"))); string(got) != `"!If [\"ReserveOneConcurrency\",\"1\",\"!Ref AWS::NoValue\"]"` {
 		t.Errorf("with OrganizationMode off, ReservedConcurrentExecutions is %s, want today's !If [ReserveOneConcurrency, 1, !Ref AWS::NoValue]", got)
 	}
-	if s, ok := ref(get(fn, "Properties", "Events", "Schedule", "Properties", "State")); !ok || s != "ScheduleState" {
-		t.Errorf("with OrganizationMode off, the function's schedule State is %v, want !Ref ScheduleState", plain(get(fn, "Properties", "Events", "Schedule", "Properties", "State")))
+	if s, ok := cfn.Ref(cfn.Get(fn, "Properties", "Events", "Schedule", "Properties", "State")); !ok || s != "ScheduleState" {
+		t.Errorf("with OrganizationMode off, the function's schedule State is %v, want !Ref ScheduleState", cfn.Plain(cfn.Get(fn, "Properties", "Events", "Schedule", "Properties", "State")))
 	}
 
 	base := os.Getenv("ODCR_BASE_TEMPLATE")
@@ -286,15 +288,15 @@ func TestTemplateOrganizationModeOffIsTheSingleAccountStack(t *testing.T) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("parse %s: %v", base, err)
 	}
-	before := cfnTemplate{root: doc.Content[0]}.resolved(t, nil)
+	before := cfnTemplate{cfn.Template{Root: doc.Content[0]}}.resolved(t, nil)
 	for _, section := range []string{"Resources", "Outputs", "Conditions", "Mappings"} {
-		a, b := get(off.root, section), get(before.root, section)
-		for _, id := range slices.Sorted(slices.Values(append(keys(a), keys(b)...))) {
+		a, b := cfn.Get(off.Root, section), cfn.Get(before.Root, section)
+		for _, id := range slices.Sorted(slices.Values(append(cfn.Keys(a), cfn.Keys(b)...))) {
 			if section == "Conditions" && id == orgCondition {
 				continue
 			}
-			ga, _ := json.Marshal(plain(get(a, id)))
-			gb, _ := json.Marshal(plain(get(b, id)))
+			ga, _ := json.Marshal(cfn.Plain(cfn.Get(a, id)))
+			gb, _ := json.Marshal(cfn.Plain(cfn.Get(b, id)))
 			if string(ga) != string(gb) {
 				t.Errorf("with OrganizationMode off, %s %s differs from %s's:\n got %s\nwant %s", section, id, base, ga, gb)
 			}
@@ -310,19 +312,19 @@ func (tpl cfnTemplate) stateMachine(t *testing.T) (id string, sm *yaml.Node, def
 	if len(ids) != 1 {
 		t.Fatalf("template.yaml has %d AWS::Serverless::StateMachine resources %v, want one", len(ids), ids)
 	}
-	sm = tpl.resource(ids[0])
-	d := get(sm, "Properties", "Definition")
+	sm = tpl.Resource(ids[0])
+	d := cfn.Get(sm, "Properties", "Definition")
 	if d == nil || d.Kind != yaml.MappingNode {
 		t.Fatalf("%s: no inline Definition", ids[0])
 	}
 	if hasIntrinsic(d) {
 		t.Fatalf("%s: the Definition holds intrinsic functions; use DefinitionSubstitutions", ids[0])
 	}
-	def, _ = plain(d).(map[string]any)
+	def, _ = cfn.Plain(d).(map[string]any)
 	subs = map[string]*yaml.Node{}
-	s := get(sm, "Properties", "DefinitionSubstitutions")
-	for _, k := range keys(s) {
-		subs[k] = get(s, k)
+	s := cfn.Get(sm, "Properties", "DefinitionSubstitutions")
+	for _, k := range cfn.Keys(s) {
+		subs[k] = cfn.Get(s, k)
 	}
 	return ids[0], sm, def, subs
 }
@@ -380,13 +382,13 @@ func checkRetry(t *testing.T, state string, s any, exactly bool) {
 // request the function accepts, built from what the function answers.
 func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	tpl := loadTemplate(t)
-	fnID, _ := tpl.function(t)
+	fnID, _ := tpl.Function(t)
 	id, sm, def, subs := tpl.stateMachine(t)
-	if c := get(sm, "Condition"); c == nil || c.Value != orgCondition {
-		t.Errorf("%s: Condition %v, want %s", id, plain(c), orgCondition)
+	if c := cfn.Get(sm, "Condition"); c == nil || c.Value != orgCondition {
+		t.Errorf("%s: Condition %v, want %s", id, cfn.Plain(c), orgCondition)
 	}
-	if n := get(sm, "Properties", "Type"); n == nil || n.Value != "STANDARD" {
-		t.Errorf("%s: Type %v, want STANDARD", id, plain(n))
+	if n := cfn.Get(sm, "Properties", "Type"); n == nil || n.Value != "STANDARD" {
+		t.Errorf("%s: Type %v, want STANDARD", id, cfn.Plain(n))
 	}
 	if got := at(def, "QueryLanguage"); got != "JSONata" {
 		t.Errorf("QueryLanguage %v, want JSONata", got)
@@ -406,11 +408,11 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 			t.Errorf("DefinitionSubstitutions %s is not used by the definition", k)
 		}
 	}
-	if got, ok := getAtt(subs["FunctionArn"], "Arn"); !ok || got != fnID {
-		t.Errorf("DefinitionSubstitutions FunctionArn is %v, want !GetAtt %s.Arn", plain(subs["FunctionArn"]), fnID)
+	if got, ok := cfn.GetAtt(subs["FunctionArn"], "Arn"); !ok || got != fnID {
+		t.Errorf("DefinitionSubstitutions FunctionArn is %v, want !GetAtt %s.Arn", cfn.Plain(subs["FunctionArn"]), fnID)
 	}
-	if got, ok := ref(subs["MaxConcurrency"]); !ok || got != "MaxConcurrency" {
-		t.Errorf("DefinitionSubstitutions MaxConcurrency is %v, want !Ref MaxConcurrency", plain(subs["MaxConcurrency"]))
+	if got, ok := cfn.Ref(subs["MaxConcurrency"]); !ok || got != "MaxConcurrency" {
+		t.Errorf("DefinitionSubstitutions MaxConcurrency is %v, want !Ref MaxConcurrency", cfn.Plain(subs["MaxConcurrency"]))
 	}
 
 	states, _ := at(def, "States").(map[string]any)
@@ -515,9 +517,9 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	// The payloads, with each JSONata expression replaced by what it
 	// evaluates to in one plausible run. An expression missing from this
 	// table fails the test: change it here with the contract.
-	pages := []handler.TargetPage{
-		{Targets: []handler.Target{{AccountID: "111122223333", Region: "eu-west-1"}, {AccountID: "444455556666", Region: "us-east-1"}}, Next: "444455556666", Accounts: 2},
-		{Targets: []handler.Target{}, Next: "", Accounts: 0},
+	pages := []org.TargetPage{
+		{Targets: []org.Target{{AccountID: "111122223333", Region: "eu-west-1"}, {AccountID: "444455556666", Region: "us-east-1"}}, Next: "444455556666", Accounts: 2},
+		{Targets: []org.Target{}, Next: "", Accounts: 0},
 	}
 	page := map[string]any{}
 	if err := json.Unmarshal([]byte(mustJSON(pages[0])), &page); err != nil {
@@ -539,7 +541,7 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	}
 
 	target := pages[0].Targets[0]
-	summary := mustJSON(handler.TargetSummary{AccountID: target.AccountID, Region: target.Region, RunID: "r-1", DryRun: true, TargetCounts: handler.TargetCounts{Reservations: 3, Idle: 1}})
+	summary := mustJSON(org.TargetSummary{AccountID: target.AccountID, Region: target.Region, RunID: "r-1", DryRun: true, TargetCounts: org.TargetCounts{Reservations: 3, Idle: 1}})
 	catchOutput, _ := at(catchers[0], "Output").(map[string]any)
 	caught := map[string]any{}
 	values := map[string]any{
@@ -560,7 +562,7 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	}
 
 	var previous any
-	if err := json.Unmarshal([]byte(mustJSON(handler.OrgTotals{Targets: 2, Succeeded: 2})), &previous); err != nil {
+	if err := json.Unmarshal([]byte(mustJSON(org.Totals{Targets: 2, Succeeded: 2})), &previous); err != nil {
 		t.Fatal(err)
 	}
 	var results []any
@@ -639,53 +641,53 @@ func substituteJSONata(t *testing.T, state string, v any, vars map[string]any) a
 func TestTemplateStateMachineResources(t *testing.T) {
 	full := loadTemplate(t)
 	tpl := full.resolved(t, map[string]bool{orgCondition: true})
-	fnID, fn := tpl.function(t)
+	fnID, fn := tpl.Function(t)
 	id, sm, _, _ := tpl.stateMachine(t)
-	props := get(sm, "Properties")
+	props := cfn.Get(sm, "Properties")
 
-	if n := get(props, "Name"); n == nil || n.Tag != "!Sub" || n.Value != "${AWS::StackName}-organization" {
-		t.Errorf("%s: Name %v, want !Sub ${AWS::StackName}-organization (the role's grants name it)", id, plain(n))
+	if n := cfn.Get(props, "Name"); n == nil || n.Tag != "!Sub" || n.Value != "${AWS::StackName}-organization" {
+		t.Errorf("%s: Name %v, want !Sub ${AWS::StackName}-organization (the role's grants name it)", id, cfn.Plain(n))
 	}
-	if n := get(props, "Logging", "IncludeExecutionData"); n == nil || n.Value != "false" {
-		t.Errorf("%s: Logging.IncludeExecutionData %v, want false (the run requests and results stay out of the logs)", id, plain(n))
+	if n := cfn.Get(props, "Logging", "IncludeExecutionData"); n == nil || n.Value != "false" {
+		t.Errorf("%s: Logging.IncludeExecutionData %v, want false (the run requests and results stay out of the logs)", id, cfn.Plain(n))
 	}
-	if n := get(props, "Logging", "Level"); n == nil || (n.Value != "ERROR" && n.Value != "ALL") {
-		t.Errorf("%s: Logging.Level %v, want ERROR or ALL", id, plain(n))
+	if n := cfn.Get(props, "Logging", "Level"); n == nil || (n.Value != "ERROR" && n.Value != "ALL") {
+		t.Errorf("%s: Logging.Level %v, want ERROR or ALL", id, cfn.Plain(n))
 	}
-	dests := get(props, "Logging", "Destinations")
+	dests := cfn.Get(props, "Logging", "Destinations")
 	if dests == nil || len(dests.Content) != 1 {
 		t.Fatalf("%s: want one log destination", id)
 	}
-	logGroup, ok := getAtt(get(dests.Content[0], "CloudWatchLogsLogGroup", "LogGroupArn"), "Arn")
-	lg := tpl.resource(logGroup)
-	if !ok || lg == nil || get(lg, "Type").Value != "AWS::Logs::LogGroup" {
-		t.Fatalf("%s logs to %v, want !GetAtt of a log group of the stack", id, plain(get(dests.Content[0], "CloudWatchLogsLogGroup", "LogGroupArn")))
+	logGroup, ok := cfn.GetAtt(cfn.Get(dests.Content[0], "CloudWatchLogsLogGroup", "LogGroupArn"), "Arn")
+	lg := tpl.Resource(logGroup)
+	if !ok || lg == nil || cfn.Get(lg, "Type").Value != "AWS::Logs::LogGroup" {
+		t.Fatalf("%s logs to %v, want !GetAtt of a log group of the stack", id, cfn.Plain(cfn.Get(dests.Content[0], "CloudWatchLogsLogGroup", "LogGroupArn")))
 	}
 	for _, key := range []string{"DeletionPolicy", "UpdateReplacePolicy"} {
-		if n := get(lg, key); n == nil || n.Value != "Delete" {
-			t.Errorf("log group %s: %s %v, want Delete like the function's", logGroup, key, plain(n))
+		if n := cfn.Get(lg, key); n == nil || n.Value != "Delete" {
+			t.Errorf("log group %s: %s %v, want Delete like the function's", logGroup, key, cfn.Plain(n))
 		}
 	}
-	if got, want := mustJSON(plain(get(lg, "Properties", "RetentionInDays"))), mustJSON(plain(get(tpl.resource("FunctionLogGroup"), "Properties", "RetentionInDays"))); got != want {
+	if got, want := mustJSON(cfn.Plain(cfn.Get(lg, "Properties", "RetentionInDays"))), mustJSON(cfn.Plain(cfn.Get(tpl.Resource("FunctionLogGroup"), "Properties", "RetentionInDays"))); got != want {
 		t.Errorf("log group %s keeps logs %s days, want the function's %s", logGroup, got, want)
 	}
 
 	// The role: exactly these grants.
-	roleID, ok := getAtt(get(props, "Role"), "Arn")
-	if !ok || get(props, "Policies") != nil {
-		t.Fatalf("%s: Role %v, want !GetAtt of a role of the stack, and no SAM Policies", id, plain(get(props, "Role")))
+	roleID, ok := cfn.GetAtt(cfn.Get(props, "Role"), "Arn")
+	if !ok || cfn.Get(props, "Policies") != nil {
+		t.Fatalf("%s: Role %v, want !GetAtt of a role of the stack, and no SAM Policies", id, cfn.Plain(cfn.Get(props, "Role")))
 	}
-	role := tpl.resource(roleID)
-	if c := get(full.resource(roleID), "Condition"); c == nil || c.Value != orgCondition {
-		t.Errorf("role %s: Condition %v, want %s", roleID, plain(c), orgCondition)
+	role := tpl.Resource(roleID)
+	if c := cfn.Get(full.Resource(roleID), "Condition"); c == nil || c.Value != orgCondition {
+		t.Errorf("role %s: Condition %v, want %s", roleID, cfn.Plain(c), orgCondition)
 	}
-	trust := mustJSON(plain(get(role, "Properties", "AssumeRolePolicyDocument", "Statement")))
+	trust := mustJSON(cfn.Plain(cfn.Get(role, "Properties", "AssumeRolePolicyDocument", "Statement")))
 	if want := `[{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":"!Ref AWS::AccountId"}},"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"}}]`; trust != want {
 		t.Errorf("role %s trusts %s, want %s", roleID, trust, want)
 	}
 	var got []grant
-	for _, p := range get(role, "Properties", "Policies").Content {
-		got = append(got, grants(t, roleID, get(p, "PolicyDocument"))...)
+	for _, p := range cfn.Get(role, "Properties", "Policies").Content {
+		got = append(got, grants(t, roleID, cfn.Get(p, "PolicyDocument"))...)
 	}
 	sfn := "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:"
 	want := []grant{
@@ -710,51 +712,51 @@ func TestTemplateStateMachineResources(t *testing.T) {
 
 	// The schedule: the state machine's runs with "{}" like the function's
 	// did; the function's is disabled.
-	fnSchedule := get(fn, "Properties", "Events", "Schedule", "Properties")
-	if n := get(fnSchedule, "State"); n == nil || n.Value != "DISABLED" {
-		t.Errorf("with OrganizationMode on the function's schedule State is %v, want DISABLED", plain(n))
+	fnSchedule := cfn.Get(fn, "Properties", "Events", "Schedule", "Properties")
+	if n := cfn.Get(fnSchedule, "State"); n == nil || n.Value != "DISABLED" {
+		t.Errorf("with OrganizationMode on the function's schedule State is %v, want DISABLED", cfn.Plain(n))
 	}
-	smEvents := get(props, "Events")
-	if len(keys(smEvents)) != 1 || get(smEvents, "Schedule", "Type").Value != "ScheduleV2" {
-		t.Fatalf("%s: events %v, want one ScheduleV2 named Schedule", id, keys(smEvents))
+	smEvents := cfn.Get(props, "Events")
+	if len(cfn.Keys(smEvents)) != 1 || cfn.Get(smEvents, "Schedule", "Type").Value != "ScheduleV2" {
+		t.Fatalf("%s: events %v, want one ScheduleV2 named Schedule", id, cfn.Keys(smEvents))
 	}
-	smSchedule := get(smEvents, "Schedule", "Properties")
+	smSchedule := cfn.Get(smEvents, "Schedule", "Properties")
 	for _, key := range []string{"ScheduleExpression", "ScheduleExpressionTimezone", "Input", "OmitName", "RetryPolicy", "DeadLetterConfig"} {
-		if g, w := mustJSON(plain(get(smSchedule, key))), mustJSON(plain(get(fnSchedule, key))); g != w || get(smSchedule, key) == nil {
+		if g, w := mustJSON(cfn.Plain(cfn.Get(smSchedule, key))), mustJSON(cfn.Plain(cfn.Get(fnSchedule, key))); g != w || cfn.Get(smSchedule, key) == nil {
 			t.Errorf("the state machine's schedule %s is %s, want the function's %s", key, g, w)
 		}
 	}
-	if s, ok := ref(get(smSchedule, "State")); !ok || s != "ScheduleState" {
-		t.Errorf("the state machine's schedule State is %v, want !Ref ScheduleState", plain(get(smSchedule, "State")))
+	if s, ok := cfn.Ref(cfn.Get(smSchedule, "State")); !ok || s != "ScheduleState" {
+		t.Errorf("the state machine's schedule State is %v, want !Ref ScheduleState", cfn.Plain(cfn.Get(smSchedule, "State")))
 	}
 
 	// Concurrency: the map's width, not 1.
-	if got := mustJSON(plain(get(fn, "Properties", "ReservedConcurrentExecutions"))); got != `"!If [\"ReserveOneConcurrency\",\"!Ref MaxConcurrency\",\"!Ref AWS::NoValue\"]"` {
+	if got := mustJSON(cfn.Plain(cfn.Get(fn, "Properties", "ReservedConcurrentExecutions"))); got != `"!If [\"ReserveOneConcurrency\",\"!Ref MaxConcurrency\",\"!Ref AWS::NoValue\"]"` {
 		t.Errorf("with OrganizationMode on, ReservedConcurrentExecutions is %s, want MaxConcurrency (or none)", got)
 	}
-	mc := get(tpl.root, "Parameters", "MaxConcurrency")
-	if get(mc, "Type").Value != "Number" || get(mc, "MinValue") == nil || get(mc, "MaxValue") == nil || get(mc, "Default").Value != "10" {
-		t.Errorf("parameter MaxConcurrency: %v, want a bounded Number, default 10", plain(mc))
+	mc := cfn.Get(tpl.Root, "Parameters", "MaxConcurrency")
+	if cfn.Get(mc, "Type").Value != "Number" || cfn.Get(mc, "MinValue") == nil || cfn.Get(mc, "MaxValue") == nil || cfn.Get(mc, "Default").Value != "10" {
+		t.Errorf("parameter MaxConcurrency: %v, want a bounded Number, default 10", cfn.Plain(mc))
 	}
 
 	// The alarm: failed or timed-out executions, notifying like the others.
 	var alarm string
 	for _, a := range tpl.resourcesOfType("AWS::CloudWatch::Alarm") {
-		if strings.Contains(mustJSON(plain(tpl.resource(a))), "AWS/States") {
+		if strings.Contains(mustJSON(cfn.Plain(tpl.Resource(a))), "AWS/States") {
 			alarm = a
 		}
 	}
 	if alarm == "" {
 		t.Fatal("no alarm on the state machine's executions")
 	}
-	if c := get(full.resource(alarm), "Condition"); c == nil || c.Value != orgCondition {
-		t.Errorf("alarm %s: Condition %v, want %s", alarm, plain(c), orgCondition)
+	if c := cfn.Get(full.Resource(alarm), "Condition"); c == nil || c.Value != orgCondition {
+		t.Errorf("alarm %s: Condition %v, want %s", alarm, cfn.Plain(c), orgCondition)
 	}
 	var metrics []string
-	for _, m := range get(tpl.resource(alarm), "Properties", "Metrics").Content {
-		if stat := get(m, "MetricStat", "Metric"); stat != nil {
-			metrics = append(metrics, get(stat, "MetricName").Value)
-			dims := mustJSON(plain(get(stat, "Dimensions")))
+	for _, m := range cfn.Get(tpl.Resource(alarm), "Properties", "Metrics").Content {
+		if stat := cfn.Get(m, "MetricStat", "Metric"); stat != nil {
+			metrics = append(metrics, cfn.Get(stat, "MetricName").Value)
+			dims := mustJSON(cfn.Plain(cfn.Get(stat, "Dimensions")))
 			if dims != `[{"Name":"StateMachineArn","Value":"!Ref `+id+`"}]` {
 				t.Errorf("alarm %s: dimensions %s, want StateMachineArn = !Ref %s", alarm, dims, id)
 			}
@@ -764,23 +766,23 @@ func TestTemplateStateMachineResources(t *testing.T) {
 		t.Errorf("alarm %s: metrics %v, want ExecutionsFailed and ExecutionsTimedOut", alarm, metrics)
 	}
 	for _, key := range []string{"AlarmActions", "OKActions"} {
-		if g, w := mustJSON(plain(get(tpl.resource(alarm), "Properties", key))), mustJSON(plain(get(tpl.resource("ErrorsAlarm"), "Properties", key))); g != w {
+		if g, w := mustJSON(cfn.Plain(cfn.Get(tpl.Resource(alarm), "Properties", key))), mustJSON(cfn.Plain(cfn.Get(tpl.Resource("ErrorsAlarm"), "Properties", key))); g != w {
 			t.Errorf("alarm %s: %s %s, want the other alarms' %s", alarm, key, g, w)
 		}
 	}
 
-	outputs := get(tpl.root, "Outputs")
-	if r, ok := getAtt(get(outputs, "FunctionRoleArn", "Value"), "Arn"); !ok || r != "FunctionRole" {
-		t.Errorf("output FunctionRoleArn is %v, want !GetAtt FunctionRole.Arn", plain(get(outputs, "FunctionRoleArn", "Value")))
+	outputs := cfn.Get(tpl.Root, "Outputs")
+	if r, ok := cfn.GetAtt(cfn.Get(outputs, "FunctionRoleArn", "Value"), "Arn"); !ok || r != "FunctionRole" {
+		t.Errorf("output FunctionRoleArn is %v, want !GetAtt FunctionRole.Arn", cfn.Plain(cfn.Get(outputs, "FunctionRoleArn", "Value")))
 	}
-	if r, ok := ref(get(outputs, "StateMachineArn", "Value")); !ok || r != id {
-		t.Errorf("output StateMachineArn is %v, want !Ref %s", plain(get(outputs, "StateMachineArn", "Value")), id)
+	if r, ok := cfn.Ref(cfn.Get(outputs, "StateMachineArn", "Value")); !ok || r != id {
+		t.Errorf("output StateMachineArn is %v, want !Ref %s", cfn.Plain(cfn.Get(outputs, "StateMachineArn", "Value")), id)
 	}
-	if c := get(full.root, "Outputs", "FunctionRoleArn", "Condition"); c == nil || c.Value != orgCondition {
-		t.Errorf("output FunctionRoleArn: Condition %v, want %s (mode off is today's stack, outputs included)", plain(c), orgCondition)
+	if c := cfn.Get(full.Root, "Outputs", "FunctionRoleArn", "Condition"); c == nil || c.Value != orgCondition {
+		t.Errorf("output FunctionRoleArn: Condition %v, want %s (mode off is today's stack, outputs included)", cfn.Plain(c), orgCondition)
 	}
-	if c := get(full.root, "Outputs", "StateMachineArn", "Condition"); c == nil || c.Value != orgCondition {
-		t.Errorf("output StateMachineArn: Condition %v, want %s", plain(c), orgCondition)
+	if c := cfn.Get(full.Root, "Outputs", "StateMachineArn", "Condition"); c == nil || c.Value != orgCondition {
+		t.Errorf("output StateMachineArn: Condition %v, want %s", cfn.Plain(c), orgCondition)
 	}
 }
 
@@ -794,7 +796,7 @@ func loadMemberRole(t *testing.T) cfnTemplate {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("parse %s: %v", memberRolePath, err)
 	}
-	return cfnTemplate{root: doc.Content[0]}
+	return cfnTemplate{cfn.Template{Root: doc.Content[0]}}
 }
 
 // The member role grants in every region of its account what the
@@ -807,48 +809,48 @@ func TestMemberRoleIsTheFunctionRoleInEveryRegion(t *testing.T) {
 	tpl := loadTemplate(t)
 	on := tpl.resolved(t, map[string]bool{orgCondition: true})
 
-	if get(member.root, "Transform") != nil {
+	if cfn.Get(member.Root, "Transform") != nil {
 		t.Errorf("%s has a Transform: a StackSet runs no macro", memberRolePath)
 	}
 	roles := member.resourcesOfType("AWS::IAM::Role")
-	if len(roles) != 1 || len(keys(get(member.root, "Resources"))) != 1 {
-		t.Fatalf("%s: resources %v, want exactly one AWS::IAM::Role", memberRolePath, keys(get(member.root, "Resources")))
+	if len(roles) != 1 || len(cfn.Keys(cfn.Get(member.Root, "Resources"))) != 1 {
+		t.Fatalf("%s: resources %v, want exactly one AWS::IAM::Role", memberRolePath, cfn.Keys(cfn.Get(member.Root, "Resources")))
 	}
-	role := get(member.resource(roles[0]), "Properties")
-	if r, ok := ref(get(role, "RoleName")); !ok || r != "RoleName" {
-		t.Errorf("member role: RoleName %v, want !Ref RoleName", plain(get(role, "RoleName")))
+	role := cfn.Get(member.Resource(roles[0]), "Properties")
+	if r, ok := cfn.Ref(cfn.Get(role, "RoleName")); !ok || r != "RoleName" {
+		t.Errorf("member role: RoleName %v, want !Ref RoleName", cfn.Plain(cfn.Get(role, "RoleName")))
 	}
-	if n := get(role, "MaxSessionDuration"); n == nil || n.Value != "3600" {
-		t.Errorf("member role: MaxSessionDuration %v, want 3600", plain(n))
+	if n := cfn.Get(role, "MaxSessionDuration"); n == nil || n.Value != "3600" {
+		t.Errorf("member role: MaxSessionDuration %v, want 3600", cfn.Plain(n))
 	}
-	if get(role, "ManagedPolicyArns") != nil {
+	if cfn.Get(role, "ManagedPolicyArns") != nil {
 		t.Errorf("member role has ManagedPolicyArns")
 	}
 
 	// Parameters shared with template.yaml mean the same.
 	for _, p := range []struct{ member, stack string }{{"ProtectTagKey", "ProtectTagKey"}, {"RoleName", "MemberRoleName"}} {
-		a, b := get(member.root, "Parameters", p.member), get(tpl.root, "Parameters", p.stack)
+		a, b := cfn.Get(member.Root, "Parameters", p.member), cfn.Get(tpl.Root, "Parameters", p.stack)
 		for _, key := range []string{"Type", "Default", "MinLength", "MaxLength", "AllowedPattern"} {
-			if g, w := mustJSON(plain(get(a, key))), mustJSON(plain(get(b, key))); g != w {
+			if g, w := mustJSON(cfn.Plain(cfn.Get(a, key))), mustJSON(cfn.Plain(cfn.Get(b, key))); g != w {
 				t.Errorf("%s parameter %s: %s %s, template.yaml's %s has %s", memberRolePath, p.member, key, g, p.stack, w)
 			}
 		}
 	}
 	for _, v := range handler.EnvVars() {
 		if v.Name == "MEMBER_ROLE_NAME" {
-			if d := get(member.root, "Parameters", "RoleName", "Default"); d == nil || d.Value != v.Default {
-				t.Errorf("%s: RoleName Default %v, the code's MEMBER_ROLE_NAME default is %q", memberRolePath, plain(d), v.Default)
+			if d := cfn.Get(member.Root, "Parameters", "RoleName", "Default"); d == nil || d.Value != v.Default {
+				t.Errorf("%s: RoleName Default %v, the code's MEMBER_ROLE_NAME default is %q", memberRolePath, cfn.Plain(d), v.Default)
 			}
 		}
 	}
 	for name, pattern := range map[string]string{"ManagementRoleArn": "", "OrganizationId": ""} {
-		p := get(member.root, "Parameters", name)
-		if p == nil || get(p, "AllowedPattern") == nil || get(p, "Default") != nil {
+		p := cfn.Get(member.Root, "Parameters", name)
+		if p == nil || cfn.Get(p, "AllowedPattern") == nil || cfn.Get(p, "Default") != nil {
 			t.Errorf("%s: parameter %s must exist with an AllowedPattern and no Default%s", memberRolePath, name, pattern)
 		}
 	}
 	accepts := func(param, value string) bool {
-		re := regexp.MustCompile(`^(?:` + get(member.root, "Parameters", param, "AllowedPattern").Value + `)$`)
+		re := regexp.MustCompile(`^(?:` + cfn.Get(member.Root, "Parameters", param, "AllowedPattern").Value + `)$`)
 		return re.MatchString(value)
 	}
 	for _, c := range []struct {
@@ -870,33 +872,33 @@ func TestMemberRoleIsTheFunctionRoleInEveryRegion(t *testing.T) {
 
 	// Trust: the management account, narrowed to the function's role and
 	// the organization.
-	st := get(role, "AssumeRolePolicyDocument", "Statement")
+	st := cfn.Get(role, "AssumeRolePolicyDocument", "Statement")
 	if st == nil || len(st.Content) != 1 {
 		t.Fatalf("member role: want one trust statement")
 	}
 	s := st.Content[0]
-	principal := get(s, "Principal", "AWS")
+	principal := cfn.Get(s, "Principal", "AWS")
 	if principal == nil || principal.Tag != "!Sub" || principal.Kind != yaml.SequenceNode ||
 		principal.Content[0].Value != "arn:${AWS::Partition}:iam::${ManagementAccountId}:root" ||
-		mustJSON(plain(get(principal.Content[1], "ManagementAccountId"))) != `"!Select [\"4\",\"!Split [\\\":\\\",\\\"!Ref ManagementRoleArn\\\"]\"]"` {
-		t.Errorf("member role trusts %v, want the root of the account of ManagementRoleArn (!Select [4, !Split [\":\", !Ref ManagementRoleArn]])", plain(principal))
+		mustJSON(cfn.Plain(cfn.Get(principal.Content[1], "ManagementAccountId"))) != `"!Select [\"4\",\"!Split [\\\":\\\",\\\"!Ref ManagementRoleArn\\\"]\"]"` {
+		t.Errorf("member role trusts %v, want the root of the account of ManagementRoleArn (!Select [4, !Split [\":\", !Ref ManagementRoleArn]])", cfn.Plain(principal))
 	}
-	if len(keys(get(s, "Principal"))) != 1 {
-		t.Errorf("member role trusts more principals: %v", plain(get(s, "Principal")))
+	if len(cfn.Keys(cfn.Get(s, "Principal"))) != 1 {
+		t.Errorf("member role trusts more principals: %v", cfn.Plain(cfn.Get(s, "Principal")))
 	}
-	cond := mustJSON(plain(get(s, "Condition")))
+	cond := mustJSON(cfn.Plain(cfn.Get(s, "Condition")))
 	if want := `{"ArnEquals":{"aws:PrincipalArn":"!Ref ManagementRoleArn"},"StringEquals":{"aws:PrincipalOrgID":"!Ref OrganizationId"}}`; cond != want {
 		t.Errorf("member role trust condition %s, want %s", cond, want)
 	}
-	if g := mustJSON(plain(get(s, "Action"))); g != `"sts:AssumeRole"` || get(s, "Effect").Value != "Allow" {
+	if g := mustJSON(cfn.Plain(cfn.Get(s, "Action"))); g != `"sts:AssumeRole"` || cfn.Get(s, "Effect").Value != "Allow" {
 		t.Errorf("member role trust: %s, want Allow sts:AssumeRole", g)
 	}
 
 	// Permissions: the function role's EC2, CloudWatch and RAM grants, in
 	// any region.
 	var got []grant
-	for _, p := range get(role, "Policies").Content {
-		got = append(got, grants(t, roles[0], get(p, "PolicyDocument"))...)
+	for _, p := range cfn.Get(role, "Policies").Content {
+		got = append(got, grants(t, roles[0], cfn.Get(p, "PolicyDocument"))...)
 	}
 	_, fnGrants := on.functionRoleGrants(t)
 	var want []grant

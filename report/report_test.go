@@ -1,4 +1,4 @@
-package handler
+package report
 
 import (
 	"encoding/json"
@@ -29,7 +29,7 @@ func TestReportFitLeavesOutHugeProblems(t *testing.T) {
 		r.Problems = append(r.Problems, fmt.Sprintf("1 reservations from cr-%017x not measured: %s", i, strings.Repeat("x", 200)))
 	}
 	const limit = 64 << 10
-	out, err := r.fit(limit)
+	out, err := r.Fit(limit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package handler
+package org
 
 // Listing the targets of organization mode: the deployed ACCOUNTS x
 // REGIONS, a page at a time, for the state machine to run one by one.
@@ -16,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 	"go.uber.org/zap"
+
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/strictjson"
 )
 
 // OrganizationsAPI is the part of AWS Organizations the listing uses.
@@ -31,6 +34,11 @@ var _ OrganizationsAPI = (*organizations.Client)(nil)
 type ListTargetsRequest struct {
 	// After is the Next of the previous page; empty for the first.
 	After string `json:"after,omitempty"`
+}
+
+func (l *ListTargetsRequest) UnmarshalJSON(data []byte) error {
+	type plain ListTargetsRequest
+	return strictjson.DecodeField("listTargets", data, (*plain)(l))
 }
 
 // TargetPage is one page of targets: whole accounts, at most
@@ -54,36 +62,46 @@ const maxTargetsPerPage = 400
 // regionConcurrency bounds the accounts whose regions are read at once.
 const regionConcurrency = 8
 
-// ListTargets returns the page of targets after req.After. Accounts are
-// listed in id order on every page, so a page boundary is an account id,
-// valid however long the state machine takes between pages.
-func (h *Handler) ListTargets(ctx context.Context, req ListTargetsRequest) (*TargetPage, error) {
-	runID := h.runID(ctx)
-	audit := h.Logger.With(zap.String("request_id", runID)).Named(AuditLogger)
-	self, partition, err := h.identity(ctx)
+// Lister lists the targets of a deployment a page at a time. A warm
+// container keeps one Lister between the pages of an execution: it keeps
+// the organization's accounts and each account's regions for listingTTL.
+// Its fields are set once, before the first Page.
+type Lister struct {
+	Config Config
+	// Organizations lists the accounts of ACCOUNTS=organization.
+	Organizations OrganizationsAPI
+	// Connector reaches the member roles, for REGIONS=all.
+	Connector Connector
+	Now       func() time.Time
+
+	cache listingCache
+}
+
+// Page returns the page of targets after after (a page's Next; empty for
+// the first). Accounts are listed in id order on every page, so a page
+// boundary is an account id, valid however long the state machine takes
+// between pages. session names the member-role sessions (the run id);
+// audit gets the outcome.
+func (l *Lister) Page(ctx context.Context, home Home, session, after string, audit *zap.Logger) (*TargetPage, error) {
+	calls := &awsapi.Calls{}
+	accounts, err := l.listAccounts(ctx, calls, home.AccountID)
 	if err != nil {
-		audit.Error("targets not listed", zap.Error(err))
+		audit.Error("targets not listed", zap.Error(err), zap.Any("api_calls", calls.Snapshot()))
 		return nil, err
 	}
-	calls := &callCounter{}
-	accounts, err := h.listAccounts(ctx, calls, self)
-	if err != nil {
-		audit.Error("targets not listed", zap.Error(err), zap.Any("api_calls", calls.snapshot()))
-		return nil, err
-	}
-	start, _ := slices.BinarySearch(accounts, req.After)
-	if start < len(accounts) && accounts[start] == req.After {
+	start, _ := slices.BinarySearch(accounts, after)
+	if start < len(accounts) && accounts[start] == after {
 		start++
 	}
 	page := &TargetPage{Targets: []Target{}}
 	var last string
 	for i := start; i < len(accounts); {
 		batch := accounts[i:min(i+regionConcurrency, len(accounts))]
-		regions := h.regionsOf(ctx, calls, audit, self, partition, runID, batch)
+		regions := l.regionsOf(ctx, calls, audit, home, session, batch)
 		for j, account := range batch {
 			if len(page.Targets)+len(regions[j]) > maxTargetsPerPage && page.Accounts > 0 {
 				page.Next = last
-				return h.listed(audit, page, calls), nil
+				return l.listed(audit, page, calls), nil
 			}
 			for _, region := range regions[j] {
 				page.Targets = append(page.Targets, Target{AccountID: account, Region: region})
@@ -93,57 +111,57 @@ func (h *Handler) ListTargets(ctx context.Context, req ListTargetsRequest) (*Tar
 		}
 		i += len(batch)
 	}
-	return h.listed(audit, page, calls), nil
+	return l.listed(audit, page, calls), nil
 }
 
-func (h *Handler) listed(audit *zap.Logger, page *TargetPage, calls *callCounter) *TargetPage {
-	page.APICalls = calls.snapshot()
+func (l *Lister) listed(audit *zap.Logger, page *TargetPage, calls *awsapi.Calls) *TargetPage {
+	page.APICalls = calls.Snapshot()
 	audit.Info("targets listed", zap.Int("targets", len(page.Targets)), zap.Int("accounts", page.Accounts),
-		zap.String("next", page.Next), zap.String("accounts_setting", h.Settings.Accounts.Mode),
-		zap.String("regions_setting", h.Settings.Regions.Mode), zap.Any("api_calls", page.APICalls))
+		zap.String("next", page.Next), zap.String("accounts_setting", l.Config.Accounts.Mode),
+		zap.String("regions_setting", l.Config.Regions.Mode), zap.Any("api_calls", page.APICalls))
 	return page
 }
 
 // listAccounts returns the accounts of ACCOUNTS, sorted, without
 // EXCLUDED_ACCOUNTS.
-func (h *Handler) listAccounts(ctx context.Context, calls *callCounter, self string) ([]string, error) {
-	if cached, ok := h.listing.accountsAt(h.Now()); ok {
+func (l *Lister) listAccounts(ctx context.Context, calls *awsapi.Calls, self string) ([]string, error) {
+	if cached, ok := l.cache.accountsAt(l.Now()); ok {
 		return cached, nil
 	}
-	accounts, err := h.readAccounts(ctx, calls, self)
+	accounts, err := l.readAccounts(ctx, calls, self)
 	if err != nil {
 		return nil, err
 	}
-	h.listing.keepAccounts(h.Now(), accounts)
+	l.cache.keepAccounts(l.Now(), accounts)
 	return accounts, nil
 }
 
 // readAccounts lists the accounts of ACCOUNTS, sorted, without
 // EXCLUDED_ACCOUNTS.
-func (h *Handler) readAccounts(ctx context.Context, calls *callCounter, self string) ([]string, error) {
+func (l *Lister) readAccounts(ctx context.Context, calls *awsapi.Calls, self string) ([]string, error) {
 	var accounts []string
-	switch h.Settings.Accounts.Mode {
+	switch l.Config.Accounts.Mode {
 	case AccountsSelf:
 		accounts = []string{self}
 	case AccountsList:
-		accounts = slices.Clone(h.Settings.Accounts.IDs)
+		accounts = slices.Clone(l.Config.Accounts.IDs)
 	case AccountsOrganization:
-		if h.Organizations == nil {
+		if l.Organizations == nil {
 			return nil, errors.New("list accounts: ACCOUNTS=organization, but no Organizations client")
 		}
 		var err error
-		if len(h.Settings.OrganizationalUnits) == 0 {
-			accounts, err = organizationAccounts(ctx, h.Organizations, calls)
+		if len(l.Config.OrganizationalUnits) == 0 {
+			accounts, err = organizationAccounts(ctx, l.Organizations, calls)
 		} else {
-			accounts, err = unitAccounts(ctx, h.Organizations, calls, h.Settings.OrganizationalUnits)
+			accounts, err = unitAccounts(ctx, l.Organizations, calls, l.Config.OrganizationalUnits)
 		}
 		if err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("list accounts: unknown ACCOUNTS mode %q", h.Settings.Accounts.Mode)
+		return nil, fmt.Errorf("list accounts: unknown ACCOUNTS mode %q", l.Config.Accounts.Mode)
 	}
-	accounts = slices.DeleteFunc(accounts, func(a string) bool { return slices.Contains(h.Settings.ExcludedAccounts, a) })
+	accounts = slices.DeleteFunc(accounts, func(a string) bool { return slices.Contains(l.Config.ExcludedAccounts, a) })
 	slices.Sort(accounts)
 	return slices.Compact(accounts), nil
 }
@@ -157,11 +175,11 @@ func active(a orgtypes.Account) bool {
 	return a.Status == orgtypes.AccountStatusActive
 }
 
-func organizationAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter) ([]string, error) {
+func organizationAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls) ([]string, error) {
 	var out []string
 	p := organizations.NewListAccountsPaginator(api, &organizations.ListAccountsInput{})
 	for p.HasMorePages() {
-		calls.add("ListAccounts")
+		calls.Add("ListAccounts")
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list accounts: %w", err)
@@ -177,7 +195,7 @@ func organizationAccounts(ctx context.Context, api OrganizationsAPI, calls *call
 
 // unitAccounts returns the active accounts in the OUs and every OU below
 // them.
-func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter, roots []string) ([]string, error) {
+func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls, roots []string) ([]string, error) {
 	var out []string
 	queue := slices.Clone(roots)
 	seen := map[string]bool{}
@@ -190,7 +208,7 @@ func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter,
 		seen[parent] = true
 		p := organizations.NewListAccountsForParentPaginator(api, &organizations.ListAccountsForParentInput{ParentId: aws.String(parent)})
 		for p.HasMorePages() {
-			calls.add("ListAccountsForParent")
+			calls.Add("ListAccountsForParent")
 			page, err := p.NextPage(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("list accounts of %s: %w", parent, err)
@@ -205,7 +223,7 @@ func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter,
 			ParentId: aws.String(parent), ChildType: orgtypes.ChildTypeOrganizationalUnit,
 		})
 		for c.HasMorePages() {
-			calls.add("ListChildren")
+			calls.Add("ListChildren")
 			page, err := c.NextPage(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("list organizational units in %s: %w", parent, err)
@@ -224,32 +242,32 @@ func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *callCounter,
 // account's enabled regions: each of its targets then fails, or runs, on
 // its own, with the reason in the summary, rather than the account
 // vanishing from the run.
-func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.Logger, self, partition, session string, batch []string) [][]string {
+func (l *Lister) regionsOf(ctx context.Context, calls *awsapi.Calls, audit *zap.Logger, home Home, session string, batch []string) [][]string {
 	out := make([][]string, len(batch))
-	switch h.Settings.Regions.Mode {
+	switch l.Config.Regions.Mode {
 	case RegionsSelf:
 		for i := range batch {
-			out[i] = []string{h.Region}
+			out[i] = []string{home.Region}
 		}
 		return out
 	case RegionsList:
 		for i := range batch {
-			out[i] = h.Settings.Regions.Names
+			out[i] = l.Config.Regions.Names
 		}
 		return out
 	}
 	errs := make([]error, len(batch))
 	var wg sync.WaitGroup
-	now := h.Now()
+	now := l.Now()
 	for i, account := range batch {
-		if regions, ok := h.listing.regionsAt(now, account); ok {
+		if regions, ok := l.cache.regionsAt(now, account); ok {
 			out[i] = regions
 			continue
 		}
 		wg.Go(func() {
-			out[i], errs[i] = h.enabledRegions(ctx, calls, h.access(ctx, self, partition, account, h.Region, session))
+			out[i], errs[i] = l.enabledRegions(ctx, calls, l.Config.access(ctx, home, Target{AccountID: account, Region: home.Region}, session))
 			if errs[i] == nil {
-				h.listing.keepRegions(now, account, out[i])
+				l.cache.keepRegions(now, account, out[i])
 			}
 		})
 	}
@@ -260,7 +278,7 @@ func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.
 			continue
 		}
 		if fallback == nil {
-			fallback = h.ownRegions(ctx, calls, self, partition, session, now)
+			fallback = l.ownRegions(ctx, calls, home, session, now)
 		}
 		audit.Warn("regions of an account unknown; listing the function's own enabled regions for it",
 			zap.String("account_id", batch[i]), zap.Error(err))
@@ -271,35 +289,35 @@ func (h *Handler) regionsOf(ctx context.Context, calls *callCounter, audit *zap.
 
 // ownRegions are the regions enabled for the function's own account (or
 // just its own region, if even those cannot be read).
-func (h *Handler) ownRegions(ctx context.Context, calls *callCounter, self, partition, session string, now time.Time) []string {
-	if regions, ok := h.listing.regionsAt(now, self); ok {
+func (l *Lister) ownRegions(ctx context.Context, calls *awsapi.Calls, home Home, session string, now time.Time) []string {
+	if regions, ok := l.cache.regionsAt(now, home.AccountID); ok {
 		return regions
 	}
-	regions, err := h.enabledRegions(ctx, calls, h.access(ctx, self, partition, self, h.Region, session))
+	regions, err := l.enabledRegions(ctx, calls, l.Config.access(ctx, home, home.Target, session))
 	if err != nil {
-		return []string{h.Region}
+		return []string{home.Region}
 	}
-	h.listing.keepRegions(now, self, regions)
+	l.cache.keepRegions(now, home.AccountID, regions)
 	return regions
 }
 
 // enabledRegions lists the regions enabled for the account of a (those
 // that need no opt-in, and those opted in), sorted.
-func (h *Handler) enabledRegions(ctx context.Context, calls *callCounter, a Access) ([]string, error) {
-	if h.Targets == nil {
+func (l *Lister) enabledRegions(ctx context.Context, calls *awsapi.Calls, a Access) ([]string, error) {
+	if l.Connector == nil {
 		return nil, errors.New("describe regions: no connector")
 	}
 	if a.RoleARN != "" {
-		calls.add("AssumeRole")
+		calls.Add("AssumeRole")
 	}
-	c, err := h.Targets.Connect(ctx, a)
+	c, err := l.Connector.Connect(ctx, a)
 	if err != nil {
 		return nil, err
 	}
 	if c.Regions == nil {
 		return nil, errors.New("describe regions: no client")
 	}
-	calls.add("DescribeRegions")
+	calls.Add("DescribeRegions")
 	out, err := c.Regions.DescribeRegions(ctx, &ec2.DescribeRegionsInput{AllRegions: aws.Bool(false)})
 	if err != nil {
 		return nil, fmt.Errorf("describe regions: %w", err)
@@ -322,7 +340,7 @@ func (h *Handler) enabledRegions(ctx context.Context, calls *callCounter, a Acce
 const listingTTL = 10 * time.Minute
 
 // listingCache holds the listing of the pages of one execution. The zero
-// value is empty; a Handler serves invocations one at a time, but the
+// value is empty; a Lister serves invocations one at a time, but the
 // regions of a batch are read concurrently.
 type listingCache struct {
 	mu       sync.Mutex

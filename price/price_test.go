@@ -1,4 +1,4 @@
-package handler
+package price
 
 import (
 	"strings"
@@ -45,7 +45,7 @@ func TestPlatformPricesCoverEveryEC2Platform(t *testing.T) {
 			case !ok || got != w:
 				t.Fatalf("%q: %+v, want %+v", p, got, w)
 			}
-			filters, found := priceFilters(priceKey{"m5.large", "us-east-1", string(p), "default"})
+			filters, found := priceFilters(Key{"m5.large", "us-east-1", string(p), "default"})
 			if found != ok {
 				t.Fatalf("filters found %v, attributes %v", found, ok)
 			}
@@ -55,12 +55,12 @@ func TestPlatformPricesCoverEveryEC2Platform(t *testing.T) {
 		})
 	}
 	for tenancy, want := range map[string]string{"default": "Shared", "dedicated": "Dedicated", "": "Shared"} {
-		fs, ok := priceFilters(priceKey{"m5.large", "us-east-1", "Linux/UNIX", tenancy})
+		fs, ok := priceFilters(Key{"m5.large", "us-east-1", "Linux/UNIX", tenancy})
 		if !ok || aws.ToString(fs[5].Field) != "tenancy" || aws.ToString(fs[5].Value) != want {
 			t.Errorf("tenancy %q: %v", tenancy, fs)
 		}
 	}
-	if _, ok := priceFilters(priceKey{"m5.large", "us-east-1", "Linux/UNIX", "host"}); ok {
+	if _, ok := priceFilters(Key{"m5.large", "us-east-1", "Linux/UNIX", "host"}); ok {
 		t.Error("an unknown tenancy got filters")
 	}
 }

@@ -1,4 +1,4 @@
-package handler
+package org
 
 // The organization's summary: the state machine hands each page of target
 // results to Collect, which adds them to the running totals; on the last
@@ -9,13 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
 
+	"github.com/odcr-autocancel/odcr-autocancel/internal/strictjson"
+	"github.com/odcr-autocancel/odcr-autocancel/notify"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // TargetSummary is the response of a target run with "report": "summary":
@@ -59,7 +61,8 @@ type TargetCounts struct {
 	Unmarked  int `json:"unmarked"`
 }
 
-func (c *TargetCounts) add(o TargetCounts) {
+// Add adds o to c.
+func (c *TargetCounts) Add(o TargetCounts) {
 	c.Reservations += o.Reservations
 	c.Idle += o.Idle
 	c.ToCancel += o.ToCancel
@@ -71,8 +74,8 @@ func (c *TargetCounts) add(o TargetCounts) {
 	c.Unmarked += o.Unmarked
 }
 
-// Summary is the report's TargetSummary.
-func (r *Report) Summary() TargetSummary {
+// Summarize is a report's TargetSummary.
+func Summarize(r *report.Report) TargetSummary {
 	s := TargetSummary{
 		AccountID: r.AccountID, Region: r.Region, RunID: r.RunID, DryRun: r.DryRun,
 		TargetCounts: TargetCounts{
@@ -92,6 +95,12 @@ func (r *Report) Summary() TargetSummary {
 	return s
 }
 
+// Fail marks the summary of a run that completed but failed with the
+// error's type name and message (cut to what the totals keep).
+func (s *TargetSummary) Fail(errorType string, err error) {
+	s.Error, s.Cause = errorType, truncate(err.Error(), maxCauseBytes)
+}
+
 // TargetFailure is a target that failed: the state machine's record of the
 // function's error (or of Lambda's).
 type TargetFailure struct {
@@ -102,19 +111,49 @@ type TargetFailure struct {
 }
 
 // CollectRequest is one page of the state machine's results, with the
-// totals so far.
+// totals so far. Its JSON is decoded strictly, every result checked, once.
 type CollectRequest struct {
-	Results []json.RawMessage `json:"results"`
-	Totals  *OrgTotals        `json:"totals"`
+	// Results are the page's results: a target's summary, or the state
+	// machine's failure object (the target, error and cause).
+	Results []TargetSummary
+	Totals  *Totals
 	// Final: this was the last page; log the summary and notify.
-	Final bool `json:"final"`
-
-	// items are Results decoded, by validate.
-	items []collectItem
+	Final bool
 }
 
-// OrgTotals are the organization run's running totals.
-type OrgTotals struct {
+// collectWire is a CollectRequest as the state machine sends it.
+type collectWire struct {
+	Results []json.RawMessage `json:"results"`
+	Totals  *Totals           `json:"totals"`
+	Final   bool              `json:"final"`
+}
+
+func (c *CollectRequest) UnmarshalJSON(data []byte) error {
+	var w collectWire
+	if err := strictjson.DecodeField("collect", data, &w); err != nil {
+		return err
+	}
+	if w.Results == nil {
+		return strictjson.AsIs(errors.New(`field "collect.results" is missing; accepted: the list of a page's results (possibly empty)`))
+	}
+	var errs []error
+	results := make([]TargetSummary, 0, len(w.Results))
+	for i, raw := range w.Results {
+		it, err := decodeResult(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf(`field "collect.results[%d]": %w`, i, err))
+		}
+		results = append(results, it)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return strictjson.AsIs(err)
+	}
+	*c = CollectRequest{Results: results, Totals: w.Totals, Final: w.Final}
+	return nil
+}
+
+// Totals are the organization run's running totals.
+type Totals struct {
 	Targets   int `json:"targets"`
 	Succeeded int `json:"succeeded"`
 	Failed    int `json:"failed"`
@@ -143,52 +182,28 @@ const (
 	maxCauseBytes     = 300
 )
 
-// collectItemFields are the fields of a result: a TargetSummary's, which
-// the state machine's failure object shares.
-const collectItemFields = "accountId, region, runId, dryRun, reservations, idle, toCancel, toModify, toMark, cancelled, modified, marked, unmarked, failed, notAttempted, idleMonthlyCost, removedMonthlyCost, error, cause"
-
-const orgTotalsFields = "targets, succeeded, failed, dryRunTargets, reservations, idle, toCancel, toModify, toMark, cancelled, modified, marked, unmarked, cancelFailures, idleMonthlyCost, removedMonthlyCost, failures, failuresOmitted"
-
-// collectItem is a result: a summary, or the state machine's failure.
-type collectItem = TargetSummary
-
-func (t *OrgTotals) UnmarshalJSON(data []byte) error {
-	type plain OrgTotals
-	return decodeNested("collect.totals", data, (*plain)(t), orgTotalsFields)
+func (t *Totals) UnmarshalJSON(data []byte) error {
+	type plain Totals
+	return strictjson.DecodeField("collect.totals", data, (*plain)(t))
 }
 
-// validate decodes the results, once: Collect adds up what it kept.
-func (c *CollectRequest) validate() error {
-	if c.Results == nil {
-		return errors.New(`field "collect.results" is missing; accepted: the list of a page's results (possibly empty)`)
-	}
-	var errs []error
-	c.items = make([]collectItem, 0, len(c.Results))
-	for i, raw := range c.Results {
-		it, err := decodeResult(raw)
-		if err != nil {
-			errs = append(errs, fmt.Errorf(`field "collect.results[%d]": %w`, i, err))
-		}
-		c.items = append(c.items, it)
-	}
-	return errors.Join(errs...)
-}
-
-func decodeResult(raw json.RawMessage) (collectItem, error) {
-	var it collectItem
-	if err := strictDecode(raw, &it, collectItemFields); err != nil {
-		return collectItem{}, err
+// decodeResult decodes one result strictly (a summary's fields, which the
+// state machine's failure object shares) and checks its target.
+func decodeResult(raw json.RawMessage) (TargetSummary, error) {
+	var it TargetSummary
+	if err := strictjson.Decode(raw, &it); err != nil {
+		return TargetSummary{}, err
 	}
 	t := Target{AccountID: it.AccountID, Region: it.Region}
-	if err := t.validate("target"); err != nil {
-		return collectItem{}, err
+	if err := t.Validate("target"); err != nil {
+		return TargetSummary{}, err
 	}
 	return it, nil
 }
 
 // add adds one result to the totals. A target that failed is listed; if
 // it ran (it has a run id), what it did counts too.
-func (t *OrgTotals) add(s collectItem) {
+func (t *Totals) add(s TargetSummary) {
 	t.Targets++
 	switch {
 	case s.Error == "":
@@ -209,13 +224,13 @@ func (t *OrgTotals) add(s collectItem) {
 	if s.DryRun {
 		t.DryRunTargets++
 	}
-	t.TargetCounts.add(s.TargetCounts)
+	t.TargetCounts.Add(s.TargetCounts)
 	t.CancelFailures += s.Failed + s.NotAttempted
 	if s.IdleMonthlyCost != nil {
-		t.IdleMonthlyCost = cents(t.IdleMonthlyCost + *s.IdleMonthlyCost)
+		t.IdleMonthlyCost = report.Cents(t.IdleMonthlyCost + *s.IdleMonthlyCost)
 	}
 	if s.RemovedMonthlyCost != nil {
-		t.RemovedMonthlyCost = cents(t.RemovedMonthlyCost + *s.RemovedMonthlyCost)
+		t.RemovedMonthlyCost = report.Cents(t.RemovedMonthlyCost + *s.RemovedMonthlyCost)
 	}
 }
 
@@ -240,8 +255,6 @@ func causeText(cause string) string {
 	return cause
 }
 
-func cents(v float64) float64 { return math.Round(v*100) / 100 }
-
 // truncate cuts s to at most n bytes, on a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
@@ -255,23 +268,17 @@ func truncate(s string, n int) string {
 }
 
 // Collect adds a page of results to the totals. On the last page it writes
-// the organization's summary to the audit trail and sends one notification
-// to NOTIFY_TOPIC_ARN when a target failed or something happened.
-func (h *Handler) Collect(ctx context.Context, req CollectRequest) (*OrgTotals, error) {
-	audit := h.Logger.With(zap.String("request_id", h.runID(ctx))).Named(AuditLogger)
-	totals := &OrgTotals{}
+// the organization's summary to audit and sends one notification to
+// topicARN (when set) if a target failed or something happened.
+func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notify.Publisher, audit *zap.Logger) (*Totals, error) {
+	totals := &Totals{}
 	if req.Totals != nil {
 		*totals = *req.Totals
 	}
 	if totals.Failures == nil {
 		totals.Failures = []TargetFailure{}
 	}
-	if len(req.items) != len(req.Results) { // not through ParseEvent
-		if err := req.validate(); err != nil {
-			return nil, &InvalidEventError{Err: err}
-		}
-	}
-	for _, it := range req.items {
+	for _, it := range req.Results {
 		if it.Error != "" {
 			audit.Warn("target failed", zap.String("account_id", it.AccountID), zap.String("region", it.Region),
 				zap.String("error", it.Error), zap.String("cause", truncate(it.Cause, maxCauseBytes)))
@@ -283,8 +290,8 @@ func (h *Handler) Collect(ctx context.Context, req CollectRequest) (*OrgTotals, 
 		return totals, nil
 	}
 	fields := []zap.Field{zap.Any("totals", totals)}
-	if topic := h.Settings.NotifyTopicARN; topic != "" && totals.worthTelling() {
-		if err := publish(ctx, h.SNS, topic, orgNotification(totals)); err != nil {
+	if topicARN != "" && totals.worthTelling() {
+		if err := notify.Publish(ctx, sns, topicARN, message(totals)); err != nil {
 			audit.Error("organization run finished; notification not sent", append(fields, zap.Error(err))...)
 			return nil, err
 		}
@@ -299,65 +306,8 @@ func (h *Handler) Collect(ctx context.Context, req CollectRequest) (*OrgTotals, 
 }
 
 // worthTelling: a target failed, or something was (or would be) done.
-func (t *OrgTotals) worthTelling() bool {
+func (t *Totals) worthTelling() bool {
 	return t.Failed > 0 || t.CancelFailures > 0 ||
 		t.Cancelled+t.Modified+t.Marked+t.Unmarked > 0 ||
 		(t.DryRunTargets > 0 && t.ToCancel+t.ToModify+t.ToMark > 0)
-}
-
-// orgNotification renders the organization's summary as one message.
-func orgNotification(t *OrgTotals) Notification {
-	dry := t.DryRunTargets > 0 && t.DryRunTargets == t.Succeeded
-	var b strings.Builder
-	subject := fmt.Sprintf("odcr-autocancel organization run: %s targets, %s cancelled, %s shrunk, %s failed",
-		noticeThousands(t.Targets), noticeThousands(t.Cancelled), noticeThousands(t.Modified), noticeThousands(t.Failed))
-	if dry {
-		subject = fmt.Sprintf("[dry run] odcr-autocancel organization run: %s targets, would cancel %s, %s failed",
-			noticeThousands(t.Targets), noticeThousands(t.ToCancel), noticeThousands(t.Failed))
-		b.WriteString("DRY RUN: nothing was changed. The figures below say what a real run would do.\n\n")
-	}
-	fmt.Fprintf(&b, "Targets (account, region): %s, %s succeeded, %s failed.\n", noticeThousands(t.Targets), noticeThousands(t.Succeeded), noticeThousands(t.Failed))
-	fmt.Fprintf(&b, "Reservations evaluated: %s, idle: %s.\n", noticeThousands(t.Reservations), noticeThousands(t.Idle))
-	if dry {
-		fmt.Fprintf(&b, "Would cancel: %s. Would shrink: %s. Would mark idle: %s.\n", noticeThousands(t.ToCancel), noticeThousands(t.ToModify), noticeThousands(t.ToMark))
-	} else {
-		fmt.Fprintf(&b, "Cancelled: %s. Shrunk: %s. Marked idle: %s. Unmarked: %s.\n", noticeThousands(t.Cancelled), noticeThousands(t.Modified), noticeThousands(t.Marked), noticeThousands(t.Unmarked))
-		if t.DryRunTargets > 0 {
-			fmt.Fprintf(&b, "%s targets ran as dry runs.\n", noticeThousands(t.DryRunTargets))
-		}
-	}
-	if t.CancelFailures > 0 {
-		fmt.Fprintf(&b, "Cancels or shrinks that failed or were not attempted: %s (see each target's own notification).\n", noticeThousands(t.CancelFailures))
-	}
-	if t.IdleMonthlyCost > 0 || t.RemovedMonthlyCost > 0 {
-		verb := "Removed"
-		if dry {
-			verb = "Would remove"
-		}
-		fmt.Fprintf(&b, "Idle capacity found: $%s per month at On-Demand list prices. %s: $%s per month.\n",
-			noticeDollars(t.IdleMonthlyCost), verb, noticeDollars(t.RemovedMonthlyCost))
-	}
-	if t.Failed > 0 {
-		b.WriteString("\nFailed targets (one that could not be reached, TargetError or ReadError, was left untouched):\n")
-		for _, f := range t.Failures {
-			fmt.Fprintf(&b, "  %s %s: %s: %s\n", f.AccountID, f.Region, noticeOneLineText(f.Error), noticeOneLineText(f.Cause))
-		}
-		if t.FailuresOmitted > 0 {
-			fmt.Fprintf(&b, "  ... and %s more (see the state machine's execution).\n", noticeThousands(t.FailuresOmitted))
-		}
-	}
-	b.WriteString("\nEach target's own notification lists its reservations with the commands to protect or snooze them; the function's log group holds every decision.\n")
-	return Notification{
-		Subject: noticeASCII(subject, noticeMaxSubject),
-		Message: b.String(),
-		Attributes: map[string]string{
-			noticeAttrDryRun:  fmt.Sprint(dry),
-			noticeAttrAccount: "organization",
-		},
-	}
-}
-
-// noticeOneLineText keeps a failure's text on one line.
-func noticeOneLineText(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

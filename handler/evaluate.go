@@ -1,0 +1,262 @@
+package handler
+
+// Evaluating a run (read and decide, nothing changed), its log, and its end.
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/odcr-autocancel/odcr-autocancel/emf"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
+)
+
+// evaluate lists, screens, measures and checks every reservation, and plans.
+// It makes no change to the account.
+func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (policy.Plan, error) {
+	reservations, err := describeReservations(ctx, r.c.EC2, r.calls, ids)
+	if err != nil {
+		return policy.Plan{}, err
+	}
+	reservations, repeated := unique(reservations)
+	r.progress("listed", len(reservations), len(reservations))
+	if len(repeated) > 0 {
+		r.audit.Warn("reservations listed more than once; one decision each", zap.Strings("reservation_ids", repeated))
+	}
+	r.markSharing(ctx, reservations, rep)
+
+	now := r.started
+	decisions := make([]policy.Decision, len(reservations))
+	var eligible []string
+	for i, res := range reservations {
+		decisions[i] = policy.Screen(r.policy, res, now)
+		// A reservation kept for its use may still be shrunk: measure it.
+		if decisions[i].Candidate() || policy.RightsizeEligible(r.policy, decisions[i], res, now) {
+			eligible = append(eligible, res.ID)
+		}
+	}
+
+	m := measure(ctx, r.c.CloudWatch, r.calls, eligible, r.window, r.concurrency, r.perCall,
+		func(n int) { r.progress("measured", n, len(eligible)) })
+	rep.Problems = append(rep.Problems, m.problems...)
+	if len(m.messages) > 0 {
+		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),
+			zap.Strings("messages", m.messages[:min(len(m.messages), 20)]))
+	}
+	usage := func(id string) *policy.Utilization {
+		if got, ok := m.usage[id]; ok {
+			return &got
+		}
+		return nil
+	}
+	// The stopped instances matter to the idle candidates, and to those
+	// that may be shrunk.
+	var check []policy.Reservation
+	for i, d := range decisions {
+		if d.Candidate() {
+			decisions[i] = policy.Judge(r.policy, d, usage(d.ReservationID))
+		}
+		if decisions[i].Candidate() || policy.RightsizeEligible(r.policy, decisions[i], reservations[i], now) {
+			check = append(check, reservations[i])
+		}
+	}
+
+	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, check, r.concurrency)
+	rep.Problems = append(rep.Problems, problems...)
+	r.reservations = make(map[string]policy.Reservation, len(reservations))
+	for i, d := range decisions {
+		dep := dependentsOf(deps, d.ReservationID)
+		d = policy.Stopped(d, dep)
+		if !d.Candidate() {
+			d = policy.Rightsize(r.policy, d, reservations[i], usage(d.ReservationID), dep, now)
+		}
+		// The grace period: mark, wait, then cancel or shrink; unmark
+		// what is no longer idle or oversized.
+		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
+		r.reservations[d.ReservationID] = reservations[i]
+	}
+	return policy.MakePlan(r.policy, decisions), nil
+}
+
+// logPlan writes one line per decision and one summary line. It runs before
+// any cancel call, so the plan survives even if the run dies while acting.
+func (r *run) logPlan(plan policy.Plan) {
+	dryRun := r.settings.DryRun
+	for _, d := range plan.Decisions {
+		r.audit.Info("decision", decisionFields(d, dryRun)...)
+	}
+	r.audit.Info("plan",
+		zap.Bool("dry_run", dryRun),
+		zap.Int("reservations", len(plan.Decisions)),
+		zap.Int("eligible", plan.Eligible),
+		zap.Int("idle", plan.Idle),
+		zap.Int("to_cancel", len(plan.Cancel)),
+		zap.Strings("cancel_ids", plan.Cancel),
+		zap.Strings("mark_ids", plan.Mark),
+		zap.Strings("unmark_ids", plan.Unmark),
+		zap.Strings("modify_ids", plan.Modify),
+		zap.Bool("aborted", plan.Aborted),
+		zap.String("abort_reason", plan.AbortReason),
+	)
+}
+
+func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
+	f := []zap.Field{
+		zap.String("reservation_id", d.ReservationID),
+		zap.String("action", string(d.Action)),
+		zap.String("reason", string(d.Reason)),
+		zap.String("detail", d.Detail),
+		zap.Bool("dry_run", dryRun),
+		zap.String("state", d.Facts.State),
+		zap.String("owner_id", d.Facts.OwnerID),
+		zap.String("instance_type", d.Facts.InstanceType),
+		zap.String("availability_zone", d.Facts.AvailabilityZone),
+		zap.Float64("age_hours", d.Facts.AgeHours),
+		zap.Float64("current_utilization_percent", d.Facts.CurrentUtilization),
+	}
+	if d.Facts.PeakUsed != nil {
+		f = append(f, zap.Float64("peak_used_instances", *d.Facts.PeakUsed))
+	}
+	if d.Facts.PeakUtilization != nil {
+		f = append(f, zap.Float64("peak_utilization_percent", *d.Facts.PeakUtilization))
+	}
+	if d.Facts.CoveragePercent != nil {
+		f = append(f, zap.Float64("coverage_percent", *d.Facts.CoveragePercent))
+	}
+	if d.Facts.StoppedTargets != nil {
+		f = append(f, zap.Int("stopped_targeting_instances", *d.Facts.StoppedTargets))
+	}
+	if d.Resize != nil {
+		f = append(f, zap.Int32("from", d.Resize.From), zap.Int32("to", d.Resize.To), zap.Int32("target", d.Resize.Target))
+	}
+	if d.Facts.MonthlyCost != nil {
+		f = append(f, zap.Float64("hourly_cost", *d.Facts.HourlyCost), zap.Float64("monthly_cost", *d.Facts.MonthlyCost))
+	}
+	if d.Mark != nil {
+		f = append(f, zap.Time("idle_since", d.Mark.IdleSince), zap.Time("cancel_after", d.Mark.CancelAfter))
+	}
+	return f
+}
+
+// finish fills the report, logs its summary and decides whether the
+// invocation failed.
+func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.Decision, notifyErr string) (*report.Report, error) {
+	rep.FinishedAt = r.now()
+	rep.Aborted = plan.Aborted
+	rep.AbortReason = plan.AbortReason
+	rep.Decisions = decisions
+	rep.APICalls = r.calls.Snapshot()
+	rep.Retries = r.retries.Count() - r.retriesBefore
+	rep.Counts = report.Counts{
+		Reservations: len(decisions),
+		Eligible:     plan.Eligible,
+		Idle:         plan.Idle,
+		Planned:      len(plan.Cancel),
+		Cancelled:    len(rep.Cancelled),
+		Failed:       len(rep.Failures),
+		NotAttempted: len(rep.NotAttempted),
+		Marked:       len(rep.Marked),
+		Modified:     len(rep.Modified),
+		Unmarked:     len(rep.Unmarked),
+		Reasons:      make(map[policy.Reason]int),
+		Actions:      make(map[policy.Action]int),
+	}
+	for i := range decisions {
+		decisions[i].AccountID, decisions[i].Region = rep.AccountID, rep.Region
+	}
+	for _, d := range decisions {
+		rep.Counts.Reasons[d.Reason]++
+		rep.Counts.Actions[d.Action]++
+	}
+
+	summary := []zap.Field{
+		zap.Bool("dry_run", rep.DryRun),
+		zap.Any("counts", rep.Counts),
+		zap.Strings("cancelled", rep.Cancelled),
+		zap.Strings("already_cancelled", rep.AlreadyCancelled),
+		zap.Any("failures", rep.Failures),
+		zap.Strings("not_attempted", rep.NotAttempted),
+		zap.Any("modified", rep.Modified),
+		zap.Strings("marked", rep.Marked),
+		zap.Strings("unmarked", rep.Unmarked),
+		zap.Any("tag_failures", rep.TagFailures),
+		zap.Strings("problems", rep.Problems),
+		zap.Bool("notified", rep.Notified),
+		zap.Any("costs", rep.Costs),
+		zap.Any("api_calls", rep.APICalls),
+		zap.Int64("retries", rep.Retries),
+		zap.Duration("duration", rep.FinishedAt.Sub(rep.StartedAt)),
+	}
+	r.logMetrics(rep)
+	var err error
+	switch {
+	case plan.Aborted:
+		err = &RunFailedError{Aborted: plan.AbortReason, Notify: notifyErr}
+	case len(rep.Failures) > 0 || len(rep.NotAttempted) > 0 || len(rep.TagFailures) > 0 || notifyErr != "":
+		err = &RunFailedError{Failures: rep.Failures, NotAttempted: rep.NotAttempted, TagFailures: rep.TagFailures, Notify: notifyErr}
+	}
+	if err != nil {
+		r.audit.Error("run finished with failures", append(summary, zap.Error(err))...)
+		return rep, err
+	}
+	r.audit.Info("run finished", summary...)
+	return rep, nil
+}
+
+func effective(s Settings, req Request, w window) report.Effective {
+	e := report.Effective{
+		DryRun:               s.DryRun,
+		IdleThresholdPercent: s.IdleThresholdPercent,
+		LookbackHours:        s.LookbackHours,
+		MinCoveragePercent:   s.MinCoveragePercent,
+		ProtectTagKey:        s.ProtectTagKey,
+		MaxCancellations:     s.MaxCancellations,
+		MaxIdleSharePercent:  s.MaxIdleSharePercent,
+		InstanceTypes:        s.InstanceTypes,
+		AvailabilityZones:    s.AvailabilityZones,
+		ReservationIDs:       req.ReservationIDs,
+		WindowStart:          w.Start.Format(time.RFC3339),
+		WindowEnd:            w.End.Format(time.RFC3339),
+		PeriodSeconds:        int(w.Period / time.Second),
+		GraceHours:           s.GraceHours,
+	}
+	if s.RequiredTagKey != "" {
+		e.RequiredTag = s.RequiredTagKey
+		if s.RequiredTagValue != "" {
+			e.RequiredTag += "=" + s.RequiredTagValue
+		}
+	}
+	return e
+}
+
+// policy is the policy's settings for a run in account.
+func (s Settings) policy(account string) policy.Settings {
+	return policy.Settings{
+		AccountID:            account,
+		IdleThresholdPercent: s.IdleThresholdPercent,
+		Lookback:             time.Duration(s.LookbackHours) * time.Hour,
+		MinCoveragePercent:   s.MinCoveragePercent,
+		ProtectTagKey:        s.ProtectTagKey,
+		RequiredTagKey:       s.RequiredTagKey,
+		RequiredTagValue:     s.RequiredTagValue,
+		InstanceTypes:        s.InstanceTypes,
+		AvailabilityZones:    s.AvailabilityZones,
+		MaxCancellations:     s.MaxCancellations,
+		MaxIdleSharePercent:  s.MaxIdleSharePercent,
+		PublishingInterval:   publishingInterval,
+		Grace:                time.Duration(s.GraceHours) * time.Hour,
+
+		Rightsize:                s.Rightsize,
+		RightsizeHeadroomPercent: s.RightsizeHeadroomPercent,
+		RightsizeMinInstances:    s.RightsizeMinInstances,
+		MaxModifications:         s.MaxModifications,
+	}
+}
+
+// logMetrics writes the run's EMF record (package emf) through the audit
+// logger, so at every LOG_LEVEL.
+func (r *run) logMetrics(rep *report.Report) {
+	r.audit.Info(emf.Message, emf.Record(rep, r.region, emf.FunctionName())...)
+}

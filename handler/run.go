@@ -1,0 +1,179 @@
+package handler
+
+// One run: its state, and the steps runRequest calls in turn.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
+)
+
+// run holds the state of one invocation. It is made by start, with every
+// value a step needs copied in: no step reaches back to the Handler.
+type run struct {
+	// home is the function's own account and region; target the one the
+	// run acts in, whose clients c are.
+	home     org.Home
+	target   org.Target
+	c        awsapi.Clients
+	region   string
+	settings Settings
+	log      *zap.Logger
+	audit    *zap.Logger // the audit trail: kept at every log level (NewLogger)
+	calls    *awsapi.Calls
+	policy   policy.Settings
+	window   window
+	started  time.Time
+	now      func() time.Time
+	// margin: no cancel starts this close to the invocation deadline.
+	margin time.Duration
+	// concurrency bounds the calls in flight of a step (metric batches,
+	// group listings, prices); perCall caps the reservations measured per
+	// GetMetricData call (0: as many as CloudWatch allows).
+	concurrency, perCall int
+	// retries counts the SDK's retries; retriesBefore is its count when
+	// the run started.
+	retries       *RetryCounter
+	retriesBefore int64
+	// onProgress, when set, is told how far the run is.
+	onProgress func(step string, done, total int)
+	// reservations are the descriptions evaluated, by id.
+	reservations map[string]policy.Reservation
+}
+
+// start makes the run of a request, or refuses it before anything is read:
+// an invalid event, a request that loosens a deployed limit for a run that
+// acts, a target outside the deployment (all *InvalidEventError), an
+// identity that cannot be had (*ReadError), an unreachable target
+// (*org.TargetError). Each refusal is in the audit trail. It logs "run
+// started" with the run's settings.
+func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr error) (*run, *report.Report, error) {
+	runID := h.runID(ctx)
+	log := h.Logger.With(zap.String("request_id", runID))
+	// The audit trail is written whatever LOG_LEVEL says (see NewLogger).
+	audit := log.Named(AuditLogger)
+	started := h.Now()
+	retriesBefore := h.Retries.Count()
+	refuse := func(msg string, err error) (*run, *report.Report, error) {
+		audit.Error(msg, zap.Error(err))
+		return nil, nil, err
+	}
+
+	if parseErr != nil {
+		return refuse("invalid event; nothing done", parseErr)
+	}
+	if req.ListTargets != nil || req.Collect != nil {
+		return refuse("invalid event; nothing done",
+			&InvalidEventError{Err: errors.New(`"listTargets" and "collect" are answered by Invoke, not Run`)})
+	}
+	// A request that loosens a deployed limit for a run that cancels is
+	// refused here, before any AWS call (STS included), like any invalid
+	// event.
+	settings, loosened, err := req.apply(h.Settings)
+	if err != nil {
+		return refuse("invalid event; nothing done", err)
+	}
+	home, err := h.home(ctx)
+	if err != nil {
+		return refuse("run failed before evaluation; nothing cancelled", &ReadError{Err: err})
+	}
+	// The account and region the run acts in: the request's target, or
+	// the function's own. Every line from here on names them.
+	target := home.Target
+	if req.Target != nil {
+		target = *req.Target
+	}
+	log = log.With(zap.String("account_id", target.AccountID), zap.String("region", target.Region))
+	audit = log.Named(AuditLogger)
+	if err := h.Settings.Admits(home, target); err != nil {
+		return refuse("invalid event; nothing done", &InvalidEventError{Err: fmt.Errorf("run request: %w", err)})
+	}
+	clients, err := h.clientsFor(ctx, home, target, runID)
+	if err != nil {
+		return refuse("target unreachable; nothing done", err)
+	}
+
+	r := &run{
+		home: home, target: target, c: clients, region: target.Region, settings: settings,
+		log: log, audit: audit, calls: &awsapi.Calls{},
+		policy:  settings.policy(target.AccountID),
+		window:  metricWindow(started, settings.LookbackHours),
+		started: started, now: h.Now, margin: h.deadlineMargin(ctx),
+		concurrency: h.metricConcurrency(), perCall: h.MetricsPerCall,
+		retries: h.Retries, retriesBefore: retriesBefore, onProgress: h.Progress,
+	}
+	rep := &report.Report{
+		RunID:        runID,
+		Event:        kind,
+		AccountID:    target.AccountID,
+		Region:       target.Region,
+		DryRun:       settings.DryRun,
+		StartedAt:    started,
+		Settings:     effective(settings, req, r.window),
+		Cancelled:    []string{},
+		Failures:     []report.Failure{},
+		NotAttempted: []string{},
+	}
+	rep.Settings.Loosened = loosened
+	audit.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
+		zap.Bool("own_account", target.AccountID == home.AccountID), zap.Any("settings", rep.Settings))
+	return r, rep, nil
+}
+
+// withinMargin ends every AWS call three quarters of the margin before the
+// invocation deadline, so a hanging read or cancel still leaves time to log
+// and return the report; no cancel starts within the whole margin (see
+// each).
+func (r *run) withinMargin(ctx context.Context) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, deadline.Add(-r.margin*3/4))
+	}
+	return ctx, func() {}
+}
+
+// readFailed is the error of a run whose evaluation failed: nothing was
+// changed. When the first read of another account or region refused its
+// credentials (a region not enabled for the account, a member role without
+// the function's permissions), the target is unreachable (*org.TargetError);
+// otherwise the account could not be read (*ReadError).
+func (r *run) readFailed(err error) error {
+	if !r.home.Is(r.target) && awsapi.RefusesCredentials(err) {
+		err = &org.TargetError{Target: r.target, Err: err}
+		r.audit.Error("target unreachable; nothing done", zap.Error(err), zap.Any("api_calls", r.calls.Snapshot()))
+		return err
+	}
+	r.audit.Error("run failed before any cancel; nothing cancelled", zap.Error(err),
+		zap.Any("api_calls", r.calls.Snapshot()))
+	return &ReadError{Err: err}
+}
+
+// progress tells the Handler's Progress, if any, how far the run is.
+func (r *run) progress(step string, done, total int) {
+	if r.onProgress != nil {
+		r.onProgress(step, done, total)
+	}
+}
+
+// act writes the plan's marks, then re-verifies and makes its cancels and
+// shrinks, unless the run is a dry run or the plan aborted. It returns the
+// final decisions.
+func (r *run) act(ctx context.Context, plan policy.Plan, rep *report.Report) []policy.Decision {
+	if plan.Aborted || r.settings.DryRun {
+		return plan.Decisions
+	}
+	if len(plan.Mark)+len(plan.Unmark) > 0 {
+		r.applyMarks(ctx, plan, plan.Decisions, rep)
+	}
+	if len(plan.Cancel)+len(plan.Modify) > 0 {
+		return r.cancelAndShrink(ctx, plan, rep)
+	}
+	return plan.Decisions
+}

@@ -1,0 +1,125 @@
+// Package awsapi holds what the run (package handler) and the organization
+// layer (package org) both need of AWS: the small client interfaces of one
+// target (Clients), the count of the requests a run makes (Calls), and the
+// AWS error codes the function acts on (ErrorCode). It is a leaf: it
+// imports the SDK and nothing of this module.
+package awsapi
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ram"
+	"github.com/aws/smithy-go"
+)
+
+// EC2 is the part of EC2 a run uses: three reads, the cancel, the shrink
+// and the marks.
+type EC2 interface {
+	ec2.DescribeCapacityReservationsAPIClient
+	ec2.DescribeInstancesAPIClient
+	ec2.GetGroupsForCapacityReservationAPIClient
+	CancelCapacityReservation(context.Context, *ec2.CancelCapacityReservationInput, ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error)
+	ModifyCapacityReservation(context.Context, *ec2.ModifyCapacityReservationInput, ...func(*ec2.Options)) (*ec2.ModifyCapacityReservationOutput, error)
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DeleteTags(context.Context, *ec2.DeleteTagsInput, ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
+}
+
+// CloudWatch is the part of CloudWatch a run uses.
+type CloudWatch interface {
+	cloudwatch.GetMetricDataAPIClient
+}
+
+// RAM is the part of AWS RAM a run uses: one read.
+type RAM interface {
+	ram.ListResourcesAPIClient
+}
+
+// Regions is the EC2 call that lists an account's enabled regions.
+type Regions interface {
+	DescribeRegions(context.Context, *ec2.DescribeRegionsInput, ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
+}
+
+var (
+	_ EC2        = (*ec2.Client)(nil)
+	_ CloudWatch = (*cloudwatch.Client)(nil)
+	_ RAM        = (*ram.Client)(nil)
+	_ Regions    = (*ec2.Client)(nil)
+)
+
+// Clients are the clients of one target: an account in a region.
+type Clients struct {
+	EC2        EC2
+	CloudWatch CloudWatch
+	RAM        RAM
+	// Regions lists the regions enabled for the target's account.
+	Regions Regions
+}
+
+// AWS error codes the function acts on. Classified by code, never by message.
+const (
+	CodeDryRunOperation = "DryRunOperation"
+	CodeUnauthorized    = "UnauthorizedOperation"
+	CodeIncorrectState  = "IncorrectState"
+	CodeNotFound        = "InvalidCapacityReservationId.NotFound"
+)
+
+// ErrorCode returns the AWS error code of err, or a short description of
+// what kind of failure it was when AWS did not answer with one.
+func ErrorCode(err error) string {
+	var apiErr smithy.APIError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &apiErr):
+		return apiErr.ErrorCode()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "DeadlineExceeded"
+	case errors.Is(err, context.Canceled):
+		return "Canceled"
+	}
+	return "ClientError"
+}
+
+// RefusesCredentials tells whether err is AWS refusing the credentials or
+// the caller (an account that has not enabled the region answers
+// AuthFailure; a role without the permission, UnauthorizedOperation or
+// AccessDenied), rather than failing the request.
+func RefusesCredentials(err error) bool {
+	switch ErrorCode(err) {
+	case "AuthFailure", CodeUnauthorized, "OptInRequired", "InvalidClientTokenId", "UnrecognizedClientException",
+		"AccessDenied", "AccessDeniedException":
+		return true
+	}
+	return false
+}
+
+// Calls counts API requests per operation, for the report. Safe for
+// concurrent use (metric batches run in parallel); the zero value is ready.
+type Calls struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// Add counts one request of op.
+func (c *Calls) Add(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts == nil {
+		c.counts = make(map[string]int)
+	}
+	c.counts[op]++
+}
+
+// Snapshot returns the counts so far.
+func (c *Calls) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.counts))
+	maps.Copy(out, c.counts)
+	return out
+}

@@ -1,0 +1,68 @@
+package org
+
+// The organization's message: one notification at the end of an
+// organization run, with its totals and the targets that failed.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/odcr-autocancel/odcr-autocancel/notify"
+)
+
+// message renders the organization's summary as one message.
+func message(t *Totals) notify.Notification {
+	dry := t.DryRunTargets > 0 && t.DryRunTargets == t.Succeeded
+	var b strings.Builder
+	subject := fmt.Sprintf("odcr-autocancel organization run: %s targets, %s cancelled, %s shrunk, %s failed",
+		notify.Thousands(t.Targets), notify.Thousands(t.Cancelled), notify.Thousands(t.Modified), notify.Thousands(t.Failed))
+	if dry {
+		subject = fmt.Sprintf("[dry run] odcr-autocancel organization run: %s targets, would cancel %s, %s failed",
+			notify.Thousands(t.Targets), notify.Thousands(t.ToCancel), notify.Thousands(t.Failed))
+		b.WriteString("DRY RUN: nothing was changed. The figures below say what a real run would do.\n\n")
+	}
+	fmt.Fprintf(&b, "Targets (account, region): %s, %s succeeded, %s failed.\n", notify.Thousands(t.Targets), notify.Thousands(t.Succeeded), notify.Thousands(t.Failed))
+	fmt.Fprintf(&b, "Reservations evaluated: %s, idle: %s.\n", notify.Thousands(t.Reservations), notify.Thousands(t.Idle))
+	if dry {
+		fmt.Fprintf(&b, "Would cancel: %s. Would shrink: %s. Would mark idle: %s.\n", notify.Thousands(t.ToCancel), notify.Thousands(t.ToModify), notify.Thousands(t.ToMark))
+	} else {
+		fmt.Fprintf(&b, "Cancelled: %s. Shrunk: %s. Marked idle: %s. Unmarked: %s.\n", notify.Thousands(t.Cancelled), notify.Thousands(t.Modified), notify.Thousands(t.Marked), notify.Thousands(t.Unmarked))
+		if t.DryRunTargets > 0 {
+			fmt.Fprintf(&b, "%s targets ran as dry runs.\n", notify.Thousands(t.DryRunTargets))
+		}
+	}
+	if t.CancelFailures > 0 {
+		fmt.Fprintf(&b, "Cancels or shrinks that failed or were not attempted: %s (see each target's own notification).\n", notify.Thousands(t.CancelFailures))
+	}
+	if t.IdleMonthlyCost > 0 || t.RemovedMonthlyCost > 0 {
+		verb := "Removed"
+		if dry {
+			verb = "Would remove"
+		}
+		fmt.Fprintf(&b, "Idle capacity found: $%s per month at On-Demand list prices. %s: $%s per month.\n",
+			notify.Dollars(t.IdleMonthlyCost), verb, notify.Dollars(t.RemovedMonthlyCost))
+	}
+	if t.Failed > 0 {
+		b.WriteString("\nFailed targets (one that could not be reached, TargetError or ReadError, was left untouched):\n")
+		for _, f := range t.Failures {
+			fmt.Fprintf(&b, "  %s %s: %s: %s\n", f.AccountID, f.Region, oneLine(f.Error), oneLine(f.Cause))
+		}
+		if t.FailuresOmitted > 0 {
+			fmt.Fprintf(&b, "  ... and %s more (see the state machine's execution).\n", notify.Thousands(t.FailuresOmitted))
+		}
+	}
+	b.WriteString("\nEach target's own notification lists its reservations with the commands to protect or snooze them; the function's log group holds every decision.\n")
+	return notify.Notification{
+		Subject: notify.Subject(subject),
+		Message: b.String(),
+		Attributes: map[string]string{
+			notify.AttrDryRun:  fmt.Sprint(dry),
+			notify.AttrAccount: "organization",
+		},
+	}
+}
+
+// oneLine keeps a failure's text on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
