@@ -244,7 +244,7 @@ func fuzzHandler(env map[string]string) (*handler.Handler, *fakeAWS, *int) {
 }
 
 // fuzzRunIsSafe runs an accepted event against the recording fake, under
-// each deployment. A request that loosens a deployed limit (README: a higher
+// each deployment. A request that loosens a deployed limit (docs/settings.md, Events: a higher
 // threshold or budget, a shorter lookback) in a run that is not a dry run is
 // refused before any AWS call, naming each such field. Otherwise the run
 // uses the requested settings; a real run's are never looser than the
@@ -431,7 +431,7 @@ func FuzzLoadSettings(f *testing.F) {
 	})
 }
 
-// fuzzOutsideBounds lists the variables of env that README's Settings table
+// fuzzOutsideBounds lists the variables of env that docs/settings.md's Settings table
 // refuses on their own: an idle threshold above 50, a lookback outside
 // 1-1512, a protect tag key with surrounding whitespace.
 func fuzzOutsideBounds(env map[string]string) []string {

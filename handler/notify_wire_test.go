@@ -2,13 +2,10 @@ package handler_test
 
 // The owners' notification through the real SNS client and the fake
 // account's Publish, from real runs: the messages are read back and
-// asserted, and the dry-run one is the README's sample.
+// asserted, and the dry-run one is the sample of docs/operations.md.
 
 import (
 	"context"
-	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/testsupport"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -37,24 +35,6 @@ func rendered(m fakeaws.Message) string {
 	}
 	b.WriteString("\n" + m.Message)
 	return b.String()
-}
-
-// checkGolden compares got with testdata/name, rewritten with -update.
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("%s differs from the message (run with -update to accept):\n%s", path, got)
-	}
 }
 
 func TestWireNotificationsOverAWeek(t *testing.T) {
@@ -111,7 +91,9 @@ func TestWireNotificationsOverAWeek(t *testing.T) {
 	if strings.Contains(m.Message, crID(4)) || m.Attributes["account"] != testAccount || m.Attributes["dry_run"] != "true" {
 		t.Errorf("dry-run message: busy reservation named, or attributes %v", m.Attributes)
 	}
-	checkGolden(t, "notification-wire-dry-run.golden", rendered(m))
+	testsupport.Golden(t, "notification-wire-dry-run.golden", rendered(m))
+	testsupport.DocShows(t, "docs/operations.md", rendered(m),
+		"the sample notification as handler/testdata/notification-wire-dry-run.golden has it")
 
 	// The first real run marks, and says so once.
 	r = run(0, `{"dryRun": false}`)

@@ -33,7 +33,7 @@ const (
 )
 
 // Reason explains a decision. The set is closed: every value is listed here,
-// tested, and documented in README.md.
+// tested, and documented in docs/safety.md.
 type Reason string
 
 const (

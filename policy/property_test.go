@@ -4,7 +4,7 @@ package policy_test
 // series and stopped-instance counts, from fixed seeds (deterministic), run
 // through the same steps as the handler (Screen, Judge, Stopped, MakePlan,
 // then Recheck and RecheckStopped against a possibly changed world). The
-// checks are written from README.md's rules, not from the code:
+// checks are written from docs/safety.md's rules, not from the code:
 //
 //   - no cancel decision ever violates a safety rule (each rule checked on
 //     its own, not only the first that fails);
@@ -324,7 +324,7 @@ func (g gen) makeCase() propCase {
 	return c
 }
 
-// screenViolations lists every description rule r breaks, from README.md's
+// screenViolations lists every description rule r breaks, from docs/safety.md's
 // table (not the first only).
 func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []policy.Reason {
 	var v []policy.Reason

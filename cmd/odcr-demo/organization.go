@@ -1,7 +1,7 @@
 package main
 
 // -organization: a simulated organization (internal/demo), run as the
-// state machine runs it (README, "Whole organization"): list the targets a
+// state machine runs it (docs/organization.md): list the targets a
 // page at a time, run each with "report": "summary" (a function error
 // becomes the Catch's failure item), collect the results on the last page,
 // which publishes the organization's notification. Every step is an

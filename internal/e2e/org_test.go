@@ -276,7 +276,12 @@ func TestOrganizationExecution(t *testing.T) {
 		}
 	}
 
-	// The log: each target's lines name it; collect's summary line.
+	// The log: each target's lines name it; collect's summary line. The
+	// function's output is read as it comes: wait for collect's END line,
+	// after which every line of the execution has been read.
+	if _, ok := logs.waitFor(func(l logLine) bool { return l.Text == "END RequestId: e2e-org-collect" }, 5*time.Second); !ok {
+		t.Error("no END line for collect")
+	}
 	for tg, id := range runIDs {
 		lines := logs.function(id)
 		if len(lines) == 0 {
