@@ -21,9 +21,68 @@ import (
 // names.
 const maxTagResources = 1000
 
-// lifecycleKeys are every tag key the function writes: the cancel's mark
-// and the shrink's mark.
-var lifecycleKeys = []string{policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter}
+// The tag keys the function writes: the cancel's mark, the shrink's mark,
+// and both.
+var (
+	cancelMarkKeys = []string{policy.TagIdleSince, policy.TagCancelAfter}
+	shrinkMarkKeys = []string{policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter}
+	lifecycleKeys  = slices.Concat(cancelMarkKeys, shrinkMarkKeys)
+)
+
+// tagChanges are the tag calls of a plan, grouped so that reservations
+// getting the same change share a call: deletes maps the keys to delete
+// (joined by newlines) to the reservations, creates a rendered tag set to
+// the reservations, and tags the rendered tag set to the tags.
+type tagChanges struct {
+	deletes map[string][]string
+	creates map[string][]string
+	tags    map[string]map[string]string
+}
+
+// planTagChanges groups the plan's marks and unmarks (pure: no call). An
+// unmark deletes the mark keys the reservation carries, no other; a mark
+// writes its tags and deletes the other action's keys the reservation
+// carries (an oversized one now idle loses its shrink mark).
+func planTagChanges(plan policy.Plan, decisions []policy.Decision, reservations map[string]policy.Reservation) tagChanges {
+	byID := make(map[string]policy.Decision, len(decisions))
+	for _, d := range decisions {
+		byID[d.ReservationID] = d
+	}
+	c := tagChanges{deletes: map[string][]string{}, creates: map[string][]string{}, tags: map[string]map[string]string{}}
+	present := func(id string, keys []string) []string {
+		var out []string
+		for _, k := range keys {
+			if _, ok := reservations[id].Tags[k]; ok {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	for _, id := range plan.Unmark {
+		if keys := present(id, lifecycleKeys); len(keys) > 0 {
+			k := strings.Join(keys, "\n")
+			c.deletes[k] = append(c.deletes[k], id)
+		}
+	}
+	for _, id := range plan.Mark {
+		d := byID[id]
+		if d.Mark == nil {
+			continue
+		}
+		tags, stale := d.Mark.Tags(), shrinkMarkKeys
+		if d.Resize != nil {
+			tags, stale = policy.RightsizeTags(*d.Mark, d.Resize.Target), cancelMarkKeys
+		}
+		if keys := present(id, stale); len(keys) > 0 {
+			k := strings.Join(keys, "\n")
+			c.deletes[k] = append(c.deletes[k], id)
+		}
+		rendered := renderTags(tags)
+		c.creates[rendered] = append(c.creates[rendered], id)
+		c.tags[rendered] = tags
+	}
+	return c
+}
 
 // applyMarks writes the plan's marks and removes those of reservations no
 // longer idle or oversized: the reservations sharing the same tags are
@@ -33,47 +92,8 @@ var lifecycleKeys = []string{policy.TagIdleSince, policy.TagCancelAfter, policy.
 // oversized one now idle, say) loses the stale mark first. A failed call is
 // reported per reservation; it changes no decision.
 func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
-	byID := make(map[string]policy.Decision, len(decisions))
-	for _, d := range decisions {
-		byID[d.ReservationID] = d
-	}
-	deletes := map[string][]string{} // keys (joined) -> reservations
-	creates := map[string][]string{} // tags (rendered) -> reservations
-	tagsOf := map[string]map[string]string{}
-	present := func(id string, keys []string) []string {
-		var out []string
-		for _, k := range keys {
-			if _, ok := r.reservations[id].Tags[k]; ok {
-				out = append(out, k)
-			}
-		}
-		return out
-	}
-	// An unmark deletes the mark keys the reservation carries, no other.
-	for _, id := range plan.Unmark {
-		if keys := present(id, lifecycleKeys); len(keys) > 0 {
-			k := strings.Join(keys, "\n")
-			deletes[k] = append(deletes[k], id)
-		}
-	}
-	for _, id := range plan.Mark {
-		d := byID[id]
-		if d.Mark == nil {
-			continue
-		}
-		// The mark to write, and the other action's keys, stale if present.
-		tags, other := d.Mark.Tags(), lifecycleKeys[2:]
-		if d.Resize != nil {
-			tags, other = policy.RightsizeTags(*d.Mark, d.Resize.Target), lifecycleKeys[:2]
-		}
-		if stale := present(id, other); len(stale) > 0 {
-			k := strings.Join(stale, "\n")
-			deletes[k] = append(deletes[k], id)
-		}
-		rendered := renderTags(tags)
-		creates[rendered] = append(creates[rendered], id)
-		tagsOf[rendered] = tags
-	}
+	changes := planTagChanges(plan, decisions, r.reservations)
+	deletes, creates, tagsOf := changes.deletes, changes.creates, changes.tags
 
 	unmarked := map[string]bool{}
 	for _, keys := range slices.Sorted(maps.Keys(deletes)) {

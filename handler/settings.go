@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/odcr-autocancel/odcr-autocancel/notify"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
 
@@ -93,7 +94,7 @@ var envVars = []EnvVar{
 	{Name: "AVAILABILITY_ZONES", Default: "", Pattern: "empty (all), or a comma-separated list of zone names such as us-east-1a,us-east-1b"},
 	{Name: "GRACE_HOURS", Default: "72", Numeric: true, Integer: true, Min: 0, Max: maxGraceHours},
 	{Name: "NOTIFY_TOPIC_ARN", Default: "", Pattern: "empty (no notification), or an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:odcr-autocancel"},
-	{Name: "NOTIFY_TAGS", Default: "Name,Owner,Team", Pattern: "a comma-separated list of tag keys shown in notifications, such as Name,Owner,Team"},
+	{Name: "NOTIFY_TAGS", Default: strings.Join(notify.DefaultTagKeys(), ","), Pattern: "a comma-separated list of tag keys shown in notifications, such as Name,Owner,Team"},
 	{Name: "RIGHTSIZE", Default: "false", Allowed: []string{"true", "false"}},
 	{Name: "RIGHTSIZE_HEADROOM_PERCENT", Default: "10", Numeric: true, Min: 0, Max: 100},
 	{Name: "RIGHTSIZE_MIN_INSTANCES", Default: "1", Numeric: true, Integer: true, Min: 1, Max: 1000},

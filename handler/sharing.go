@@ -52,9 +52,9 @@ func reservationIDOfARN(arn string) string {
 	return arn[strings.LastIndex(arn, "/")+1:]
 }
 
-// markSharing sets each reservation's sharing facts from a listing; when the
+// setSharing sets each reservation's sharing facts from a listing; when the
 // listing failed, every reservation's sharing is unknown.
-func markSharing(res []policy.Reservation, shared map[string]bool, err error) {
+func setSharing(res []policy.Reservation, shared map[string]bool, err error) {
 	for i := range res {
 		res[i].SharingUnknown = err != nil
 		res[i].SharedOut = err == nil && shared[res[i].ID]
@@ -72,5 +72,5 @@ func (r *run) markSharing(ctx context.Context, res []policy.Reservation, rep *re
 	if err != nil {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("shared reservations not listed, %d reservations kept: %v", len(res), err))
 	}
-	markSharing(res, shared, err)
+	setSharing(res, shared, err)
 }

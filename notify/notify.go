@@ -157,6 +157,10 @@ const (
 // configured; Tags picks them out of a reservation's tags.
 var defaultTagKeys = []string{"Name", "Owner", "Team"}
 
+// DefaultTagKeys are the owner-like tag keys shown by default (NOTIFY_TAGS'
+// default), in the order a reservation's tags are shown.
+func DefaultTagKeys() []string { return slices.Clone(defaultTagKeys) }
+
 // Tags returns the tags among keys that are present, for
 // Item.Tags (nil when none are).
 func Tags(tags map[string]string, keys []string) map[string]string {

@@ -131,3 +131,24 @@ func TestPureFilesImportNoSDK(t *testing.T) {
 		}
 	}
 }
+
+// The README's Layout names every package of the module, so that a new
+// package is described where a newcomer looks.
+func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no Layout section")
+	}
+	for dir := range imports(t, filepath.Join("..", "..")) {
+		if dir == "." {
+			continue
+		}
+		if !strings.Contains(layout, "`"+dir+"/`") {
+			t.Errorf("README.md's Layout does not name %s/", dir)
+		}
+	}
+}
