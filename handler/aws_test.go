@@ -67,3 +67,21 @@ func TestToReservationCarriesEverySafetyField(t *testing.T) {
 		}
 	}
 }
+
+// Every InstancePlatform the SDK knows is a platform the stopped-instance
+// check knows, except the one without a SQL Server edition, which stays
+// unknown (it fits any instance). A value the SDK adds fails here until the
+// table (policy/platform.go) knows it.
+func TestEveryReservationPlatformOfTheSDKIsKnown(t *testing.T) {
+	for _, p := range types.CapacityReservationInstancePlatform("").Values() {
+		got, ok := policy.ReservationPlatform(string(p))
+		switch {
+		case p == types.CapacityReservationInstancePlatformWindowsWithSqlServer:
+			if ok {
+				t.Errorf("%q is known as %q: its SQL Server edition is unknown, it must fit any instance", p, got)
+			}
+		case !ok:
+			t.Errorf("the SDK knows reservation platform %q, which policy/platform.go does not: add it, with the PlatformDetails of its instances", p)
+		}
+	}
+}

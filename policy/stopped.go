@@ -26,8 +26,9 @@ type StoppedInstance struct {
 	TargetReservationID string
 	TargetGroupARN      string
 	InstanceType        string
-	// Platform is the instance's PlatformDetails ("Linux/UNIX", "Windows",
-	// ...), the vocabulary of a reservation's InstancePlatform.
+	// Platform is the instance's PlatformDetails ("Linux/UNIX", "Red Hat
+	// Enterprise Linux with HA", ...): its own vocabulary, not the
+	// reservation's (see platform.go).
 	Platform         string
 	AvailabilityZone string
 	Tenancy          string
@@ -145,7 +146,7 @@ func fitKey(instanceType, zone string) string {
 func fits(in StoppedInstance, r Reservation) bool {
 	return same(in.InstanceType, r.InstanceType) &&
 		same(in.AvailabilityZone, r.AvailabilityZone) &&
-		same(in.Platform, r.Platform) &&
+		samePlatform(in.Platform, r.Platform) &&
 		sameTenancy(in.Tenancy, r.Tenancy)
 }
 

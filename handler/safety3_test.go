@@ -1,0 +1,63 @@
+package handler_test
+
+// Safety III: act only on what this function saw, announced and signed.
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+)
+
+// Item 1: a stopped capacity-reservations-only instance names its platform
+// in the instance vocabulary (PlatformDetails "Red Hat Enterprise Linux
+// with HA", "SQL Server Standard"); the open reservation of the same
+// platform in the reservation vocabulary ("RHEL with HA", "Linux with SQL
+// Server Standard") is what it needs to start, and is kept. A reservation
+// of another known platform is not.
+func TestStoppedInstanceInTheOtherPlatformVocabularyKeepsItsReservationInARun(t *testing.T) {
+	hs := newHarness(t, live)
+	open := func(id string, platform types.CapacityReservationInstancePlatform) types.CapacityReservation {
+		return reservation(id, func(c *types.CapacityReservation) {
+			c.InstanceMatchCriteria, c.InstancePlatform, c.Tenancy = types.InstanceMatchCriteriaOpen, platform, types.CapacityReservationTenancyDefault
+		})
+	}
+	hs.fake.reservations = append(hs.fake.reservations,
+		open(crID(1), types.CapacityReservationInstancePlatformRhelWithHa),
+		open(crID(2), types.CapacityReservationInstancePlatformLinuxWithSqlServerStandard),
+		open(crID(3), types.CapacityReservationInstancePlatformRedHatEnterpriseLinux), // no HA: not theirs
+	)
+	for i := 1; i <= 3; i++ {
+		hs.fake.usage[crID(i)] = idleUsage
+	}
+	stopped := func(id, details string) types.Instance {
+		return types.Instance{
+			InstanceId:      aws.String(id),
+			InstanceType:    types.InstanceTypeM5Large,
+			PlatformDetails: aws.String(details),
+			Placement:       &types.Placement{AvailabilityZone: aws.String("us-east-1a"), Tenancy: types.TenancyDefault},
+			CapacityReservationSpecification: &types.CapacityReservationSpecificationResponse{
+				CapacityReservationPreference: types.CapacityReservationPreferenceCapacityReservationsOnly,
+			},
+		}
+	}
+	hs.fake.instances = []types.Instance{
+		stopped("i-0000000000000000a", "Red Hat Enterprise Linux with HA"),
+		stopped("i-0000000000000000b", "SQL Server Standard"),
+	}
+	rep, err := hs.run(t, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{crID(1), crID(2)} {
+		if d := decisionOf(t, rep, id); d.Reason != policy.ReasonTargetedByStopped {
+			t.Errorf("%s: %s (%s), want targeted-by-stopped-instances", id, d.Reason, d.Detail)
+		}
+	}
+	if got := hs.fake.realCancels(); !slices.Equal(got, []string{crID(3)}) {
+		t.Fatalf("cancelled %v, want only %s (a known, different platform)", got, crID(3))
+	}
+}
