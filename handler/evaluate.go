@@ -20,6 +20,19 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 	if err != nil {
 		return policy.Plan{}, err
 	}
+	// A run naming reservations is judged against the whole account's
+	// idle share (the guard the scheduled run obeys), and decides on the
+	// named ones only: the account is read and measured whole.
+	var named map[string]bool
+	if len(ids) > 0 && r.settings.MaxIdleSharePercent < 100 {
+		named = make(map[string]bool, len(ids))
+		for _, id := range ids {
+			named[id] = true
+		}
+		if reservations, err = describeReservations(ctx, r.c.EC2, r.calls, nil); err != nil {
+			return policy.Plan{}, err
+		}
+	}
 	reservations, repeated := unique(reservations)
 	r.progress("listed", len(reservations), len(reservations))
 	if len(repeated) > 0 {
@@ -77,7 +90,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
 		r.reservations[d.ReservationID] = reservations[i]
 	}
-	return policy.MakePlan(r.policy, decisions), nil
+	return policy.MakePlanOf(r.policy, decisions, named), nil
 }
 
 // logPlan writes one line per decision and one summary line. It runs before
@@ -91,6 +104,7 @@ func (r *run) logPlan(plan policy.Plan) {
 		zap.Bool("dry_run", dryRun),
 		zap.Int("reservations", len(plan.Decisions)),
 		zap.Int("eligible", plan.Eligible),
+		zap.Int("oversized", plan.Oversized),
 		zap.Int("idle", plan.Idle),
 		zap.Int("to_cancel", len(plan.Cancel)),
 		zap.Strings("cancel_ids", plan.Cancel),
@@ -152,6 +166,7 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 	rep.Counts = report.Counts{
 		Reservations: len(decisions),
 		Eligible:     plan.Eligible,
+		Oversized:    plan.Oversized,
 		Idle:         plan.Idle,
 		Planned:      len(plan.Cancel),
 		Cancelled:    len(rep.Cancelled),

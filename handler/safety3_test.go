@@ -3,12 +3,14 @@ package handler_test
 // Safety III: act only on what this function saw, announced and signed.
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
@@ -59,5 +61,27 @@ func TestStoppedInstanceInTheOtherPlatformVocabularyKeepsItsReservationInARun(t 
 	}
 	if got := hs.fake.realCancels(); !slices.Equal(got, []string{crID(3)}) {
 		t.Fatalf("cancelled %v, want only %s (a known, different platform)", got, crID(3))
+	}
+}
+
+// Item 3: a real run naming 1 idle and 1 busy reservation is judged
+// against the whole account's idle share (6 of 7 idle), and aborts as the
+// scheduled run would; the report holds the named reservations only.
+func TestNamedRunIsJudgedAgainstTheWholeAccountsIdleShare(t *testing.T) {
+	hs := newHarness(t, live, func(s *handler.Settings) { s.MaxIdleSharePercent = 50 })
+	for i := 1; i <= 6; i++ {
+		hs.fake.addIdle(crID(i))
+	}
+	hs.fake.reservations = append(hs.fake.reservations, reservation(crID(7)))
+	hs.fake.usage[crID(7)] = usage{peak: 2, count: 2016}
+	rep, err := hs.run(t, `{"dryRun": false, "reservationIds": ["`+crID(1)+`", "`+crID(7)+`"]}`)
+	if !errors.Is(err, handler.ErrRunFailed) || rep == nil || !rep.Aborted {
+		t.Fatalf("error %v, aborted %v: 6 of 7 idle in the account must abort a named run", err, rep != nil && rep.Aborted)
+	}
+	if got := hs.fake.realCancels(); len(got) != 0 {
+		t.Fatalf("cancelled %v in an aborted run", got)
+	}
+	if len(rep.Decisions) != 2 || rep.Counts.Reservations != 2 || rep.Counts.Eligible != 7 {
+		t.Errorf("%d decisions, counts %+v: want the 2 named, judged against 7 eligible", len(rep.Decisions), rep.Counts)
 	}
 }

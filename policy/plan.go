@@ -19,9 +19,14 @@ type Plan struct {
 	Unmark []string
 	// Modify lists the shrinks to make, the largest cut first.
 	Modify []string
-	// Eligible counts the reservations that passed the screening rules
-	// (and so were measured).
+	// Eligible counts the reservations that passed the cancel screening
+	// (and so were measured): the base of the idle share guard. A
+	// reservation measured only for a shrink (in use now, committed) is not
+	// eligible.
 	Eligible int
+	// Oversized counts the decisions about a shrink: to make, to mark, or
+	// in its grace period.
+	Oversized int
 	// Idle counts the idle reservations before the budget was applied:
 	// to cancel, to mark, or in their grace period.
 	Idle int
@@ -35,14 +40,33 @@ type Plan struct {
 // whole run, and the budget admits the oldest candidates first. Candidates
 // over the budget are kept with a reason, never dropped.
 func MakePlan(s Settings, decisions []Decision) Plan {
+	return MakePlanOf(s, decisions, nil)
+}
+
+// MakePlanOf is MakePlan for a run that acts only on some reservations (a
+// request's reservationIds): the idle share guard weighs every decision
+// given (the whole account), while the plan holds, marks, budgets and acts
+// on the named ones only. A nil named is every reservation.
+func MakePlanOf(s Settings, decisions []Decision, named map[string]bool) Plan {
+	p := makePlan(s, decisions, named)
+	if named != nil {
+		p.Decisions = slices.DeleteFunc(p.Decisions, func(d Decision) bool { return !named[d.ReservationID] })
+	}
+	return p
+}
+
+func makePlan(s Settings, decisions []Decision, named map[string]bool) Plan {
 	p := Plan{Decisions: slices.Clone(decisions)}
 	var candidates, marks, unmarks, modifies []int
 	inGrace, idleMarks := 0, 0
 	for i, d := range p.Decisions {
-		if d.Stage >= StageJudged {
+		if d.Stage >= StageJudged && !d.ShrinkOnly {
 			p.Eligible++
 		}
 		shrink := d.Resize != nil
+		if shrink && (named == nil || named[d.ReservationID]) {
+			p.Oversized++
+		}
 		switch {
 		case d.Action == Unmark:
 			unmarks = append(unmarks, i)
@@ -92,6 +116,14 @@ func MakePlan(s Settings, decisions []Decision) Plan {
 			p.Decisions[i].Action = Keep
 		}
 		return p
+	}
+	if named != nil {
+		// The guard has weighed the whole account; only the named
+		// reservations are decided on.
+		only := func(is []int) []int {
+			return slices.DeleteFunc(is, func(i int) bool { return !named[p.Decisions[i].ReservationID] })
+		}
+		candidates, marks, unmarks, modifies = only(candidates), only(marks), only(unmarks), only(modifies)
 	}
 	for _, i := range marks {
 		p.Mark = append(p.Mark, p.Decisions[i].ReservationID)

@@ -252,6 +252,10 @@ type Decision struct {
 	Mark *IdleMark `json:"mark,omitempty"`
 	// Resize is the shrink of a modify decision (or of its mark, in grace).
 	Resize *Resize `json:"resize,omitempty"`
+	// ShrinkOnly is set on a shrink of a reservation that was kept from a
+	// cancel by its description (in use now, in a commitment): it did not
+	// pass the cancel screening, so the idle share guard does not count it.
+	ShrinkOnly bool `json:"-"`
 }
 
 // Stage is the last step a decision went through.

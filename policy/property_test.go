@@ -560,7 +560,9 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if d.Action == policy.Keep && d.Detail == "" {
 			fail("%s: kept (%s) without detail", d.ReservationID, d.Reason)
 		}
-		if d.Stage >= policy.StageJudged {
+		// Eligible: passed the cancel screening, every description rule
+		// (a reservation measured only for a shrink is not).
+		if len(screenViolations(s, c.res[i], propNow)) == 0 {
 			eligible++
 		}
 		if (pre[i].Candidate() || pre[i].Action == policy.Mark) && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle ||

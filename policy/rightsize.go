@@ -115,6 +115,7 @@ func Rightsize(s Settings, d Decision, r Reservation, u *Utilization, deps *Depe
 		return d
 	}
 	m := d
+	m.ShrinkOnly = d.Stage < StageJudged // kept at screening: never a cancel candidate
 	m.Action, m.Reason, m.Stage = Modify, ReasonOversized, StageChecked
 	peak, used := peakPercent(u.PeakUsed, r.Total), u.PeakUsed
 	m.Facts.PeakUsed, m.Facts.PeakUtilization, m.Facts.CoveragePercent, m.Facts.Measured = &used, &peak, &coverage, true

@@ -106,7 +106,11 @@ type LoosenedLimit struct {
 // Counts summarises the decisions.
 type Counts struct {
 	Reservations int `json:"reservations"`
+	// Eligible counts the reservations that passed the cancel screening:
+	// the base of MAX_IDLE_SHARE_PERCENT. Oversized counts the decisions
+	// about a shrink (to make, to mark, in grace).
 	Eligible     int `json:"eligible"`
+	Oversized    int `json:"oversized"`
 	Idle         int `json:"idle"`
 	Planned      int `json:"planned"`
 	Cancelled    int `json:"cancelled"`
