@@ -29,6 +29,7 @@ func toReservation(c types.CapacityReservation) policy.Reservation {
 		MatchCriteria:    string(c.InstanceMatchCriteria),
 		FleetID:          aws.ToString(c.CapacityReservationFleetId),
 		CapacityBlockID:  aws.ToString(c.CapacityBlockId),
+		AdjustmentStatus: string(c.AdjustmentStatus),
 		BillingOwnerID:   aws.ToString(c.UnusedReservationBillingOwnerId),
 		// A reservation that lends capacity as interruptible, or is itself
 		// interruptible, is shared with a process we do not control.

@@ -42,6 +42,11 @@ func TestToReservationCarriesEverySafetyField(t *testing.T) {
 			return r.HasCommitment && r.CommitmentEnd.IsZero()
 		}},
 		{"fleet", func(c *types.CapacityReservation) { c.CapacityReservationFleetId = aws.String("crf-1") }, func(r *policy.Reservation) bool { return r.FleetID == "crf-1" }},
+		{"adjustment status", func(c *types.CapacityReservation) {
+			c.AdjustmentStatus = types.CapacityReservationAdjustmentStatusRequested
+		}, func(r *policy.Reservation) bool {
+			return r.AdjustmentStatus == "requested"
+		}},
 		{"capacity block id", func(c *types.CapacityReservation) { c.CapacityBlockId = aws.String("cb-1") }, func(r *policy.Reservation) bool { return r.CapacityBlockID == "cb-1" }},
 		{"capacity block type", func(c *types.CapacityReservation) { c.ReservationType = types.CapacityReservationTypeCapacityBlock }, func(r *policy.Reservation) bool {
 			return r.ReservationType == "capacity-block"

@@ -87,10 +87,11 @@ func readSnooze(v string) (until time.Time, ok bool) {
 // snooze applies the snooze tag: a person asked to keep the reservation
 // until a date. An unreadable value keeps it too: fail safe.
 func snooze(d Decision, r Reservation, now time.Time) (Decision, bool) {
-	v, ok := r.Tags[TagSnoozeUntil]
+	key, ok := tagKey(r.Tags, TagSnoozeUntil)
 	if !ok {
 		return d, false
 	}
+	v := r.Tags[key]
 	d.Facts.SnoozeUntil = v
 	until, readable := readSnooze(v)
 	switch {

@@ -64,12 +64,16 @@ const (
 	// ReasonSnoozed: a person set the snooze tag to a later date (or to a
 	// value that is not a date).
 	ReasonSnoozed Reason = "snoozed"
+	// ReasonModificationInProgress: EC2 is processing a modification of
+	// the reservation (AdjustmentStatus requested): an owner's change is
+	// under way.
+	ReasonModificationInProgress Reason = "modification-in-progress"
 )
 
 // Reasons lists every reason code, in rule order, for documentation and tests.
 var Reasons = []Reason{
 	ReasonIdle,
-	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonCapacityBlock, ReasonInCommitment,
+	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonModificationInProgress, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
 	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonOversized,
@@ -94,6 +98,9 @@ type Reservation struct {
 	FleetID         string
 	CapacityBlockID string
 	Interruptible   bool
+	// AdjustmentStatus is EC2's status of the latest modification
+	// ("requested", "applied", "rejected"); empty when never modified.
+	AdjustmentStatus string
 	// HasCommitment is set when EC2 reports a commitment (future-dated
 	// reservations); CommitmentEnd is its end, zero when EC2 gave none, which
 	// counts as a commitment still in force.

@@ -107,6 +107,12 @@ func TestDecide(t *testing.T) {
 		{name: "counts missing from the description", give: func(r *Reservation) { r.Total, r.Available, r.CountsMissing = 0, 0, true }, want: ReasonInsufficientData},
 		// Safety II, item 4: shared out through AWS RAM.
 		{name: "shared out", give: func(r *Reservation) { r.SharedOut = true }, want: ReasonSharedOut},
+		// Safety III, item 5: an owner's modification under way, and tag
+		// keys compared as IAM compares them, without regard to case.
+		{name: "modification in progress", give: func(r *Reservation) { r.AdjustmentStatus = "requested" }, want: ReasonModificationInProgress},
+		{name: "modification applied", give: func(r *Reservation) { r.AdjustmentStatus = "applied" }, want: ReasonIdle},
+		{name: "protect tag in another case", give: func(r *Reservation) { r.Tags = map[string]string{"ODCR-AutoCancel:Protect": ""} }, want: ReasonProtected},
+		{name: "snooze tag in another case", give: func(r *Reservation) { r.Tags = map[string]string{"ODCR-AUTOCANCEL:SNOOZE-UNTIL": "2099-01-01"} }, want: ReasonSnoozed},
 		{name: "shares unknown", give: func(r *Reservation) { r.SharingUnknown = true }, want: ReasonInsufficientData},
 		{name: "too young", give: func(r *Reservation) { r.Created = now.Add(-167 * time.Hour) }, want: ReasonTooYoung},
 		{name: "age equal to the window", give: func(r *Reservation) { r.Created = now.Add(-168 * time.Hour) }, want: ReasonIdle},
@@ -407,6 +413,9 @@ func TestEveryReasonIsProduced(t *testing.T) {
 		add(d)
 	}
 	add(Recheck(s, decide(s, r, fullData(0), none()), nil, now))
+	modifying := r
+	modifying.AdjustmentStatus = "requested"
+	add(decide(s, modifying, fullData(0), none()))
 	snoozed := r
 	snoozed.Tags = map[string]string{TagSnoozeUntil: "someday"}
 	add(decide(s, snoozed, fullData(0), none()))

@@ -24,6 +24,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,6 +138,9 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 	if g.pct(5) {
 		r.FleetID = "crf-0123456789abcdef0"
 	}
+	if g.pct(4) {
+		r.AdjustmentStatus = g.pick("requested", "applied", "rejected", "Requested")
+	}
 	if g.pct(5) {
 		r.Interruptible = true
 	}
@@ -152,7 +156,7 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 			r.Tags[s.ProtectTagKey] = g.pick("", "yes", "false")
 		}
 		if g.pct(10) {
-			r.Tags[g.pick("keep", "odcr-autocancel:protect")] = ""
+			r.Tags[g.pick("keep", "odcr-autocancel:protect", strings.ToUpper(s.ProtectTagKey))] = ""
 		}
 		if g.pct(60) {
 			r.Tags["team"] = g.pick("ml", "web", "")
@@ -337,11 +341,16 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 	add(s.AccountID == "" || r.OwnerID != s.AccountID || (r.BillingOwnerID != "" && r.BillingOwnerID != s.AccountID), policy.ReasonNotOwned)
 	add(r.SharedOut, policy.ReasonSharedOut)
 	add(r.SharingUnknown, policy.ReasonInsufficientData)
+	add(strings.EqualFold(r.AdjustmentStatus, "requested"), policy.ReasonModificationInProgress)
 	add(r.ReservationType == "capacity-block" || r.CapacityBlockID != "", policy.ReasonCapacityBlock)
 	add(r.HasCommitment && (r.CommitmentEnd.IsZero() || !now.After(r.CommitmentEnd)), policy.ReasonInCommitment)
 	add(r.FleetID != "", policy.ReasonFleetMember)
 	add(r.Interruptible, policy.ReasonInterruptible)
-	_, protected := r.Tags[s.ProtectTagKey]
+	// IAM compares tag keys without regard to case: so does the rule.
+	protected := false
+	for k := range r.Tags {
+		protected = protected || strings.EqualFold(k, s.ProtectTagKey)
+	}
 	add(protected, policy.ReasonProtected)
 	add(snoozedNow(r), policy.ReasonSnoozed)
 	if s.RequiredTagKey != "" {
@@ -364,7 +373,12 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 // snoozedNow: the snooze tag is set to a later moment, or to something that
 // is not a date (RFC 3339, or a day that snoozes through its end).
 func snoozedNow(r policy.Reservation) bool {
-	v, ok := r.Tags[policy.TagSnoozeUntil]
+	v, ok := "", false
+	for k, val := range r.Tags {
+		if strings.EqualFold(k, policy.TagSnoozeUntil) {
+			v, ok = val, true
+		}
+	}
 	if !ok {
 		return false
 	}

@@ -59,6 +59,9 @@ func screen(s Settings, r Reservation, now time.Time, relaxed bool) Decision {
 	if r.SharedOut {
 		return keep(d, ReasonSharedOut, "shared with other accounts through AWS RAM: their instances are not visible from here")
 	}
+	if strings.EqualFold(r.AdjustmentStatus, adjustmentRequested) {
+		return keep(d, ReasonModificationInProgress, "a modification of it is in progress (adjustment status requested): an owner's change is under way")
+	}
 	if r.ReservationType == "capacity-block" || r.CapacityBlockID != "" {
 		return keep(d, ReasonCapacityBlock, "capacity blocks cannot be cancelled")
 	}
@@ -75,7 +78,10 @@ func screen(s Settings, r Reservation, now time.Time, relaxed bool) Decision {
 	if r.Interruptible {
 		return keep(d, ReasonInterruptible, "interruptible reservations are not managed")
 	}
-	if _, ok := r.Tags[s.ProtectTagKey]; ok {
+	if key, ok := tagKey(r.Tags, s.ProtectTagKey); ok {
+		if key != s.ProtectTagKey {
+			return keep(d, ReasonProtected, "carries tag "+quote(key)+", "+quote(s.ProtectTagKey)+" in another case (IAM compares tag keys without regard to case)")
+		}
 		return keep(d, ReasonProtected, "carries tag "+quote(s.ProtectTagKey))
 	}
 	if snoozed, ok := snooze(d, r, now); ok {
@@ -234,4 +240,23 @@ func quote(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return s
+}
+
+// adjustmentRequested is EC2's AdjustmentStatus of a reservation whose
+// modification is being processed.
+const adjustmentRequested = "requested"
+
+// tagKey finds key among a reservation's tag keys: exactly, else in another
+// case, as IAM's aws:ResourceTag condition compares keys. It returns the
+// key as the reservation carries it.
+func tagKey(tags map[string]string, key string) (string, bool) {
+	if _, ok := tags[key]; ok {
+		return key, true
+	}
+	for k := range tags {
+		if strings.EqualFold(k, key) {
+			return k, true
+		}
+	}
+	return "", false
 }

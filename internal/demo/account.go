@@ -116,6 +116,11 @@ func Seeds(now time.Time) []Seed {
 			x.State = "expired"
 			return x
 		}(), none: true, Shows: "expired"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000fb", "c6i.large", "us-east-1c", 4, 0, 80*day, team("resizing", "data"))
+			x.AdjustmentStatus = "requested"
+			return x
+		}(), Shows: "idle, but its owners' modification is in progress"},
 	}
 	return seeds
 }

@@ -60,6 +60,11 @@ type Reservation struct {
 	// InstanceMatchCriteria is "open" or "targeted"; defaults to "open".
 	InstanceMatchCriteria string
 
+	// AdjustmentStatus is the status of the latest modification
+	// ("requested", "applied", "rejected"), emitted as adjustmentStatus
+	// when set.
+	AdjustmentStatus string
+
 	// TotalInstanceCount is also what the fake divides by to derive the
 	// InstanceUtilization metric from the used instances (SetUsedInstances).
 	TotalInstanceCount, AvailableInstanceCount int32

@@ -64,6 +64,7 @@ type xmlCapacityReservation struct {
 	ReservationType        string             `xml:"reservationType,omitempty"`
 	Interruptible          bool               `xml:"interruptible"`
 	CommitmentInfo         *xmlCommitmentInfo `xml:"commitmentInfo,omitempty"`
+	AdjustmentStatus       string             `xml:"adjustmentStatus,omitempty"`
 	TagSet                 xmlTagSet          `xml:"tagSet"`
 }
 
@@ -424,6 +425,7 @@ func toXMLReservation(r Reservation) xmlCapacityReservation {
 		State:                  r.State,
 		ReservationType:        r.ReservationType,
 		Interruptible:          r.Interruptible,
+		AdjustmentStatus:       r.AdjustmentStatus,
 	}
 	if !r.OmitInstanceCounts {
 		x.TotalInstanceCount, x.AvailableInstanceCount = &r.TotalInstanceCount, &r.AvailableInstanceCount

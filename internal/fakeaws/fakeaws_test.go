@@ -141,8 +141,9 @@ func TestDescribeCapacityReservationsPagesAndFields(t *testing.T) {
 		InstancePlatform: "Linux/UNIX", Tenancy: "dedicated", EndDateType: "limited", InstanceMatchCriteria: "targeted",
 		TotalInstanceCount: 4, AvailableInstanceCount: 3,
 		CreateDate: t0.Add(-time.Hour), StartDate: t0, EndDate: &end, CommitmentEndDate: &commit,
-		Interruptible: true,
-		Tags:          map[string]string{"team": "ml", "autocancel": "opt-out"},
+		Interruptible:    true,
+		AdjustmentStatus: "requested",
+		Tags:             map[string]string{"team": "ml", "autocancel": "opt-out"},
 	}
 	c.acct.AddReservation(full)
 	for i := 1; i < 2500; i++ {
@@ -194,6 +195,7 @@ func TestDescribeCapacityReservationsPagesAndFields(t *testing.T) {
 		{"StartDate", aws.ToTime(r.StartDate).UTC(), t0},
 		{"EndDate", aws.ToTime(r.EndDate).UTC(), end},
 		{"Interruptible", aws.ToBool(r.Interruptible), true},
+		{"AdjustmentStatus", r.AdjustmentStatus, ec2types.CapacityReservationAdjustmentStatusRequested},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
