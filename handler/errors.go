@@ -17,9 +17,11 @@ var ErrRunFailed = errors.New("run failed")
 // since a failed invocation's caller gets the error, not the report; its type
 // name is what Lambda reports as the errorType.
 type RunFailedError struct {
-	Aborted      string
-	Failures     []report.Failure
-	NotAttempted []string
+	Aborted string
+	// Failures are the cancels that failed; ShrinkFailures the shrinks.
+	Failures       []report.Failure
+	ShrinkFailures []report.Failure
+	NotAttempted   []string
 	// TagFailures are marks or unmarks that could not be written.
 	TagFailures []report.Failure
 	// Notify is why the notification could not be sent, if it was not.
@@ -44,8 +46,11 @@ func (e *RunFailedError) Error() string {
 		}
 		return out
 	}
-	msg := fmt.Sprintf("run failed: %d cancels failed%s, %d not attempted before the deadline%s",
-		len(e.Failures), listed(codes(e.Failures)), len(e.NotAttempted), listed(e.NotAttempted))
+	msg := fmt.Sprintf("run failed: %d cancels failed%s", len(e.Failures), listed(codes(e.Failures)))
+	if len(e.ShrinkFailures) > 0 {
+		msg += fmt.Sprintf(", %d shrinks failed%s", len(e.ShrinkFailures), listed(codes(e.ShrinkFailures)))
+	}
+	msg += fmt.Sprintf(", %d not attempted before the deadline%s", len(e.NotAttempted), listed(e.NotAttempted))
 	if len(e.TagFailures) > 0 {
 		msg += fmt.Sprintf(", %d tag changes failed%s", len(e.TagFailures), listed(codes(e.TagFailures)))
 	}

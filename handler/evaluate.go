@@ -100,6 +100,7 @@ func (r *run) logPlan(plan policy.Plan) {
 	for _, d := range plan.Decisions {
 		r.audit.Info("decision", decisionFields(d, dryRun)...)
 	}
+	lists := &auditLists{audit: r.audit, msg: "plan"}
 	r.audit.Info("plan",
 		zap.Bool("dry_run", dryRun),
 		zap.Int("reservations", len(plan.Decisions)),
@@ -107,13 +108,14 @@ func (r *run) logPlan(plan policy.Plan) {
 		zap.Int("oversized", plan.Oversized),
 		zap.Int("idle", plan.Idle),
 		zap.Int("to_cancel", len(plan.Cancel)),
-		zap.Strings("cancel_ids", plan.Cancel),
-		zap.Strings("mark_ids", plan.Mark),
-		zap.Strings("unmark_ids", plan.Unmark),
-		zap.Strings("modify_ids", plan.Modify),
+		listField(lists, "cancel_ids", plan.Cancel),
+		listField(lists, "mark_ids", plan.Mark),
+		listField(lists, "unmark_ids", plan.Unmark),
+		listField(lists, "modify_ids", plan.Modify),
 		zap.Bool("aborted", plan.Aborted),
 		zap.String("abort_reason", plan.AbortReason),
 	)
+	lists.flush()
 }
 
 func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
@@ -186,18 +188,24 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 		rep.Counts.Actions[d.Action]++
 	}
 
+	msg := "run finished"
+	if plan.Aborted || len(rep.Failures) > 0 || len(rep.NotAttempted) > 0 || len(rep.TagFailures) > 0 || notifyErr != "" {
+		msg = "run finished with failures"
+	}
+	lists := &auditLists{audit: r.audit, msg: msg}
+	defer lists.flush()
 	summary := []zap.Field{
 		zap.Bool("dry_run", rep.DryRun),
 		zap.Any("counts", rep.Counts),
-		zap.Strings("cancelled", rep.Cancelled),
-		zap.Strings("already_cancelled", rep.AlreadyCancelled),
-		zap.Any("failures", rep.Failures),
-		zap.Strings("not_attempted", rep.NotAttempted),
-		zap.Any("modified", rep.Modified),
-		zap.Strings("marked", rep.Marked),
-		zap.Strings("unmarked", rep.Unmarked),
-		zap.Any("tag_failures", rep.TagFailures),
-		zap.Strings("problems", rep.Problems),
+		listField(lists, "cancelled", rep.Cancelled),
+		listField(lists, "already_cancelled", rep.AlreadyCancelled),
+		listField(lists, "failures", rep.Failures),
+		listField(lists, "not_attempted", rep.NotAttempted),
+		listField(lists, "modified", rep.Modified),
+		listField(lists, "marked", rep.Marked),
+		listField(lists, "unmarked", rep.Unmarked),
+		listField(lists, "tag_failures", rep.TagFailures),
+		listField(lists, "problems", rep.Problems),
 		zap.Bool("notified", rep.Notified),
 		zap.Any("costs", rep.Costs),
 		zap.Any("api_calls", rep.APICalls),
@@ -210,13 +218,14 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 	case plan.Aborted:
 		err = &RunFailedError{Aborted: plan.AbortReason, Notify: notifyErr}
 	case len(rep.Failures) > 0 || len(rep.NotAttempted) > 0 || len(rep.TagFailures) > 0 || notifyErr != "":
-		err = &RunFailedError{Failures: rep.Failures, NotAttempted: rep.NotAttempted, TagFailures: rep.TagFailures, Notify: notifyErr}
+		cancels, shrinks := splitFailures(rep.Failures, decisions)
+		err = &RunFailedError{Failures: cancels, ShrinkFailures: shrinks, NotAttempted: rep.NotAttempted, TagFailures: rep.TagFailures, Notify: notifyErr}
 	}
 	if err != nil {
-		r.audit.Error("run finished with failures", append(summary, zap.Error(err))...)
+		r.audit.Error(msg, append(summary, zap.Error(err))...)
 		return rep, err
 	}
-	r.audit.Info("run finished", summary...)
+	r.audit.Info(msg, summary...)
 	return rep, nil
 }
 
@@ -274,4 +283,24 @@ func (s Settings) policy(account string) policy.Settings {
 // logger, so at every LOG_LEVEL.
 func (r *run) logMetrics(rep *report.Report) {
 	r.audit.Info(emf.Message, emf.Record(rep, r.region, emf.FunctionName())...)
+}
+
+// splitFailures tells the cancels that failed from the shrinks that failed:
+// a failed action leaves its decision as it was, so a failure whose
+// reservation's decision is a modification is a shrink's.
+func splitFailures(failures []report.Failure, decisions []policy.Decision) (cancels, shrinks []report.Failure) {
+	modify := map[string]bool{}
+	for _, d := range decisions {
+		if d.Action == policy.Modify {
+			modify[d.ReservationID] = true
+		}
+	}
+	for _, f := range failures {
+		if modify[f.ReservationID] {
+			shrinks = append(shrinks, f)
+		} else {
+			cancels = append(cancels, f)
+		}
+	}
+	return cancels, shrinks
 }

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -68,4 +69,60 @@ func (c auditCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 
 func isAudit(name string) bool {
 	return name == AuditLogger || strings.HasPrefix(name, AuditLogger+".")
+}
+
+// Bounds of the lists an audit line carries. CloudWatch Logs takes events
+// of at most 256 KB (a longer line is cut, and the ids at its end lost): a
+// list up to maxInlineListBytes of JSON stays on its line, a longer one is
+// written in parts of at most maxPartBytes on lines of their own, so that
+// a line with every list at its bound stays well under the limit and no id
+// is ever dropped.
+const (
+	maxInlineListBytes = 16 << 10
+	maxPartBytes       = 128 << 10
+)
+
+// auditLists gathers the lists of one audit line (msg): the line gets each
+// list inline, or, for a long one, its count and number of parts; the
+// parts are written by flush, after the line, as "<msg> (list part)" lines
+// with the list's name, the part's number and the ids.
+type auditLists struct {
+	audit *zap.Logger
+	msg   string
+	parts []func()
+}
+
+// listField is the field of a list on the line, and queues its parts when
+// it is too long to stay there.
+func listField[T any](l *auditLists, key string, items []T) zap.Field {
+	var chunks [][]T
+	size, start, total := 0, 0, 0
+	for i, it := range items {
+		b, _ := json.Marshal(it) // items are ids and plain structs: they marshal
+		n := len(b) + 1
+		total += n
+		if size+n > maxPartBytes && i > start {
+			chunks = append(chunks, items[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if total <= maxInlineListBytes {
+		return zap.Any(key, items)
+	}
+	chunks = append(chunks, items[start:])
+	for i, c := range chunks {
+		l.parts = append(l.parts, func() {
+			l.audit.Info(l.msg+" (list part)", zap.String("list", key), zap.Int("part", i+1), zap.Int("parts", len(chunks)),
+				zap.Int("count", len(items)), zap.Any(key, c))
+		})
+	}
+	return zap.Dict(key, zap.Int("count", len(items)), zap.Int("parts", len(chunks)))
+}
+
+// flush writes the parts of the long lists, in order.
+func (l *auditLists) flush() {
+	for _, p := range l.parts {
+		p()
+	}
 }

@@ -5,6 +5,7 @@ package handler_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -83,5 +84,32 @@ func TestNamedRunIsJudgedAgainstTheWholeAccountsIdleShare(t *testing.T) {
 	}
 	if len(rep.Decisions) != 2 || rep.Counts.Reservations != 2 || rep.Counts.Eligible != 7 {
 		t.Errorf("%d decisions, counts %+v: want the 2 named, judged against 7 eligible", len(rep.Decisions), rep.Counts)
+	}
+}
+
+// Item 5: the error of a run whose shrink failed says a shrink failed, not
+// a cancel.
+func TestRunFailedErrorCountsShrinkFailuresAsShrinks(t *testing.T) {
+	hs := newHarness(t, live, rightsizing)
+	hs.fake.addOversized(crID(1), 100, 40, 60)
+	hs.h.EC2 = refuseModify{hs.fake, map[string]bool{crID(1): true}}
+	_, err := hs.run(t, `{}`)
+	var failed *handler.RunFailedError
+	if !errors.As(err, &failed) {
+		t.Fatalf("error %v, want a RunFailedError", err)
+	}
+	if len(failed.Failures) != 0 || len(failed.ShrinkFailures) != 1 ||
+		!strings.Contains(err.Error(), "0 cancels failed, 1 shrinks failed ("+crID(1)+": UnauthorizedOperation)") {
+		t.Fatalf("error %q: want 0 cancels and 1 shrink failed", err)
+	}
+}
+
+// Item 5: a FIFO topic needs a message group id the function does not
+// send: NOTIFY_TOPIC_ARN refuses it at start, naming the variable.
+func TestFIFONotifyTopicIsRefusedAtStart(t *testing.T) {
+	_, err := handler.LoadSettings(env(map[string]string{"NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:111122223333:odcr.fifo"}))
+	if err == nil || !strings.Contains(err.Error(), `NOTIFY_TOPIC_ARN="arn:aws:sns:us-east-1:111122223333:odcr.fifo": a FIFO topic`) ||
+		!strings.Contains(err.Error(), "standard (not FIFO)") {
+		t.Fatalf("error %v, want NOTIFY_TOPIC_ARN refused as a FIFO topic, with what is accepted", err)
 	}
 }

@@ -93,7 +93,7 @@ var envVars = []EnvVar{
 	{Name: "INSTANCE_TYPES", Default: "", Pattern: "empty (all), or a comma-separated list of instance types such as m5.large,c6g.xlarge"},
 	{Name: "AVAILABILITY_ZONES", Default: "", Pattern: "empty (all), or a comma-separated list of zone names such as us-east-1a,us-east-1b"},
 	{Name: "GRACE_HOURS", Default: "72", Numeric: true, Integer: true, Min: 0, Max: maxGraceHours},
-	{Name: "NOTIFY_TOPIC_ARN", Default: "", Pattern: "empty (no notification), or an SNS topic ARN such as arn:aws:sns:us-east-1:111122223333:odcr-autocancel"},
+	{Name: "NOTIFY_TOPIC_ARN", Default: "", Pattern: "empty (no notification), or the ARN of a standard (not FIFO) SNS topic such as arn:aws:sns:us-east-1:111122223333:odcr-autocancel"},
 	{Name: "NOTIFY_TAGS", Default: strings.Join(notify.DefaultTagKeys(), ","), Pattern: "a comma-separated list of tag keys shown in notifications, such as Name,Owner,Team"},
 	{Name: "RIGHTSIZE", Default: "false", Allowed: []string{"true", "false"}},
 	{Name: "RIGHTSIZE_HEADROOM_PERCENT", Default: "10", Numeric: true, Min: 0, Max: 100},
@@ -159,8 +159,11 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.AvailabilityZones = p.list("AVAILABILITY_ZONES", zonePattern.MatchString)
 	s.GraceHours = int(p.number("GRACE_HOURS"))
 	if arn := p.value("NOTIFY_TOPIC_ARN"); arn != "" {
-		if !topicARNPattern.MatchString(arn) {
+		switch {
+		case !topicARNPattern.MatchString(arn):
 			p.fail("NOTIFY_TOPIC_ARN", arn, "not an SNS topic ARN")
+		case strings.HasSuffix(arn, ".fifo"):
+			p.fail("NOTIFY_TOPIC_ARN", arn, "a FIFO topic, which needs a message group id this function does not send")
 		}
 		s.NotifyTopicARN = arn
 	}
