@@ -335,6 +335,10 @@ func (r Request) apply(deployed Settings) (Settings, []report.LoosenedLimit, err
 			errs = append(errs, g.refusal(*l))
 		}
 	}
+	if s.GraceHours > s.LookbackHours {
+		errs = append(errs, fmt.Errorf(`fields "graceHours" and "lookbackHours": a grace of %d hours is longer than the lookback of %d hours, so it could never be observed; accepted: graceHours at most lookbackHours`,
+			s.GraceHours, s.LookbackHours))
+	}
 	if len(errs) > 0 {
 		return Settings{}, nil, &InvalidEventError{Err: fmt.Errorf("run request: %w", errors.Join(errs...))}
 	}

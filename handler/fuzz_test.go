@@ -303,6 +303,14 @@ func fuzzRunIsSafe(t *testing.T, payload []byte, req handler.Request) {
 			}
 			continue
 		}
+		// A grace longer than the lookback could never be observed: refused,
+		// naming both fields, in any run.
+		if grace > lookback {
+			if !errors.Is(err, handler.ErrInvalidEvent) || report != nil || !strings.Contains(err.Error(), `fields "graceHours" and "lookbackHours"`) {
+				t.Fatalf("%q deployed %v: grace %d over lookback %d: Run returned %v, %v; want an invalid event naming both", payload, deployed, grace, lookback, report != nil, err)
+			}
+			continue
+		}
 		if errors.Is(err, handler.ErrInvalidEvent) {
 			t.Fatalf("%q deployed %v: refused, though it loosens %v in a dry run %v: %v", payload, deployed, loosens, dryRun, err)
 		}
@@ -433,7 +441,8 @@ func FuzzLoadSettings(f *testing.F) {
 
 // fuzzOutsideBounds lists the variables of env that docs/settings.md's Settings table
 // refuses on their own: an idle threshold above 50, a lookback outside
-// 1-1512, a protect tag key with surrounding whitespace.
+// 1-1512 or shorter than the grace, a protect tag key with surrounding
+// whitespace.
 func fuzzOutsideBounds(env map[string]string) []string {
 	var out []string
 	number := func(name string) (float64, bool) {
@@ -443,7 +452,9 @@ func fuzzOutsideBounds(env map[string]string) []string {
 	if f, ok := number("IDLE_THRESHOLD_PERCENT"); ok && (f < 0 || f > 50) {
 		out = append(out, "IDLE_THRESHOLD_PERCENT")
 	}
-	if f, ok := number("LOOKBACK_HOURS"); ok && (f < 1 || f > 1512) {
+	// A lookback under the grace (GRACE_HOURS is left at its default, 72)
+	// could never observe it.
+	if f, ok := number("LOOKBACK_HOURS"); ok && (f < 1 || f > 1512 || f < 72) {
 		out = append(out, "LOOKBACK_HOURS")
 	}
 	if k := env["PROTECT_TAG_KEY"]; k != "" && strings.TrimSpace(k) != k {
@@ -460,6 +471,9 @@ func fuzzCheckSettings(t *testing.T, env map[string]string, s handler.Settings) 
 	}
 	inRange("IDLE_THRESHOLD_PERCENT", s.IdleThresholdPercent, 0, 50, false)
 	inRange("LOOKBACK_HOURS", float64(s.LookbackHours), 1, 1512, true)
+	if s.GraceHours > s.LookbackHours {
+		t.Fatalf("GRACE_HOURS %d loaded over LOOKBACK_HOURS %d", s.GraceHours, s.LookbackHours)
+	}
 	inRange("MIN_DATA_COVERAGE_PERCENT", s.MinCoveragePercent, 0, 100, false)
 	inRange("MAX_CANCELLATIONS_PER_RUN", float64(s.MaxCancellations), 0, 1000, true)
 	inRange("MAX_IDLE_SHARE_PERCENT", s.MaxIdleSharePercent, 0, 100, false)

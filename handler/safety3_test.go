@@ -113,3 +113,36 @@ func TestFIFONotifyTopicIsRefusedAtStart(t *testing.T) {
 		t.Fatalf("error %v, want NOTIFY_TOPIC_ARN refused as a FIFO topic, with what is accepted", err)
 	}
 }
+
+// Item 2: a grace longer than the lookback window could never be observed
+// (a run acts on a mark only when the whole grace lies inside the window it
+// measured): refused at start, naming both variables, and in a request,
+// naming both fields, before any AWS call.
+func TestGraceLongerThanTheLookbackIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"GRACE_HOURS": "200"}, `GRACE_HOURS="200": longer than LOOKBACK_HOURS=168`},
+		{map[string]string{"LOOKBACK_HOURS": "24"}, `LOOKBACK_HOURS="24": shorter than GRACE_HOURS=72`},
+		{map[string]string{"LOOKBACK_HOURS": "24", "GRACE_HOURS": "48"}, `GRACE_HOURS="48": longer than LOOKBACK_HOURS=24`},
+	} {
+		_, err := handler.LoadSettings(env(tc.vars))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "accepted: ") {
+			t.Errorf("%v: error %v, want one containing %q and the accepted values", tc.vars, err, tc.want)
+		}
+	}
+	if _, err := handler.LoadSettings(env(map[string]string{"LOOKBACK_HOURS": "72", "GRACE_HOURS": "72"})); err != nil {
+		t.Errorf("a grace equal to the lookback: %v", err)
+	}
+
+	hs := newHarness(t, live, func(s *handler.Settings) { s.GraceHours = 72 })
+	hs.fake.addIdle(crID(1))
+	_, err := hs.run(t, `{"dryRun": true, "lookbackHours": 48}`)
+	if !errors.Is(err, handler.ErrInvalidEvent) || !strings.Contains(err.Error(), `fields "graceHours" and "lookbackHours"`) {
+		t.Fatalf("error %v, want the request refused naming both fields", err)
+	}
+	if n := hs.fake.describeCalls + len(hs.fake.metricCalls); n != 0 {
+		t.Fatalf("%d AWS calls before the refusal", n)
+	}
+}

@@ -92,7 +92,7 @@ var envVars = []EnvVar{
 	{Name: "LOG_LEVEL", Default: "info", Allowed: []string{"debug", "info", "warn", "error"}},
 	{Name: "INSTANCE_TYPES", Default: "", Pattern: "empty (all), or a comma-separated list of instance types such as m5.large,c6g.xlarge"},
 	{Name: "AVAILABILITY_ZONES", Default: "", Pattern: "empty (all), or a comma-separated list of zone names such as us-east-1a,us-east-1b"},
-	{Name: "GRACE_HOURS", Default: "72", Numeric: true, Integer: true, Min: 0, Max: maxGraceHours},
+	{Name: "GRACE_HOURS", Default: "72", Numeric: true, Integer: true, Min: 0, Max: maxGraceHours}, // and at most LOOKBACK_HOURS
 	{Name: "NOTIFY_TOPIC_ARN", Default: "", Pattern: "empty (no notification), or the ARN of a standard (not FIFO) SNS topic such as arn:aws:sns:us-east-1:111122223333:odcr-autocancel"},
 	{Name: "NOTIFY_TAGS", Default: strings.Join(notify.DefaultTagKeys(), ","), Pattern: "a comma-separated list of tag keys shown in notifications, such as Name,Owner,Team"},
 	{Name: "RIGHTSIZE", Default: "false", Allowed: []string{"true", "false"}},
@@ -158,6 +158,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.InstanceTypes = p.list("INSTANCE_TYPES", instanceTypePattern.MatchString)
 	s.AvailabilityZones = p.list("AVAILABILITY_ZONES", zonePattern.MatchString)
 	s.GraceHours = int(p.number("GRACE_HOURS"))
+	p.graceWithinLookback(s)
 	if arn := p.value("NOTIFY_TOPIC_ARN"); arn != "" {
 		switch {
 		case !topicARNPattern.MatchString(arn):
@@ -287,6 +288,24 @@ func (p *settingsParser) list(name string, valid func(string) bool) []string {
 		out = append(out, item)
 	}
 	return out
+}
+
+// graceWithinLookback refuses a grace longer than the lookback window: a
+// run acts on a mark only when its whole grace lies inside the window it
+// measured, so such a grace could never be observed. The error names both
+// variables, on the line of the one that was set (GRACE_HOURS when both
+// were).
+func (p *settingsParser) graceWithinLookback(s Settings) {
+	if s.GraceHours <= s.LookbackHours || s.LookbackHours <= 0 {
+		return
+	}
+	if v, ok := p.lookup("GRACE_HOURS"); ok && strings.TrimSpace(v) != "" {
+		p.errs = append(p.errs, fmt.Errorf("GRACE_HOURS=%q: longer than LOOKBACK_HOURS=%d, so it could never be observed; accepted: an integer from 0 to LOOKBACK_HOURS (%d)",
+			v, s.LookbackHours, s.LookbackHours))
+		return
+	}
+	p.errs = append(p.errs, fmt.Errorf("LOOKBACK_HOURS=%q: shorter than GRACE_HOURS=%d, which could then never be observed; accepted: an integer from GRACE_HOURS (%d) to %d, or a GRACE_HOURS no longer than the lookback",
+		p.value("LOOKBACK_HOURS"), s.GraceHours, s.GraceHours, maxLookbackHours))
 }
 
 // targets reads the organization-mode settings.

@@ -210,8 +210,18 @@ type boundCase struct {
 // nothing.
 func checkBound(t *testing.T, variable, field, param, accepted string, min, max string, cases []boundCase) {
 	t.Helper()
+	checkBoundWith(t, nil, variable, field, param, accepted, min, max, cases)
+}
+
+// checkBoundWith is checkBound with other variables set (base).
+func checkBoundWith(t *testing.T, base map[string]string, variable, field, param, accepted string, min, max string, cases []boundCase) {
+	t.Helper()
 	for _, c := range cases {
-		_, err := handler.LoadSettings(env(map[string]string{variable: c.value}))
+		vars := map[string]string{variable: c.value}
+		for k, v := range base {
+			vars[k] = v
+		}
+		_, err := handler.LoadSettings(env(vars))
 		if want := variable + `="` + c.value + `": out of range; accepted: ` + accepted; c.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
 			t.Errorf("%s=%s: error %v, want ok=%v or an error containing %q", variable, c.value, err, c.ok, want)
 		}
@@ -253,7 +263,8 @@ func TestIdleThresholdCeilingIsHalf(t *testing.T) {
 // CloudWatch keeps 5-minute datapoints for 63 days (1,512 hours), and
 // coverage is counted from them: a longer lookback could never be covered.
 func TestLookbackAtMost63Days(t *testing.T) {
-	checkBound(t, "LOOKBACK_HOURS", "lookbackHours", "LookbackHours", "an integer from 1 to 1512", "1", "1512", []boundCase{
+	// With no grace: a lookback shorter than the grace is refused apart.
+	checkBoundWith(t, map[string]string{"GRACE_HOURS": "0"}, "LOOKBACK_HOURS", "lookbackHours", "LookbackHours", "an integer from 1 to 1512", "1", "1512", []boundCase{
 		{"1", true}, {"168", true}, {"1440", true}, {"1511", true}, {"1512", true},
 		{"0", false}, {"1513", false}, {"2000", false}, {"5000", false},
 	})

@@ -266,7 +266,7 @@ func TestThrottlingStormOnTheLifecycleActions(t *testing.T) {
 		tune     func(*handler.Settings)
 		done     func(*report.Report) bool
 	}{
-		{fakeaws.OpCreateTags, "RequestLimitExceeded", 503, func(s *handler.Settings) { s.GraceHours = 72 },
+		{fakeaws.OpCreateTags, "RequestLimitExceeded", 503, func(s *handler.Settings) { s.GraceHours = 24 }, // within the 24 h lookback
 			func(r *report.Report) bool { return len(r.Marked) == 3 }},
 		{fakeaws.OpModifyCapacityReservation, "RequestLimitExceeded", 503, func(s *handler.Settings) { s.Rightsize = true },
 			func(r *report.Report) bool { return len(r.Modified) == 1 }},

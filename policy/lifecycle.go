@@ -64,6 +64,17 @@ func (m IdleMark) due(grace time.Duration) time.Time {
 	return maxTime(m.CancelAfter, m.IdleSince.Add(grace))
 }
 
+// graceObserved tells whether the mark's final grace (its due time less
+// the grace period; for a plain mark, idle-since) lies inside this run's
+// metric window, which reaches back s.Lookback from now: only then did this
+// run see the reservation idle through all of it. A grace begun before the
+// window (runs failed, were paused, or the schedule changed) was partly
+// never measured. It returns the grace's start.
+func (m IdleMark) graceObserved(s Settings, now time.Time) (time.Time, bool) {
+	start := m.due(s.Grace).Add(-s.Grace)
+	return start, !start.Before(now.Add(-s.Lookback))
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -153,6 +164,14 @@ func Grace(s Settings, d Decision, r Reservation, now time.Time) Decision {
 	if due := m.due(s.Grace); now.Before(due) {
 		return keep(d, ReasonInGrace, fmt.Sprintf("idle since %s, may be cancelled after %s",
 			m.IdleSince.UTC().Format(time.RFC3339), due.UTC().Format(time.RFC3339)))
+	}
+	if start, ok := m.graceObserved(s, now); !ok {
+		m = IdleMark{IdleSince: now, CancelAfter: now.Add(s.Grace)}
+		d.Mark = &m
+		d.Action = Mark
+		d.Detail = fmt.Sprintf("idle: marked again, may be cancelled after %s (its grace began %s, before this run's window began %s: part of it was never measured)",
+			m.CancelAfter.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339), now.Add(-s.Lookback).UTC().Format(time.RFC3339))
+		return d
 	}
 	d.Detail = fmt.Sprintf("idle since %s; its grace period ended %s",
 		m.IdleSince.UTC().Format(time.RFC3339), m.due(s.Grace).UTC().Format(time.RFC3339))

@@ -216,3 +216,46 @@ func TestMakePlanLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// Safety III, item 2: act only when the grace was observed. A mark whose
+// final grace began before this run's metric window (runs failed, were
+// paused, the schedule changed) was partly never measured: the reservation
+// is marked again from now, never cancelled or shrunk in that run.
+func TestGraceBegunBeforeTheWindowIsNotActedOn(t *testing.T) {
+	s := graceSettings() // 72 h of grace, 168 h of lookback
+	base := idle("cr-70000000000000001")
+	tests := []struct {
+		name       string
+		since      time.Duration // before now
+		after      time.Duration // before now
+		wantAction Action
+	}{
+		{"grace inside the window", 5 * 24 * time.Hour, 2 * 24 * time.Hour, Cancel},
+		{"grace began exactly at the window's start", 7 * 24 * time.Hour, 4 * 24 * time.Hour, Cancel},
+		{"grace began an hour before the window", 7*24*time.Hour + time.Hour, 4*24*time.Hour + time.Hour, Mark},
+		{"a mark from a month ago", 30 * 24 * time.Hour, 27 * 24 * time.Hour, Mark},
+		{"an old idle-since, a recent cancel-after", 30 * 24 * time.Hour, 24 * time.Hour, Cancel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := marked(base, now.Add(-tt.since), now.Add(-tt.after))
+			d := lifecycle(s, r, fullData(0), none())
+			if d.Action != tt.wantAction {
+				t.Fatalf("%s (%s), want %s", d.Action, d.Detail, tt.wantAction)
+			}
+			if tt.wantAction == Mark && (d.Mark == nil || !d.Mark.IdleSince.Equal(now) || !strings.Contains(d.Detail, "never measured")) {
+				t.Fatalf("marked again with %+v (%s), want a mark from now that says why", d.Mark, d.Detail)
+			}
+		})
+	}
+
+	// A shrink likewise.
+	rs := rightsizeSettings()
+	rs.Grace = 72 * time.Hour
+	big := sized(10, 2)
+	big.Tags = RightsizeTags(IdleMark{IdleSince: now.Add(-30 * 24 * time.Hour), CancelAfter: now.Add(-27 * 24 * time.Hour)}, 3)
+	d := Grace(rs, shrink(rs, big, 2, none()), big, now)
+	if d.Action != Mark || d.Resize == nil || !d.Mark.IdleSince.Equal(now) {
+		t.Fatalf("a shrink whose grace began a month ago: %s (%s), want marked again", d.Action, d.Detail)
+	}
+}

@@ -202,6 +202,14 @@ func graceModify(s Settings, d Decision, r Reservation, now time.Time) Decision 
 		return keep(d, ReasonInGrace, fmt.Sprintf("oversized since %s, may be shrunk to %d after %s",
 			m.IdleSince.UTC().Format(time.RFC3339), z.Target, due.UTC().Format(time.RFC3339)))
 	}
+	if start, ok := m.graceObserved(s, now); !ok {
+		m = IdleMark{IdleSince: now, CancelAfter: now.Add(s.Grace)}
+		d.Mark = &m
+		d.Action = Mark
+		d.Detail += fmt.Sprintf("; marked again: may be shrunk after %s (its grace began %s, before this run's window began %s: part of it was never measured)",
+			m.CancelAfter.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339), now.Add(-s.Lookback).UTC().Format(time.RFC3339))
+		return d
+	}
 	return d
 }
 
