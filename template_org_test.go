@@ -492,7 +492,6 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 		{[]string{"Items"}, "{% $states.input %}"},
 		{[]string{"MaxConcurrency"}, "{% ${MaxConcurrency} %}"},
 		{[]string{"ToleratedFailurePercentage"}, "100"},
-		{[]string{"ItemSelector"}, "{% $merge([$request, {'target': $states.context.Map.Item.Value, 'report': 'summary'}]) %}"},
 		{[]string{"ItemProcessor", "States", "RunTarget", "Arguments", "Payload"}, "{% $states.input %}"},
 		{[]string{"ItemProcessor", "States", "RunTarget", "Output"}, "{% $states.result.Payload %}"},
 		{[]string{"ItemProcessor", "States", "RunTarget", "End"}, "true"},
@@ -533,8 +532,11 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	if got := at(states, "ListTargets", "Assign", "after"); got != "{% $states.result.Payload.next %}" {
 		t.Errorf("ListTargets assigns after = %v, want the page's next", got)
 	}
-	if got := at(states, "ListTargets", "Output"); got != "{% $states.result.Payload.targets[] %}" {
-		t.Errorf("ListTargets outputs %v, want the page's targets", got)
+	if got := at(states, "ListTargets", "Output"); got != "{% [$states.result.Payload.targets.($merge([$request, {'target': $, 'report': 'summary'}]))] %}" {
+		t.Errorf("ListTargets outputs %v, want each of the page's targets merged into the run request", got)
+	}
+	if got := at(m, "ItemSelector"); got != nil {
+		t.Errorf("RunTargets has an ItemSelector %v: the items are whole requests already", got)
 	}
 	if got := at(states, "Collect", "Assign", "totals"); got != "{% $states.result.Payload %}" {
 		t.Errorf("Collect assigns totals = %v, want its answer", got)
@@ -587,7 +589,7 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 		sent = append(sent, mustJSON(payload))
 	}
 	// A target's request: the execution's run request, its target, the
-	// summary report (the map's ItemSelector, $merge of the request).
+	// summary report (ListTargets' Output, $merge of the request).
 	for _, request := range []map[string]any{{}, {"dryRun": true}, {"dryRun": false, "graceHours": 0}} {
 		item := maps.Clone(request)
 		item["target"] = target
@@ -923,5 +925,105 @@ func TestMemberRoleIsTheFunctionRoleInEveryRegion(t *testing.T) {
 		if !slices.Contains(want, g) {
 			t.Errorf("the member role grants %s, which the function's role does not (in its own region)", g)
 		}
+	}
+}
+
+// jsonataVariable finds the variables an expression reads: $name not
+// followed by "(" (a function), nor bound in the expression itself with
+// ":=".
+var (
+	jsonataVariable = regexp.MustCompile(`\$([A-Za-z_][A-Za-z0-9_]*)\b(\s*\()?`)
+	jsonataBinding  = regexp.MustCompile(`\$([A-Za-z_][A-Za-z0-9_]*)\s*:=`)
+)
+
+// outerVariables lists the variables the strings under v read that are
+// neither $states nor among assigned.
+func outerVariables(v any, assigned map[string]bool) []string {
+	var out []string
+	switch v := v.(type) {
+	case string:
+		if !strings.Contains(v, "{%") {
+			return nil
+		}
+		bound := map[string]bool{}
+		for _, m := range jsonataBinding.FindAllStringSubmatch(v, -1) {
+			bound[m[1]] = true
+		}
+		for _, m := range jsonataVariable.FindAllStringSubmatch(v, -1) {
+			if name := m[1]; m[2] == "" && name != "states" && !assigned[name] && !bound[name] {
+				out = append(out, "$"+name)
+			}
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			out = append(out, outerVariables(v[k], assigned)...)
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, outerVariables(x, assigned)...)
+		}
+	}
+	return out
+}
+
+// assignedVariables lists every variable an Assign under v sets.
+func assignedVariables(v any, into map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if k == "Assign" {
+				if a, ok := x.(map[string]any); ok {
+					for name := range a {
+						into[name] = true
+					}
+				}
+			}
+			assignedVariables(x, into)
+		}
+	case []any:
+		for _, x := range v {
+			assignedVariables(x, into)
+		}
+	}
+}
+
+// Safety III, item 4: a Distributed Map cannot read the variables of the
+// execution around it (AWS documents it; JSONata drops an undefined
+// variable silently, so a manual {"dryRun": true} execution whose map read
+// $request would run every target with the deployed DRY_RUN). Every
+// variable a Distributed Map state reads, in any of its fields and states,
+// is assigned inside it ($states aside).
+func TestDistributedMapReadsNoVariableOfTheExecution(t *testing.T) {
+	tpl := loadTemplate(t).resolved(t, map[string]bool{orgCondition: true})
+	_, _, def, _ := tpl.stateMachine(t)
+	distributed := 0
+	var walk func(states any)
+	walk = func(states any) {
+		m, _ := states.(map[string]any)
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			state, _ := m[name].(map[string]any)
+			if state["Type"] == "Map" && at(state, "ItemProcessor", "ProcessorConfig", "Mode") == "DISTRIBUTED" {
+				distributed++
+				assigned := map[string]bool{}
+				assignedVariables(at(state, "ItemProcessor"), assigned)
+				if outer := outerVariables(state, assigned); len(outer) > 0 {
+					t.Errorf("Distributed Map %s reads %v, which it does not assign: a variable of the execution is undefined there", name, outer)
+				}
+			}
+			walk(at(state, "ItemProcessor", "States"))
+		}
+	}
+	walk(def["States"])
+	if distributed == 0 {
+		t.Fatal("no Distributed Map in the definition: this test checks nothing")
+	}
+	// The check itself: an ItemSelector reading the execution's $request,
+	// as the template once had, is found.
+	bad := map[string]any{"ItemSelector": "{% $merge([$request, {'target': $states.context.Map.Item.Value}]) %}",
+		"ItemProcessor": map[string]any{"States": map[string]any{"A": map[string]any{"Assign": map[string]any{"x": "{% ($y := 1; $y) %}"}, "Output": "{% $x %}"}}}}
+	assigned := map[string]bool{}
+	assignedVariables(bad["ItemProcessor"], assigned)
+	if got := outerVariables(bad, assigned); !slices.Equal(got, []string{"$request"}) {
+		t.Errorf("the check finds %v in a map reading $request, want [$request]", got)
 	}
 }
