@@ -146,3 +146,32 @@ func TestGraceLongerThanTheLookbackIsRefused(t *testing.T) {
 		t.Fatalf("%d AWS calls before the refusal", n)
 	}
 }
+
+// Item 4: EXCLUDED_ACCOUNTS naming the function's own account excludes it
+// from its own runs too: refused before any AWS call.
+func TestExcludedOwnAccountIsNotRun(t *testing.T) {
+	hs := newHarness(t, live, func(s *handler.Settings) { s.ExcludedAccounts = []string{testAccount} })
+	hs.fake.addIdle(crID(1))
+	_, err := hs.run(t, `{}`)
+	if !errors.Is(err, handler.ErrInvalidEvent) || !strings.Contains(err.Error(), "is in EXCLUDED_ACCOUNTS") {
+		t.Fatalf("error %v, want the run refused: its account is excluded", err)
+	}
+	if n := hs.fake.describeCalls + len(hs.fake.metricCalls) + len(hs.fake.cancels); n != 0 {
+		t.Fatalf("%d AWS calls in an excluded account", n)
+	}
+}
+
+// Item 4: a region (or account) listed twice is one target.
+func TestDuplicateRegionsAndAccountsAreOneTargetEach(t *testing.T) {
+	s, err := handler.LoadSettings(env(map[string]string{
+		"ACCOUNTS": "111111111111,222222222222,111111111111", "REGIONS": "eu-west-1,us-east-1,eu-west-1",
+		"EXCLUDED_ACCOUNTS": "333333333333,333333333333",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Regions.Names, []string{"eu-west-1", "us-east-1"}) || !slices.Equal(s.Accounts.IDs, []string{"111111111111", "222222222222"}) ||
+		!slices.Equal(s.ExcludedAccounts, []string{"333333333333"}) {
+		t.Fatalf("regions %v, accounts %v, excluded %v: want each once", s.Regions.Names, s.Accounts.IDs, s.ExcludedAccounts)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -285,7 +286,9 @@ func (p *settingsParser) list(name string, valid func(string) bool) []string {
 			p.fail(name, v, fmt.Sprintf("%q is not valid", item))
 			return nil
 		}
-		out = append(out, item)
+		if !slices.Contains(out, item) { // a value listed twice counts once
+			out = append(out, item)
+		}
 	}
 	return out
 }

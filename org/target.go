@@ -110,19 +110,26 @@ const (
 // a dry run. With ACCOUNTS=organization any account not excluded is
 // accepted (the member role exists only where the StackSet put it);
 // REGIONS=all accepts any region (one not enabled fails as unreachable).
-// The function's own account and region are always a target. The error
-// names the request's field and what it accepts.
+// The function's own account and region are a target unless
+// EXCLUDED_ACCOUNTS names the account. The error names the request's field
+// and what it accepts.
 func (c Config) Admits(home Home, t Target) error {
-	if home.Is(t) {
-		return nil
-	}
 	refuse := func(field, value, setting, accepted string) error {
 		return fmt.Errorf("field %q: %s is not a target of this deployment (%s); accepted: %s",
 			field, value, setting, accepted)
 	}
-	switch {
-	case slices.Contains(c.ExcludedAccounts, t.AccountID):
+	// EXCLUDED_ACCOUNTS naming the function's own account excludes it from
+	// its own runs too: the deployer said not to touch it.
+	if slices.Contains(c.ExcludedAccounts, t.AccountID) {
+		if t.AccountID == home.AccountID && t.Region == home.Region {
+			return fmt.Errorf("the function's own account %s is in EXCLUDED_ACCOUNTS: nothing runs in it; accepted: a target that is not excluded, or EXCLUDED_ACCOUNTS without %s", t.AccountID, t.AccountID)
+		}
 		return refuse("target.accountId", t.AccountID, "EXCLUDED_ACCOUNTS names it", "an account that is not excluded")
+	}
+	if home.Is(t) {
+		return nil
+	}
+	switch {
 	case c.Accounts.Mode == AccountsSelf && t.AccountID != home.AccountID:
 		return refuse("target.accountId", t.AccountID, "ACCOUNTS=self", "the function's own account, "+home.AccountID)
 	case c.Accounts.Mode == AccountsList && !slices.Contains(c.Accounts.IDs, t.AccountID):
