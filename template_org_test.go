@@ -416,17 +416,22 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	}
 
 	states, _ := at(def, "States").(map[string]any)
-	wantStates := []string{"AnyTargets", "Collect", "Done", "ListTargets", "MorePages", "RunTargets", "Start"}
+	wantStates := []string{"Alone", "AnotherExecutionRunning", "AnyTargets", "Collect", "Done", "ListTargets", "MorePages", "OneAtATime", "RunTargets", "Start"}
 	if got := slices.Sorted(maps.Keys(states)); !slices.Equal(got, wantStates) {
 		t.Fatalf("states %v, want %v", got, wantStates)
 	}
 	if at(def, "StartAt") != "Start" {
 		t.Errorf("StartAt %v, want Start", at(def, "StartAt"))
 	}
-	// The flow: Start -> ListTargets -> AnyTargets -> RunTargets | Collect
-	// -> Collect -> MorePages -> ListTargets | Done.
+	// The flow: Start -> OneAtATime -> Alone -> AnotherExecutionRunning |
+	// ListTargets -> AnyTargets -> RunTargets | Collect -> Collect ->
+	// MorePages -> ListTargets | Done.
 	for _, c := range []struct{ state, field, want string }{
-		{"Start", "Type", "Pass"}, {"Start", "Next", "ListTargets"},
+		{"Start", "Type", "Pass"}, {"Start", "Next", "OneAtATime"},
+		{"OneAtATime", "Type", "Task"}, {"OneAtATime", "Resource", "arn:aws:states:::aws-sdk:sfn:listExecutions"},
+		{"OneAtATime", "Next", "Alone"}, {"OneAtATime", "Output", "{% $count($states.result.Executions) %}"},
+		{"Alone", "Type", "Choice"}, {"Alone", "Default", "ListTargets"},
+		{"AnotherExecutionRunning", "Type", "Fail"}, {"AnotherExecutionRunning", "Error", "ExecutionAlreadyRunning"},
 		{"ListTargets", "Type", "Task"}, {"ListTargets", "Next", "AnyTargets"},
 		{"AnyTargets", "Type", "Choice"}, {"AnyTargets", "Default", "Collect"},
 		{"RunTargets", "Type", "Map"}, {"RunTargets", "Next", "Collect"},
@@ -449,6 +454,16 @@ func TestTemplateStateMachineIsTheContract(t *testing.T) {
 	}
 	if cond, next := choice("AnyTargets"); cond != "{% $count($states.input) > 0 %}" || next != "RunTargets" {
 		t.Errorf("AnyTargets: %q -> %s, want a non-empty page -> RunTargets", cond, next)
+	}
+	if cond, next := choice("Alone"); cond != "{% $states.input > 1 %}" || next != "AnotherExecutionRunning" {
+		t.Errorf("Alone: %q -> %s, want another running execution -> AnotherExecutionRunning", cond, next)
+	}
+	// Safety III, item 4: the running executions of this state machine,
+	// itself included, at most two of them.
+	for k, want := range map[string]any{"StateMachineArn": "{% $states.context.StateMachine.Id %}", "StatusFilter": "RUNNING", "MaxResults": "2"} {
+		if got := at(states, "OneAtATime", "Arguments", k); got != want {
+			t.Errorf("OneAtATime's %s is %v, want %v", k, got, want)
+		}
 	}
 	if cond, next := choice("MorePages"); cond != "{% $after != '' %}" || next != "ListTargets" {
 		t.Errorf("MorePages: %q -> %s, want another page -> ListTargets", cond, next)
@@ -696,6 +711,7 @@ func TestTemplateStateMachineResources(t *testing.T) {
 		{"Allow", "lambda:InvokeFunction", "!GetAtt " + fnID + ".Arn", ""},
 		{"Allow", "lambda:InvokeFunction", "${" + fnID + ".Arn}:*", ""},
 		{"Allow", "states:StartExecution", sfn + "stateMachine:${AWS::StackName}-organization", ""},
+		{"Allow", "states:ListExecutions", sfn + "stateMachine:${AWS::StackName}-organization", ""},
 		{"Allow", "states:DescribeExecution", sfn + "execution:${AWS::StackName}-organization:*", ""},
 		{"Allow", "states:DescribeExecution", sfn + "execution:${AWS::StackName}-organization/*", ""},
 		{"Allow", "states:StopExecution", sfn + "execution:${AWS::StackName}-organization:*", ""},
