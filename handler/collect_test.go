@@ -118,7 +118,7 @@ func TestCollectAddsPagesAndNotifiesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := org.Totals{Targets: 5, Succeeded: 3, Failed: 2, TargetCounts: org.TargetCounts{Reservations: 30, Idle: 5, ToCancel: 3, ToModify: 3, Cancelled: 3},
+	want := org.Totals{Targets: 5, Succeeded: 3, Failed: 2, Ran: 3, TargetCounts: org.TargetCounts{Reservations: 30, Idle: 5, ToCancel: 3, ToModify: 3, Cancelled: 3},
 		IdleMonthlyCost: 130.74, RemovedMonthlyCost: 130.74}
 	got := *totals
 	got.Failures = nil

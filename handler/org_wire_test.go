@@ -626,7 +626,7 @@ func TestOrgWireTargetInAnotherAccountAndRegion(t *testing.T) {
 	if err := json.Unmarshal(out, &sum); err != nil || len(out) > 600 {
 		t.Fatalf("summary %s (%d bytes): %v", out, len(out), err)
 	}
-	want := org.TargetSummary{AccountID: orgMember1, Region: "eu-west-1", RunID: orgRunID, DryRun: true, TargetCounts: org.TargetCounts{Reservations: 4, Idle: 1, ToCancel: 1}}
+	want := org.TargetSummary{AccountID: orgMember1, Region: "eu-west-1", RunID: orgRunID, DryRun: true, TargetCounts: org.TargetCounts{Reservations: 4, Idle: 1, ToCancel: 1}, Eligible: 2}
 	if sum != want {
 		t.Errorf("summary %+v\nwant %+v", sum, want)
 	}

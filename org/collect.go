@@ -33,9 +33,19 @@ type TargetSummary struct {
 	// or were not attempted.
 	Failed       int `json:"failed"`
 	NotAttempted int `json:"notAttempted"`
-	// The run's costs, when priced.
-	IdleMonthlyCost    *float64 `json:"idleMonthlyCost,omitempty"`
-	RemovedMonthlyCost *float64 `json:"removedMonthlyCost,omitempty"`
+	// The run's costs, when priced: what its cancels and shrinks removed,
+	// and, in a dry run, what they would remove. Two figures, never one
+	// standing for the other.
+	IdleMonthlyCost        *float64 `json:"idleMonthlyCost,omitempty"`
+	RemovedMonthlyCost     *float64 `json:"removedMonthlyCost,omitempty"`
+	WouldRemoveMonthlyCost *float64 `json:"wouldRemoveMonthlyCost,omitempty"`
+	// What the run could judge: its eligible reservations, those kept
+	// insufficient-data, and its problems. A run whose eligible
+	// reservations were all kept insufficient-data evaluated nothing (a
+	// member role that cannot read CloudWatch, say).
+	Eligible         int `json:"eligible,omitempty"`
+	InsufficientData int `json:"insufficientData,omitempty"`
+	Problems         int `json:"problems,omitempty"`
 	// Error and Cause, set when the run completed but failed (a cancel or
 	// a shrink failed, the run aborted: RunFailedError): the target counts
 	// as failed, and what it did still counts. The state machine's Catch
@@ -84,15 +94,24 @@ func Summarize(r *report.Report) TargetSummary {
 			Cancelled: r.Counts.Cancelled, Modified: r.Counts.Modified, Marked: r.Counts.Marked, Unmarked: r.Counts.Unmarked,
 		},
 		Failed: r.Counts.Failed, NotAttempted: r.Counts.NotAttempted,
+		Eligible: r.Counts.Eligible, InsufficientData: r.Counts.Reasons[policy.ReasonInsufficientData],
+		Problems: len(r.Problems) + r.ProblemsOmitted,
 	}
-	if r.Costs != nil {
-		removed := r.Costs.RemovedMonthly
+	if c := r.Costs; c != nil {
+		idle, removed := c.IdleMonthly, c.RemovedMonthly
+		s.IdleMonthlyCost, s.RemovedMonthlyCost = &idle, &removed
 		if r.DryRun {
-			removed = r.Costs.WouldRemoveMonthly
+			would := c.WouldRemoveMonthly
+			s.WouldRemoveMonthlyCost = &would
 		}
-		s.IdleMonthlyCost, s.RemovedMonthlyCost = &r.Costs.IdleMonthly, &removed
 	}
 	return s
+}
+
+// evaluatedNothing tells whether a run had eligible reservations and kept
+// every one of them for want of data.
+func (s TargetSummary) evaluatedNothing() bool {
+	return s.RunID != "" && s.Eligible > 0 && s.InsufficientData >= s.Eligible
 }
 
 // Fail marks the summary of a run that completed but failed with the
@@ -157,7 +176,9 @@ type Totals struct {
 	Targets   int `json:"targets"`
 	Succeeded int `json:"succeeded"`
 	Failed    int `json:"failed"`
-	// DryRunTargets counts the targets that ran as dry runs.
+	// Ran counts the targets that ran (failed or not); DryRunTargets those
+	// that ran as dry runs.
+	Ran           int `json:"ran"`
 	DryRunTargets int `json:"dryRunTargets"`
 
 	TargetCounts
@@ -165,8 +186,17 @@ type Totals struct {
 	// not attempted.
 	CancelFailures int `json:"cancelFailures"`
 
-	IdleMonthlyCost    float64 `json:"idleMonthlyCost"`
-	RemovedMonthlyCost float64 `json:"removedMonthlyCost"`
+	IdleMonthlyCost        float64 `json:"idleMonthlyCost"`
+	RemovedMonthlyCost     float64 `json:"removedMonthlyCost"`
+	WouldRemoveMonthlyCost float64 `json:"wouldRemoveMonthlyCost"`
+	// Problems and InsufficientData add up the targets' own.
+	Problems         int `json:"problems"`
+	InsufficientData int `json:"insufficientData"`
+	// EvaluatedNothing lists the first maxListedFailures targets that ran
+	// but could judge none of their eligible reservations;
+	// EvaluatedNothingOmitted counts the others.
+	EvaluatedNothing        []Target `json:"evaluatedNothing,omitempty"`
+	EvaluatedNothingOmitted int      `json:"evaluatedNothingOmitted,omitempty"`
 
 	// Failures lists the first maxListedFailures failed targets;
 	// FailuresOmitted counts the others (each is in the execution's
@@ -221,8 +251,18 @@ func (t *Totals) add(s TargetSummary) {
 	if s.RunID == "" {
 		return
 	}
+	t.Ran++
 	if s.DryRun {
 		t.DryRunTargets++
+	}
+	t.Problems += s.Problems
+	t.InsufficientData += s.InsufficientData
+	if s.evaluatedNothing() {
+		if len(t.EvaluatedNothing) < maxListedFailures {
+			t.EvaluatedNothing = append(t.EvaluatedNothing, Target{AccountID: s.AccountID, Region: s.Region})
+		} else {
+			t.EvaluatedNothingOmitted++
+		}
 	}
 	t.TargetCounts.Add(s.TargetCounts)
 	t.CancelFailures += s.Failed + s.NotAttempted
@@ -231,6 +271,9 @@ func (t *Totals) add(s TargetSummary) {
 	}
 	if s.RemovedMonthlyCost != nil {
 		t.RemovedMonthlyCost = report.Cents(t.RemovedMonthlyCost + *s.RemovedMonthlyCost)
+	}
+	if s.WouldRemoveMonthlyCost != nil {
+		t.WouldRemoveMonthlyCost = report.Cents(t.WouldRemoveMonthlyCost + *s.WouldRemoveMonthlyCost)
 	}
 }
 
@@ -305,9 +348,10 @@ func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notif
 	return totals, nil
 }
 
-// worthTelling: a target failed, or something was (or would be) done.
+// worthTelling: a target failed or evaluated nothing, or something was (or
+// would be) done.
 func (t *Totals) worthTelling() bool {
-	return t.Failed > 0 || t.CancelFailures > 0 ||
+	return t.Failed > 0 || t.CancelFailures > 0 || len(t.EvaluatedNothing) > 0 ||
 		t.Cancelled+t.Modified+t.Marked+t.Unmarked > 0 ||
 		(t.DryRunTargets > 0 && t.ToCancel+t.ToModify+t.ToMark > 0)
 }

@@ -1,6 +1,7 @@
 package org
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/testsupport"
@@ -25,7 +26,9 @@ func TestCauseText(t *testing.T) {
 // docs/organization.md.
 func sampleTotals() *Totals {
 	return &Totals{
-		Targets: 340, Succeeded: 338, Failed: 2,
+		Targets: 340, Succeeded: 338, Failed: 2, Ran: 338,
+		InsufficientData: 12, Problems: 2,
+		EvaluatedNothing: []Target{{AccountID: "555566667777", Region: "ca-central-1"}},
 		TargetCounts: TargetCounts{Reservations: 4127, Idle: 31, ToCancel: 9, ToModify: 4, ToMark: 18,
 			Cancelled: 9, Modified: 4, Marked: 18, Unmarked: 3},
 		CancelFailures:  1,
@@ -48,5 +51,55 @@ func TestOrgNotificationGolden(t *testing.T) {
 		"the organization's sample message (org/testdata/notification-organization.golden) in a code block")
 	if len(n.Subject) > notify.MaxSubject || len(n.Message) > notify.MaxMessageBytes {
 		t.Errorf("subject %d bytes, message %d bytes: over SNS's limits", len(n.Subject), len(n.Message))
+	}
+}
+
+func costOf(v float64) *float64 { return &v }
+
+// Safety III, item 4: the organization's message says what happened. A dry
+// run is labelled a dry run when every target that ran was a dry run,
+// whatever failed; what real runs removed and what dry runs would remove
+// are separate figures and lines; a target that evaluated nothing (every
+// eligible reservation kept for want of data) is named.
+func TestOrganizationMessageSaysWhatHappened(t *testing.T) {
+	dry := func(account string, failed bool) TargetSummary {
+		s := TargetSummary{AccountID: account, Region: "us-east-1", RunID: "r-" + account, DryRun: true,
+			TargetCounts: TargetCounts{Reservations: 4, Idle: 1, ToCancel: 1}, Eligible: 3, WouldRemoveMonthlyCost: costOf(5)}
+		if failed {
+			s.Error, s.Cause = "RunFailedError", "run failed: aborted"
+		}
+		return s
+	}
+	unreachable := TargetSummary{AccountID: "999999999999", Region: "us-east-1", Error: "TargetError", Cause: "assume role: AccessDenied"}
+
+	totals := &Totals{}
+	for _, s := range []TargetSummary{dry("111111111111", false), dry("222222222222", true), unreachable} {
+		totals.add(s)
+	}
+	n := message(totals)
+	if totals.Ran != 2 || n.Attributes[notify.AttrDryRun] != "true" || !strings.HasPrefix(n.Subject, "[dry run]") || !strings.HasPrefix(n.Message, "DRY RUN") {
+		t.Errorf("every target that ran was a dry run (one failed): ran %d, subject %q, dry_run %q", totals.Ran, n.Subject, n.Attributes[notify.AttrDryRun])
+	}
+
+	mixed := &Totals{}
+	real := TargetSummary{AccountID: "333333333333", Region: "eu-west-1", RunID: "r-3", IdleMonthlyCost: costOf(10), RemovedMonthlyCost: costOf(10),
+		TargetCounts: TargetCounts{Reservations: 2, Idle: 1, Cancelled: 1}, Eligible: 2}
+	blind := TargetSummary{AccountID: "444444444444", Region: "eu-west-1", RunID: "r-4", TargetCounts: TargetCounts{Reservations: 5},
+		Eligible: 5, InsufficientData: 5, Problems: 1}
+	for _, s := range []TargetSummary{real, dry("111111111111", false), blind} {
+		mixed.add(s)
+	}
+	n = message(mixed)
+	if mixed.RemovedMonthlyCost != 10 || mixed.WouldRemoveMonthlyCost != 5 {
+		t.Errorf("removed %v, would remove %v: want 10 and 5, apart", mixed.RemovedMonthlyCost, mixed.WouldRemoveMonthlyCost)
+	}
+	for _, want := range []string{"Removed: $10.00 per month.", "Would remove, in a real run of the dry-run targets: $5.00 per month.",
+		"Targets that evaluated nothing", "  444444444444 eu-west-1\n", "Kept for want of data: 5 reservations. Problems reported by the targets: 1"} {
+		if !strings.Contains(n.Message, want) {
+			t.Errorf("message lacks %q:\n%s", want, n.Message)
+		}
+	}
+	if n.Attributes[notify.AttrDryRun] != "false" || len(mixed.EvaluatedNothing) != 1 || !mixed.worthTelling() {
+		t.Errorf("dry_run %q, evaluated nothing %v", n.Attributes[notify.AttrDryRun], mixed.EvaluatedNothing)
 	}
 }

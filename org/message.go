@@ -12,7 +12,8 @@ import (
 
 // message renders the organization's summary as one message.
 func message(t *Totals) notify.Notification {
-	dry := t.DryRunTargets > 0 && t.DryRunTargets == t.Succeeded
+	// A dry run when every target that ran was a dry run, whatever failed.
+	dry := t.DryRunTargets > 0 && t.DryRunTargets == t.Ran
 	var b strings.Builder
 	subject := fmt.Sprintf("odcr-autocancel organization run: %s targets, %s cancelled, %s shrunk, %s failed",
 		notify.Thousands(t.Targets), notify.Thousands(t.Cancelled), notify.Thousands(t.Modified), notify.Thousands(t.Failed))
@@ -34,13 +35,18 @@ func message(t *Totals) notify.Notification {
 	if t.CancelFailures > 0 {
 		fmt.Fprintf(&b, "Cancels or shrinks that failed or were not attempted: %s (see each target's own notification).\n", notify.Thousands(t.CancelFailures))
 	}
-	if t.IdleMonthlyCost > 0 || t.RemovedMonthlyCost > 0 {
-		verb := "Removed"
-		if dry {
-			verb = "Would remove"
+	if t.Problems > 0 || t.InsufficientData > 0 {
+		fmt.Fprintf(&b, "Kept for want of data: %s reservations. Problems reported by the targets: %s (see each target's report).\n",
+			notify.Thousands(t.InsufficientData), notify.Thousands(t.Problems))
+	}
+	if t.IdleMonthlyCost > 0 || t.RemovedMonthlyCost > 0 || t.WouldRemoveMonthlyCost > 0 {
+		fmt.Fprintf(&b, "Idle capacity found: $%s per month at On-Demand list prices.\n", notify.Dollars(t.IdleMonthlyCost))
+		if !dry {
+			fmt.Fprintf(&b, "Removed: $%s per month.\n", notify.Dollars(t.RemovedMonthlyCost))
 		}
-		fmt.Fprintf(&b, "Idle capacity found: $%s per month at On-Demand list prices. %s: $%s per month.\n",
-			notify.Dollars(t.IdleMonthlyCost), verb, notify.Dollars(t.RemovedMonthlyCost))
+		if t.DryRunTargets > 0 {
+			fmt.Fprintf(&b, "Would remove, in a real run of the dry-run targets: $%s per month.\n", notify.Dollars(t.WouldRemoveMonthlyCost))
+		}
 	}
 	if t.Failed > 0 {
 		b.WriteString("\nFailed targets (one that could not be reached, TargetError or ReadError, was left untouched):\n")
@@ -49,6 +55,15 @@ func message(t *Totals) notify.Notification {
 		}
 		if t.FailuresOmitted > 0 {
 			fmt.Fprintf(&b, "  ... and %s more (see the state machine's execution).\n", notify.Thousands(t.FailuresOmitted))
+		}
+	}
+	if len(t.EvaluatedNothing) > 0 {
+		b.WriteString("\nTargets that evaluated nothing (every eligible reservation kept for want of data: check that the member role there may read CloudWatch and EC2):\n")
+		for _, tg := range t.EvaluatedNothing {
+			fmt.Fprintf(&b, "  %s %s\n", tg.AccountID, tg.Region)
+		}
+		if t.EvaluatedNothingOmitted > 0 {
+			fmt.Fprintf(&b, "  ... and %s more (see each target's report).\n", notify.Thousands(t.EvaluatedNothingOmitted))
 		}
 	}
 	b.WriteString("\nEach target's own notification lists its reservations with the commands to protect or snooze them; the function's log group holds every decision.\n")

@@ -238,7 +238,7 @@ func printOrganization(w io.Writer, run *orgRun, apply bool) {
 			t.Cancelled, t.Modified, t.Marked, preview.Dollars(t.IdleMonthlyCost), preview.Dollars(t.RemovedMonthlyCost))
 	} else {
 		fmt.Fprintf(w, " · would cancel %d, shrink %d, mark %d · idle capacity $%s/month · a real run would remove $%s/month\n",
-			t.ToCancel, t.ToModify, t.ToMark, preview.Dollars(t.IdleMonthlyCost), preview.Dollars(t.RemovedMonthlyCost))
+			t.ToCancel, t.ToModify, t.ToMark, preview.Dollars(t.IdleMonthlyCost), preview.Dollars(t.WouldRemoveMonthlyCost))
 	}
 }
 

@@ -171,7 +171,7 @@ func TestOrganizationExecution(t *testing.T) {
 		if err := json.Unmarshal(inv.Body, &s); err != nil {
 			t.Fatalf("%v: not a summary (%v): %s", tg, err, inv.Body)
 		}
-		wantSum := org.TargetSummary{AccountID: tg.AccountID, Region: tg.Region, RunID: id, TargetCounts: org.TargetCounts{Reservations: 3, Idle: 2, ToCancel: 2, Cancelled: 2}}
+		wantSum := org.TargetSummary{AccountID: tg.AccountID, Region: tg.Region, RunID: id, TargetCounts: org.TargetCounts{Reservations: 3, Idle: 2, ToCancel: 2, Cancelled: 2}, Eligible: 3}
 		s.IdleMonthlyCost, s.RemovedMonthlyCost = nil, nil // priced or not, by the fake's catalogue
 		if s != wantSum {
 			t.Errorf("%v: summary %+v\nwant %+v", tg, s, wantSum)
@@ -207,7 +207,7 @@ func TestOrganizationExecution(t *testing.T) {
 	t.Logf("execution of %d targets: %v; totals %s", len(targets), time.Since(start).Round(time.Millisecond), inv.Body)
 	failures := totals.Failures
 	totals.Failures, totals.IdleMonthlyCost, totals.RemovedMonthlyCost = nil, 0, 0
-	wantTotals := org.Totals{Targets: 6, Succeeded: 4, Failed: 2, TargetCounts: org.TargetCounts{Reservations: 12, Idle: 8, ToCancel: 8, Cancelled: 8}}
+	wantTotals := org.Totals{Targets: 6, Succeeded: 4, Failed: 2, Ran: 4, TargetCounts: org.TargetCounts{Reservations: 12, Idle: 8, ToCancel: 8, Cancelled: 8}}
 	if !equalJSON(totals, wantTotals) {
 		t.Errorf("totals %+v\nwant %+v", totals, wantTotals)
 	}
