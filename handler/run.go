@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -95,6 +96,15 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 	audit = log.Named(AuditLogger)
 	if err := h.Settings.Admits(home, target); err != nil {
 		return refuse("invalid event; nothing done", &InvalidEventError{Err: fmt.Errorf("run request: %w", err)})
+	}
+	switch listed, err := h.targetLister().Listed(ctx, home, target.AccountID); {
+	case err != nil:
+		return refuse("run failed before evaluation; nothing cancelled",
+			&ReadError{Err: fmt.Errorf("whether account %s is in ORGANIZATIONAL_UNITS: %w", target.AccountID, err)})
+	case !listed:
+		return refuse("invalid event; nothing done", &InvalidEventError{Err: fmt.Errorf(
+			"run request: field %q: %s is not a target of this deployment (ORGANIZATIONAL_UNITS=%s); accepted: an active account in those OUs or below them",
+			"target.accountId", target.AccountID, strings.Join(h.Settings.OrganizationalUnits, ","))})
 	}
 	clients, err := h.clientsFor(ctx, home, target, runID)
 	if err != nil {

@@ -3,6 +3,7 @@ package handler_test
 // Safety III: act only on what this function saw, announced and signed.
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
@@ -173,5 +175,50 @@ func TestDuplicateRegionsAndAccountsAreOneTargetEach(t *testing.T) {
 	if !slices.Equal(s.Regions.Names, []string{"eu-west-1", "us-east-1"}) || !slices.Equal(s.Accounts.IDs, []string{"111111111111", "222222222222"}) ||
 		!slices.Equal(s.ExcludedAccounts, []string{"333333333333"}) {
 		t.Fatalf("regions %v, accounts %v, excluded %v: want each once", s.Regions.Names, s.Accounts.IDs, s.ExcludedAccounts)
+	}
+}
+
+// Item 4: with ACCOUNTS=organization restricted to ORGANIZATIONAL_UNITS, a
+// target run for an account outside those OUs (or under them but
+// excluded) is refused before any call to the target, like a target
+// outside ACCOUNTS; a warm container answers from its listing.
+func TestTargetOutsideTheOrganizationalUnitsIsRefused(t *testing.T) {
+	o := newOrgWire(t)
+	const ouIn, ouOut = "ou-ab12-aaaaaaaa", "ou-ab12-bbbbbbbb"
+	o.AddOU(ouIn, "", "workloads")
+	o.AddOU(ouOut, "", "sandbox")
+	o.AddAccount(orgMember1, "in", "in@example.com", "", ouIn)
+	o.AddAccount(orgMember2, "out", "out@example.com", "", ouOut)
+	o.AddRole(orgMember1, memberRole, orgMgmt)
+	o.AddRole(orgMember2, memberRole, orgMgmt)
+	s := orgSettings(t, map[string]string{"ACCOUNTS": "organization", "ORGANIZATIONAL_UNITS": ouIn, "REGIONS": "us-east-1"})
+	h, _ := orgHandler(t, o, s)
+	mgmt := o.Account(orgMgmt, "us-east-1")
+
+	run := func(account string) error {
+		_, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{"dryRun":true,"target":{"accountId":"`+account+`","region":"us-east-1"}}`))
+		return err
+	}
+	err := run(orgMember2)
+	if !errors.Is(err, handler.ErrInvalidEvent) || !strings.Contains(err.Error(), "ORGANIZATIONAL_UNITS="+ouIn) {
+		t.Fatalf("a target outside the OUs: %v, want it refused naming ORGANIZATIONAL_UNITS", err)
+	}
+	if n := len(o.Account(orgMember2, "us-east-1").Requests()); n != 0 {
+		t.Fatalf("%d requests reached the refused target's account", n)
+	}
+	if n := mgmt.Count(fakeaws.OpAssumeRole); n != 0 {
+		t.Fatalf("%d AssumeRole for a refused target", n)
+	}
+	listed := mgmt.Count(fakeaws.OpListAccountsForParent)
+	if listed == 0 {
+		t.Fatal("the OUs were not listed to decide")
+	}
+	// An account in the OUs runs; the container's listing answers, with
+	// no new Organizations call.
+	if err := run(orgMember1); err != nil {
+		t.Fatalf("a target in the OUs: %v", err)
+	}
+	if n := mgmt.Count(fakeaws.OpListAccountsForParent); n != listed {
+		t.Errorf("%d ListAccountsForParent after the first check, want %d (the warm listing)", n, listed)
 	}
 }

@@ -122,6 +122,23 @@ func (l *Lister) listed(audit *zap.Logger, page *TargetPage, calls *awsapi.Calls
 	return page
 }
 
+// Listed tells whether account is among the accounts the deployment
+// lists when ACCOUNTS=organization is restricted to ORGANIZATIONAL_UNITS:
+// a target outside them is no target of the deployment, whoever names it.
+// It reads the listing a warm container keeps (or lists the OUs), never the
+// target. Any other configuration lists every account: true.
+func (l *Lister) Listed(ctx context.Context, home Home, account string) (bool, error) {
+	if l.Config.Accounts.Mode != AccountsOrganization || len(l.Config.OrganizationalUnits) == 0 {
+		return true, nil
+	}
+	accounts, err := l.listAccounts(ctx, &awsapi.Calls{}, home.AccountID)
+	if err != nil {
+		return false, err
+	}
+	_, found := slices.BinarySearch(accounts, account)
+	return found, nil
+}
+
 // listAccounts returns the accounts of ACCOUNTS, sorted, without
 // EXCLUDED_ACCOUNTS.
 func (l *Lister) listAccounts(ctx context.Context, calls *awsapi.Calls, self string) ([]string, error) {
