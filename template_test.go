@@ -321,9 +321,11 @@ func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
 		t.Errorf("%s has ManagedPolicyArns: managed policies grant more than the function needs", roleID)
 	}
 	trust, _ := json.Marshal(cfn.Plain(cfn.Get(role, "Properties", "AssumeRolePolicyDocument", "Statement")))
-	wantTrust := `[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}]`
+	// Safety III, item 5: Lambda of this account only, so that the member
+	// roles' trust in this role cannot be borrowed.
+	wantTrust := `[{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":"!Ref AWS::AccountId"}},"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}]`
 	if string(trust) != wantTrust {
-		t.Errorf("%s's trust policy is %s, want %s: only Lambda may assume it", roleID, trust, wantTrust)
+		t.Errorf("%s's trust policy is %s, want %s: only Lambda, for this account, may assume it", roleID, trust, wantTrust)
 	}
 	// No policy resource may attach more to the role.
 	resources := cfn.Get(tpl.Root, "Resources")
