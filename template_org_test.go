@@ -358,21 +358,32 @@ func mustJSON(v any) string {
 func checkRetry(t *testing.T, state string, s any, exactly bool) {
 	t.Helper()
 	retriers, _ := at(s, "Retry").([]any)
-	if exactly && len(retriers) != 1 {
-		t.Errorf("%s: %d retriers, want one on %v", state, len(retriers), lambdaServiceErrors)
+	if exactly && len(retriers) != 2 {
+		t.Errorf("%s: %d retriers, want two: Lambda's throttling, then its other service errors %v", state, len(retriers), lambdaServiceErrors)
 	}
+	var all []string
 	for _, r := range retriers {
 		errs, _ := stringList(at(r, "ErrorEquals"))
+		all = append(all, errs...)
 		for _, e := range errs {
 			if !slices.Contains(lambdaServiceErrors, e) {
 				t.Errorf("%s retries %s: only Lambda's service errors %v may be retried (a target's failure is an answer)", state, e, lambdaServiceErrors)
 			}
 		}
-		if exactly && !slices.Equal(slices.Sorted(slices.Values(errs)), slices.Sorted(slices.Values(lambdaServiceErrors))) {
-			t.Errorf("%s retries %v, want exactly %v", state, errs, lambdaServiceErrors)
-		}
 		if js, _ := at(r, "JitterStrategy").(string); js != "FULL" {
 			t.Errorf("%s: retrier without JitterStrategy FULL", state)
+		}
+	}
+	if exactly && !slices.Equal(slices.Sorted(slices.Values(all)), slices.Sorted(slices.Values(lambdaServiceErrors))) {
+		t.Errorf("%s retries %v, want exactly %v", state, all, lambdaServiceErrors)
+	}
+	// Issue 22, item 4: a throttled child waits minutes, not seconds: its
+	// own retrier, first, backing off to five minutes a try.
+	if exactly && len(retriers) == 2 {
+		throttle := retriers[0]
+		if errs, _ := stringList(at(throttle, "ErrorEquals")); !slices.Equal(errs, []string{"Lambda.TooManyRequestsException"}) ||
+			at(throttle, "MaxDelaySeconds") != "300" || at(throttle, "MaxAttempts") != "10" {
+			t.Errorf("%s: first retrier %v, want Lambda.TooManyRequestsException alone, 10 attempts backing off to 300 s", state, mustJSON(throttle))
 		}
 	}
 }
