@@ -157,6 +157,26 @@ func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Nod
 		}
 		return
 	}
+	if v.Integer {
+		// Issue 22: a Number takes fractions, which the code refuses: an
+		// integer is a String whose pattern accepts exactly the integers
+		// of the code's range.
+		if typ != "String" || cfn.Get(param, "AllowedPattern") == nil {
+			t.Errorf("%s: parameter Type %q without an AllowedPattern: want a String whose pattern takes integers only", where, typ)
+			return
+		}
+		for n := int(v.Min) - 5; n <= int(v.Max)+5; n++ {
+			if got, want := cfn.Accepts(param, strconv.Itoa(n)), n >= int(v.Min) && n <= int(v.Max); got != want {
+				t.Errorf("drift: %s: the template accepts %d: %v, the code: %v", where, n, got, want)
+			}
+		}
+		for _, bad := range []string{"", "1.5", "24.5", "+1", "01", " 1", "1 ", "1e2", "-0"} {
+			if cfn.Accepts(param, bad) {
+				t.Errorf("%s: the template accepts %q, which is not an integer as the code reads one", where, bad)
+			}
+		}
+		return
+	}
 	if typ != "Number" {
 		t.Errorf("%s: parameter Type is %q, want Number (the code reads a number)", where, typ)
 	}
@@ -900,4 +920,204 @@ func decisionLine(t *testing.T) map[string]any {
 		t.Fatalf("no decision line written:\n%s", logs.String())
 	}
 	return decision
+}
+
+// acceptanceProbes are values tried for every parameter the function reads:
+// each one the template accepts must load. Boundaries, just inside and just
+// outside, fractions, blanks and lists that end in a comma.
+var acceptanceProbes = []string{
+	"", " ", "0", "1", "1.5", "24.5", "49.99", "50", "50.5", "72", "90", "99.5", "100", "168", "999", "1000", "1001",
+	"1511", "1512", "1513", "2159", "2160", "2161", "-1", "01", "+1", "1e2",
+	"true", "false", "TRUE", "on", "off", "debug", "INFO", "verbose",
+	"a", strings.Repeat("x", 128), strings.Repeat("x", 129), "é", "keep me", " keep", "keep ",
+	"Name", "Name, ", "Name,,Owner", "Name, Owner", " Name", "Name ", "cost center", ",", "Name, cost center, Team",
+	"=v", "k=v", "k=", "k= v", "k =v", "key=" + strings.Repeat("v", 256), "key=" + strings.Repeat("v", 257),
+	strings.Repeat("k", 128) + "=v", strings.Repeat("k", 129) + "=v",
+	"self", "organization", "all", "SELF", "111122223333", "111122223333, 444455556666", "111122223333,", "11112222333",
+	"eu-west-1", "eu-west-1,us-east-1", "us-gov-west-1", "eu-west-1,eu-west-1",
+	"ou-ab12-cdef3456", "r-ab12", "ou-ab12-cdef3456, r-ab12", "ou-ab12",
+	"m5.large", "m5.large, c6g.xlarge", "m5", "us-east-1a", "us-east-1a, us-west-2-lax-1a",
+	"odcr-autocancel:protect", "odcr-autocancel-member", "role/x", strings.Repeat("r", 64), strings.Repeat("r", 65),
+}
+
+// Issue 22: every value the stack accepts, the function accepts. For each
+// parameter the function reads, every probe the template accepts (its
+// type, allowed values, pattern, lengths, bounds) loads with LoadSettings;
+// and every combination of the parameters the code checks together loads
+// when the template's Rules accept it, but for the one pair CloudFormation
+// cannot compare (GraceHours over LookbackHours), which the function refuses
+// at start naming both.
+func TestEveryValueTheStackAcceptsTheFunctionAccepts(t *testing.T) {
+	// Organization mode on: every variable is set from its parameter.
+	tpl := loadTemplate(t).resolved(t, map[string]bool{orgCondition: true})
+	_, fn := tpl.Function(t)
+	variables := cfn.Get(fn, "Properties", "Environment", "Variables")
+	params := cfn.Get(tpl.Root, "Parameters")
+	paramOf := map[string]string{} // variable -> parameter
+	for _, name := range cfn.Keys(variables) {
+		if p, ok := cfn.Ref(cfn.Get(variables, name)); ok && cfn.Get(params, p) != nil {
+			paramOf[name] = p
+		}
+	}
+	for _, v := range []string{"ACCOUNTS", "ORGANIZATIONAL_UNITS", "LOOKBACK_HOURS", "GRACE_HOURS", "NOTIFY_TAGS", "REQUIRED_TAG"} {
+		if paramOf[v] == "" {
+			t.Fatalf("%s is not set from a parameter in organization mode", v)
+		}
+	}
+	load := func(env map[string]string) error {
+		_, err := handler.LoadSettings(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		return err
+	}
+	// graceOverLookback is the one pair CloudFormation cannot compare: the
+	// function refuses it at start, naming both.
+	graceOverLookback := func(env map[string]string) bool {
+		get := func(k, def string) int {
+			if v, ok := env[k]; ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+			n, _ := strconv.Atoi(def)
+			return n
+		}
+		return get("GRACE_HOURS", "72") > get("LOOKBACK_HOURS", "168")
+	}
+	checkLoads := func(env map[string]string, what string) {
+		t.Helper()
+		err := load(env)
+		if graceOverLookback(env) {
+			if err == nil || !strings.Contains(err.Error(), "LOOKBACK_HOURS") || !strings.Contains(err.Error(), "GRACE_HOURS") {
+				t.Errorf("%s: a grace over the lookback: %v, want refused at start naming both", what, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Errorf("the stack accepts %s, the function refuses it: %v", what, err)
+		}
+	}
+	for _, variable := range slices.Sorted(maps.Keys(paramOf)) {
+		param := cfn.Get(params, paramOf[variable])
+		probes := slices.Clone(acceptanceProbes)
+		if d := cfn.Get(param, "Default"); d != nil {
+			probes = append(probes, d.Value, d.Value+", ", " "+d.Value, d.Value+",")
+		}
+		if allowed := cfn.Get(param, "AllowedValues"); allowed != nil {
+			for _, v := range allowed.Content {
+				probes = append(probes, v.Value)
+			}
+		}
+		accepted := 0
+		rules := cfn.Get(tpl.Root, "Rules")
+		for _, p := range probes {
+			// The others at their Default: the Rules must accept that too.
+			if !cfn.Accepts(param, p) || !rulesAccept(t, rules, params, map[string]string{paramOf[variable]: p}) {
+				continue
+			}
+			accepted++
+			checkLoads(map[string]string{variable: p}, fmt.Sprintf("%s=%q", paramOf[variable], p))
+		}
+		if accepted < 2 {
+			t.Errorf("%s: only %d probes accepted: the test checks too little", paramOf[variable], accepted)
+		}
+	}
+
+	// member-role.yaml's parameters the code reads through its own
+	// settings: the role's name and the protect tag key.
+	member := cfn.Get(loadMemberRole(t).Root, "Parameters")
+	for param, variable := range map[string]string{"RoleName": "MEMBER_ROLE_NAME", "ProtectTagKey": "PROTECT_TAG_KEY"} {
+		node := cfn.Get(member, param)
+		if node == nil {
+			t.Errorf("member-role.yaml has no parameter %s", param)
+			continue
+		}
+		probes := slices.Clone(acceptanceProbes)
+		if d := cfn.Get(node, "Default"); d != nil {
+			probes = append(probes, d.Value)
+		}
+		for _, p := range probes {
+			if cfn.Accepts(node, p) {
+				checkLoads(map[string]string{variable: p}, fmt.Sprintf("member-role.yaml %s=%q", param, p))
+			}
+		}
+	}
+
+	// The pairs the code checks together.
+	rules := cfn.Get(tpl.Root, "Rules")
+	if rules == nil {
+		t.Error("template.yaml has no Rules: OrganizationalUnits without Accounts=organization would deploy, and every run fail")
+	}
+	for _, pair := range [][2]string{{"ACCOUNTS", "ORGANIZATIONAL_UNITS"}, {"LOOKBACK_HOURS", "GRACE_HOURS"}, {"ACCOUNTS", "EXCLUDED_ACCOUNTS"}} {
+		a, b := cfn.Get(params, paramOf[pair[0]]), cfn.Get(params, paramOf[pair[1]])
+		for _, va := range acceptanceProbes {
+			for _, vb := range acceptanceProbes {
+				if !cfn.Accepts(a, va) || !cfn.Accepts(b, vb) {
+					continue
+				}
+				values := map[string]string{paramOf[pair[0]]: va, paramOf[pair[1]]: vb}
+				if !rulesAccept(t, rules, params, values) {
+					continue
+				}
+				checkLoads(map[string]string{pair[0]: va, pair[1]: vb}, fmt.Sprint(values))
+			}
+		}
+	}
+}
+
+// rulesAccept evaluates the template's Rules for the parameter values given
+// (the others at their Default): Fn::Equals, Fn::Not, Fn::And, Fn::Or and
+// Fn::Contains over !Ref and literals, as the template uses them.
+func rulesAccept(t *testing.T, rules, params *yaml.Node, values map[string]string) bool {
+	t.Helper()
+	value := func(n *yaml.Node) any {
+		if name, ok := cfn.Ref(n); ok {
+			if v, ok := values[name]; ok {
+				return v
+			}
+			if d := cfn.Get(params, name, "Default"); d != nil {
+				return d.Value
+			}
+			t.Fatalf("rule refers to %s, which has no value", name)
+		}
+		return cfn.Plain(n)
+	}
+	var eval func(n *yaml.Node) bool
+	eval = func(n *yaml.Node) bool {
+		fn, args := n.Tag, n.Content
+		if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
+			fn, args = "!"+strings.TrimPrefix(n.Content[0].Value, "Fn::"), n.Content[1].Content
+		}
+		switch fn {
+		case "!Equals":
+			return fmt.Sprint(value(args[0])) == fmt.Sprint(value(args[1]))
+		case "!Not":
+			return !eval(args[0])
+		case "!And":
+			for _, a := range args {
+				if !eval(a) {
+					return false
+				}
+			}
+			return true
+		case "!Or":
+			for _, a := range args {
+				if eval(a) {
+					return true
+				}
+			}
+			return false
+		}
+		t.Fatalf("a rule uses %s, which this test does not evaluate", fn)
+		return false
+	}
+	for _, name := range cfn.Keys(rules) {
+		r := cfn.Get(rules, name)
+		if c := cfn.Get(r, "RuleCondition"); c != nil && !eval(c) {
+			continue
+		}
+		for _, a := range cfn.Get(r, "Assertions").Content {
+			if !eval(cfn.Get(a, "Assert")) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -242,12 +243,22 @@ func checkBoundWith(t *testing.T, base map[string]string, variable, field, param
 			}
 		}
 	}
+	// The template accepts the same range: its bounds, and nothing just
+	// outside them.
 	p := cfn.Get(cfn.Load(t, "../template.yaml").Root, "Parameters", param)
-	if n := cfn.Get(p, "MinValue"); n == nil || n.Value != min {
-		t.Errorf("template parameter %s: MinValue %v, want %s", param, cfn.Plain(n), min)
+	lo, _ := strconv.ParseFloat(min, 64)
+	hi, _ := strconv.ParseFloat(max, 64)
+	step := 0.01
+	if strings.Contains(accepted, "integer") {
+		step = 1
 	}
-	if n := cfn.Get(p, "MaxValue"); n == nil || n.Value != max {
-		t.Errorf("template parameter %s: MaxValue %v, want %s", param, cfn.Plain(n), max)
+	for _, c := range []struct {
+		value string
+		want  bool
+	}{{min, true}, {max, true}, {strconv.FormatFloat(lo-step, 'f', -1, 64), false}, {strconv.FormatFloat(hi+step, 'f', -1, 64), false}} {
+		if got := cfn.Accepts(p, c.value); got != c.want {
+			t.Errorf("template parameter %s accepts %s: %v, want %v", param, c.value, got, c.want)
+		}
 	}
 }
 

@@ -6,9 +6,13 @@ package cfn
 
 import (
 	"encoding/json"
+	"math"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -207,4 +211,55 @@ func (tpl Template) ApplicationLogLevel(t testing.TB, param, value string) strin
 	}
 	t.Fatalf("LoggingConfig.ApplicationLogLevel is %v: the test understands a literal or !FindInMap [MAP, !Ref %s, KEY]", Plain(n), param)
 	return ""
+}
+
+// Accepts tells whether CloudFormation accepts value for the parameter
+// param (its node under Parameters): its Type (a Number parses as one),
+// AllowedValues, AllowedPattern (matching the whole value),
+// MinLength/MaxLength (in characters) and MinValue/MaxValue.
+func Accepts(param *yaml.Node, value string) bool {
+	typ := ""
+	if n := Get(param, "Type"); n != nil {
+		typ = n.Value
+	}
+	if typ == "Number" {
+		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
+		}
+		if n := Get(param, "MinValue"); n != nil {
+			if lo, err := strconv.ParseFloat(n.Value, 64); err == nil && f < lo {
+				return false
+			}
+		}
+		if n := Get(param, "MaxValue"); n != nil {
+			if hi, err := strconv.ParseFloat(n.Value, 64); err == nil && f > hi {
+				return false
+			}
+		}
+	}
+	if n := Get(param, "AllowedValues"); n != nil {
+		found := false
+		for _, v := range n.Content {
+			found = found || v.Value == value
+		}
+		if !found {
+			return false
+		}
+	}
+	if n := Get(param, "AllowedPattern"); n != nil && !regexp.MustCompile(`^(?:`+n.Value+`)$`).MatchString(value) {
+		return false
+	}
+	chars := utf8.RuneCountInString(value)
+	if n := Get(param, "MinLength"); n != nil {
+		if lo, err := strconv.Atoi(n.Value); err == nil && chars < lo {
+			return false
+		}
+	}
+	if n := Get(param, "MaxLength"); n != nil {
+		if hi, err := strconv.Atoi(n.Value); err == nil && chars > hi {
+			return false
+		}
+	}
+	return true
 }
