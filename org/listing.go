@@ -4,10 +4,12 @@ package org
 // REGIONS, a page at a time, for the state machine to run one by one.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +108,10 @@ func (l *Lister) Page(ctx context.Context, home Home, session, after string, aud
 			for _, region := range regions[j] {
 				page.Targets = append(page.Targets, Target{AccountID: account, Region: region})
 			}
+			if account == l.cache.managementAccount() && account != home.AccountID {
+				audit.Warn("the organization's management account is a target, but a service-managed StackSet never deploys the member role there: its targets will fail unless the role was deployed to it as a stack; exclude it (EXCLUDED_ACCOUNTS) or deploy member-role.yaml to it",
+					zap.String("account_id", account), zap.String("member_role", l.Config.MemberRole(home.Partition, account)))
+			}
 			page.Accounts++
 			last = account
 		}
@@ -167,14 +173,16 @@ func (l *Lister) readAccounts(ctx context.Context, calls *awsapi.Calls, self str
 			return nil, errors.New("list accounts: ACCOUNTS=organization, but no Organizations client")
 		}
 		var err error
+		var management string
 		if len(l.Config.OrganizationalUnits) == 0 {
-			accounts, err = organizationAccounts(ctx, l.Organizations, calls)
+			accounts, management, err = organizationAccounts(ctx, l.Organizations, calls)
 		} else {
-			accounts, err = unitAccounts(ctx, l.Organizations, calls, l.Config.OrganizationalUnits)
+			accounts, management, err = unitAccounts(ctx, l.Organizations, calls, l.Config.OrganizationalUnits)
 		}
 		if err != nil {
 			return nil, err
 		}
+		l.cache.keepManagement(management)
 	default:
 		return nil, fmt.Errorf("list accounts: unknown ACCOUNTS mode %q", l.Config.Accounts.Mode)
 	}
@@ -192,28 +200,41 @@ func active(a orgtypes.Account) bool {
 	return a.Status == orgtypes.AccountStatusActive
 }
 
-func organizationAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls) ([]string, error) {
+func organizationAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls) ([]string, string, error) {
 	var out []string
+	management := ""
 	p := organizations.NewListAccountsPaginator(api, &organizations.ListAccountsInput{})
 	for p.HasMorePages() {
 		calls.Add("ListAccounts")
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list accounts: %w", err)
+			return nil, "", fmt.Errorf("list accounts: %w", err)
 		}
 		for _, a := range page.Accounts {
+			management = cmp.Or(management, managementOf(a))
 			if active(a) {
 				out = append(out, aws.ToString(a.Id))
 			}
 		}
 	}
-	return out, nil
+	return out, management, nil
+}
+
+// managementOf is the organization's management account, as an account's
+// ARN names it (arn:aws:organizations::<management>:account/o-.../<id>).
+func managementOf(a orgtypes.Account) string {
+	parts := strings.Split(aws.ToString(a.Arn), ":")
+	if len(parts) < 6 || parts[2] != "organizations" || !IsAccountID(parts[4]) {
+		return ""
+	}
+	return parts[4]
 }
 
 // unitAccounts returns the active accounts in the OUs and every OU below
 // them.
-func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls, roots []string) ([]string, error) {
+func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls, roots []string) ([]string, string, error) {
 	var out []string
+	management := ""
 	queue := slices.Clone(roots)
 	seen := map[string]bool{}
 	for len(queue) > 0 {
@@ -228,9 +249,10 @@ func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls
 			calls.Add("ListAccountsForParent")
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("list accounts of %s: %w", parent, err)
+				return nil, "", fmt.Errorf("list accounts of %s: %w", parent, err)
 			}
 			for _, a := range page.Accounts {
+				management = cmp.Or(management, managementOf(a))
 				if active(a) {
 					out = append(out, aws.ToString(a.Id))
 				}
@@ -243,14 +265,14 @@ func unitAccounts(ctx context.Context, api OrganizationsAPI, calls *awsapi.Calls
 			calls.Add("ListChildren")
 			page, err := c.NextPage(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("list organizational units in %s: %w", parent, err)
+				return nil, "", fmt.Errorf("list organizational units in %s: %w", parent, err)
 			}
 			for _, child := range page.Children {
 				queue = append(queue, aws.ToString(child.Id))
 			}
 		}
 	}
-	return out, nil
+	return out, management, nil
 }
 
 // regionsOf returns the regions of each account of batch. REGIONS=all reads
@@ -364,6 +386,23 @@ type listingCache struct {
 	accounts []string
 	listed   time.Time
 	regions  map[string]cachedRegions
+	// management is the organization's management account, as the
+	// accounts' ARNs name it; empty until listed.
+	management string
+}
+
+func (c *listingCache) keepManagement(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id != "" {
+		c.management = id
+	}
+}
+
+func (c *listingCache) managementAccount() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.management
 }
 
 type cachedRegions struct {

@@ -215,8 +215,13 @@ func Reach(ctx context.Context, conn Connector, c Config, home Home, t Target, s
 	if conn == nil {
 		return awsapi.Clients{}, &TargetError{Target: t, Err: errors.New("no connector to other accounts or regions")}
 	}
-	clients, err := conn.Connect(ctx, c.access(ctx, home, t, session))
+	a := c.access(ctx, home, t, session)
+	clients, err := conn.Connect(ctx, a)
 	if err != nil {
+		if a.RoleARN != "" && awsapi.RefusesCredentials(err) {
+			// Say what to do: the commonest cause has one fix.
+			err = fmt.Errorf("%w (the member role %s is missing there or does not trust this function's role; a service-managed StackSet never deploys it to the organization's management account: exclude that account with EXCLUDED_ACCOUNTS, or deploy member-role.yaml to it as a stack)", err, a.RoleARN)
+		}
 		return awsapi.Clients{}, &TargetError{Target: t, Err: err}
 	}
 	return clients, nil
