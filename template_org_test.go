@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/cfn"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
@@ -1052,5 +1053,70 @@ func TestDistributedMapReadsNoVariableOfTheExecution(t *testing.T) {
 	assignedVariables(bad["ItemProcessor"], assigned)
 	if got := outerVariables(bad, assigned); !slices.Equal(got, []string{"$request"}) {
 		t.Errorf("the check finds %v in a map reading $request, want [$request]", got)
+	}
+}
+
+// Issue 22, item 5: the organization's failed targets have their own alarm,
+// on the record the last collect writes (a failed target is an answer to
+// the state machine: no execution fails, and the failed-runs queue never
+// sees it), over dry and live runs; and each alarm says what it counts.
+func TestTemplateOrganizationTargetsFailedAlarm(t *testing.T) {
+	tpl := loadTemplate(t)
+	fnID, _ := tpl.Function(t)
+	alarm := tpl.Resource("OrganizationTargetsFailedAlarm")
+	if alarm == nil || cfn.Get(alarm, "Condition") == nil || cfn.Get(alarm, "Condition").Value != orgCondition {
+		t.Fatalf("no OrganizationTargetsFailedAlarm under %s", orgCondition)
+	}
+	props := cfn.Get(alarm, "Properties")
+	var names []string
+	for _, m := range emf.OrganizationMetrics() {
+		names = append(names, m.Name)
+	}
+	dry := map[string]bool{}
+	for _, m := range cfn.Get(props, "Metrics").Content {
+		stat := cfn.Get(m, "MetricStat", "Metric")
+		if stat == nil {
+			if e := cfn.Get(m, "Expression"); e == nil || cfn.Get(m, "ReturnData").Value != "true" {
+				t.Errorf("a metric of the alarm is neither a metric nor the returned expression: %v", cfn.Plain(m))
+			}
+			continue
+		}
+		if ns := cfn.Get(stat, "Namespace").Value; ns != emf.Namespace {
+			t.Errorf("namespace %q, the code writes %q", ns, emf.Namespace)
+		}
+		if name := cfn.Get(stat, "MetricName").Value; name != emf.MetricOrganizationTargetsFailed || !slices.Contains(names, name) {
+			t.Errorf("metric %q, want %s, one the organization's record writes (%v)", name, emf.MetricOrganizationTargetsFailed, names)
+		}
+		dims := map[string]*yaml.Node{}
+		var dimNames []string
+		for _, d := range cfn.Get(stat, "Dimensions").Content {
+			dims[cfn.Get(d, "Name").Value] = cfn.Get(d, "Value")
+			dimNames = append(dimNames, cfn.Get(d, "Name").Value)
+		}
+		if !slices.ContainsFunc(emf.DimensionSets(), func(set []string) bool {
+			return slices.Equal(slices.Sorted(slices.Values(set)), slices.Sorted(slices.Values(dimNames)))
+		}) {
+			t.Errorf("dimensions %v, the record's sets are %v", dimNames, emf.DimensionSets())
+		}
+		if got, ok := cfn.Ref(dims[emf.DimensionFunctionName]); !ok || got != fnID {
+			t.Errorf("FunctionName %v, want !Ref %s", cfn.Plain(dims[emf.DimensionFunctionName]), fnID)
+		}
+		dry[dims[emf.DimensionDryRun].Value] = true
+	}
+	if !dry["true"] || !dry["false"] {
+		t.Errorf("the alarm counts DryRun %v, want both dry and live runs", dry)
+	}
+	for _, key := range []string{"AlarmActions", "OKActions"} {
+		if mustJSON(cfn.Plain(cfn.Get(props, key))) != mustJSON(cfn.Plain(cfn.Get(tpl.Resource("ErrorsAlarm"), "Properties", key))) {
+			t.Errorf("%s differ from the other alarms'", key)
+		}
+	}
+	// Each alarm says what it counts: the errors alarm does not send a
+	// reader to the failed-runs queue for a synchronous failure.
+	errs := cfn.Get(tpl.Resource("ErrorsAlarm"), "Properties", "AlarmDescription").Value
+	queue := cfn.Get(tpl.Resource("FailedRunsAlarm"), "Properties", "AlarmDescription").Value
+	if !strings.Contains(errs, "target run") || !strings.Contains(errs, "Only the schedule's asynchronous invocations reach the failed-runs queue") ||
+		!strings.Contains(queue, "asynchronous") || !strings.Contains(queue, "never reach it") {
+		t.Errorf("the errors and failed-runs alarms do not say what each counts:\n%s\n%s", errs, queue)
 	}
 }

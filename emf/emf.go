@@ -223,3 +223,47 @@ func costOf(r *report.Report, f func(*report.Costs) float64) float64 {
 	}
 	return f(r.Costs)
 }
+
+// The organization's record: written by the last collect of an
+// organization run, with the same namespace and dimension set as a run's.
+const (
+	// MetricOrganizationTargetsFailed counts the targets of an organization
+	// run that failed: unreachable, unreadable, or completed with failures.
+	MetricOrganizationTargetsFailed = "OrganizationTargetsFailed"
+)
+
+// OrganizationFigures are an organization run's totals, as its record
+// carries them.
+type OrganizationFigures struct {
+	Targets, Failed, EvaluatedNothing int
+	// DryRun: every target that ran was a dry run.
+	DryRun bool
+	At     time.Time
+}
+
+// OrganizationMetrics lists the metrics of the organization's record.
+func OrganizationMetrics() []Metric {
+	return []Metric{
+		{"OrganizationTargets", unitCount},
+		{MetricOrganizationTargetsFailed, unitCount},
+		{"OrganizationTargetsEvaluatedNothing", unitCount},
+	}
+}
+
+// OrganizationRecord builds the EMF document of an organization run's
+// totals as the fields of one log line. function is the Lambda function's
+// name.
+func OrganizationRecord(f OrganizationFigures, function string) []zap.Field {
+	ms := OrganizationMetrics()
+	meta := metadata{Timestamp: f.At.UnixMilli(), CloudWatchMetrics: []directive{{Namespace: Namespace, Dimensions: DimensionSets(), Metrics: ms}}}
+	values := []int{f.Targets, f.Failed, f.EvaluatedNothing}
+	fields := []zap.Field{
+		zap.Any("_aws", meta),
+		zap.String(DimensionFunctionName, function),
+		zap.String(DimensionDryRun, strconv.FormatBool(f.DryRun)),
+	}
+	for i, m := range ms {
+		fields = append(fields, zap.Float64(m.Name, float64(values[i])))
+	}
+	return fields
+}

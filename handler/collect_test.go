@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 )
@@ -242,5 +243,42 @@ func TestCollectCountsWhatAFailedRunDid(t *testing.T) {
 	}
 	if len(totals.Failures) != 1 || totals.Failures[0].Error != "RunFailedError" || !strings.Contains(totals.Failures[0].Cause, "IncorrectState") {
 		t.Errorf("failures %+v", totals.Failures)
+	}
+}
+
+// Issue 22, item 5: the last collect writes the organization's record (EMF)
+// before its summary line: targets, failed targets, targets that evaluated
+// nothing, for the organization's own alarm.
+func TestCollectWritesTheOrganizationsRecord(t *testing.T) {
+	h, logs := collectHandler(t, &fakePublisher{})
+	results := []string{
+		summaryJSON("111111111111", "us-east-1", true, 0, 1, 0),
+		failureJSON("222222222222", "us-east-1", "TargetError", "assume role: AccessDenied"),
+	}
+	if _, err := invokeCollect(t, h, results, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	var record map[string]any
+	summaryAfter := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch l["msg"] {
+		case emf.Message:
+			record = l
+		case "organization run finished with failed targets":
+			summaryAfter = record != nil
+		}
+	}
+	if record == nil || !summaryAfter {
+		t.Fatalf("record %v, summary after it %v:\n%s", record, summaryAfter, logs.String())
+	}
+	if record["OrganizationTargets"] != 2.0 || record[emf.MetricOrganizationTargetsFailed] != 1.0 || record[emf.DimensionDryRun] != "true" {
+		t.Errorf("record %v: want 2 targets, 1 failed, a dry run", record)
+	}
+	if _, ok := record["_aws"]; !ok {
+		t.Errorf("record without its _aws metadata: %v", record)
 	}
 }

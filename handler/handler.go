@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"go.uber.org/zap"
 
+	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/notify"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
@@ -203,7 +204,17 @@ func (h *Handler) targetLister() *org.Lister {
 // org.Collect); the last page notifies NOTIFY_TOPIC_ARN.
 func (h *Handler) Collect(ctx context.Context, req org.CollectRequest) (*org.Totals, error) {
 	audit := h.Logger.With(zap.String("request_id", h.runID(ctx))).Named(AuditLogger)
-	return org.Collect(ctx, req, h.Settings.NotifyTopicARN, h.SNS, audit)
+	// The organization's own figures, for its alarm (failed targets are
+	// answers to the state machine, not errors of the function), before
+	// the summary line, as a run writes its record before "run finished".
+	record := func(t *org.Totals) {
+		audit.Info(emf.Message, emf.OrganizationRecord(emf.OrganizationFigures{
+			Targets: t.Targets, Failed: t.Failed, EvaluatedNothing: len(t.EvaluatedNothing) + t.EvaluatedNothingOmitted,
+			DryRun: t.DryRun(), At: h.Now(),
+		}, emf.FunctionName())...)
+	}
+	totals, err := org.Collect(ctx, req, h.Settings.NotifyTopicARN, h.SNS, audit, record)
+	return totals, err
 }
 
 func (h *Handler) runID(ctx context.Context) string {

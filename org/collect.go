@@ -310,10 +310,11 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// Collect adds a page of results to the totals. On the last page it writes
-// the organization's summary to audit and sends one notification to
-// topicARN (when set) if a target failed or something happened.
-func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notify.Publisher, audit *zap.Logger) (*Totals, error) {
+// Collect adds a page of results to the totals. On the last page it calls
+// final (when set) with the totals, writes the organization's summary to
+// audit and sends one notification to topicARN (when set) if a target
+// failed or something happened.
+func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notify.Publisher, audit *zap.Logger, final func(*Totals)) (*Totals, error) {
 	totals := &Totals{}
 	if req.Totals != nil {
 		*totals = *req.Totals
@@ -331,6 +332,9 @@ func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notif
 	if !req.Final {
 		audit.Info("organization page collected", zap.Int("results", len(req.Results)), zap.Int("targets", totals.Targets))
 		return totals, nil
+	}
+	if final != nil {
+		final(totals)
 	}
 	fields := []zap.Field{zap.Any("totals", totals)}
 	if topicARN != "" && totals.worthTelling() {

@@ -12,8 +12,7 @@ import (
 
 // message renders the organization's summary as one message.
 func message(t *Totals) notify.Notification {
-	// A dry run when every target that ran was a dry run, whatever failed.
-	dry := t.DryRunTargets > 0 && t.DryRunTargets == t.Ran
+	dry := t.DryRun()
 	var b strings.Builder
 	subject := fmt.Sprintf("odcr-autocancel organization run: %s targets, %s cancelled, %s shrunk, %s failed",
 		notify.Thousands(t.Targets), notify.Thousands(t.Cancelled), notify.Thousands(t.Modified), notify.Thousands(t.Failed))
@@ -80,4 +79,10 @@ func message(t *Totals) notify.Notification {
 // oneLine keeps a failure's text on one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// DryRun tells whether the organization run was a dry run: every target
+// that ran was one, whatever failed.
+func (t *Totals) DryRun() bool {
+	return t.DryRunTargets > 0 && t.DryRunTargets == t.Ran
 }
