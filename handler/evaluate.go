@@ -188,8 +188,9 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 		rep.Counts.Actions[d.Action]++
 	}
 
+	err := runFailed(plan, rep, decisions, notifyErr)
 	msg := "run finished"
-	if plan.Aborted || len(rep.Failures) > 0 || len(rep.NotAttempted) > 0 || len(rep.TagFailures) > 0 || notifyErr != "" {
+	if err != nil {
 		msg = "run finished with failures"
 	}
 	lists := &auditLists{audit: r.audit, msg: msg}
@@ -213,14 +214,6 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 		zap.Duration("duration", rep.FinishedAt.Sub(rep.StartedAt)),
 	}
 	r.logMetrics(rep)
-	var err error
-	switch {
-	case plan.Aborted:
-		err = &RunFailedError{Aborted: plan.AbortReason, Notify: notifyErr}
-	case len(rep.Failures) > 0 || len(rep.NotAttempted) > 0 || len(rep.TagFailures) > 0 || notifyErr != "":
-		cancels, shrinks := splitFailures(rep.Failures, decisions)
-		err = &RunFailedError{Failures: cancels, ShrinkFailures: shrinks, NotAttempted: rep.NotAttempted, TagFailures: rep.TagFailures, Notify: notifyErr}
-	}
 	if err != nil {
 		r.audit.Error(msg, append(summary, zap.Error(err))...)
 		return rep, err
@@ -283,6 +276,20 @@ func (s Settings) policy(account string) policy.Settings {
 // logger, so at every LOG_LEVEL.
 func (r *run) logMetrics(rep *report.Report) {
 	r.audit.Info(emf.Message, emf.Record(rep, r.region, emf.FunctionName())...)
+}
+
+// runFailed is the error of a run that completed but must show as failed
+// (aborted, an action failed or was not attempted, the notification not
+// sent), nil otherwise.
+func runFailed(plan policy.Plan, rep *report.Report, decisions []policy.Decision, notifyErr string) error {
+	switch {
+	case plan.Aborted:
+		return &RunFailedError{Aborted: plan.AbortReason, Notify: notifyErr}
+	case len(rep.Failures) > 0 || len(rep.NotAttempted) > 0 || len(rep.TagFailures) > 0 || notifyErr != "":
+		cancels, shrinks := splitFailures(rep.Failures, decisions)
+		return &RunFailedError{Failures: cancels, ShrinkFailures: shrinks, NotAttempted: rep.NotAttempted, TagFailures: rep.TagFailures, Notify: notifyErr}
+	}
+	return nil
 }
 
 // splitFailures tells the cancels that failed from the shrinks that failed:
