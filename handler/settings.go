@@ -230,6 +230,10 @@ func (p *settingsParser) fail(name, got, problem string) {
 	p.errs = append(p.errs, fmt.Errorf("%s=%q: %s; accepted: %s", name, got, problem, accepted(v)))
 }
 
+// Accepted says in words what a setting accepts ("an integer from 0 to
+// 1000", "true, false", or its pattern's description).
+func Accepted(v EnvVar) string { return accepted(v) }
+
 func accepted(v EnvVar) string {
 	switch {
 	case len(v.Allowed) > 0:

@@ -184,7 +184,7 @@ func Stopped(d Decision, deps *Dependents) Decision {
 	n := deps.Total()
 	d.Facts.StoppedTargets = &n
 	if n > 0 {
-		return keep(d, ReasonTargetedByStopped, fmt.Sprintf("%d stopped or stopping instances need it: %s", n, deps))
+		return keep(d, ReasonTargetedByStopped, stoppedNeed(n, "", *deps))
 	}
 	return d
 }
@@ -220,7 +220,7 @@ func RecheckStopped(d Decision, deps *Dependents) Decision {
 	case deps == nil:
 		return keep(d, ReasonChangedSinceEvaluated, "stopped instances that may need it could not be listed again")
 	case deps.Total() > 0:
-		return keep(d, ReasonChangedSinceEvaluated, fmt.Sprintf("now %d stopped or stopping instances need it: %s", deps.Total(), deps))
+		return keep(d, ReasonChangedSinceEvaluated, stoppedNeed(deps.Total(), "now ", *deps))
 	}
 	return d
 }
@@ -259,4 +259,13 @@ func tagKey(tags map[string]string, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// stoppedNeed says how many stopped instances need a reservation, and how:
+// "1 stopped or stopping instance needs it: 1 targets it".
+func stoppedNeed(n int, prefix string, deps Dependents) string {
+	if n == 1 {
+		return fmt.Sprintf("%s1 stopped or stopping instance needs it: %s", prefix, deps)
+	}
+	return fmt.Sprintf("%s%d stopped or stopping instances need it: %s", prefix, n, deps)
 }

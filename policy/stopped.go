@@ -53,11 +53,17 @@ func (d Dependents) Total() int { return d.Targeting + d.ViaGroup + d.Reservatio
 
 func (d Dependents) String() string {
 	var parts []string
+	verb := func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	}
 	if d.Targeting > 0 {
-		parts = append(parts, fmt.Sprintf("%d target it", d.Targeting))
+		parts = append(parts, fmt.Sprintf("%d %s it", d.Targeting, verb(d.Targeting, "targets", "target")))
 	}
 	if d.ViaGroup > 0 {
-		parts = append(parts, fmt.Sprintf("%d target a reservation group it belongs to", d.ViaGroup))
+		parts = append(parts, fmt.Sprintf("%d %s a reservation group it belongs to", d.ViaGroup, verb(d.ViaGroup, "targets", "target")))
 	}
 	if d.ReservationsOnly > 0 {
 		parts = append(parts, fmt.Sprintf("%d may run only in a reservation and would fit it", d.ReservationsOnly))

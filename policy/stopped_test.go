@@ -69,7 +69,7 @@ func TestStoppedIndexTargetedGroups(t *testing.T) {
 func TestStoppedDetailNamesEveryWay(t *testing.T) {
 	j := Judge(settings(), Screen(settings(), idle("cr-00000000000000001"), now), fullData(0))
 	k := Stopped(j, &Dependents{Targeting: 1, ViaGroup: 2, ReservationsOnly: 3})
-	want := "6 stopped or stopping instances need it: 1 target it, 2 target a reservation group it belongs to, 3 may run only in a reservation and would fit it"
+	want := "6 stopped or stopping instances need it: 1 targets it, 2 target a reservation group it belongs to, 3 may run only in a reservation and would fit it"
 	if k.Reason != ReasonTargetedByStopped || k.Detail != want || *k.Facts.StoppedTargets != 6 {
 		t.Fatalf("got %s %q %v", k.Reason, k.Detail, k.Facts.StoppedTargets)
 	}

@@ -113,7 +113,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	eventPath := flags.String("event", "-", "outside Lambda: the event file to run with, - for stdin")
 	output := flags.String("output", "", "outside Lambda: how to print the report, "+outputTable+" or "+outputJSON+
 		" (default: "+outputTable+" when stdout is a terminal, "+outputJSON+" otherwise)")
+	flags.Usage = func() { usage(flags) }
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h asked for the usage: not an error
+		}
 		return err
 	}
 	out, err := printingFor(*output, stdout, os.Getenv)
@@ -145,6 +149,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("load AWS config: %w", err)
+	}
+	if cfg.Region == "" && !inLambda {
+		return errNoRegion
 	}
 	retries := &handler.RetryCounter{}
 	retries.Instrument(&cfg)
@@ -191,6 +198,30 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return runOnce(ctx, h, *eventPath, stdin, stdout, out)
+}
+
+// errNoRegion is the error of a run outside Lambda with no region: the
+// SDK's own ("Missing Region") names no setting.
+var errNoRegion = errors.New("no AWS region: set AWS_REGION (or region in your AWS profile), such as AWS_REGION=us-east-1; " +
+	"one run covers one region: to preview each region of the account, loop over them, for example " +
+	"for r in $(aws ec2 describe-regions --query 'Regions[].RegionName' --output text); do AWS_REGION=$r go run ./cmd/odcr-autocancel -event events/manual-dry-run.json; done")
+
+// usage prints the flags and the settings (environment variables) with
+// their defaults and accepted values, from the table the code validates
+// with.
+func usage(flags *flag.FlagSet) {
+	w := flags.Output()
+	fmt.Fprintf(w, "usage: odcr-autocancel [-event FILE|-] [-output table|json]\n\n")
+	fmt.Fprintf(w, "Outside Lambda, one run (a dry run unless the event or DRY_RUN says otherwise) in the account of your AWS credentials, in AWS_REGION.\n\nflags:\n")
+	flags.PrintDefaults()
+	fmt.Fprintf(w, "\nsettings (environment variables):\n")
+	for _, v := range handler.EnvVars() {
+		def := v.Default
+		if def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(w, "  %-26s default %s; %s\n", v.Name, def, handler.Accepted(v))
+	}
 }
 
 // runOnce performs one run outside Lambda and prints the report on stdout.

@@ -321,3 +321,34 @@ func TestMemoryLimitFromTheFunctionsMemory(t *testing.T) {
 		}
 	}
 }
+
+// Issue 24: -h is not an error: it exits 0, with the flags and every
+// setting, its default and what it accepts, from the table the code
+// validates with.
+func TestHelpListsTheSettings(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := exit(run([]string{"-h"}, strings.NewReader(""), &stdout, &stderr), &stderr); code != 0 {
+		t.Fatalf("-h exits %d:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"-event", "-output", "GRACE_HOURS", "default 72; an integer from 0 to 2160", "DRY_RUN", "default true; true, false"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("-h does not say %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// Issue 24: with credentials but no region, the error names AWS_REGION
+// and says one run covers one region, before any AWS call.
+func TestNoRegionNamesAWSRegion(t *testing.T) {
+	acct := fakeEnv(t)
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-event", "../../events/manual-dry-run.json"}, strings.NewReader(""), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "set AWS_REGION") || !strings.Contains(err.Error(), "one run covers one region") {
+		t.Fatalf("error %v, want one naming AWS_REGION", err)
+	}
+	if n := len(acct.Requests()); n != 0 {
+		t.Fatalf("%d requests without a region", n)
+	}
+}
