@@ -35,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -113,6 +114,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	eventPath := flags.String("event", "-", "outside Lambda: the event file to run with, - for stdin")
 	output := flags.String("output", "", "outside Lambda: how to print the report, "+outputTable+" or "+outputJSON+
 		" (default: "+outputTable+" when stdout is a terminal, "+outputJSON+" otherwise)")
+	verbose := flags.Bool("v", false, "outside Lambda, on a terminal: print the JSON log lines on stderr (by default they go to a file, named after the report is printed)")
 	flags.Usage = func() { usage(flags) }
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -134,14 +136,32 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		debug.SetMemoryLimit(limit)
 	}
 	// In Lambda, logs go to stdout (CloudWatch Logs); outside, stdout is
-	// kept for the report.
+	// kept for the report, and the logs go to stderr, in JSON. On a
+	// terminal they would drown the table: they go to a file, named after
+	// the report, unless -v.
 	logOut := zapcore.AddSync(stdout)
-	if !inLambda {
+	logFile := ""
+	switch {
+	case inLambda:
+	case stderrIsTerminal(stderr) && !*verbose:
+		f, err := os.CreateTemp("", "odcr-autocancel-*.log")
+		if err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		defer f.Close()
+		logOut, logFile = zapcore.AddSync(f), f.Name()
+	default:
 		logOut = zapcore.AddSync(stderr)
 	}
 	logger, err := handler.NewLogger(settings.LogLevel, logOut)
 	if err != nil {
 		return err
+	}
+	if logFile != "" {
+		defer fmt.Fprintf(stderr, "The run's log lines (JSON): %s (-v prints them here)\n", logFile)
+	}
+	if !inLambda && *eventPath == "-" && stdinIsTerminal(stdin) {
+		return errNoEvent
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -153,6 +173,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if cfg.Region == "" && !inLambda {
 		return errNoRegion
 	}
+	// The SDK's own warnings join the function's log lines, never the
+	// table.
+	cfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		logger.Warn("AWS SDK", zap.String("classification", string(c)), zap.String("message", fmt.Sprintf(format, v...)))
+	})
 	retries := &handler.RetryCounter{}
 	retries.Instrument(&cfg)
 	h := &handler.Handler{
@@ -200,6 +225,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return runOnce(ctx, h, *eventPath, stdin, stdout, out)
 }
 
+// Whether stderr and stdin are terminals: variables, so that a test can
+// stand in for one.
+var (
+	stderrIsTerminal = func(w io.Writer) bool { f, ok := w.(*os.File); return ok && preview.IsTerminal(f) }
+	stdinIsTerminal  = func(r io.Reader) bool { f, ok := r.(*os.File); return ok && preview.IsTerminal(f) }
+)
+
+// errNoEvent: with no -event, the event is read from stdin; on a terminal
+// that would wait silently for a person to type one.
+var errNoEvent = errors.New("no event: pass one with -event FILE, such as -event events/manual-dry-run.json (a dry run), or pipe one on stdin")
+
 // errNoRegion is the error of a run outside Lambda with no region: the
 // SDK's own ("Missing Region") names no setting.
 var errNoRegion = errors.New("no AWS region: set AWS_REGION (or region in your AWS profile), such as AWS_REGION=us-east-1; " +
@@ -238,9 +274,10 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 	}
 	// A long run (tens of thousands of reservations) shows how far it is,
 	// on a terminal only.
+	clearProgress := func() {}
 	if preview.IsTerminal(os.Stderr) {
 		progress, clear := preview.Progress(os.Stderr)
-		h.Progress = progress
+		h.Progress, clearProgress = progress, clear
 		defer clear()
 	}
 	// The state machine's listing and collecting requests print their
@@ -255,6 +292,7 @@ func runOnce(ctx context.Context, h *handler.Handler, eventPath string, stdin io
 		return err
 	}
 	rep, runErr := h.Run(ctx, payload)
+	clearProgress() // the table starts on a line of its own
 	if rep != nil {
 		if err := printReport(stdout, rep, out, rightsizeOn(h.Settings, req)); err != nil {
 			return errors.Join(runErr, fmt.Errorf("print report: %w", err))

@@ -352,3 +352,62 @@ func TestNoRegionNamesAWSRegion(t *testing.T) {
 		t.Fatalf("%d requests without a region", n)
 	}
 }
+
+// Issue 24: on a terminal the log lines would drown the table: they go to a
+// file, named after the report, unless -v; the table comes first.
+func TestLogsGoToAFileOnATerminal(t *testing.T) {
+	acct := fakeEnv(t)
+	addIdle(acct, "cr-0123456789abcdef0")
+	saved := stderrIsTerminal
+	stderrIsTerminal = func(io.Writer) bool { return true }
+	t.Cleanup(func() { stderrIsTerminal = saved })
+
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"-event", "../../events/manual-dry-run.json", "-output", "table"}, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), `"msg"`) {
+		t.Fatalf("JSON log lines on a terminal's stderr:\n%s", stderr.String())
+	}
+	_, path, ok := strings.Cut(strings.TrimSpace(stderr.String()), "The run's log lines (JSON): ")
+	path, _, _ = strings.Cut(path, " ")
+	if !ok {
+		t.Fatalf("stderr does not name the log file:\n%s", stderr.String())
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	logs, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(logs), `"msg":"decision"`) {
+		t.Fatalf("log file %s: %v\n%s", path, err, logs)
+	}
+	if !strings.HasPrefix(stdout.String(), "account "+account) {
+		t.Errorf("the table does not come first:\n%s", stdout.String())
+	}
+
+	// -v: on stderr, as before.
+	stdout.Reset()
+	stderr.Reset()
+	if err := run([]string{"-v", "-event", "../../events/manual-dry-run.json", "-output", "table"}, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"decision"`) {
+		t.Errorf("-v: no log line on stderr:\n%s", stderr.String())
+	}
+}
+
+// Issue 24: with no -event and a terminal for stdin, the command would wait
+// silently for a person to type an event: it says how to pass one, before
+// any AWS call.
+func TestNoEventOnATerminalIsRefused(t *testing.T) {
+	acct := fakeEnv(t)
+	saved := stdinIsTerminal
+	stdinIsTerminal = func(io.Reader) bool { return true }
+	t.Cleanup(func() { stdinIsTerminal = saved })
+	var stdout, stderr bytes.Buffer
+	err := run(nil, strings.NewReader(""), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "-event events/manual-dry-run.json") {
+		t.Fatalf("error %v, want one that shows -event", err)
+	}
+	if n := len(acct.Requests()); n != 0 {
+		t.Fatalf("%d requests", n)
+	}
+}
