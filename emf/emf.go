@@ -199,6 +199,7 @@ func Record(r *report.Report, region, function string) []zap.Field {
 		reasons[string(reason)] = n
 	}
 	return append(fields,
+		zap.String("Version", r.Version),
 		zap.String("AccountId", r.AccountID),
 		zap.String("Region", region),
 		zap.Any("Reasons", reasons),

@@ -476,6 +476,10 @@ func checkAgainstReport(t *testing.T, rec emfRecord, r *report.Report, region, f
 	if !slices.Equal(rec.declared, emf.Metrics()) {
 		t.Errorf("declared metrics %v, want emf.Metrics() %v", rec.declared, emf.Metrics())
 	}
+	// Issue 24: the record names the version that made the run.
+	if v, _ := rec.root["Version"].(string); v != r.Version || v == "" {
+		t.Errorf("record's Version %q, the report's %q", v, r.Version)
+	}
 	wantDims := map[string]string{emf.DimensionFunctionName: function, emf.DimensionDryRun: strconv.FormatBool(r.DryRun)}
 	if !maps.Equal(rec.dimValues, wantDims) {
 		t.Errorf("dimension values %v, want %v", rec.dimValues, wantDims)

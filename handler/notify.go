@@ -49,7 +49,7 @@ func (r *run) notify(ctx context.Context, sns notify.Publisher, plan policy.Plan
 // evaluated, by id; started is the run's start.
 func noticeOf(s Settings, plan policy.Plan, decisions []policy.Decision, rep *report.Report, reservations map[string]policy.Reservation, started time.Time) notify.Notice {
 	n := notify.Notice{
-		RunID: rep.RunID, AccountID: rep.AccountID, Region: rep.Region,
+		RunID: rep.RunID, AccountID: rep.AccountID, Region: rep.Region, Version: rep.Version,
 		DryRun: rep.DryRun, Aborted: plan.Aborted, AbortReason: plan.AbortReason,
 		ProtectTagKey: s.ProtectTagKey, Now: started, Problems: rep.Problems, Costs: rep.Costs,
 	}

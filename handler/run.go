@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/version"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
@@ -122,6 +123,7 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 	}
 	rep := &report.Report{
 		RunID:        runID,
+		Version:      version.Version,
 		Event:        kind,
 		AccountID:    target.AccountID,
 		Region:       target.Region,
@@ -133,7 +135,7 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 		NotAttempted: []string{},
 	}
 	rep.Settings.Loosened = loosened
-	audit.Info("run started", zap.String("event", kind), zap.Bool("dry_run", settings.DryRun),
+	audit.Info("run started", zap.String("event", kind), zap.String("version", version.Version), zap.Bool("dry_run", settings.DryRun),
 		zap.Bool("own_account", target.AccountID == home.AccountID), zap.Any("settings", rep.Settings))
 	return r, rep, nil
 }

@@ -26,13 +26,16 @@ import (
 // Notice is what one run tells the owners.
 type Notice struct {
 	RunID, AccountID, Region string
-	DryRun                   bool
-	Aborted                  bool
-	AbortReason              string
-	ProtectTagKey            string    // the deployed PROTECT_TAG_KEY
-	Now                      time.Time // the run's start (for the snooze example date)
-	Items                    []Item
-	Problems                 []string // non-fatal problems of the run
+	// Version is the odcr-autocancel version that made the run; empty:
+	// not shown.
+	Version       string
+	DryRun        bool
+	Aborted       bool
+	AbortReason   string
+	ProtectTagKey string    // the deployed PROTECT_TAG_KEY
+	Now           time.Time // the run's start (for the snooze example date)
+	Items         []Item
+	Problems      []string // non-fatal problems of the run
 	// Costs are the run's figures, nil when nothing was priced.
 	Costs *report.Costs
 }
@@ -368,6 +371,9 @@ func headOf(n Notice, groups []group) string {
 	fmt.Fprintf(&b, "Account:  %s\n", clean(n.AccountID, maxField))
 	fmt.Fprintf(&b, "Region:   %s\n", clean(n.Region, maxField))
 	fmt.Fprintf(&b, "Run:      %s\n", clean(n.RunID, maxField))
+	if n.Version != "" {
+		fmt.Fprintf(&b, "Version:  odcr-autocancel %s\n", clean(n.Version, maxField))
+	}
 	if !n.Now.IsZero() {
 		fmt.Fprintf(&b, "Started:  %s\n", timeText(n.Now))
 	}

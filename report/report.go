@@ -15,7 +15,9 @@ import (
 // Report is what an invocation returns (and logs, in summary): everything a
 // reviewer needs to audit the run.
 type Report struct {
-	RunID       string    `json:"runId"`
+	RunID string `json:"runId"`
+	// Version is the odcr-autocancel version that made the run.
+	Version     string    `json:"version"`
 	Event       string    `json:"event"`
 	AccountID   string    `json:"accountId"`
 	Region      string    `json:"region"`

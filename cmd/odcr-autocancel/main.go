@@ -41,6 +41,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/preview"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/version"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/price"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
@@ -114,12 +115,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	eventPath := flags.String("event", "-", "outside Lambda: the event file to run with, - for stdin")
 	output := flags.String("output", "", "outside Lambda: how to print the report, "+outputTable+" or "+outputJSON+
 		" (default: "+outputTable+" when stdout is a terminal, "+outputJSON+" otherwise)")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	verbose := flags.Bool("v", false, "outside Lambda, on a terminal: print the JSON log lines on stderr (by default they go to a file, named after the report is printed)")
 	flags.Usage = func() { usage(flags) }
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h asked for the usage: not an error
 		}
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(stdout, "odcr-autocancel", version.Version)
 		return err
 	}
 	out, err := printingFor(*output, stdout, os.Getenv)

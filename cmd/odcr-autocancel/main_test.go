@@ -411,3 +411,25 @@ func TestNoEventOnATerminalIsRefused(t *testing.T) {
 		t.Fatalf("%d requests", n)
 	}
 }
+
+// Issue 24: -version prints the version the binary was built from ("dev"
+// when the build did not stamp one), and every report carries it.
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"-version"}, strings.NewReader(""), &stdout, &stderr); err != nil || stdout.String() != "odcr-autocancel dev\n" {
+		t.Fatalf("-version: %q, %v", stdout.String(), err)
+	}
+	acct := fakeEnv(t)
+	addIdle(acct, "cr-0123456789abcdef0")
+	stdout.Reset()
+	if err := run([]string{"-event", "../../events/manual-dry-run.json", "-output", "json"}, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || rep.Version != "dev" {
+		t.Fatalf("report version %q (%v)", rep.Version, err)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"run started"`) || !strings.Contains(stderr.String(), `"version":"dev"`) {
+		t.Errorf("the run started line does not carry the version:\n%s", stderr.String())
+	}
+}

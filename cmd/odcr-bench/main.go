@@ -45,6 +45,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/version"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -81,8 +82,13 @@ func run(args []string) error {
 	coldPages := flags.Bool("cold", false, "internal, with -measure-targets: a new Handler for every page (no listing kept between pages)")
 	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched or naive)")
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println("odcr-bench", version.Version)
+		return nil
 	}
 	switch {
 	case *serve > 0:

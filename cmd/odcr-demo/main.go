@@ -34,6 +34,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/demo"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/preview"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/version"
 )
 
 func main() {
@@ -60,7 +61,12 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 	organization := flags.Bool("organization", false, "a simulated organization (four accounts, two regions), run as the state machine runs it")
 	output := flags.String("output", "", "table or json (default: table on a terminal, json otherwise)")
 	verbose := flags.Bool("v", false, "also print the function's JSON log lines on stderr")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(stdout, "odcr-demo", version.Version)
 		return err
 	}
 	format, err := outputFormat(*output, stdout)

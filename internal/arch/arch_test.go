@@ -19,10 +19,10 @@ const module = "github.com/odcr-autocancel/odcr-autocancel/"
 // allowed lists, for each package of the module, the module's packages its
 // non-test files may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/odcr-autocancel":  {"handler", "internal/preview", "org", "price", "report"},
-	"cmd/odcr-bench":       {"handler", "internal/fakeaws", "org", "policy", "report"},
-	"cmd/odcr-demo":        {"handler", "internal/demo", "internal/fakeaws", "internal/preview", "org", "report"},
-	"handler":              {"emf", "internal/awsapi", "internal/strictjson", "notify", "org", "policy", "price", "report"},
+	"cmd/odcr-autocancel":  {"handler", "internal/preview", "internal/version", "org", "price", "report"},
+	"cmd/odcr-bench":       {"handler", "internal/fakeaws", "internal/version", "org", "policy", "report"},
+	"cmd/odcr-demo":        {"handler", "internal/demo", "internal/fakeaws", "internal/preview", "internal/version", "org", "report"},
+	"handler":              {"emf", "internal/awsapi", "internal/strictjson", "internal/version", "notify", "org", "policy", "price", "report"},
 	"org":                  {"internal/awsapi", "internal/strictjson", "notify", "policy", "report"},
 	"notify":               {"policy", "report"},
 	"price":                {"internal/awsapi"},
@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"internal/awsapi":      {},
 	"internal/strictjson":  {},
 	"internal/e2e":         {},
+	"internal/version":     {},
 }
 
 // pure lists the files that may import nothing outside the standard
