@@ -445,7 +445,7 @@ func TestTemplateBuildsTheCommand(t *testing.T) {
 			t.Errorf("Makefile target %s lacks %q:%s", target, want, recipe)
 		}
 	}
-	for _, want := range []string{"-trimpath", "-tags lambda.norpc", `-ldflags "-s -w"`} {
+	for _, want := range []string{"-trimpath", "-tags lambda.norpc", `-ldflags "-s -w `, "-X github.com/odcr-autocancel/odcr-autocancel/internal/version.Version=$(VERSION)"} {
 		if !strings.Contains(string(makefile), want) {
 			t.Errorf("Makefile lacks %q in GOFLAGS_BOOTSTRAP", want)
 		}
@@ -1120,4 +1120,40 @@ func rulesAccept(t *testing.T, rules, params *yaml.Node, values map[string]strin
 		}
 	}
 	return true
+}
+
+// Issue 24: the read-only policy a preview needs (docs/preview-policy.json)
+// holds exactly the function role's reads: the Describe, Get and List
+// actions it is granted.
+func TestPreviewPolicyIsTheFunctionsReads(t *testing.T) {
+	tpl := loadTemplate(t).resolved(t, map[string]bool{orgCondition: false})
+	_, grants := tpl.functionRoleGrants(t)
+	var want []string
+	for _, g := range grants {
+		_, op, _ := strings.Cut(g.Action, ":")
+		if strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List") {
+			want = append(want, g.Action)
+		}
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	data, err := os.ReadFile("docs/preview-policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Version   string
+		Statement []struct {
+			Effect   string
+			Action   []string
+			Resource string
+		}
+	}
+	if err := json.Unmarshal(data, &doc); err != nil || doc.Version != "2012-10-17" || len(doc.Statement) != 1 || doc.Statement[0].Effect != "Allow" {
+		t.Fatalf("docs/preview-policy.json: %v %+v", err, doc)
+	}
+	got := slices.Sorted(slices.Values(doc.Statement[0].Action))
+	if !slices.Equal(got, want) {
+		t.Errorf("docs/preview-policy.json allows %v, the function role reads with %v", got, want)
+	}
 }

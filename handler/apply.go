@@ -145,7 +145,7 @@ func dryRunFirst(id, what string, call func(dryRun bool) (returned bool, err err
 		if err == nil {
 			err, code = errors.New("dry run answered without DryRunOperation"), "UnexpectedDryRunAnswer"
 		}
-		return &report.Failure{ReservationID: id, Code: code, Message: fmt.Sprintf("%s (dry run): %v", what, err)}
+		return &report.Failure{ReservationID: id, Code: code, Message: fmt.Sprintf("%s, refused at its permission check (the DryRun call made before the real one): %v", what, err)}
 	}
 	returned, err := call(false)
 	switch {

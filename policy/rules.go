@@ -21,7 +21,7 @@ func facts(r Reservation, now time.Time) Facts {
 		AvailableInstanceCount: r.Available,
 	}
 	if since := r.ActiveSince(); !since.IsZero() {
-		f.AgeHours = now.Sub(since).Hours()
+		f.AgeHours = math.Round(now.Sub(since).Hours()*10) / 10 // to the tenth: a figure to read, not 1234.5678901
 	}
 	return f
 }

@@ -100,9 +100,15 @@ func printingFor(output string, stdout io.Writer, getenv func(string) string) (p
 	default:
 		return printing{}, fmt.Errorf("invalid -output %q: accepted values are %s and %s", output, outputTable, outputJSON)
 	}
-	// The width of the terminal, when the shell exports it.
-	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n > 0 && isTerminal {
-		p.width = n
+	// The width of the terminal: COLUMNS when the shell exports it, else
+	// what the terminal says.
+	if isTerminal {
+		if f, ok := stdout.(*os.File); ok {
+			p.width = preview.TerminalWidth(f)
+		}
+		if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n > 0 {
+			p.width = n
+		}
 	}
 	return p, nil
 }

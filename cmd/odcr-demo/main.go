@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -132,11 +133,15 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		return nil
 	}
 	on := s.Rightsize
-	color := false
-	if f, ok := stdout.(*os.File); ok {
-		color = preview.UseColor(f, os.Getenv)
+	color, width := false, 0
+	if f, ok := stdout.(*os.File); ok && preview.IsTerminal(f) {
+		// The terminal's width, or COLUMNS when the shell exports it.
+		color, width = preview.UseColor(f, os.Getenv), preview.TerminalWidth(f)
+		if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+			width = n
+		}
 	}
-	if err := preview.Table(stdout, report, preview.Options{Color: color, Rightsize: &on}); err != nil {
+	if err := preview.Table(stdout, report, preview.Options{Color: color, Width: width, Rightsize: &on}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "\nThe simulated account:")

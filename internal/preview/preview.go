@@ -4,9 +4,12 @@
 // went wrong. The JSON report stays the contract for scripts; this is for
 // reading at a glance.
 //
-// The MONTHLY column is what a reservation's unused instances cost a month
-// (USD, On-Demand list prices; "-" when not estimated), and the totals line
-// adds the idle capacity found and what the run removed (or would).
+// The IDLE $/MONTH column is what a reservation's unused instances cost a
+// month (USD, On-Demand list prices; "-" when not estimated), and the totals
+// line adds the idle capacity found and what the run removed (or would). A
+// one-line legend under the table says what PEAK, COVERAGE and IDLE $/MONTH
+// are. On a narrow screen the table leaves columns out (ZONE, TYPE, then
+// COVERAGE, COUNT, IDLE $/MONTH and PEAK) before the detail is cut.
 package preview
 
 import (
@@ -31,7 +34,7 @@ import (
 // Options say how to render.
 type Options struct {
 	// Color adds ANSI colours: red for a cancel, yellow for a shrink or a
-	// mark, green for an unmark, keep rows dimmed. See UseColor.
+	// mark, green for an unmark, the header bold. See UseColor.
 	Color bool
 	// Width is the width of the screen in characters (0: no limit). The
 	// detail column is cut to fit, or left out when the other columns
@@ -56,7 +59,19 @@ const (
 
 // Column headers. The detail is the last column: it is not padded, and is
 // the one cut to fit Width.
-var columns = []string{"RESERVATION", "TYPE", "ZONE", "COUNT", "PEAK", "COVERAGE", "MONTHLY", "ACTION", "REASON", "DETAIL"}
+var columns = []string{"RESERVATION", "TYPE", "ZONE", "COUNT", "PEAK", "COVERAGE", "IDLE $/MONTH", "ACTION", "REASON", "DETAIL"}
+
+// dropOrder is the order in which a narrow screen leaves columns out:
+// where and what first, the figures last; the reservation, the action,
+// the reason and the detail always stay.
+var dropOrder = []string{"ZONE", "TYPE", "COVERAGE", "COUNT", "IDLE $/MONTH", "PEAK"}
+
+// legend says what the figure columns are, for the ones shown.
+var legend = map[string]string{
+	"PEAK":         "PEAK: most instances in use at once in the window, of the count",
+	"COVERAGE":     "COVERAGE: share of the window's 5-minute datapoints CloudWatch returned",
+	"IDLE $/MONTH": "IDLE $/MONTH: the unused instances a month at On-Demand list prices",
+}
 
 const (
 	actionHeader = "ACTION"
@@ -83,12 +98,28 @@ func Table(w io.Writer, r *report.Report, o Options) error {
 
 	rows := sortedDecisions(r.Decisions)
 	if len(rows) > 0 {
-		lines, err := tableLines(rows, o)
+		lines, shown, err := tableLines(rows, o, r.DryRun)
 		if err != nil {
 			return err
 		}
 		for _, l := range lines {
 			out.WriteString(l + "\n")
+		}
+		var items, left []string
+		for _, c := range columns {
+			l, ok := legend[c]
+			switch {
+			case !slices.Contains(shown, c):
+				left = append(left, c)
+			case ok:
+				items = append(items, l)
+			}
+		}
+		if len(left) > 0 {
+			items = append(items, "too narrow for "+strings.Join(left, ", ")+": a wider terminal (or -output json) shows them")
+		}
+		for _, line := range wrap(items, o.Width) {
+			out.WriteString(line + "\n")
 		}
 		out.WriteString("\n")
 	}
@@ -115,6 +146,10 @@ func header(r *report.Report, o Options) []string {
 	)
 	if s.GraceHours > 0 {
 		items = append(items, "grace "+strconv.Itoa(s.GraceHours)+" h")
+		if r.DryRun && hasAction(r, policy.Mark) {
+			// A first preview shows marks, never cancels.
+			items = append(items, "an idle reservation is marked first and cancelled after its grace (GRACE_HOURS=0 previews the cancels)")
+		}
 	} else {
 		items = append(items, "no grace period")
 	}
@@ -129,6 +164,11 @@ func header(r *report.Report, o Options) []string {
 		items = append(items, fmt.Sprintf("loosened %s %s (deployed %s)", clean(l.Field), number(l.Requested), number(l.Deployed)))
 	}
 	return items
+}
+
+// hasAction tells whether a decision of the report has action a.
+func hasAction(r *report.Report, a policy.Action) bool {
+	return slices.ContainsFunc(r.Decisions, func(d policy.Decision) bool { return d.Action == a })
 }
 
 // rightsize is Options.Rightsize, or what the report shows of it.
@@ -191,38 +231,59 @@ func sortedDecisions(ds []policy.Decision) []policy.Decision {
 
 // tableLines aligns the rows with text/tabwriter, then cuts the detail to
 // fit the width and colours the action cells. Both are done after the
-// alignment: tabwriter would count ANSI sequences as text.
-func tableLines(rows []policy.Decision, o Options) ([]string, error) {
+// alignment: tabwriter would count ANSI sequences as text. On a screen too
+// narrow for every column and a little of the detail, columns are left out
+// in dropOrder first. It returns the lines and the columns shown.
+func tableLines(rows []policy.Decision, o Options, dryRun bool) ([]string, []string, error) {
+	shown := slices.Clone(columns)
+	for {
+		lines, detailAt, err := alignRows(rows, shown, dryRun)
+		if err != nil {
+			return nil, nil, err
+		}
+		next := slices.IndexFunc(dropOrder, func(c string) bool { return slices.Contains(shown, c) })
+		if o.Width <= 0 || o.Width-detailAt >= minDetail || next < 0 {
+			return finishRows(lines, rows, o, detailAt), shown, nil
+		}
+		shown = slices.DeleteFunc(shown, func(c string) bool { return c == dropOrder[next] })
+	}
+}
+
+// alignRows aligns the rows in the columns shown; detailAt is the rune at
+// which the detail starts.
+func alignRows(rows []policy.Decision, shown []string, dryRun bool) ([]string, int, error) {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	// Every cell but the detail ends with a tab: the detail is not part of
 	// a column, so it is not padded.
-	fmt.Fprintln(tw, strings.Join(columns, "\t"))
-	actions := make([]string, len(rows))
-	for i, d := range rows {
-		actions[i] = action(d)
-		cells := []string{
-			orDash(d.ReservationID), orDash(d.Facts.InstanceType), orDash(d.Facts.AvailabilityZone),
-			strconv.Itoa(int(d.Facts.TotalInstanceCount)), peak(d.Facts), coverage(d.Facts), monthly(d.Facts),
-			actions[i], orDash(string(d.Reason)), d.Detail,
+	fmt.Fprintln(tw, strings.Join(shown, "\t"))
+	for _, d := range rows {
+		cell := map[string]string{
+			"RESERVATION": orDash(d.ReservationID), "TYPE": orDash(d.Facts.InstanceType), "ZONE": orDash(d.Facts.AvailabilityZone),
+			"COUNT": strconv.Itoa(int(d.Facts.TotalInstanceCount)), "PEAK": peak(d.Facts), "COVERAGE": coverage(d.Facts),
+			"IDLE $/MONTH": monthly(d.Facts), "ACTION": action(d), "REASON": orDash(string(d.Reason)), "DETAIL": detail(d, dryRun),
 		}
-		for j := range cells {
-			cells[j] = clean(cells[j])
+		cells := make([]string, len(shown))
+		for j, c := range shown {
+			cells[j] = clean(cell[c])
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if len(lines) != len(rows)+1 {
-		return nil, fmt.Errorf("preview: %d table lines for %d rows", len(lines), len(rows))
+		return nil, 0, fmt.Errorf("preview: %d table lines for %d rows", len(lines), len(rows))
 	}
+	return lines, utf8.RuneCountInString(lines[0]) - len(detailHeader), nil
+}
+
+// finishRows cuts each line to the width and colours it.
+func finishRows(lines []string, rows []policy.Decision, o Options, detailAt int) []string {
 	// The columns start at the same rune in every line; the header names
 	// them.
-	actionAt := strings.Index(lines[0], actionHeader)
-	detailAt := utf8.RuneCountInString(lines[0]) - len(detailHeader)
-
+	actionAt := utf8.RuneCountInString(lines[0][:strings.Index(lines[0], actionHeader)])
 	for i, line := range lines {
 		line = strings.TrimRight(fit(line, detailAt, o.Width), " ")
 		switch {
@@ -230,11 +291,21 @@ func tableLines(rows []policy.Decision, o Options) ([]string, error) {
 		case i == 0:
 			line = paint(line, ansiBold, true)
 		default:
-			line = colourRow(line, rows[i-1].Action, actionAt, utf8.RuneCountInString(actions[i-1]))
+			line = colourRow(line, rows[i-1].Action, actionAt, utf8.RuneCountInString(action(rows[i-1])))
 		}
 		lines[i] = line
 	}
-	return lines, nil
+	return lines
+}
+
+// detail is a decision's detail as a person reads it: in a dry run,
+// nothing was marked, it would be.
+func detail(d policy.Decision, dryRun bool) string {
+	if !dryRun {
+		return d.Detail
+	}
+	return strings.NewReplacer("idle: marked again,", "idle: would be marked again,", "idle: marked,", "idle: would be marked,",
+		"; marked again:", "; would be marked again:", "; marked:", "; would be marked:").Replace(d.Detail)
 }
 
 // fit cuts a table line to width runes, in its detail (which starts at
@@ -261,7 +332,7 @@ func colourRow(line string, a policy.Action, at, n int) string {
 	var code string
 	switch a {
 	case policy.Keep:
-		return paint(line, ansiDim, true)
+		return line // most rows are kept: plain, not faint
 	case policy.Cancel:
 		code = ansiBold + ansiRed
 	case policy.Modify, policy.Mark:
@@ -481,6 +552,14 @@ func wrap(items []string, width int) []string {
 	cur := ""
 	for _, it := range items {
 		it = clean(it)
+		if width > 0 && utf8.RuneCountInString(it) > width {
+			// An item longer than a line is broken at its spaces.
+			if cur != "" {
+				lines, cur = append(lines, cur), ""
+			}
+			lines = append(lines, wrapText(it, width, "", "  ")...)
+			continue
+		}
 		switch {
 		case cur == "":
 			cur = it

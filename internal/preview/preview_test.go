@@ -173,10 +173,39 @@ func TestGolden(t *testing.T) {
 		{"real-run", realRunReport(), Options{Rightsize: &on}},
 		{"real-run-color-width120", realRunReport(), Options{Rightsize: &on, Color: true, Width: 120}},
 		{"aborted", abortedReport(), Options{Rightsize: &off}},
+		// Issue 24: a terminal of 80 and of 120 columns.
+		{"dry-run-width80", dryRunReport(), Options{Width: 80}},
+		{"dry-run-width120", dryRunReport(), Options{Width: 120}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			testsupport.Golden(t, c.name+".golden", render(t, c.rep, c.opts))
 		})
+	}
+}
+
+// Issue 24: on a terminal of 80 or 120 columns no line is wider than the
+// terminal, table rows included (columns are left out before the detail is
+// cut), every reservation is still there with its action and reason, and
+// the legend names the figure columns shown.
+func TestTableFitsTheTerminal(t *testing.T) {
+	for _, width := range []int{80, 120} {
+		out := render(t, dryRunReport(), Options{Width: width})
+		for _, line := range strings.Split(out, "\n") {
+			if n := utf8.RuneCountInString(line); n > width {
+				t.Errorf("width %d: line of %d: %q", width, n, line)
+			}
+		}
+		for _, d := range decisions() {
+			if !strings.Contains(out, d.ReservationID) || !strings.Contains(out, string(d.Reason)) {
+				t.Errorf("width %d: %s or its reason %s missing", width, d.ReservationID, d.Reason)
+			}
+		}
+		if !strings.Contains(out, "PEAK: most instances in use at once") && !strings.Contains(out, "too narrow for") {
+			t.Errorf("width %d: no legend (nor a word on the columns left out):\n%s", width, out)
+		}
+		if strings.Contains(out, "idle: marked,") {
+			t.Errorf("width %d: a dry run says marked:\n%s", width, out)
+		}
 	}
 }
 
