@@ -84,6 +84,9 @@ func run(args []string) error {
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h asked for the usage: not an error
+		}
 		return err
 	}
 	if *showVersion {

@@ -64,6 +64,9 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 	verbose := flags.Bool("v", false, "also print the function's JSON log lines on stderr")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h asked for the usage: not an error
+		}
 		return err
 	}
 	if *showVersion {

@@ -179,3 +179,14 @@ func TestDocsShowTheOrganizationDemo(t *testing.T) {
 	testsupport.DocShows(t, "docs/organization.md", strings.TrimRight(golden, "\n"),
 		"the organization demo's output as cmd/odcr-demo/testdata/demo-organization.golden has it")
 }
+
+// Issue 24: -version prints the demo's version; -h is not an error.
+func TestDemoVersionAndHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"-version"}, &stdout, &stderr, demoNow); err != nil || stdout.String() != "odcr-demo dev\n" {
+		t.Fatalf("-version: %q, %v", stdout.String(), err)
+	}
+	if err := run([]string{"-h"}, &stdout, &stderr, demoNow); err != nil || !strings.Contains(stderr.String(), "-apply") {
+		t.Fatalf("-h: %v\n%s", err, stderr.String())
+	}
+}
