@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
@@ -89,7 +90,7 @@ func ftHandler(t *testing.T, acct *fakeaws.Account, settings handler.Settings, r
 
 func ftHandlerFromConfig(t *testing.T, acct *fakeaws.Account, settings handler.Settings, cfg aws.Config) (*handler.Handler, *timeline) {
 	t.Helper()
-	retries := &handler.RetryCounter{}
+	retries := &awsapi.RetryCounter{}
 	retries.Instrument(&cfg)
 	tl := &timeline{}
 	logger, err := handler.NewLogger("debug", tl)

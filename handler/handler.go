@@ -80,7 +80,7 @@ type Handler struct {
 	MetricsPerCall int
 	// Retries, when set, counts the SDK's retries for the report; main wraps
 	// the clients' retryer with it.
-	Retries *RetryCounter
+	Retries *awsapi.RetryCounter
 	// Progress, when set, is told how far a run is: the step ("listed",
 	// "measured", "cancelled", "shrunk") and how many of how many. The
 	// command line shows it on a terminal; Lambda leaves it unset.

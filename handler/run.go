@@ -43,7 +43,7 @@ type run struct {
 	concurrency, perCall int
 	// retries counts the SDK's retries; retriesBefore is its count when
 	// the run started.
-	retries       *RetryCounter
+	retries       *awsapi.RetryCounter
 	retriesBefore int64
 	// onProgress, when set, is told how far the run is.
 	onProgress func(step string, done, total int)

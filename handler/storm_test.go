@@ -16,6 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/cfn"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
@@ -115,7 +116,7 @@ func recordDelays(h *handler.Handler) func() []stormDelay {
 // of 1 s, doubled at each retry, capped at DefaultRetryMaxBackoff (the
 // jitter draws below it).
 func throttleBackoffCap(attempt int) time.Duration {
-	return min(time.Second<<(attempt-1), handler.DefaultRetryMaxBackoff)
+	return min(time.Second<<(attempt-1), awsapi.DefaultRetryMaxBackoff)
 }
 
 // stormWorstCase is the most a storm of k throttled answers in a row can

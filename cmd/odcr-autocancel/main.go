@@ -40,6 +40,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/preview"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/version"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
@@ -190,7 +191,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
 		logger.Warn("AWS SDK", zap.String("classification", string(c)), zap.String("message", fmt.Sprintf(format, v...)))
 	})
-	retries := &handler.RetryCounter{}
+	retries := &awsapi.RetryCounter{}
 	retries.Instrument(&cfg)
 	h := &handler.Handler{
 		Retries:    retries,

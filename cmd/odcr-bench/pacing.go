@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 )
 
@@ -95,7 +96,7 @@ func measurePacing(w io.Writer, n int) error {
 			Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "SECRET", ""),
 			RetryMode:   mode,
 		}
-		retries := &handler.RetryCounter{}
+		retries := &awsapi.RetryCounter{}
 		retries.Instrument(&cfg)
 		settings, err := handler.LoadSettings(func(k string) (string, bool) {
 			v, ok := map[string]string{"DRY_RUN": "false", "GRACE_HOURS": "0", "LOOKBACK_HOURS": strconv.Itoa(lookbackHours), "MAX_CANCELLATIONS_PER_RUN": strconv.Itoa(n)}[k]

@@ -19,8 +19,8 @@ const module = "github.com/odcr-autocancel/odcr-autocancel/"
 // allowed lists, for each package of the module, the module's packages its
 // non-test files may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/odcr-autocancel":  {"handler", "internal/preview", "internal/version", "org", "price", "report"},
-	"cmd/odcr-bench":       {"handler", "internal/fakeaws", "internal/version", "org", "policy", "report"},
+	"cmd/odcr-autocancel":  {"handler", "internal/awsapi", "internal/preview", "internal/version", "org", "price", "report"},
+	"cmd/odcr-bench":       {"handler", "internal/awsapi", "internal/fakeaws", "internal/version", "org", "policy", "report"},
 	"cmd/odcr-demo":        {"handler", "internal/demo", "internal/fakeaws", "internal/preview", "internal/version", "org", "report"},
 	"handler":              {"emf", "internal/awsapi", "internal/strictjson", "internal/version", "notify", "org", "policy", "price", "report"},
 	"org":                  {"internal/awsapi", "internal/strictjson", "notify", "policy", "report"},
