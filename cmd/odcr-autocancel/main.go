@@ -269,7 +269,11 @@ func usage(flags *flag.FlagSet) {
 		if def == "" {
 			def = "(empty)"
 		}
-		fmt.Fprintf(w, "  %-26s default %s; %s\n", v.Name, def, handler.Accepted(v))
+		accepted := handler.Accepted(v)
+		if v.Name == "GRACE_HOURS" {
+			accepted += ", and at most LOOKBACK_HOURS (a longer grace could never be observed)"
+		}
+		fmt.Fprintf(w, "  %-26s default %s; %s\n", v.Name, def, accepted)
 	}
 }
 
