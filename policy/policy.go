@@ -160,17 +160,43 @@ func (r Reservation) CurrentUtilizationPercent() float64 {
 }
 
 // Utilization is what CloudWatch reported for one reservation over the
-// lookback window: the Maximum of UsedInstanceCount at a 5-minute period.
+// lookback window: the Maximum of UsedInstanceCount at Period (the 5-minute
+// publishing interval unless said otherwise).
+//
+// Read hourly (a coarser Period), the peak is exact, the maximum of the
+// 5-minute maxima, but the coverage is not: an hour with one 5-minute point
+// counts as an hour with data. So hourly data may keep a reservation for its
+// use, never let one go: cancelling or shrinking rests on 5-minute data.
 type Utilization struct {
 	// Complete is false when CloudWatch answered with PartialData,
 	// InternalError or Forbidden for this series, or did not answer at all.
 	Complete bool
-	// PeakUsed is the largest number of instances used in any 5-minute
-	// datapoint of the window. Meaningless when Datapoints is 0.
+	// PeakUsed is the largest number of instances used in any datapoint of
+	// the window. Meaningless when Datapoints is 0.
 	PeakUsed float64
-	// Datapoints is the number of 5-minute datapoints present in the window
+	// Datapoints is the number of datapoints present in the window
 	// (counted, never taken from SampleCount).
 	Datapoints int
+	// Period is the period of the datapoints; 0 means the settings'
+	// PublishingInterval.
+	Period time.Duration
+	// OutOfTime is set when the reservation was not read because the
+	// invocation's time would not allow it: kept, and counted apart.
+	OutOfTime bool
+}
+
+// coarse tells whether u was read at a period coarser than the publishing
+// interval, and so may only keep.
+func (u Utilization) coarse(s Settings) bool {
+	return u.Period > 0 && u.Period != s.PublishingInterval
+}
+
+// expected is how many datapoints of u's period a full window holds.
+func (u Utilization) expected(s Settings) int {
+	if !u.coarse(s) {
+		return s.ExpectedDatapoints()
+	}
+	return int(s.Lookback / u.Period)
 }
 
 // Settings are the knobs of the policy, validated by the caller.

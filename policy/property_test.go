@@ -225,6 +225,19 @@ func (g gen) usage(s policy.Settings, r policy.Reservation) *policy.Utilization 
 	t := s.IdleThresholdPercent * float64(r.Total) / 100
 	total := float64(r.Total)
 	u.PeakUsed = g.pickF(0, 0, 0, t, math.Nextafter(t, math.Inf(1)), math.Max(0, math.Nextafter(t, math.Inf(-1))), g.r.Float64()*total, total, 1, 0.001)
+	// The two passes: some utilizations are only the hourly screen (full
+	// hourly coverage, or none of 5-minute data), some were never read
+	// for lack of time. Neither may cancel or shrink.
+	switch g.r.IntN(12) {
+	case 0:
+		u.Period = time.Hour
+		u.Datapoints = int(s.Lookback / time.Hour)
+	case 1:
+		u.Period = time.Hour
+		u.Datapoints = max(0, u.Datapoints/12)
+	case 2:
+		u.OutOfTime = g.pct(50)
+	}
 	return u
 }
 
@@ -413,10 +426,14 @@ func graceDue(s policy.Settings, r policy.Reservation) bool {
 func dataViolations(s policy.Settings, r policy.Reservation, u *policy.Utilization, stopped *policy.Dependents) []policy.Reason {
 	var v []policy.Reason
 	switch {
-	case u == nil, !u.Complete, u.Datapoints <= 0:
+	case u == nil, !u.Complete, u.Datapoints <= 0, u.OutOfTime:
 		v = append(v, policy.ReasonInsufficientData)
 	default:
+		coarse := u.Period != 0 && u.Period != 5*time.Minute
 		expected := float64(s.Lookback / (5 * time.Minute))
+		if coarse {
+			expected = float64(s.Lookback / u.Period)
+		}
 		if math.Min(100, float64(u.Datapoints)*100/expected) < s.MinCoveragePercent {
 			v = append(v, policy.ReasonInsufficientData)
 		}
@@ -425,6 +442,9 @@ func dataViolations(s policy.Settings, r policy.Reservation, u *policy.Utilizati
 		idle := u.PeakUsed == 0 || (r.Total > 0 && u.PeakUsed >= 0 && u.PeakUsed*100/float64(r.Total) <= s.IdleThresholdPercent)
 		if !idle {
 			v = append(v, policy.ReasonUtilized)
+		} else if coarse {
+			// Hourly data is the screen, never the ground to act on.
+			v = append(v, policy.ReasonInsufficientData)
 		}
 	}
 	switch {
@@ -748,8 +768,10 @@ func checkShrink(fail func(string, ...any), s policy.Settings, r policy.Reservat
 		fail("UNSAFE: %s shrunk to %d (target %d) below its floor %d", r.ID, z.To, z.Target, floor)
 	case int(z.From-z.Target) < s.RightsizeMinInstances:
 		fail("%s: a shrink of %d, under the minimum %d", r.ID, z.From-z.Target, s.RightsizeMinInstances)
-	case u == nil || !u.Complete || u.Datapoints <= 0 || stopped == nil || stopped.Total() > 0:
+	case u == nil || !u.Complete || u.Datapoints <= 0 || u.OutOfTime || stopped == nil || stopped.Total() > 0:
 		fail("UNSAFE: %s shrunk without complete data or with stopped instances needing it", r.ID)
+	case u.Period != 0 && u.Period != 5*time.Minute:
+		fail("UNSAFE: %s shrunk on %s data, without 5-minute coverage", r.ID, u.Period)
 	}
 	for _, v := range screenViolations(s, r, propNow) {
 		if v != policy.ReasonInUse && v != policy.ReasonInCommitment {

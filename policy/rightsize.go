@@ -94,7 +94,7 @@ func RightsizeTarget(r Reservation, peakUsed float64, headroomPercent float64, n
 // RightsizeMinInstances below its size. Otherwise the decision is returned
 // as it was (with a word on a shrink too small to be worth it).
 func Rightsize(s Settings, d Decision, r Reservation, u *Utilization, deps *Dependents, now time.Time) Decision {
-	if !RightsizeEligible(s, d, r, now) || u == nil || !u.Complete || u.Datapoints <= 0 ||
+	if !RightsizeEligible(s, d, r, now) || u == nil || !u.Complete || u.Datapoints <= 0 || u.OutOfTime || u.coarse(s) ||
 		math.IsNaN(u.PeakUsed) || math.IsInf(u.PeakUsed, 0) || u.PeakUsed < 0 || deps == nil || deps.Total() > 0 {
 		return d
 	}

@@ -139,7 +139,11 @@ func Judge(s Settings, d Decision, u *Utilization) Decision {
 	if u == nil {
 		return keep(d, ReasonInsufficientData, "utilization could not be read")
 	}
-	expected := s.ExpectedDatapoints()
+	if u.OutOfTime {
+		d.Facts.Measured = false
+		return keep(d, ReasonInsufficientData, "not read: the invocation's time ran out first")
+	}
+	expected := u.expected(s)
 	coverage := 0.0
 	if expected > 0 {
 		coverage = min(100, float64(u.Datapoints)*100/float64(expected))
@@ -165,8 +169,45 @@ func Judge(s Settings, d Decision, u *Utilization) Decision {
 		return keep(d, ReasonUtilized, fmt.Sprintf("peak of %g instances used is %.1f%% of %d, above %.1f%%",
 			u.PeakUsed, peak, d.Facts.TotalInstanceCount, s.IdleThresholdPercent))
 	}
+	if u.coarse(s) {
+		// The peak is exact but the coverage is counted in hours: only
+		// 5-minute data may show a reservation idle.
+		return keep(d, ReasonInsufficientData, fmt.Sprintf("idle on %s data; its 5-minute data was not read", u.Period))
+	}
 	d.Reason = ReasonIdle
 	return d
+}
+
+// NeedsFineRead tells, from a reservation's hourly (coarse) utilization,
+// whether its 5-minute data must be read before deciding: yes for a cancel
+// candidate not already shown in use, and for one that may be shrunk;
+// no when the hourly peak alone keeps it (a peak above the threshold, a
+// shrink ruled out). d is its screening decision. Missing or incomplete
+// hourly data always asks for the 5-minute read: it may hide an idle one.
+func NeedsFineRead(s Settings, d Decision, r Reservation, coarse *Utilization, now time.Time) bool {
+	eligible := RightsizeEligible(s, d, r, now)
+	if !d.Candidate() && !eligible {
+		return false
+	}
+	if coarse == nil || !coarse.Complete || coarse.Datapoints <= 0 || coarse.OutOfTime {
+		return true
+	}
+	if d.Candidate() {
+		if d = Judge(s, d, coarse); d.Reason != ReasonUtilized {
+			return true
+		}
+	}
+	// Kept for its use: read finer only if the hourly peak leaves room
+	// for a shrink. The hourly peak is the exact peak, so a target it
+	// rules out, 5-minute data rules out too.
+	if !RightsizeEligible(s, d, r, now) {
+		return false
+	}
+	if math.IsNaN(coarse.PeakUsed) || math.IsInf(coarse.PeakUsed, 0) || coarse.PeakUsed < 0 {
+		return true
+	}
+	target := RightsizeTarget(r, coarse.PeakUsed, s.RightsizeHeadroomPercent, now)
+	return target < r.Total && int(r.Total-target) >= s.RightsizeMinInstances
 }
 
 // Stopped applies the last rule: stopped (or stopping) instances that depend
