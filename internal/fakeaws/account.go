@@ -17,6 +17,14 @@
 // Everything else gets the protocol's "unknown operation" error so a new,
 // unsupported call fails loudly.
 //
+// Limits: GetMetricData enforces CloudWatch's validation limits (500
+// queries, 100,800 datapoints requested) always, and its rate quotas per
+// account and region when a test asks for them (cwquota.go): with
+// a.SetCloudWatchQuotas(fakeaws.DefaultCloudWatchQuotas()), 50 requests,
+// 396,000 datapoints (StartTime more than 3 hours ago) and 180,000
+// datapoints (StartTime within 3 hours) per second of real time, beyond
+// which it answers Throttling, "Rate exceeded".
+//
 // An Account (New) is one account in one region and takes any credentials.
 // An Organization (org.go) holds several accounts, each with its state per
 // region, on one handler that routes every request by the access key that
@@ -261,6 +269,8 @@ type Account struct {
 	sns  snsState    // SNS topics and what was published (sns.go)
 
 	pricing pricingState // the Price List API's EC2 products (pricing.go)
+
+	cw cloudWatchQuotaState // GetMetricData rate quotas (cwquota.go)
 
 	// org is the organization the account belongs to and region the one
 	// this Account holds the state of (org.go); nil and "" for a

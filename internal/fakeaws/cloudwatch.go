@@ -121,7 +121,11 @@ func checkRPCv2Request(r *http.Request) *apiError {
 }
 
 func (a *Account) getMetricData(in getMetricDataInput) (any, *apiError) {
-	if apiErr := validateGetMetricData(in); apiErr != nil {
+	window, apiErr := a.admitGetMetricData(in.start, a.now())
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if apiErr = validateGetMetricData(in); apiErr != nil {
 		return nil, apiErr
 	}
 	fp := in.fingerprint()
@@ -141,6 +145,7 @@ func (a *Account) getMetricData(in getMetricDataInput) (any, *apiError) {
 	}
 	results := cbor.List{}
 	var next *metricPosition
+	points := 0 // values returned, charged to the rate quota's window
 	for qi := pos.query; qi < len(in.queries); qi++ {
 		q := in.queries[qi]
 		if !q.returnData || a.omitted(q) {
@@ -171,6 +176,7 @@ func (a *Account) getMetricData(in getMetricDataInput) (any, *apiError) {
 		}
 		status = a.forcedStatus(q, status)
 		results = append(results, metricResult(q, ts[off:off+n], vs[off:off+n], status, a.mismatched(q)))
+		points += n
 		if next != nil {
 			break
 		}
@@ -184,6 +190,7 @@ func (a *Account) getMetricData(in getMetricDataInput) (any, *apiError) {
 	if next != nil {
 		out["NextToken"] = cbor.String(encodeMetricToken(*next, fp))
 	}
+	window.charge(points)
 	return out, nil
 }
 
