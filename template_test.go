@@ -165,7 +165,7 @@ func checkParameter(t *testing.T, v handler.EnvVar, name string, param *yaml.Nod
 			t.Errorf("%s: parameter Type %q without an AllowedPattern: want a String whose pattern takes integers only", where, typ)
 			return
 		}
-		for n := int(v.Min) - 5; n <= int(v.Max)+5; n++ {
+		for _, n := range integersAround(int(v.Min), int(v.Max)) {
 			if got, want := cfn.Accepts(param, strconv.Itoa(n)), n >= int(v.Min) && n <= int(v.Max); got != want {
 				t.Errorf("drift: %s: the template accepts %d: %v, the code: %v", where, n, got, want)
 			}
@@ -1156,4 +1156,30 @@ func TestPreviewPolicyIsTheFunctionsReads(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("docs/preview-policy.json allows %v, the function role reads with %v", got, want)
 	}
+}
+
+// integersAround is every integer from lo-5 to hi+5 when the range is
+// small; for a wide one, those near each bound and each power of ten, and
+// a spread between.
+func integersAround(lo, hi int) []int {
+	if hi-lo <= 20_000 {
+		var out []int
+		for n := lo - 5; n <= hi+5; n++ {
+			out = append(out, n)
+		}
+		return out
+	}
+	var out []int
+	for _, c := range []int{lo, hi} {
+		for n := c - 5; n <= c+5; n++ {
+			out = append(out, n)
+		}
+	}
+	for p := 1; p <= hi*10; p *= 10 {
+		out = append(out, p-1, p, p+1)
+	}
+	for n := lo; n <= hi; n += (hi - lo) / 997 {
+		out = append(out, n)
+	}
+	return out
 }

@@ -394,7 +394,7 @@ func TestEMFRecordOfARun(t *testing.T) {
 			name:   "deadline: cancels not attempted",
 			mutate: []func(*handler.Settings){live},
 			setup: func(hs *harness) {
-				hs.h.DeadlineMargin = time.Hour
+				hs.h.DeadlineMargin = 35 * time.Minute
 				hs.fake.addIdle(crID(1))
 			},
 			want: map[string]float64{"NotAttempted": 1, "Cancelled": 0},

@@ -11,6 +11,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
+	"github.com/odcr-autocancel/odcr-autocancel/utilization"
 )
 
 // evaluate lists, screens, measures and checks every reservation, and plans.
@@ -42,24 +43,18 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 
 	now := r.started
 	decisions := make([]policy.Decision, len(reservations))
-	var eligible []string
+	var measured []int // the reservations to measure, by index
 	for i, res := range reservations {
 		decisions[i] = policy.Screen(r.policy, res, now)
 		// A reservation kept for its use may still be shrunk: measure it.
 		if decisions[i].Candidate() || policy.RightsizeEligible(r.policy, decisions[i], res, now) {
-			eligible = append(eligible, res.ID)
+			measured = append(measured, i)
 		}
 	}
 
-	m := measure(ctx, r.c.CloudWatch, r.calls, eligible, r.window, r.concurrency, r.perCall,
-		func(n int) { r.progress("measured", n, len(eligible)) })
-	rep.Problems = append(rep.Problems, m.problems...)
-	if len(m.messages) > 0 {
-		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(m.messages)),
-			zap.Strings("messages", m.messages[:min(len(m.messages), 20)]))
-	}
+	read := r.readUtilization(ctx, reservations, decisions, measured, rep)
 	usage := func(id string) *policy.Utilization {
-		if got, ok := m.usage[id]; ok {
+		if got, ok := read[id]; ok {
 			return &got
 		}
 		return nil
@@ -179,6 +174,7 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 		Unmarked:     len(rep.Unmarked),
 		Reasons:      make(map[policy.Reason]int),
 		Actions:      make(map[policy.Action]int),
+		OutOfTime:    r.outOfTime,
 	}
 	for i := range decisions {
 		decisions[i].AccountID, decisions[i].Region = rep.AccountID, rep.Region
@@ -222,7 +218,7 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 	return rep, nil
 }
 
-func effective(s Settings, req Request, w window) report.Effective {
+func effective(s Settings, req Request, w utilization.Window) report.Effective {
 	e := report.Effective{
 		DryRun:               s.DryRun,
 		IdleThresholdPercent: s.IdleThresholdPercent,
@@ -262,7 +258,7 @@ func (s Settings) policy(account string) policy.Settings {
 		AvailabilityZones:    s.AvailabilityZones,
 		MaxCancellations:     s.MaxCancellations,
 		MaxIdleSharePercent:  s.MaxIdleSharePercent,
-		PublishingInterval:   publishingInterval,
+		PublishingInterval:   utilization.PublishingInterval,
 		Grace:                time.Duration(s.GraceHours) * time.Hour,
 
 		Rightsize:                s.Rightsize,

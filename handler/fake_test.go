@@ -60,6 +60,7 @@ type fakeAWS struct {
 
 	describeCalls int
 	metricCalls   []int // queries per call
+	metricPeriods []int32
 	instanceCalls int
 	groupCalls    int
 	ramCalls      int
@@ -278,6 +279,9 @@ func (f *fakeAWS) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataI
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.metricCalls = append(f.metricCalls, len(in.MetricDataQueries))
+	if len(in.MetricDataQueries) > 0 {
+		f.metricPeriods = append(f.metricPeriods, aws.ToInt32(in.MetricDataQueries[0].MetricStat.Period))
+	}
 	f.record("get-metric-data")
 	if f.metricErr != nil {
 		return nil, f.metricErr
@@ -293,16 +297,23 @@ func (f *fakeAWS) GetMetricData(_ context.Context, in *cloudwatch.GetMetricDataI
 		if u.status != "" {
 			res.StatusCode = u.status
 		}
-		if stat := aws.ToString(q.MetricStat.Stat); stat != "Maximum" || aws.ToString(q.MetricStat.Metric.MetricName) != "UsedInstanceCount" || aws.ToInt32(q.MetricStat.Period) != 300 {
-			return nil, fmt.Errorf("fake: unexpected query %s of %s at %d s", stat, aws.ToString(q.MetricStat.Metric.MetricName), aws.ToInt32(q.MetricStat.Period))
+		period := aws.ToInt32(q.MetricStat.Period)
+		if stat := aws.ToString(q.MetricStat.Stat); stat != "Maximum" || aws.ToString(q.MetricStat.Metric.MetricName) != "UsedInstanceCount" || (period != 300 && period != 3600) {
+			return nil, fmt.Errorf("fake: unexpected query %s of %s at %d s", stat, aws.ToString(q.MetricStat.Metric.MetricName), period)
 		}
-		if ok && u.count > 0 {
-			res.Timestamps = make([]time.Time, u.count)
-			res.Values = make([]float64, u.count)
-			for i := range u.count {
-				res.Timestamps[i] = aws.ToTime(in.StartTime).Add(time.Duration(i) * 5 * time.Minute)
+		// u.count 5-minute points from the start; read hourly, each hour
+		// holding one of them is one point, with the same peak.
+		count := u.count
+		if period == 3600 {
+			count = (u.count + 11) / 12
+		}
+		if ok && count > 0 {
+			res.Timestamps = make([]time.Time, count)
+			res.Values = make([]float64, count)
+			for i := range count {
+				res.Timestamps[i] = aws.ToTime(in.StartTime).Add(time.Duration(i) * time.Duration(period) * time.Second)
 			}
-			res.Values[u.count/2] = u.peak
+			res.Values[count/2] = u.peak
 		}
 		out.MetricDataResults = append(out.MetricDataResults, res)
 	}

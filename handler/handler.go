@@ -29,6 +29,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/price"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
+	"github.com/odcr-autocancel/odcr-autocancel/utilization"
 )
 
 // Defaults for the Handler's tuning fields.
@@ -74,6 +75,9 @@ type Handler struct {
 	DeadlineMargin time.Duration
 	// MetricConcurrency bounds the GetMetricData calls in flight.
 	MetricConcurrency int
+	// Unpaced, when set, reads metrics without pacing them under
+	// CloudWatch's quotas (benchmarks compare with it).
+	Unpaced bool
 	// MetricsPerCall, when positive, caps the reservations measured per
 	// GetMetricData call below what CloudWatch's limits allow (250 at most).
 	// Zero is right for production; benchmarks set 1 for the naive baseline.
@@ -295,6 +299,14 @@ func (h *Handler) deadlineMargin(ctx context.Context) time.Duration {
 		return max(0, min(DefaultDeadlineMargin, time.Until(deadline)/5))
 	}
 	return DefaultDeadlineMargin
+}
+
+// pacer paces one run's metric reads at 90 % of the account's quotas.
+func (h *Handler) pacer(s Settings) *utilization.Pacer {
+	if h.Unpaced {
+		return nil
+	}
+	return utilization.NewPacer(s.metricQuotas(), utilization.PacePercent)
 }
 
 func (h *Handler) metricConcurrency() int {

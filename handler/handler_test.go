@@ -320,7 +320,7 @@ func TestOneFailingCancelAmongSeveral(t *testing.T) {
 
 func TestDeadlineNearStopsStartingCancels(t *testing.T) {
 	hs := newHarness(t, live)
-	hs.h.DeadlineMargin = time.Hour // the deadline below is always within it
+	hs.h.DeadlineMargin = 35 * time.Minute // the deadline below is always within it (reads end 3/4 of it before)
 	hs.fake.addIdle(crID(1), crID(2))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -423,15 +423,26 @@ func TestBatchesNeverPerReservation(t *testing.T) {
 	if hs.fake.describeCalls != 3 {
 		t.Errorf("describe calls %d, want 3 pages", hs.fake.describeCalls)
 	}
-	// 1,200 reservations, one query each of 2,016 datapoints (a week at
-	// 5 minutes), 100,800 datapoints a call: 50 a call, 24 calls.
-	if len(hs.fake.metricCalls) != 24 {
-		t.Errorf("GetMetricData calls %d (%v), want 24", len(hs.fake.metricCalls), hs.fake.metricCalls)
+	// 1,200 reservations read hourly first, 168 datapoints each: 500 a
+	// call (the query limit), 3 calls. All idle, all read again at 5
+	// minutes, 2,016 datapoints each, 100,800 a call: 50 a call, 24 calls.
+	if len(hs.fake.metricCalls) != 27 {
+		t.Errorf("GetMetricData calls %d (%v), want 27", len(hs.fake.metricCalls), hs.fake.metricCalls)
 	}
-	for _, q := range hs.fake.metricCalls {
-		if q > 50 {
-			t.Errorf("a call with %d queries: over 100,800 datapoints", q)
+	hourly := 0
+	for i, q := range hs.fake.metricCalls {
+		points := q * 168
+		if hs.fake.metricPeriods[i] == 300 {
+			points = q * 2016
+		} else {
+			hourly++
 		}
+		if q > 500 || points > 100_800 {
+			t.Errorf("a call of %d queries at %d s: over 500 queries or 100,800 datapoints", q, hs.fake.metricPeriods[i])
+		}
+	}
+	if hourly != 3 {
+		t.Errorf("%d hourly calls, want 3", hourly)
 	}
 	// One sweep of the stopped instances, whatever the number of candidates.
 	if hs.fake.instanceCalls != 1 {
@@ -440,7 +451,7 @@ func TestBatchesNeverPerReservation(t *testing.T) {
 	if hs.fake.ramCalls != 1 || hs.fake.groupCalls != 0 {
 		t.Errorf("ListResources calls %d (want 1), GetGroupsForCapacityReservation calls %d (want 0: no stopped instance targets a group)", hs.fake.ramCalls, hs.fake.groupCalls)
 	}
-	if rep.APICalls["GetMetricData"] != 24 || rep.APICalls["DescribeCapacityReservations"] != 3 {
+	if rep.APICalls["GetMetricData"] != 27 || rep.APICalls["DescribeCapacityReservations"] != 3 {
 		t.Errorf("report api calls %v", rep.APICalls)
 	}
 }

@@ -196,10 +196,10 @@ func TestProgressReportsEachStep(t *testing.T) {
 	if _, err := hs.run(t, `{}`); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(steps, []string{"listed", "measured", "cancelled"}) {
+	if !slices.Equal(steps, []string{"listed", "screened", "measured", "cancelled"}) {
 		t.Fatalf("steps %v", steps)
 	}
-	if last["measured"] != [2]int{120, 120} || last["listed"] != [2]int{120, 120} || last["cancelled"] != [2]int{3, 3} {
+	if last["screened"] != [2]int{120, 120} || last["measured"] != [2]int{120, 120} || last["listed"] != [2]int{120, 120} || last["cancelled"] != [2]int{3, 3} {
 		t.Fatalf("last %v", last)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
+	"github.com/odcr-autocancel/odcr-autocancel/utilization"
 )
 
 // run holds the state of one invocation. It is made by start, with every
@@ -32,15 +33,17 @@ type run struct {
 	audit    *zap.Logger // the audit trail: kept at every log level (NewLogger)
 	calls    *awsapi.Calls
 	policy   policy.Settings
-	window   window
+	window   utilization.Window
+	reader   *utilization.Reader
 	started  time.Time
 	now      func() time.Time
 	// margin: no cancel starts this close to the invocation deadline.
 	margin time.Duration
 	// concurrency bounds the calls in flight of a step (metric batches,
-	// group listings, prices); perCall caps the reservations measured per
-	// GetMetricData call (0: as many as CloudWatch allows).
-	concurrency, perCall int
+	// group listings, prices).
+	concurrency int
+	// outOfTime counts the reservations left unmeasured for lack of time.
+	outOfTime int
 	// retries counts the SDK's retries; retriesBefore is its count when
 	// the run started.
 	retries       *awsapi.RetryCounter
@@ -112,13 +115,18 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 		return refuse("target unreachable; nothing done", err)
 	}
 
+	calls := &awsapi.Calls{}
 	r := &run{
 		home: home, target: target, c: clients, region: target.Region, settings: settings,
-		log: log, audit: audit, calls: &awsapi.Calls{},
+		log: log, audit: audit, calls: calls,
 		policy:  settings.policy(target.AccountID),
-		window:  metricWindow(started, settings.LookbackHours),
+		window:  utilization.NewWindow(started, settings.LookbackHours),
+		reader: &utilization.Reader{
+			API: clients.CloudWatch, Calls: calls, Pacer: h.pacer(settings),
+			Concurrency: h.metricConcurrency(), PerCall: h.MetricsPerCall,
+		},
 		started: started, now: h.Now, margin: h.deadlineMargin(ctx),
-		concurrency: h.metricConcurrency(), perCall: h.MetricsPerCall,
+		concurrency: h.metricConcurrency(),
 		retries: h.Retries, retriesBefore: retriesBefore, onProgress: h.Progress,
 	}
 	rep := &report.Report{

@@ -93,8 +93,10 @@ func TestWireSeriesFailedOnAnyPageIsIncomplete(t *testing.T) {
 		acct.SetUsedInstancesRegular(crID(i), week(5*time.Minute, 1))
 	}
 	acct.SetMetricPageDatapoints(900) // a week of 2,016 datapoints spans 3 pages
-	acct.SetMetricStatusSequence(crID(1), "InternalError", "Complete")
-	acct.SetMetricStatusSequence(crID(2), "PartialData", "Forbidden", "Complete")
+	// The hourly read (one page for all three) answers Complete; the
+	// sequences then play on the pages of the 5-minute read.
+	acct.SetMetricStatusSequence(crID(1), "Complete", "InternalError", "Complete")
+	acct.SetMetricStatusSequence(crID(2), "Complete", "PartialData", "Forbidden", "Complete")
 	rep := s2Run(t, acct)
 	got := ftReasons(rep)
 	for _, id := range []string{crID(1), crID(2)} {
@@ -133,8 +135,19 @@ func TestWireMetricBatchesWithinBothLimits(t *testing.T) {
 	if rep.Counts.Idle != 120 {
 		t.Fatalf("idle %d, want 120 (problems %v)", rep.Counts.Idle, rep.Problems)
 	}
-	if got := acct.Count(fakeaws.OpGetMetricData); got != 3 {
-		t.Errorf("GetMetricData requests %d, want 3 (50 + 50 + 20)", got)
+	// One hourly call of 120 queries (answered in two pages of the fake's
+	// 100 results), then 50 + 50 + 20 at 5 minutes.
+	var queries []int
+	for _, r := range acct.Requests() {
+		if r.Operation == fakeaws.OpGetMetricData && r.Params["NextToken"] == nil {
+			queries = append(queries, r.MetricQueries)
+		}
+	}
+	if !slices.Equal(queries, []int{120, 50, 50, 20}) && !slices.Equal(queries, []int{120, 50, 20, 50}) && !slices.Equal(queries, []int{120, 20, 50, 50}) {
+		t.Errorf("GetMetricData calls of %v queries, want 120 hourly then 50 + 50 + 20 at 5 minutes", queries)
+	}
+	if got := acct.Count(fakeaws.OpGetMetricData); got != 5 {
+		t.Errorf("GetMetricData requests %d, want 5", got)
 	}
 }
 

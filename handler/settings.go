@@ -12,6 +12,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/notify"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
+	"github.com/odcr-autocancel/odcr-autocancel/utilization"
 )
 
 // Settings are the deployed configuration, read from the environment once at
@@ -46,6 +47,11 @@ type Settings struct {
 	MaxModifications         int
 	// Pricing puts On-Demand price estimates on the decisions.
 	Pricing bool
+	// MetricsRequestsPerSecond and MetricsDatapointsPerSecond are the
+	// account's GetMetricData quotas (CloudWatch's defaults: 50 and
+	// 396,000); the reads are paced at 90 % of them.
+	MetricsRequestsPerSecond   int
+	MetricsDatapointsPerSecond int
 
 	// Organization mode (package org): the (account, region) targets a
 	// listing yields, and the role assumed in other accounts.
@@ -105,6 +111,8 @@ var envVars = []EnvVar{
 	{Name: "ORGANIZATIONAL_UNITS", Default: "", Pattern: "empty (the whole organization), or a comma-separated list of OU or root ids such as ou-ab12-cdef3456,r-ab12 (with ACCOUNTS=organization only)"},
 	{Name: "EXCLUDED_ACCOUNTS", Default: "", Pattern: "empty, or a comma-separated list of 12-digit account ids"},
 	{Name: "REGIONS", Default: org.RegionsSelf, Pattern: "self, all (the regions enabled for each account), or a comma-separated list of regions such as eu-west-1,us-east-1"},
+	{Name: "METRICS_REQUESTS_PER_SECOND", Default: "50", Numeric: true, Integer: true, Min: 1, Max: 10000},
+	{Name: "METRICS_DATAPOINTS_PER_SECOND", Default: "396000", Numeric: true, Integer: true, Min: 1000, Max: 100000000},
 	{Name: "MEMBER_ROLE_NAME", Default: "odcr-autocancel-member", Pattern: "an IAM role name of 1 to 64 characters (letters, digits and +=,.@_-), no path"},
 }
 
@@ -175,6 +183,8 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.RightsizeMinInstances = int(p.number("RIGHTSIZE_MIN_INSTANCES"))
 	s.MaxModifications = int(p.number("MAX_MODIFICATIONS_PER_RUN"))
 	s.Pricing = p.enum("PRICING") == "on"
+	s.MetricsRequestsPerSecond = int(p.number("METRICS_REQUESTS_PER_SECOND"))
+	s.MetricsDatapointsPerSecond = int(p.number("METRICS_DATAPOINTS_PER_SECOND"))
 	p.targets(&s)
 	if err := errors.Join(p.errs...); err != nil {
 		return Settings{}, fmt.Errorf("invalid settings:\n%w", err)
@@ -338,4 +348,19 @@ func (p *settingsParser) targets(s *Settings) {
 	if !roleNamePattern.MatchString(s.MemberRoleName) {
 		p.fail("MEMBER_ROLE_NAME", s.MemberRoleName, "not an IAM role name")
 	}
+}
+
+// metricQuotas are the GetMetricData quotas the reads are paced under. The
+// quota for windows starting within 3 hours (180,000 by default) scales
+// with the one set: no lookback this function reads starts that late.
+func (s Settings) metricQuotas() utilization.Quotas {
+	q := utilization.DefaultQuotas()
+	if s.MetricsRequestsPerSecond > 0 {
+		q.RequestsPerSecond = float64(s.MetricsRequestsPerSecond)
+	}
+	if s.MetricsDatapointsPerSecond > 0 {
+		q.RecentDatapointsPerSecond *= float64(s.MetricsDatapointsPerSecond) / q.DatapointsPerSecond
+		q.DatapointsPerSecond = float64(s.MetricsDatapointsPerSecond)
+	}
+	return q
 }

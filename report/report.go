@@ -126,6 +126,9 @@ type Counts struct {
 	// Actions counts the final decisions per action (in a dry run, what
 	// the run would do).
 	Actions map[policy.Action]int `json:"actions"`
+	// OutOfTime counts the reservations left unmeasured, and kept, because
+	// reading them would not have ended within the invocation's time.
+	OutOfTime int `json:"outOfTime,omitempty"`
 }
 
 // Failure is a cancel, shrink or tag change that did not happen because AWS
