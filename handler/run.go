@@ -119,15 +119,15 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 	r := &run{
 		home: home, target: target, c: clients, region: target.Region, settings: settings,
 		log: log, audit: audit, calls: calls,
-		policy:  settings.policy(target.AccountID),
-		window:  utilization.NewWindow(started, settings.LookbackHours),
+		policy: settings.policy(target.AccountID),
+		window: utilization.NewWindow(started, settings.LookbackHours),
 		reader: &utilization.Reader{
 			API: clients.CloudWatch, Calls: calls, Pacer: h.pacer(settings),
 			Concurrency: h.metricConcurrency(), PerCall: h.MetricsPerCall,
 		},
 		started: started, now: h.Now, margin: h.deadlineMargin(ctx),
 		concurrency: h.metricConcurrency(),
-		retries: h.Retries, retriesBefore: retriesBefore, onProgress: h.Progress,
+		retries:     h.Retries, retriesBefore: retriesBefore, onProgress: h.Progress,
 	}
 	rep := &report.Report{
 		RunID:        runID,
