@@ -29,6 +29,7 @@ func (r *run) notify(ctx context.Context, sns notify.Publisher, plan policy.Plan
 		return ""
 	}
 	n := noticeOf(s, plan, decisions, rep, r.reservations, r.started)
+	n.OutOfTime = r.outOfTime
 	if !n.Worth() {
 		return ""
 	}

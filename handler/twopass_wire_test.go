@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -149,6 +150,9 @@ func TestWireReadsWithinTheInvocationsTime(t *testing.T) {
 	}
 	if len(out) == 0 || len(read) == 0 || rep.Counts.OutOfTime != len(out) {
 		t.Fatalf("out of time %d (counted %d), read %d: the case proves nothing", len(out), rep.Counts.OutOfTime, len(read))
+	}
+	if sum := org.Summarize(rep); sum.OutOfTime != len(out) || sum.InsufficientData < len(out) {
+		t.Errorf("the organization's summary: out of time %d, insufficient data %d; want %d within it", sum.OutOfTime, sum.InsufficientData, len(out))
 	}
 	if !slices.ContainsFunc(rep.Problems, func(p string) bool { return strings.Contains(p, "not measured") && strings.Contains(p, "timeout") }) {
 		t.Errorf("problems %v: none says what was left and why", rep.Problems)

@@ -36,6 +36,9 @@ type Notice struct {
 	Now           time.Time // the run's start (for the snooze example date)
 	Items         []Item
 	Problems      []string // non-fatal problems of the run
+	// OutOfTime counts the reservations not measured because the
+	// invocation's time ran out: kept, and worth telling every time.
+	OutOfTime int
 	// Costs are the run's figures, nil when nothing was priced.
 	Costs *report.Costs
 }
@@ -78,8 +81,12 @@ type Item struct {
 // metric batch that could not be read, ...) are not: they would repeat every
 // run; they are in the report and the logs, and in the message when there is
 // one.
+//
+// Reservations left unmeasured for lack of time are: a run that cannot read
+// its account within its timeout finds nothing, every run, until someone
+// raises the timeout or the quota.
 func (n Notice) Worth() bool {
-	return n.Aborted || len(n.Items) > 0
+	return n.Aborted || len(n.Items) > 0 || n.OutOfTime > 0
 }
 
 // Notification is one SNS message.
@@ -332,6 +339,9 @@ func subjectOf(n Notice, groups []group) string {
 	if n.Aborted {
 		parts = append(parts, "ABORTED")
 	}
+	if n.OutOfTime > 0 {
+		parts = append(parts, Thousands(n.OutOfTime)+" NOT MEASURED")
+	}
 	for _, g := range groups {
 		parts = append(parts, Thousands(len(g.items))+" "+g.section.subject)
 	}
@@ -383,6 +393,11 @@ func headOf(n Notice, groups []group) string {
 			reason = "no reason given"
 		}
 		b.WriteString(wrap("ABORTED:  "+reason, "          "))
+	}
+	if n.OutOfTime > 0 {
+		b.WriteString(wrap("NOT MEASURED: "+Thousands(n.OutOfTime)+" reservations, because reading their utilization at CloudWatch's"+
+			" quota would not have ended within the function's timeout. They were kept, unjudged. Raise the function's timeout"+
+			" (FunctionTimeout) or the GetMetricData quota (METRICS_DATAPOINTS_PER_SECOND once raised); docs/performance.md gives the time per number of reservations.", "          "))
 	}
 	var counts []string
 	for _, g := range groups {

@@ -85,6 +85,19 @@ func TestNotificationGolden(t *testing.T) {
 	}
 }
 
+// Issue 23: a run that could not read some reservations in its time says
+// so, first, even when it has nothing else to say.
+func TestNotificationOutOfTimeGolden(t *testing.T) {
+	n := sampleNotice(false)
+	n.Items, n.Problems = nil, []string{"4200 reservations not measured: reading them at CloudWatch's quota would not have ended within the invocation's time; kept. Raise the function's timeout (docs/performance.md gives the time per N)"}
+	n.OutOfTime = 4200
+	got := Build(n)
+	if !strings.Contains(got.Subject, "4,200 NOT MEASURED") {
+		t.Errorf("subject %q", got.Subject)
+	}
+	testsupport.Golden(t, "notification-out-of-time.golden", got.String())
+}
+
 func TestNoticeWorth(t *testing.T) {
 	item := func(a Action) []Item { return []Item{{Action: a, ReservationID: "cr-1"}} }
 	for _, c := range []struct {
@@ -103,6 +116,8 @@ func TestNoticeWorth(t *testing.T) {
 		{"invalid snooze", Notice{Items: item(SnoozedInvalid)}, true},
 		{"failed", Notice{Items: item(Failed)}, true},
 		{"dry run would mark", Notice{DryRun: true, Items: item(Marked)}, true},
+		{"reservations left unmeasured for lack of time", Notice{OutOfTime: 1}, true},
+		{"dry run, unmeasured for lack of time", Notice{DryRun: true, OutOfTime: 3}, true},
 	} {
 		if got := c.n.Worth(); got != c.want {
 			t.Errorf("%s: Worth() = %v, want %v", c.name, got, c.want)

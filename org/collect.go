@@ -46,6 +46,9 @@ type TargetSummary struct {
 	Eligible         int `json:"eligible,omitempty"`
 	InsufficientData int `json:"insufficientData,omitempty"`
 	Problems         int `json:"problems,omitempty"`
+	// OutOfTime counts those of InsufficientData not read at all because
+	// the invocation's time would not allow it.
+	OutOfTime int `json:"outOfTime,omitempty"`
 	// Error and Cause, set when the run completed but failed (a cancel or
 	// a shrink failed, the run aborted: RunFailedError): the target counts
 	// as failed, and what it did still counts. The state machine's Catch
@@ -95,7 +98,7 @@ func Summarize(r *report.Report) TargetSummary {
 		},
 		Failed: r.Counts.Failed, NotAttempted: r.Counts.NotAttempted,
 		Eligible: r.Counts.Eligible, InsufficientData: r.Counts.Reasons[policy.ReasonInsufficientData],
-		Problems: len(r.Problems) + r.ProblemsOmitted,
+		Problems: len(r.Problems) + r.ProblemsOmitted, OutOfTime: r.Counts.OutOfTime,
 	}
 	if c := r.Costs; c != nil {
 		idle, removed := c.IdleMonthly, c.RemovedMonthly
@@ -192,6 +195,9 @@ type Totals struct {
 	// Problems and InsufficientData add up the targets' own.
 	Problems         int `json:"problems"`
 	InsufficientData int `json:"insufficientData"`
+	// OutOfTime adds up the reservations the targets could not read in
+	// their time (part of InsufficientData).
+	OutOfTime int `json:"outOfTime,omitempty"`
 	// EvaluatedNothing lists the first maxListedFailures targets that ran
 	// but could judge none of their eligible reservations;
 	// EvaluatedNothingOmitted counts the others.
@@ -257,6 +263,7 @@ func (t *Totals) add(s TargetSummary) {
 	}
 	t.Problems += s.Problems
 	t.InsufficientData += s.InsufficientData
+	t.OutOfTime += s.OutOfTime
 	if s.evaluatedNothing() {
 		if len(t.EvaluatedNothing) < maxListedFailures {
 			t.EvaluatedNothing = append(t.EvaluatedNothing, Target{AccountID: s.AccountID, Region: s.Region})

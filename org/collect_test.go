@@ -85,7 +85,7 @@ func TestOrganizationMessageSaysWhatHappened(t *testing.T) {
 	real := TargetSummary{AccountID: "333333333333", Region: "eu-west-1", RunID: "r-3", IdleMonthlyCost: costOf(10), RemovedMonthlyCost: costOf(10),
 		TargetCounts: TargetCounts{Reservations: 2, Idle: 1, Cancelled: 1}, Eligible: 2}
 	blind := TargetSummary{AccountID: "444444444444", Region: "eu-west-1", RunID: "r-4", TargetCounts: TargetCounts{Reservations: 5},
-		Eligible: 5, InsufficientData: 5, Problems: 1}
+		Eligible: 5, InsufficientData: 5, Problems: 1, OutOfTime: 3}
 	for _, s := range []TargetSummary{real, dry("111111111111", false), blind} {
 		mixed.add(s)
 	}
@@ -94,10 +94,14 @@ func TestOrganizationMessageSaysWhatHappened(t *testing.T) {
 		t.Errorf("removed %v, would remove %v: want 10 and 5, apart", mixed.RemovedMonthlyCost, mixed.WouldRemoveMonthlyCost)
 	}
 	for _, want := range []string{"Removed: $10.00 per month.", "Would remove, in a real run of the dry-run targets: $5.00 per month.",
-		"Targets that evaluated nothing", "  444444444444 eu-west-1\n", "Kept for want of data: 5 reservations. Problems reported by the targets: 1"} {
+		"Targets that evaluated nothing", "  444444444444 eu-west-1\n", "Kept for want of data: 5 reservations. Problems reported by the targets: 1",
+		"Not measured for lack of time: 3 reservations"} {
 		if !strings.Contains(n.Message, want) {
 			t.Errorf("message lacks %q:\n%s", want, n.Message)
 		}
+	}
+	if mixed.OutOfTime != 3 {
+		t.Errorf("out of time %d, want 3", mixed.OutOfTime)
 	}
 	if n.Attributes[notify.AttrDryRun] != "false" || len(mixed.EvaluatedNothing) != 1 || !mixed.worthTelling() {
 		t.Errorf("dry_run %q, evaluated nothing %v", n.Attributes[notify.AttrDryRun], mixed.EvaluatedNothing)

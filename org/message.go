@@ -38,6 +38,10 @@ func message(t *Totals) notify.Notification {
 		fmt.Fprintf(&b, "Kept for want of data: %s reservations. Problems reported by the targets: %s (see each target's report).\n",
 			notify.Thousands(t.InsufficientData), notify.Thousands(t.Problems))
 	}
+	if t.OutOfTime > 0 {
+		fmt.Fprintf(&b, "Not measured for lack of time: %s reservations (part of those kept for want of data): raise FunctionTimeout or the GetMetricData quota; see docs/performance.md.\n",
+			notify.Thousands(t.OutOfTime))
+	}
 	if t.IdleMonthlyCost > 0 || t.RemovedMonthlyCost > 0 || t.WouldRemoveMonthlyCost > 0 {
 		fmt.Fprintf(&b, "Idle capacity found: $%s per month at On-Demand list prices.\n", notify.Dollars(t.IdleMonthlyCost))
 		if !dry {
