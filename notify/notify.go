@@ -340,10 +340,10 @@ func subjectOf(n Notice, groups []group) string {
 		parts = append(parts, "ABORTED")
 	}
 	if n.OutOfTime > 0 {
-		parts = append(parts, Thousands(n.OutOfTime)+" NOT MEASURED")
+		parts = append(parts, report.Thousands(n.OutOfTime)+" NOT MEASURED")
 	}
 	for _, g := range groups {
-		parts = append(parts, Thousands(len(g.items))+" "+g.section.subject)
+		parts = append(parts, report.Thousands(len(g.items))+" "+g.section.subject)
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "nothing to report")
@@ -395,13 +395,13 @@ func headOf(n Notice, groups []group) string {
 		b.WriteString(wrap("ABORTED:  "+reason, "          "))
 	}
 	if n.OutOfTime > 0 {
-		b.WriteString(wrap("NOT MEASURED: "+Thousands(n.OutOfTime)+" reservations, because reading their utilization at CloudWatch's"+
+		b.WriteString(wrap("NOT MEASURED: "+report.Thousands(n.OutOfTime)+" reservations, because reading their utilization at CloudWatch's"+
 			" quota would not have ended within the function's timeout. They were kept, unjudged. Raise the function's timeout"+
 			" (FunctionTimeout) or the GetMetricData quota (METRICS_DATAPOINTS_PER_SECOND once raised); docs/performance.md gives the time per number of reservations.", "          "))
 	}
 	var counts []string
 	for _, g := range groups {
-		counts = append(counts, Thousands(len(g.items))+" "+g.section.count)
+		counts = append(counts, report.Thousands(len(g.items))+" "+g.section.count)
 	}
 	if len(counts) > 0 {
 		summary := "Summary:  " + strings.Join(counts, ", ")
@@ -435,7 +435,7 @@ func sectionHead(n Notice, g group) string {
 	if n.DryRun {
 		title, what = g.section.dryTitle, g.section.dryWhat
 	}
-	return fmt.Sprintf("\n== %s (%s) ==\n", title, Thousands(len(g.items))) + wrap(what+".", "")
+	return fmt.Sprintf("\n== %s (%s) ==\n", title, report.Thousands(len(g.items))) + wrap(what+".", "")
 }
 
 // lineWidth is the width prose is wrapped at (the commands never are).
@@ -527,7 +527,7 @@ func leftOut(n Notice, groups []group, left []int) string {
 	var parts []string
 	for i, g := range groups {
 		if left[i] > 0 {
-			parts = append(parts, Thousands(left[i])+" more "+g.section.count)
+			parts = append(parts, report.Thousands(left[i])+" more "+g.section.count)
 		}
 	}
 	if len(parts) == 0 {
@@ -542,12 +542,12 @@ func tailOf(n Notice) string {
 	var b strings.Builder
 	if len(n.Problems) > 0 {
 		fmt.Fprintf(&b, "\n== PROBLEMS (%s) ==\nNon-fatal problems of the run; the reservations concerned were kept.\n",
-			Thousands(len(n.Problems)))
+			report.Thousands(len(n.Problems)))
 		for _, p := range n.Problems[:min(len(n.Problems), maxProblems)] {
 			b.WriteString(wrap("- "+clean(p, maxProblem), "  "))
 		}
 		if more := len(n.Problems) - maxProblems; more > 0 {
-			fmt.Fprintf(&b, "... and %s more problems.\n", Thousands(more))
+			fmt.Fprintf(&b, "... and %s more problems.\n", report.Thousands(more))
 		}
 	}
 	fmt.Fprintf(&b, "\nEvery decision of this run is in its logs. In CloudWatch Logs Insights:\n  filter logger = \"audit\" and request_id = %s\n",
@@ -756,23 +756,11 @@ func orUnknown(s string) string {
 
 func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// Thousands writes n with comma thousands separators: 1,234.
-func Thousands(n int) string {
-	s := strconv.Itoa(n)
-	if n < 0 {
-		return "-" + Thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
 // Dollars renders an amount in dollars with cents and thousands
 // separators: 1234.5 -> "1,234.50".
 func Dollars(v float64) string {
 	cents := int64(math.Round(v * 100))
-	return Thousands(int(cents/100)) + fmt.Sprintf(".%02d", cents%100)
+	return report.Thousands(int(cents/100)) + fmt.Sprintf(".%02d", cents%100)
 }
 
 // Subject is s as a subject SNS accepts: printable ASCII (others become

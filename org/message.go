@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/odcr-autocancel/odcr-autocancel/notify"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // message renders the organization's summary as one message.
@@ -15,32 +16,32 @@ func message(t *Totals) notify.Notification {
 	dry := t.DryRun()
 	var b strings.Builder
 	subject := fmt.Sprintf("odcr-autocancel organization run: %s targets, %s cancelled, %s shrunk, %s failed",
-		notify.Thousands(t.Targets), notify.Thousands(t.Cancelled), notify.Thousands(t.Modified), notify.Thousands(t.Failed))
+		report.Thousands(t.Targets), report.Thousands(t.Cancelled), report.Thousands(t.Modified), report.Thousands(t.Failed))
 	if dry {
 		subject = fmt.Sprintf("[dry run] odcr-autocancel organization run: %s targets, would cancel %s, %s failed",
-			notify.Thousands(t.Targets), notify.Thousands(t.ToCancel), notify.Thousands(t.Failed))
+			report.Thousands(t.Targets), report.Thousands(t.ToCancel), report.Thousands(t.Failed))
 		b.WriteString("DRY RUN: nothing was changed. The figures below say what a real run would do.\n\n")
 	}
-	fmt.Fprintf(&b, "Targets (account, region): %s, %s succeeded, %s failed.\n", notify.Thousands(t.Targets), notify.Thousands(t.Succeeded), notify.Thousands(t.Failed))
-	fmt.Fprintf(&b, "Reservations evaluated: %s, idle: %s.\n", notify.Thousands(t.Reservations), notify.Thousands(t.Idle))
+	fmt.Fprintf(&b, "Targets (account, region): %s, %s succeeded, %s failed.\n", report.Thousands(t.Targets), report.Thousands(t.Succeeded), report.Thousands(t.Failed))
+	fmt.Fprintf(&b, "Reservations evaluated: %s, idle: %s.\n", report.Thousands(t.Reservations), report.Thousands(t.Idle))
 	if dry {
-		fmt.Fprintf(&b, "Would cancel: %s. Would shrink: %s. Would mark idle: %s.\n", notify.Thousands(t.ToCancel), notify.Thousands(t.ToModify), notify.Thousands(t.ToMark))
+		fmt.Fprintf(&b, "Would cancel: %s. Would shrink: %s. Would mark idle: %s.\n", report.Thousands(t.ToCancel), report.Thousands(t.ToModify), report.Thousands(t.ToMark))
 	} else {
-		fmt.Fprintf(&b, "Cancelled: %s. Shrunk: %s. Marked idle: %s. Unmarked: %s.\n", notify.Thousands(t.Cancelled), notify.Thousands(t.Modified), notify.Thousands(t.Marked), notify.Thousands(t.Unmarked))
+		fmt.Fprintf(&b, "Cancelled: %s. Shrunk: %s. Marked idle: %s. Unmarked: %s.\n", report.Thousands(t.Cancelled), report.Thousands(t.Modified), report.Thousands(t.Marked), report.Thousands(t.Unmarked))
 		if t.DryRunTargets > 0 {
-			fmt.Fprintf(&b, "%s targets ran as dry runs.\n", notify.Thousands(t.DryRunTargets))
+			fmt.Fprintf(&b, "%s targets ran as dry runs.\n", report.Thousands(t.DryRunTargets))
 		}
 	}
 	if t.CancelFailures > 0 {
-		fmt.Fprintf(&b, "Cancels or shrinks that failed or were not attempted: %s (see each target's own notification).\n", notify.Thousands(t.CancelFailures))
+		fmt.Fprintf(&b, "Cancels or shrinks that failed or were not attempted: %s (see each target's own notification).\n", report.Thousands(t.CancelFailures))
 	}
 	if t.Problems > 0 || t.InsufficientData > 0 {
 		fmt.Fprintf(&b, "Kept for want of data: %s reservations. Problems reported by the targets: %s (see each target's report).\n",
-			notify.Thousands(t.InsufficientData), notify.Thousands(t.Problems))
+			report.Thousands(t.InsufficientData), report.Thousands(t.Problems))
 	}
 	if t.OutOfTime > 0 {
 		fmt.Fprintf(&b, "Not measured for lack of time: %s reservations (part of those kept for want of data): raise FunctionTimeout or the GetMetricData quota; see docs/performance.md.\n",
-			notify.Thousands(t.OutOfTime))
+			report.Thousands(t.OutOfTime))
 	}
 	if t.IdleMonthlyCost > 0 || t.RemovedMonthlyCost > 0 || t.WouldRemoveMonthlyCost > 0 {
 		fmt.Fprintf(&b, "Idle capacity found: $%s per month at On-Demand list prices.\n", notify.Dollars(t.IdleMonthlyCost))
@@ -57,7 +58,7 @@ func message(t *Totals) notify.Notification {
 			fmt.Fprintf(&b, "  %s %s: %s: %s\n", f.AccountID, f.Region, oneLine(f.Error), oneLine(f.Cause))
 		}
 		if t.FailuresOmitted > 0 {
-			fmt.Fprintf(&b, "  ... and %s more (see the state machine's execution).\n", notify.Thousands(t.FailuresOmitted))
+			fmt.Fprintf(&b, "  ... and %s more (see the state machine's execution).\n", report.Thousands(t.FailuresOmitted))
 		}
 	}
 	if len(t.EvaluatedNothing) > 0 {
@@ -66,7 +67,7 @@ func message(t *Totals) notify.Notification {
 			fmt.Fprintf(&b, "  %s %s\n", tg.AccountID, tg.Region)
 		}
 		if t.EvaluatedNothingOmitted > 0 {
-			fmt.Fprintf(&b, "  ... and %s more (see each target's report).\n", notify.Thousands(t.EvaluatedNothingOmitted))
+			fmt.Fprintf(&b, "  ... and %s more (see each target's report).\n", report.Thousands(t.EvaluatedNothingOmitted))
 		}
 	}
 	b.WriteString("\nEach target's own notification lists its reservations with the commands to protect or snooze them; the function's log group holds every decision.\n")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 // Progress returns a progress callback for handler.Handler.Progress that
@@ -16,7 +18,7 @@ func Progress(w io.Writer) (progress func(step string, done, total int), clear f
 	progress = func(step string, done, total int) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(w, "\r\x1b[K%s %s/%s reservations", step, thousands(done), thousands(total))
+		fmt.Fprintf(w, "\r\x1b[K%s %s/%s reservations", step, report.Thousands(done), report.Thousands(total))
 	}
 	clear = func() {
 		mu.Lock()
@@ -24,16 +26,4 @@ func Progress(w io.Writer) (progress func(step string, done, total int), clear f
 		fmt.Fprint(w, "\r\x1b[K")
 	}
 	return progress, clear
-}
-
-// thousands renders n with comma separators.
-func thousands(n int) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
