@@ -27,7 +27,10 @@ func (r *run) readUtilization(ctx context.Context, reservations []policy.Reserva
 	for k, i := range measured {
 		ids[k] = reservations[i].ID
 	}
-	until := r.readsUntil(ctx)
+	// The reads must end when every AWS call of the run ends: ctx's
+	// deadline (withinMargin). A read planned past it would be cut anyway,
+	// and leave its reservations unmeasured without saying why.
+	until, _ := ctx.Deadline()
 	screen := r.window.Screen()
 	screenTime, screenPoints := r.reader.Estimate(len(ids), screen)
 	fineTime, finePoints := r.reader.Estimate(len(ids), r.window)
@@ -36,14 +39,15 @@ func (r *run) readUtilization(ctx context.Context, reservations []policy.Reserva
 		zap.Int64("hourly_datapoints", screenPoints), zap.Duration("hourly_read", screenTime.Round(time.Millisecond)),
 		zap.Int64("five_minute_datapoints_at_most", finePoints), zap.Duration("five_minute_read_at_most", fineTime.Round(time.Millisecond)),
 	}
+	msg, level := "reading utilization", zap.InfoLevel
 	if !until.IsZero() {
 		left := time.Until(until)
 		fields = append(fields, zap.Duration("time_for_reads", left.Round(time.Millisecond)))
 		if screenTime > left {
-			r.log.Warn("the hourly read alone does not fit in the invocation's time at CloudWatch's quota: reading what fits; the rest is kept, out of time", fields...)
+			msg, level = "reading utilization: the hourly read alone does not fit in the invocation's time at CloudWatch's quota; reading what fits, the rest is kept, out of time", zap.WarnLevel
 		}
 	}
-	r.log.Info("reading utilization", fields...)
+	r.log.Log(level, msg, fields...)
 
 	first := r.reader.Read(ctx, ids, screen, until, func(n int) { r.progress("screened", n, len(ids)) })
 	// What the hourly read failed on is read again at 5 minutes: its
@@ -107,16 +111,6 @@ func (r *run) absorb(res utilization.Result, rep *report.Report) {
 		r.log.Warn("CloudWatch returned messages", zap.Int("count", len(res.Messages)),
 			zap.Strings("messages", res.Messages[:min(len(res.Messages), 20)]))
 	}
-}
-
-// readsUntil is when the reads must have ended: when every AWS call of the
-// run ends, ctx's deadline (withinMargin: three quarters of the deadline
-// margin before the invocation's). A read planned past it would be cut
-// anyway, and leave its reservations unmeasured without saying why. Zero
-// without a deadline.
-func (r *run) readsUntil(ctx context.Context) time.Time {
-	deadline, _ := ctx.Deadline()
-	return deadline
 }
 
 func outOfTimeProblem(n int) string {
