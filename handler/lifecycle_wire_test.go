@@ -45,8 +45,8 @@ func TestWireLifecycleOverAWeek(t *testing.T) {
 	if !slices.Equal(r1.Marked, []string{crID(1), crID(2), crID(3)}) || len(r1.Cancelled) != 0 {
 		t.Fatalf("day 0: marked %v, cancelled %v", r1.Marked, r1.Cancelled)
 	}
-	if acct.Count(fakeaws.OpCreateTags) != 1 {
-		t.Fatalf("CreateTags requests %d, want one for the three", acct.Count(fakeaws.OpCreateTags))
+	if acct.Calls(fakeaws.OpCreateTags) != 1 {
+		t.Fatalf("CreateTags requests %d, want one for the three", acct.Calls(fakeaws.OpCreateTags))
 	}
 	res, _ := acct.Reservation(crID(1))
 	if res.Tags[policy.TagIdleSince] != "2026-11-27T12:00:00Z" || res.Tags[policy.TagCancelAfter] != "2026-11-30T12:00:00Z" {

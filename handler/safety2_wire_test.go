@@ -146,7 +146,7 @@ func TestWireMetricBatchesWithinBothLimits(t *testing.T) {
 	if !slices.Equal(queries, []int{120, 50, 50, 20}) && !slices.Equal(queries, []int{120, 50, 20, 50}) && !slices.Equal(queries, []int{120, 20, 50, 50}) {
 		t.Errorf("GetMetricData calls of %v queries, want 120 hourly then 50 + 50 + 20 at 5 minutes", queries)
 	}
-	if got := acct.Count(fakeaws.OpGetMetricData); got != 5 {
+	if got := acct.Calls(fakeaws.OpGetMetricData); got != 5 {
 		t.Errorf("GetMetricData requests %d, want 5", got)
 	}
 }
@@ -176,7 +176,7 @@ func TestWireStoppedCheckWithinEC2FilterLimit(t *testing.T) {
 			t.Fatalf("%s: %s, want %s", crID(i), got[crID(i)], want)
 		}
 	}
-	if c := acct.Count(fakeaws.OpDescribeInstances); c != 1 {
+	if c := acct.Calls(fakeaws.OpDescribeInstances); c != 1 {
 		t.Errorf("DescribeInstances requests %d, want 1 sweep", c)
 	}
 }
@@ -206,7 +206,7 @@ func TestWireStoppedInstancesThroughGroupsAndPreference(t *testing.T) {
 		t.Fatalf("cancelled %v", rep.Cancelled)
 	}
 	// Groups of the 3 idle candidates at evaluation, of the 1 left at the re-check.
-	if c := acct.Count(fakeaws.OpGetGroupsForCapacityReservation); c != 4 {
+	if c := acct.Calls(fakeaws.OpGetGroupsForCapacityReservation); c != 4 {
 		t.Errorf("GetGroupsForCapacityReservation requests %d, want 4", c)
 	}
 }

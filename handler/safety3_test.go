@@ -209,7 +209,7 @@ func TestTargetOutsideTheOrganizationalUnitsIsRefused(t *testing.T) {
 	if n := mgmt.Count(fakeaws.OpAssumeRole); n != 0 {
 		t.Fatalf("%d AssumeRole for a refused target", n)
 	}
-	listed := mgmt.Count(fakeaws.OpListAccountsForParent)
+	listed := mgmt.Calls(fakeaws.OpListAccountsForParent)
 	if listed == 0 {
 		t.Fatal("the OUs were not listed to decide")
 	}
@@ -218,7 +218,7 @@ func TestTargetOutsideTheOrganizationalUnitsIsRefused(t *testing.T) {
 	if err := run(orgMember1); err != nil {
 		t.Fatalf("a target in the OUs: %v", err)
 	}
-	if n := mgmt.Count(fakeaws.OpListAccountsForParent); n != listed {
+	if n := mgmt.Calls(fakeaws.OpListAccountsForParent); n != listed {
 		t.Errorf("%d ListAccountsForParent after the first check, want %d (the warm listing)", n, listed)
 	}
 }

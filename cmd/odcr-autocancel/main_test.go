@@ -66,7 +66,7 @@ func TestPreviewOutsideLambda(t *testing.T) {
 	if !rep.DryRun || rep.AccountID != account || rep.Counts.Planned != 1 || len(rep.Cancelled) != 0 {
 		t.Fatalf("report %+v", rep.Counts)
 	}
-	if acct.Count(fakeaws.OpGetCallerIdentity) != 1 || acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
+	if acct.Calls(fakeaws.OpGetCallerIdentity) != 1 || acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
 		t.Fatalf("requests %+v", acct.Requests())
 	}
 	if !strings.Contains(stderr.String(), `"msg":"decision"`) {

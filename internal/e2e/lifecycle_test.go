@@ -81,7 +81,7 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	if !slices.Equal(rep.Marked, []string{crWeekA, crWeekB, crWeekUsed, crWeekBig}) || len(rep.Cancelled) != 0 || !rep.Notified {
 		t.Fatalf("day 0: marked %v, cancelled %v, notified %v", rep.Marked, rep.Cancelled, rep.Notified)
 	}
-	if n := acct.Count(fakeaws.OpCreateTags); n != 2 {
+	if n := acct.Calls(fakeaws.OpCreateTags); n != 2 {
 		t.Errorf("day 0: %d CreateTags requests, want 2 (the idle ones, the one to shrink)", n)
 	}
 	if r, _ := acct.Reservation(crWeekBig); r.Tags[policy.TagRightsizeTo] != "5" || r.Tags[policy.TagIdleSince] != "" {

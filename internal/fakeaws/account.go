@@ -235,6 +235,11 @@ type Request struct {
 	// routed, "" for a standalone Account's.
 	Caller      string
 	AccessKeyID string
+
+	// Attempt is the SDK's attempt number for the operation (its
+	// amz-sdk-request header): 1 for a first try, 2 and up for the SDK's
+	// retries of the same call, 0 when the client did not say.
+	Attempt int
 }
 
 // Account is a fake AWS account. All methods are safe for concurrent use;
@@ -616,6 +621,30 @@ func (a *Account) Count(operation string) int {
 		}
 	}
 	return n
+}
+
+// Calls counts the calls of operation the client made, not its retries:
+// the recorded requests that are a first attempt (or say no attempt). A
+// test that asserts how often the code calls AWS counts Calls, so that a
+// retry of a connection the test machine dropped under load does not fail
+// it; a test of the retries themselves counts every request with Count.
+func (a *Account) Calls(operation string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, r := range a.requests {
+		if r.Operation == operation && r.Attempt <= 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// FirstAttempts keeps the requests that are a call's first attempt (or say
+// no attempt), in order: the calls the client made, without the SDK's
+// retries of them.
+func FirstAttempts(reqs []Request) []Request {
+	return slices.DeleteFunc(slices.Clone(reqs), func(r Request) bool { return r.Attempt > 1 })
 }
 
 // ResetRequests forgets the recorded requests.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -212,5 +213,32 @@ func TestInjectFaultRefusesNonsense(t *testing.T) {
 			}()
 			fakeaws.New(accountID).InjectFault(f)
 		}()
+	}
+}
+
+// The SDK says which attempt a request is (amz-sdk-request); Calls counts
+// the calls, Count every request, retries included.
+func TestAttemptsAndCalls(t *testing.T) {
+	c := setup(t)
+	c.acct.AddReservation(fakeaws.Reservation{ID: crID(1)})
+	retrying := ec2.NewFromConfig(aws.Config{
+		Region:           "us-east-1",
+		Credentials:      aws.AnonymousCredentials{},
+		RetryMaxAttempts: 3,
+		BaseEndpoint:     aws.String(c.acct.URL()),
+	}, func(o *ec2.Options) { o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, time.Millisecond) })
+	c.acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeCapacityReservations, Code: "InternalError", HTTPStatus: 500, Times: 1})
+	if _, err := retrying.DescribeCapacityReservations(ctxBG, &ec2.DescribeCapacityReservationsInput{}); err != nil {
+		t.Fatalf("retried call: %v", err)
+	}
+	var attempts []int
+	for _, r := range c.acct.Requests() {
+		attempts = append(attempts, r.Attempt)
+	}
+	if !slices.Equal(attempts, []int{1, 2}) {
+		t.Errorf("attempts recorded %v, want [1 2]", attempts)
+	}
+	if n, calls := c.acct.Count(fakeaws.OpDescribeCapacityReservations), c.acct.Calls(fakeaws.OpDescribeCapacityReservations); n != 2 || calls != 1 {
+		t.Errorf("Count %d, Calls %d; want 2 requests, 1 call", n, calls)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -144,6 +145,7 @@ func (a *Account) serve(w http.ResponseWriter, r *http.Request, proto protocol, 
 	if p := callerOf(r); p != nil {
 		rec.Caller, rec.AccessKeyID = p.arn, p.accessKeyID
 	}
+	rec.Attempt = attemptOf(r)
 	a.beforeRequest(rec)
 	if f := a.dueFault(rec); f != nil {
 		a.serveFault(w, r, proto, requestID, rec, handle, f)
@@ -155,6 +157,20 @@ func (a *Account) serve(w http.ResponseWriter, r *http.Request, proto protocol, 
 		return
 	}
 	proto.writeResult(w, requestID, out)
+}
+
+// attemptOf reads the SDK's attempt number from the amz-sdk-request header
+// ("attempt=2; max=12"): 1 for the first try of an operation, 0 when the
+// header is absent or unreadable (a client that is not the SDK).
+func attemptOf(r *http.Request) int {
+	for part := range strings.SplitSeq(r.Header.Get("Amz-Sdk-Request"), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func (a *Account) run(rec Request, handle func() (any, *apiError)) (any, *apiError) {
