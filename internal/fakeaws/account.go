@@ -277,6 +277,8 @@ type Account struct {
 
 	cw cloudWatchQuotaState // GetMetricData rate quotas (cwquota.go)
 
+	kms kmsState // KMS HMAC keys for GenerateMac / VerifyMac (kms.go)
+
 	// org is the organization the account belongs to and region the one
 	// this Account holds the state of (org.go); nil and "" for a
 	// standalone account, which serves any credentials and region.
@@ -309,8 +311,8 @@ func New(accountID string) *Account {
 // ID returns the account id.
 func (a *Account) ID() string { return a.id }
 
-// Handler returns the http.Handler serving EC2, CloudWatch, STS, SNS, RAM
-// and the Price List Query API.
+// Handler returns the http.Handler serving EC2, CloudWatch, STS, SNS, RAM,
+// KMS and the Price List Query API.
 func (a *Account) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }
 
 // Start serves the account on a 127.0.0.1 listener.

@@ -56,6 +56,8 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		a.servePricing(w, r)
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), orgsTargetPrefix):
 		a.serveOrganizations(w, r)
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), kmsTargetPrefix):
+		a.serveKMS(w, r)
 	case r.URL.Path == "/" || r.URL.Path == "":
 		a.serveQuery(w, r)
 	case ramOperations[r.URL.Path] != "":

@@ -482,6 +482,8 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, refusal int) {
 		proto, kind = orgsProtocol{}, "json"
 	case strings.HasPrefix(target, pricingTargetPrefix):
 		proto, kind = pricingProtocol{}, "json"
+	case strings.HasPrefix(target, kmsTargetPrefix):
+		proto, kind = kmsProtocol{}, "json"
 	case ramOperations[r.URL.Path] != "":
 		proto, kind = restJSONProtocol{}, "json"
 	default:
