@@ -14,11 +14,59 @@ import (
 //	marked, still idle, cancel-after passed ──▶ cancelled (budget, re-check, dry-run probe)
 //	marked, no longer idle (used, protected, snoozed, ...) ──unmark──▶ no mark
 //	snooze-until in the future (or unreadable) ──▶ kept snoozed, not marked
+//
+// A mark counts only when the function wrote it: each carries a signature
+// tag, an HMAC made by a KMS key only the function may use, over the
+// account, region, reservation id, instance count and the mark's values
+// (package marks builds the message). The run checks it before the policy
+// reads the mark (Reservation.MarkCheck).
 const (
 	TagIdleSince   = "odcr-autocancel:idle-since"
 	TagCancelAfter = "odcr-autocancel:cancel-after"
 	TagSnoozeUntil = "odcr-autocancel:snooze-until"
+	// TagMarkSignature signs the idle mark; TagRightsizeSignature the
+	// shrink's mark.
+	TagMarkSignature      = "odcr-autocancel:mark-signature"
+	TagRightsizeSignature = "odcr-autocancel:rightsize-signature"
 )
+
+// MarkCheck is what a run learned of a mark's signature.
+type MarkCheck uint8
+
+const (
+	// MarkUnchecked: not checked (no mark, or a preview without the key,
+	// which reads marks as written and never acts).
+	MarkUnchecked MarkCheck = iota
+	// MarkSigned: the signature holds for this reservation as it is now
+	// (its id, its instance count) and the mark's values.
+	MarkSigned
+	// MarkForged: no signature, or one that does not hold: written by
+	// someone else, copied from another reservation, or made when the
+	// reservation had another size. Not a mark.
+	MarkForged
+	// MarkUnverifiable: the signature could not be checked (KMS refused or
+	// did not answer). The reservation is neither acted on nor marked
+	// again.
+	MarkUnverifiable
+)
+
+// markTrust says how Grace may use a mark that is present, given its check:
+// read it (trusted), treat it as absent (forged), or keep the reservation
+// untouched (unverifiable).
+func markTrust(s Settings, c MarkCheck) (trusted, unverifiable bool) {
+	switch {
+	case !s.SignedMarks:
+		return true, false
+	case c == MarkSigned:
+		return true, false
+	case c == MarkUnverifiable:
+		return false, true
+	}
+	return false, false
+}
+
+// forgedNote is what a detail adds when a mark present was not a mark.
+const forgedNote = " (its previous mark is not one this function signed for this reservation at its size now: written or copied by hand, or the reservation changed since)"
 
 // IdleMark is when a reservation was first seen idle and when its grace period
 // ends, as the tags record them.
@@ -38,9 +86,16 @@ func (m IdleMark) Tags() map[string]string {
 // Marked tells whether the reservation carries either mark tag, readable or
 // not.
 func (r Reservation) Marked() bool {
-	_, a := r.Tags[TagIdleSince]
-	_, b := r.Tags[TagCancelAfter]
+	_, a := tagKey(r.Tags, TagIdleSince)
+	_, b := tagKey(r.Tags, TagCancelAfter)
 	return a || b
+}
+
+// tagValue reads a tag whatever the case of its key (IAM matches tag keys
+// without regard to case; EC2 keeps them as written).
+func tagValue(tags map[string]string, key string) string {
+	k, _ := tagKey(tags, key)
+	return tags[k]
 }
 
 // readMark reads the mark tags. A mark that cannot be read, or that does not
@@ -48,8 +103,8 @@ func (r Reservation) Marked() bool {
 // mark: the reservation is marked again from now, never cancelled on a
 // guessed date.
 func readMark(r Reservation, now time.Time) (IdleMark, bool) {
-	since, err1 := time.Parse(time.RFC3339, r.Tags[TagIdleSince])
-	after, err2 := time.Parse(time.RFC3339, r.Tags[TagCancelAfter])
+	since, err1 := time.Parse(time.RFC3339, tagValue(r.Tags, TagIdleSince))
+	after, err2 := time.Parse(time.RFC3339, tagValue(r.Tags, TagCancelAfter))
 	if err1 != nil || err2 != nil || since.After(now) || after.Before(since) {
 		return IdleMark{}, false
 	}
@@ -144,7 +199,12 @@ func Grace(s Settings, d Decision, r Reservation, now time.Time) Decision {
 	if !d.Candidate() || d.Stage != StageChecked || d.Reason != ReasonIdle {
 		return d
 	}
+	trusted, unverifiable := markTrust(s, r.MarkCheck)
+	if s.Grace > 0 && r.Marked() && unverifiable {
+		return keep(d, ReasonMarkUnverified, "idle and marked, but its mark's signature could not be checked: not acted on until a run can check it")
+	}
 	m, ok := readMark(r, now)
+	ok = ok && trusted
 	if ok {
 		d.Mark = &m
 	}
@@ -156,7 +216,10 @@ func Grace(s Settings, d Decision, r Reservation, now time.Time) Decision {
 		d.Mark = &m
 		d.Action = Mark
 		d.Detail = "idle: marked, may be cancelled after " + m.CancelAfter.UTC().Format(time.RFC3339)
-		if r.Marked() {
+		switch {
+		case r.Marked() && !trusted:
+			d.Detail += forgedNote
+		case r.Marked():
 			d.Detail += " (its previous mark could not be read)"
 		}
 		return d
@@ -186,8 +249,9 @@ func recheckMark(s Settings, fresh Reservation, now time.Time) (string, bool) {
 		return "", true
 	}
 	m, ok := readMark(fresh, now)
+	trusted, _ := markTrust(s, fresh.MarkCheck)
 	switch {
-	case !ok:
+	case !ok || !trusted:
 		return "its mark was removed or changed", false
 	case now.Before(m.due(s.Grace)):
 		return "its mark now allows no cancel before " + m.due(s.Grace).UTC().Format(time.RFC3339), false

@@ -68,6 +68,10 @@ const (
 	// the reservation (AdjustmentStatus requested): an owner's change is
 	// under way.
 	ReasonModificationInProgress Reason = "modification-in-progress"
+	// ReasonMarkUnverified: idle or oversized and marked, but the mark's
+	// signature could not be checked (KMS refused or did not answer): not
+	// acted on, not marked again, until a run can check it.
+	ReasonMarkUnverified Reason = "mark-unverified"
 )
 
 // Reasons lists every reason code, in rule order, for documentation and tests.
@@ -76,7 +80,7 @@ var Reasons = []Reason{
 	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonModificationInProgress, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
-	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonOversized,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonMarkUnverified, ReasonOversized,
 	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
 }
 
@@ -113,8 +117,12 @@ type Reservation struct {
 	// assigned to another account; empty otherwise.
 	BillingOwnerID string
 	Tags           map[string]string
-	Total          int32
-	Available      int32
+	// MarkCheck and RightsizeMarkCheck say what the run learned of the
+	// signatures of the idle mark and the shrink's mark (see MarkCheck).
+	MarkCheck          MarkCheck
+	RightsizeMarkCheck MarkCheck
+	Total              int32
+	Available          int32
 	// CountsMissing is set when the description lacked TotalInstanceCount
 	// or AvailableInstanceCount: its use now is unknown, not zero.
 	CountsMissing bool
@@ -226,6 +234,10 @@ type Settings struct {
 	RightsizeHeadroomPercent float64
 	RightsizeMinInstances    int
 	MaxModifications         int
+	// SignedMarks makes a mark count only when its signature was checked
+	// and holds (MarkSigned): set for every run that can act. Unset, a
+	// preview without the key reads marks as written.
+	SignedMarks bool
 }
 
 // ExpectedDatapoints is how many datapoints a full lookback window holds.

@@ -424,6 +424,9 @@ func TestEveryReasonIsProduced(t *testing.T) {
 	inGrace := r
 	inGrace.Tags = IdleMark{IdleSince: now, CancelAfter: now.Add(time.Hour)}.Tags()
 	add(Grace(gs, decide(gs, inGrace, fullData(0), none()), inGrace, now))
+	gs.SignedMarks = true
+	inGrace.MarkCheck = MarkUnverifiable
+	add(Grace(gs, decide(gs, inGrace, fullData(0), none()), inGrace, now))
 	rs := s
 	rs.Rightsize, rs.RightsizeMinInstances = true, 1
 	big := r

@@ -80,6 +80,7 @@ func (g gen) settings() policy.Settings {
 	if g.pct(50) {
 		s.Grace = time.Duration(g.pickF(1, 72, 72, 168)) * time.Hour
 	}
+	s.SignedMarks = g.pct(60)
 	if g.pct(50) {
 		s.Rightsize = true
 		s.RightsizeHeadroomPercent = g.pickF(0, 10, 10, 50, g.r.Float64()*100)
@@ -169,6 +170,8 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 		}
 		if g.pct(35) {
 			g.mark(r.Tags)
+			// What the run learned of its signature: mostly signed.
+			r.MarkCheck = policy.MarkCheck(g.pickF(1, 1, 1, 1, 0, 2, 3))
 		}
 	}
 	r.Total = int32(g.pickF(0, 1, 2, 2, 4, 10, 40, 2500))
@@ -305,7 +308,9 @@ func (g gen) fresh(s policy.Settings, r policy.Reservation) *policy.Reservation 
 	case 8:
 		f.SharedOut = true
 	case 9:
-		if g.pct(50) {
+		if g.pct(30) {
+			f.MarkCheck = policy.MarkForged // its mark was rewritten since
+		} else if g.pct(50) {
 			delete(f.Tags, policy.TagCancelAfter)
 		} else {
 			f.Tags[policy.TagSnoozeUntil] = propNow.AddDate(0, 0, 7).Format(time.DateOnly)
@@ -409,6 +414,9 @@ func snoozedNow(r policy.Reservation) bool {
 func graceDue(s policy.Settings, r policy.Reservation) bool {
 	if s.Grace <= 0 {
 		return true
+	}
+	if s.SignedMarks && r.MarkCheck != policy.MarkSigned {
+		return false // a mark not signed is no mark
 	}
 	since, err1 := time.Parse(time.RFC3339, r.Tags[policy.TagIdleSince])
 	after, err2 := time.Parse(time.RFC3339, r.Tags[policy.TagCancelAfter])

@@ -145,9 +145,9 @@ func resizeDetail(z Resize, peakUsed float64, r Reservation, now time.Time) stri
 // readRightsizeMark reads the shrink's mark: the target announced and its
 // dates. An unreadable or senseless mark is no mark.
 func readRightsizeMark(r Reservation, now time.Time) (IdleMark, int32, bool) {
-	since, err1 := time.Parse(time.RFC3339, r.Tags[TagRightsizeSince])
-	after, err2 := time.Parse(time.RFC3339, r.Tags[TagRightsizeAfter])
-	to, err3 := strconv.ParseInt(r.Tags[TagRightsizeTo], 10, 32)
+	since, err1 := time.Parse(time.RFC3339, tagValue(r.Tags, TagRightsizeSince))
+	after, err2 := time.Parse(time.RFC3339, tagValue(r.Tags, TagRightsizeAfter))
+	to, err3 := strconv.ParseInt(tagValue(r.Tags, TagRightsizeTo), 10, 32)
 	if err1 != nil || err2 != nil || err3 != nil || since.After(now) || after.Before(since) || to <= 0 || int32(to) >= r.Total {
 		return IdleMark{}, 0, false
 	}
@@ -158,7 +158,7 @@ func readRightsizeMark(r Reservation, now time.Time) (IdleMark, int32, bool) {
 // shrink's mark.
 func (r Reservation) RightsizeMarked() bool {
 	for _, k := range []string{TagRightsizeTo, TagRightsizeSince, TagRightsizeAfter} {
-		if _, ok := r.Tags[k]; ok {
+		if _, ok := tagKey(r.Tags, k); ok {
 			return true
 		}
 	}
@@ -182,12 +182,19 @@ func graceModify(s Settings, d Decision, r Reservation, now time.Time) Decision 
 	if s.Grace <= 0 {
 		return d
 	}
+	trusted, unverifiable := markTrust(s, r.RightsizeMarkCheck)
+	if r.RightsizeMarked() && unverifiable {
+		return keep(d, ReasonMarkUnverified, "oversized and marked, but its mark's signature could not be checked: not shrunk until a run can check it")
+	}
 	m, announced, ok := readRightsizeMark(r, now)
-	if !ok {
+	if !ok || !trusted {
 		m = IdleMark{IdleSince: now, CancelAfter: now.Add(s.Grace)}
 		d.Mark = &m
 		d.Action = Mark
 		d.Detail += fmt.Sprintf("; marked: may be shrunk after %s", m.CancelAfter.UTC().Format(time.RFC3339))
+		if r.RightsizeMarked() && !trusted {
+			d.Detail += forgedNote
+		}
 		return d
 	}
 	d.Mark = &m
@@ -237,7 +244,8 @@ func RecheckModify(s Settings, d Decision, fresh *Reservation, now time.Time) De
 	}
 	if s.Grace > 0 {
 		m, _, ok := readRightsizeMark(*fresh, now)
-		if !ok || now.Before(m.due(s.Grace)) {
+		trusted, _ := markTrust(s, fresh.RightsizeMarkCheck)
+		if !ok || !trusted || now.Before(m.due(s.Grace)) {
 			return keep(d, ReasonChangedSinceEvaluated, "its shrink mark was removed or changed")
 		}
 	}
