@@ -54,7 +54,7 @@ var organizationGrants = []grant{
 
 const (
 	ownAccountEveryRegion = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:capacity-reservation/*"
-	markTagsOnlyCondition = `{"ForAllValues:StringEquals":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after","odcr-autocancel:rightsize-to","odcr-autocancel:rightsize-since","odcr-autocancel:rightsize-after"]},"Null":{"aws:TagKeys":"false"}}`
+	markTagsOnlyCondition = `{"ForAllValues:StringEqualsIgnoreCase":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after","odcr-autocancel:mark-signature","odcr-autocancel:rightsize-to","odcr-autocancel:rightsize-since","odcr-autocancel:rightsize-after","odcr-autocancel:rightsize-signature"]},"Null":{"aws:TagKeys":"false"}}`
 )
 
 // lambdaServiceErrors are the only errors a Lambda task of the state
@@ -233,7 +233,8 @@ func TestTemplateOrganizationModeOffIsTheSingleAccountStack(t *testing.T) {
 	// default stack changes every deployment: add it here knowingly.
 	singleAccount := []string{
 		"AlarmEmailTopic", "CancelsFailedAlarm", "Dashboard", "ErrorsAlarm", "FailedRunsAlarm", "FailedRunsQueue",
-		"FunctionLogGroup", "FunctionRole", "MissedRunAlarm", "NotifyEmailSubscription", "NotifyTopic", "OdcrAutocancelFunction",
+		"FunctionLogGroup", "FunctionRole", "MarkKey", "MarkKeyAlias", "MissedRunAlarm", "NotifyEmailSubscription", "NotifyTopic",
+		"OdcrAutocancelFunction", "SignMarksPolicy",
 	}
 	if got := slices.Sorted(slices.Values(cfn.Keys(cfn.Get(off.Root, "Resources")))); !slices.Equal(got, singleAccount) {
 		t.Errorf("with OrganizationMode off the resources are %v, want the single-account stack's %v (a resource of organization mode needs Condition: %s)", got, singleAccount, orgCondition)

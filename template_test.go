@@ -78,6 +78,14 @@ func TestTemplateEnvironmentIsTheConfigurationContract(t *testing.T) {
 		if node == nil {
 			continue // reported above
 		}
+		if key, isKey := cfn.GetAtt(node, "Arn"); v.Name == "MARK_KEY_ID" && isKey {
+			// The stack's own key, not a parameter: every deployment
+			// signs its marks (checkMarkKey checks the key).
+			if r := tpl.Resource(key); r == nil || cfn.Get(r, "Type").Value != "AWS::KMS::Key" {
+				t.Errorf("MARK_KEY_ID: !GetAtt %s.Arn, want the ARN of the stack's AWS::KMS::Key", key)
+			}
+			continue
+		}
 		paramName, ok := cfn.Ref(node)
 		if cond, p, conditional := conditionalRef(node); conditional {
 			// Organization mode's variables: set only in that mode
@@ -347,16 +355,27 @@ func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
 	if string(trust) != wantTrust {
 		t.Errorf("%s's trust policy is %s, want %s: only Lambda, for this account, may assume it", roleID, trust, wantTrust)
 	}
-	// No policy resource may attach more to the role.
+	// No policy resource may attach more to the role, but the one that
+	// lets it sign marks with the key whose policy names the role (in the
+	// role's own Policies it would make a cycle).
+	_, got := tpl.functionRoleGrants(t)
 	resources := cfn.Get(tpl.Root, "Resources")
 	for _, id := range cfn.Keys(resources) {
-		switch cfn.Get(resources, id, "Type").Value {
-		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy":
-			t.Errorf("template.yaml has %s (%s): the function's permissions must all be in %s's Policies", id, cfn.Get(resources, id, "Type").Value, roleID)
+		switch typ := cfn.Get(resources, id, "Type").Value; {
+		case id == "SignMarksPolicy" && typ == "AWS::IAM::RolePolicy":
+			if role, ok := cfn.Ref(cfn.Get(resources, id, "Properties", "RoleName")); !ok || role != roleID {
+				t.Errorf("%s is not attached to %s", id, roleID)
+			}
+			got = append(got, grants(t, id, cfn.Get(resources, id, "Properties", "PolicyDocument"))...)
+		case typ == "AWS::IAM::Policy", typ == "AWS::IAM::ManagedPolicy", typ == "AWS::IAM::RolePolicy":
+			t.Errorf("template.yaml has %s (%s): the function's permissions must all be in %s's Policies", id, typ, roleID)
 		}
 	}
-
-	_, got := tpl.functionRoleGrants(t)
+	markKey, ok := cfn.GetAtt(cfn.Get(props, "Environment", "Variables", "MARK_KEY_ID"), "Arn")
+	if !ok || cfn.Get(resources, markKey, "Type").Value != "AWS::KMS::Key" {
+		t.Fatalf("MARK_KEY_ID is not !GetAtt of a KMS key of the template")
+	}
+	checkMarkKey(t, cfn.Get(resources, markKey, "Properties"), roleID)
 
 	protectParam := tpl.EnvParameter(t, "PROTECT_TAG_KEY")
 	logGroup, ok := cfn.Ref(cfn.Get(props, "LoggingConfig", "LogGroup"))
@@ -368,7 +387,7 @@ func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
 		t.Errorf("EventInvokeConfig's OnFailure Destination is not !GetAtt QUEUE.Arn")
 	}
 	cancelARN := "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:capacity-reservation/*"
-	markTagsOnly := `{"ForAllValues:StringEquals":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after","odcr-autocancel:rightsize-to","odcr-autocancel:rightsize-since","odcr-autocancel:rightsize-after"]},"Null":{"aws:TagKeys":"false"}}`
+	markTagsOnly := `{"ForAllValues:StringEqualsIgnoreCase":{"aws:TagKeys":["odcr-autocancel:idle-since","odcr-autocancel:cancel-after","odcr-autocancel:mark-signature","odcr-autocancel:rightsize-to","odcr-autocancel:rightsize-since","odcr-autocancel:rightsize-after","odcr-autocancel:rightsize-signature"]},"Null":{"aws:TagKeys":"false"}}`
 	topic, ok := cfn.Ref(cfn.Get(props, "Environment", "Variables", "NOTIFY_TOPIC_ARN"))
 	if !ok {
 		t.Errorf("NOTIFY_TOPIC_ARN is not !Ref of the stack's topic")
@@ -391,6 +410,9 @@ func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
 		{"Allow", "ec2:CreateTags", cancelARN, markTagsOnly},
 		{"Allow", "ec2:DeleteTags", cancelARN, markTagsOnly},
 		{"Allow", "sns:Publish", "!Ref " + topic, ""},
+		// The marks' signatures, with the stack's key only.
+		{"Allow", "kms:GenerateMac", "!GetAtt " + markKey + ".Arn", `{"StringEquals":{"kms:MacAlgorithm":"HMAC_SHA_256"}}`},
+		{"Allow", "kms:VerifyMac", "!GetAtt " + markKey + ".Arn", `{"StringEquals":{"kms:MacAlgorithm":"HMAC_SHA_256"}}`},
 	}
 	if org {
 		want = append(want, organizationGrants...)
@@ -965,7 +987,13 @@ func TestEveryValueTheStackAcceptsTheFunctionAccepts(t *testing.T) {
 		}
 	}
 	load := func(env map[string]string) error {
-		_, err := handler.LoadSettings(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		_, err := handler.LoadSettings(func(k string) (string, bool) {
+			if k == "MARK_KEY_ID" { // !GetAtt MarkKey.Arn: a key's ARN
+				return "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", true
+			}
+			v, ok := env[k]
+			return v, ok
+		})
 		return err
 	}
 	// graceOverLookback is the one pair CloudFormation cannot compare: the
@@ -1182,4 +1210,22 @@ func integersAround(lo, hi int) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// checkMarkKey: the key that signs marks is an HMAC key, administered by
+// the account, and no one but the function's role may sign with it.
+func checkMarkKey(t *testing.T, props *yaml.Node, roleID string) {
+	t.Helper()
+	if spec, usage := cfn.Get(props, "KeySpec").Value, cfn.Get(props, "KeyUsage").Value; spec != "HMAC_256" || usage != "GENERATE_VERIFY_MAC" {
+		t.Errorf("the mark key is %s/%s, want HMAC_256/GENERATE_VERIFY_MAC", spec, usage)
+	}
+	stmts, _ := json.Marshal(cfn.Plain(cfn.Get(props, "KeyPolicy", "Statement")))
+	for _, want := range []string{
+		`"Action":"kms:*","Effect":"Allow","Principal":{"AWS":"arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}`,
+		`{"Action":"kms:GenerateMac","Condition":{"ArnNotEquals":{"aws:PrincipalArn":"!GetAtt ` + roleID + `.Arn"}},"Effect":"Deny","Principal":"*","Resource":"*"`,
+	} {
+		if !strings.Contains(string(stmts), want) {
+			t.Errorf("the mark key's policy %s lacks %s", stmts, want)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
+	"github.com/odcr-autocancel/odcr-autocancel/marks"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -55,6 +56,9 @@ func (r *run) cancelAndShrink(ctx context.Context, plan policy.Plan, rep *report
 		}
 		rep.Modified = append(rep.Modified, report.Modified{ReservationID: id, From: z.From, To: z.To})
 		r.audit.Info("shrunk", zap.String("reservation_id", id), zap.Int32("from", z.From), zap.Int32("to", z.To), zap.Int32("target", z.Target))
+		if r.signer != nil {
+			r.resignShrink(ctx, decisions[index[id]], z.To, rep)
+		}
 	})
 	return decisions
 }
@@ -77,6 +81,7 @@ func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Dec
 	}
 	// A share created during the run wins too.
 	r.markSharing(ctx, fresh, rep)
+	marks.CarryChecks(r.reservations, fresh)
 	byID := make(map[string]policy.Reservation, len(fresh))
 	for _, res := range fresh {
 		byID[res.ID] = res

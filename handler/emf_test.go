@@ -344,17 +344,17 @@ func TestEMFRecordOfARun(t *testing.T) {
 			mutate: []func(*handler.Settings){live, graced, rightsizing},
 			setup: func(hs *harness) {
 				hs.fake.addIdle(crID(1), crID(2), crID(3))
-				hs.fake.withTags(crID(1), due.Tags()) // cancelled
-				hs.fake.withTags(crID(2), due.Tags()) // cancel refused by IAM
+				hs.fake.withTags(crID(1), hs.signed(crID(1), due.Tags())) // cancelled
+				hs.fake.withTags(crID(2), hs.signed(crID(2), due.Tags())) // cancel refused by IAM
 				hs.fake.cancelErr["dry:"+crID(2)] = apiError("UnauthorizedOperation")
 				// crID(3) is marked.
 				hs.fake.reservations = append(hs.fake.reservations, reservation(crID(4))) // used again: unmarked
-				hs.fake.withTags(crID(4), fresh.Tags())
+				hs.fake.withTags(crID(4), hs.signed(crID(4), fresh.Tags()))
 				hs.fake.usage[crID(4)] = usage{peak: 1, count: 2016}
 				hs.fake.addOversized(crID(5), 100, 40, 60) // shrunk to 66
-				hs.fake.withTags(crID(5), policy.RightsizeTags(due, 66))
+				hs.fake.withTags(crID(5), hs.signed(crID(5), policy.RightsizeTags(due, 66)))
 				hs.fake.addOversized(crID(6), 100, 40, 60) // shrink refused by IAM
-				hs.fake.withTags(crID(6), policy.RightsizeTags(due, 66))
+				hs.fake.withTags(crID(6), hs.signed(crID(6), policy.RightsizeTags(due, 66)))
 				hs.h.EC2 = refuseModify{hs.fake, map[string]bool{crID(6): true}}
 				hs.fake.reservations = append(hs.fake.reservations, reservation(crID(7), func(c *types.CapacityReservation) {
 					c.AvailableInstanceCount = aws.Int32(0) // in use: kept

@@ -80,8 +80,12 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 		if !d.Candidate() {
 			d = policy.Rightsize(r.policy, d, reservations[i], usage(d.ReservationID), dep, now)
 		}
-		// The grace period: mark, wait, then cancel or shrink; unmark
-		// what is no longer idle or oversized.
+		decisions[i] = d
+	}
+	// The grace period: mark, wait, then cancel or shrink; unmark what is
+	// no longer idle or oversized. Only a mark this function signed counts.
+	r.checkMarks(ctx, reservations, decisions, rep)
+	for i, d := range decisions {
 		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
 		r.reservations[d.ReservationID] = reservations[i]
 	}

@@ -35,6 +35,9 @@ type usage struct {
 // events (shared with the log recorder) so tests can check the order of
 // logging and acting.
 type fakeAWS struct {
+	// kms signs and checks marks (MARK_KEY_ID).
+	kms *memKMS
+
 	mu           sync.Mutex
 	reservations []types.CapacityReservation
 	usage        map[string]usage
@@ -135,6 +138,7 @@ var (
 
 func newFake(events *timeline) *fakeAWS {
 	return &fakeAWS{
+		kms:       &memKMS{},
 		usage:     map[string]usage{},
 		stopped:   map[string]int{},
 		groups:    map[string][]string{},

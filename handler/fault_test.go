@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -97,7 +98,13 @@ func ftHandlerFromConfig(t *testing.T, acct *fakeaws.Account, settings handler.S
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The key that signs marks: the account's own, unless the settings
+	// name one.
+	if settings.MarkKeyID == "" || settings.MarkKeyID == testMarkKey {
+		settings.MarkKeyID = accountKey(acct)
+	}
 	h := &handler.Handler{
+		KMS:           kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),

@@ -221,6 +221,9 @@ func fuzzHandler(env map[string]string) (*handler.Handler, *fakeAWS, *int) {
 		}
 	}
 	s, err := handler.LoadSettings(func(name string) (string, bool) {
+		if name == "MARK_KEY_ID" {
+			return testMarkKey, true
+		}
 		v, ok := env[name]
 		return v, ok
 	})
@@ -229,6 +232,7 @@ func fuzzHandler(env map[string]string) (*handler.Handler, *fakeAWS, *int) {
 	}
 	callers := new(int)
 	return &handler.Handler{
+		KMS:        fake.kms,
 		EC2:        fake,
 		CloudWatch: fake,
 		RAM:        fake,
@@ -386,14 +390,25 @@ func FuzzLoadSettings(f *testing.F) {
 		for i, v := range []string{dryRun, idle, lookback, coverage, protect, required, budget, share, logLevel, types, zones} {
 			env[fuzzEnv[i]] = v
 		}
-		s, err := handler.LoadSettings(func(name string) (string, bool) { v, ok := env[name]; return v, ok })
+		// The key that signs marks is always given: a run that acts
+		// needs it (a test of its own covers its absence).
+		s, err := handler.LoadSettings(func(name string) (string, bool) {
+			if name == "MARK_KEY_ID" {
+				return testMarkKey, true
+			}
+			v, ok := env[name]
+			return v, ok
+		})
 
 		// Which variables are invalid, each on its own.
 		var invalid []string
 		for _, name := range fuzzEnv {
 			_, alone := handler.LoadSettings(func(n string) (string, bool) {
-				if n == name {
+				switch n {
+				case name:
 					return env[n], true
+				case "MARK_KEY_ID":
+					return testMarkKey, true
 				}
 				return "", false
 			})

@@ -25,6 +25,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
+	"github.com/odcr-autocancel/odcr-autocancel/marks"
 	"github.com/odcr-autocancel/odcr-autocancel/notify"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/price"
@@ -60,9 +61,12 @@ type Handler struct {
 	// Organizations lists the accounts of ACCOUNTS=organization.
 	Targets       org.Connector
 	Organizations org.OrganizationsAPI
-	Settings      Settings
-	Logger        *zap.Logger
-	Now           func() time.Time
+	// KMS signs and checks marks with the key MARK_KEY_ID names, with the
+	// function's own credentials whatever the target.
+	KMS      marks.MAC
+	Settings Settings
+	Logger   *zap.Logger
+	Now      func() time.Time
 	// CallerAccount returns the account of the credentials in use. It is
 	// asked only outside Lambda; inside, the account comes from the
 	// invoked function's ARN.

@@ -33,6 +33,7 @@ func defaultSettings(t *testing.T) handler.Settings {
 	// Most tests exercise the cancel path on the first idle sighting
 	// (GRACE_HOURS=0); the grace-period lifecycle has tests of its own.
 	s.GraceHours = 0
+	s.MarkKeyID = testMarkKey
 	return s
 }
 
@@ -59,6 +60,7 @@ func newHarness(t *testing.T, mutate ...func(*handler.Settings)) *harness {
 			EC2:           fake,
 			CloudWatch:    fake,
 			RAM:           fake,
+			KMS:           fake.kms,
 			Settings:      s,
 			Logger:        logger,
 			Now:           func() time.Time { return testNow },

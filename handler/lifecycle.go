@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
+	"github.com/odcr-autocancel/odcr-autocancel/marks"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -21,18 +22,19 @@ import (
 // names.
 const maxTagResources = 1000
 
-// The tag keys the function writes: the cancel's mark, the shrink's mark,
-// and both.
+// The tag keys the function writes: the cancel's mark, the shrink's mark
+// (each with its signature), and both.
 var (
-	cancelMarkKeys = []string{policy.TagIdleSince, policy.TagCancelAfter}
-	shrinkMarkKeys = []string{policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter}
+	cancelMarkKeys = marks.Idle.AllKeys()
+	shrinkMarkKeys = marks.Rightsize.AllKeys()
 	lifecycleKeys  = slices.Concat(cancelMarkKeys, shrinkMarkKeys)
 )
 
 // tagChanges are the tag calls of a plan, grouped so that reservations
 // getting the same change share a call: deletes maps the keys to delete
 // (joined by newlines) to the reservations, creates a rendered tag set to
-// the reservations, and tags the rendered tag set to the tags.
+// the reservations, and tags the rendered tag set to the tags. A signed
+// mark names its reservation, so each mark is a call of its own.
 type tagChanges struct {
 	deletes map[string][]string
 	creates map[string][]string
@@ -40,43 +42,51 @@ type tagChanges struct {
 }
 
 // planTagChanges groups the plan's marks and unmarks (pure: no call). An
-// unmark deletes the mark keys the reservation carries, no other; a mark
-// writes its tags and deletes the other action's keys the reservation
-// carries (an oversized one now idle loses its shrink mark).
-func planTagChanges(plan policy.Plan, decisions []policy.Decision, reservations map[string]policy.Reservation) tagChanges {
+// unmark deletes the mark keys the reservation carries, in whatever case
+// they are written, no other; a mark writes its signed tags (signed, by
+// reservation; one missing is not written) and deletes the other action's
+// keys the reservation carries (an oversized one now idle loses its shrink
+// mark), and the keys of its own kind written in another case.
+func planTagChanges(plan policy.Plan, decisions []policy.Decision, reservations map[string]policy.Reservation, signed map[string]map[string]string) tagChanges {
 	byID := make(map[string]policy.Decision, len(decisions))
 	for _, d := range decisions {
 		byID[d.ReservationID] = d
 	}
 	c := tagChanges{deletes: map[string][]string{}, creates: map[string][]string{}, tags: map[string]map[string]string{}}
-	present := func(id string, keys []string) []string {
+	// present lists the keys of the reservation that are one of keys
+	// whatever their case; exact leaves out those written exactly so.
+	present := func(id string, keys []string, exact bool) []string {
 		var out []string
-		for _, k := range keys {
-			if _, ok := reservations[id].Tags[k]; ok {
-				out = append(out, k)
+		for k := range reservations[id].Tags {
+			for _, want := range keys {
+				if strings.EqualFold(k, want) && (!exact || k != want) {
+					out = append(out, k)
+				}
 			}
 		}
+		slices.Sort(out)
 		return out
 	}
-	for _, id := range plan.Unmark {
-		if keys := present(id, lifecycleKeys); len(keys) > 0 {
+	del := func(id string, keys []string) {
+		if len(keys) > 0 {
 			k := strings.Join(keys, "\n")
 			c.deletes[k] = append(c.deletes[k], id)
 		}
+	}
+	for _, id := range plan.Unmark {
+		del(id, present(id, lifecycleKeys, false))
 	}
 	for _, id := range plan.Mark {
 		d := byID[id]
-		if d.Mark == nil {
+		tags, ok := signed[id]
+		if d.Mark == nil || !ok {
 			continue
 		}
-		tags, stale := d.Mark.Tags(), shrinkMarkKeys
+		own, stale := cancelMarkKeys, shrinkMarkKeys
 		if d.Resize != nil {
-			tags, stale = policy.RightsizeTags(*d.Mark, d.Resize.Target), cancelMarkKeys
+			own, stale = shrinkMarkKeys, cancelMarkKeys
 		}
-		if keys := present(id, stale); len(keys) > 0 {
-			k := strings.Join(keys, "\n")
-			c.deletes[k] = append(c.deletes[k], id)
-		}
+		del(id, slices.Concat(present(id, stale, false), present(id, own, true)))
 		rendered := renderTags(tags)
 		c.creates[rendered] = append(c.creates[rendered], id)
 		c.tags[rendered] = tags
@@ -92,7 +102,15 @@ func planTagChanges(plan policy.Plan, decisions []policy.Decision, reservations 
 // oversized one now idle, say) loses the stale mark first. A failed call is
 // reported per reservation; it changes no decision.
 func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
-	changes := planTagChanges(plan, decisions, r.reservations)
+	var signed map[string]map[string]string
+	if r.signer != nil && len(plan.Mark) > 0 {
+		byID := make(map[string]policy.Decision, len(decisions))
+		for _, d := range decisions {
+			byID[d.ReservationID] = d
+		}
+		signed = r.signMarks(ctx, plan, byID, rep)
+	}
+	changes := planTagChanges(plan, decisions, r.reservations, signed)
 	deletes, creates, tagsOf := changes.deletes, changes.creates, changes.tags
 
 	unmarked := map[string]bool{}
@@ -116,16 +134,8 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		})
 	}
 	for _, rendered := range slices.Sorted(maps.Keys(creates)) {
-		var tags []types.Tag
-		for _, k := range slices.Sorted(maps.Keys(tagsOf[rendered])) {
-			tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(tagsOf[rendered][k])})
-		}
 		r.tagBatches(ctx, "mark", creates[rendered], rep, func(ids []string) error {
-			r.calls.Add("CreateTags")
-			if _, err := r.c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags}); err != nil {
-				return fmt.Errorf("create tags: %w", err)
-			}
-			return nil
+			return r.createTags(ctx, ids, tagsOf[rendered])
 		}, func(id string) {
 			rep.Marked = append(rep.Marked, id)
 			r.audit.Info("marked", zap.String("reservation_id", id), zap.Any("tags", tagsOf[rendered]))
@@ -153,15 +163,33 @@ func (r *run) tagBatches(ctx context.Context, action string, ids []string, rep *
 	for start := 0; start < len(ids); start += maxTagResources {
 		batch := ids[start:min(start+maxTagResources, len(ids))]
 		if err := call(batch); err != nil {
-			code := awsapi.ErrorCode(err)
-			for _, id := range batch {
-				rep.TagFailures = append(rep.TagFailures, report.Failure{ReservationID: id, Code: code, Message: action + ": " + err.Error()})
-			}
-			r.audit.Error(action+" failed", zap.Strings("reservation_ids", batch), zap.String("code", code), zap.Error(err))
+			r.tagFailed(action, batch, err, rep)
 			continue
 		}
 		for _, id := range batch {
 			done(id)
 		}
 	}
+}
+
+// tagFailed reports a mark or unmark that failed, per reservation.
+func (r *run) tagFailed(action string, ids []string, err error, rep *report.Report) {
+	code := awsapi.ErrorCode(err)
+	for _, id := range ids {
+		rep.TagFailures = append(rep.TagFailures, report.Failure{ReservationID: id, Code: code, Message: action + ": " + err.Error()})
+	}
+	r.audit.Error(action+" failed", zap.Strings("reservation_ids", ids), zap.String("code", code), zap.Error(err))
+}
+
+// createTags writes tags on the reservations ids.
+func (r *run) createTags(ctx context.Context, ids []string, tags map[string]string) error {
+	var t []types.Tag
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		t = append(t, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	r.calls.Add("CreateTags")
+	if _, err := r.c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: t}); err != nil {
+		return fmt.Errorf("create tags: %w", err)
+	}
+	return nil
 }

@@ -27,8 +27,8 @@ func (hs *harness) runAt(t *testing.T, at time.Time, event string) (*report.Repo
 	return hs.h.Run(context.Background(), []byte(event))
 }
 
-// Three runs over a simulated week: the first marks (one CreateTags call
-// for both idle reservations), the second finds them in grace, the third,
+// Three runs over a simulated week: the first marks (one signed CreateTags
+// call for each idle reservation), the second finds them in grace, the third,
 // after 72 hours, cancels them.
 func TestLifecycleMarksWaitsThenCancels(t *testing.T) {
 	hs := newHarness(t, live, graced)
@@ -41,12 +41,15 @@ func TestLifecycleMarksWaitsThenCancels(t *testing.T) {
 	if !slices.Equal(r1.Marked, []string{crID(1), crID(2)}) || len(hs.fake.cancels) != 0 {
 		t.Fatalf("run 1: marked %v, cancels %v", r1.Marked, hs.fake.cancels)
 	}
-	if len(hs.fake.tagCalls) != 1 || hs.fake.tagCalls[0].op != "create" || len(hs.fake.tagCalls[0].ids) != 2 {
-		t.Fatalf("tag calls %+v, want one CreateTags for both", hs.fake.tagCalls)
+	// A signed mark names its reservation: one CreateTags each, with the
+	// mark's own signature.
+	if len(hs.fake.tagCalls) != 2 || hs.fake.tagCalls[0].op != "create" || len(hs.fake.tagCalls[0].ids) != 1 {
+		t.Fatalf("tag calls %+v, want one CreateTags for each", hs.fake.tagCalls)
 	}
 	tags := hs.fake.tagsOf(crID(1))
-	if tags[policy.TagIdleSince] != "2026-11-27T12:00:00Z" || tags[policy.TagCancelAfter] != "2026-11-30T12:00:00Z" {
-		t.Fatalf("mark tags %v", tags)
+	if tags[policy.TagIdleSince] != "2026-11-27T12:00:00Z" || tags[policy.TagCancelAfter] != "2026-11-30T12:00:00Z" ||
+		tags[policy.TagMarkSignature] == "" || tags[policy.TagMarkSignature] == hs.fake.tagsOf(crID(2))[policy.TagMarkSignature] {
+		t.Fatalf("mark tags %v, want signed for this reservation", tags)
 	}
 	if d := decisionOf(t, r1, crID(1)); d.Action != policy.Mark || d.Mark == nil {
 		t.Fatalf("run 1 decision %+v", d)
@@ -129,11 +132,8 @@ func TestLifecycleMarkFailureFailsTheRun(t *testing.T) {
 func TestLifecycleSnoozeDuringTheRunWins(t *testing.T) {
 	hs := newHarness(t, live, graced)
 	mark := policy.IdleMark{IdleSince: testNow.Add(-100 * time.Hour), CancelAfter: testNow.Add(-28 * time.Hour)}.Tags()
-	hs.fake.reservations = append(hs.fake.reservations, reservation(crID(1), func(c *types.CapacityReservation) {
-		for k, v := range mark {
-			c.Tags = append(c.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-		}
-	}))
+	hs.fake.reservations = append(hs.fake.reservations, reservation(crID(1)))
+	hs.fake.withTags(crID(1), hs.signed(crID(1), mark))
 	hs.fake.usage[crID(1)] = idleUsage
 	hs.fake.onDescribe = func(n int, f *fakeAWS) {
 		if n == 2 {

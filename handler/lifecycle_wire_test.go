@@ -22,7 +22,7 @@ import (
 // between the runs is unmarked.
 func TestWireLifecycleOverAWeek(t *testing.T) {
 	acct := s2Account(t, 3)
-	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagMarkSignature)
 	for i := 1; i <= 3; i++ {
 		acct.SetUsedInstancesRegular(crID(i), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 0})
 	}
@@ -45,11 +45,13 @@ func TestWireLifecycleOverAWeek(t *testing.T) {
 	if !slices.Equal(r1.Marked, []string{crID(1), crID(2), crID(3)}) || len(r1.Cancelled) != 0 {
 		t.Fatalf("day 0: marked %v, cancelled %v", r1.Marked, r1.Cancelled)
 	}
-	if acct.Calls(fakeaws.OpCreateTags) != 1 {
-		t.Fatalf("CreateTags requests %d, want one for the three", acct.Calls(fakeaws.OpCreateTags))
+	// A signed mark names its reservation: one CreateTags and one
+	// GenerateMac each.
+	if acct.Calls(fakeaws.OpCreateTags) != 3 || acct.Calls(fakeaws.OpGenerateMac) != 3 {
+		t.Fatalf("CreateTags requests %d, GenerateMac %d; want one each for the three", acct.Calls(fakeaws.OpCreateTags), acct.Calls(fakeaws.OpGenerateMac))
 	}
 	res, _ := acct.Reservation(crID(1))
-	if res.Tags[policy.TagIdleSince] != "2026-11-27T12:00:00Z" || res.Tags[policy.TagCancelAfter] != "2026-11-30T12:00:00Z" {
+	if res.Tags[policy.TagIdleSince] != "2026-11-27T12:00:00Z" || res.Tags[policy.TagCancelAfter] != "2026-11-30T12:00:00Z" || res.Tags[policy.TagMarkSignature] == "" {
 		t.Fatalf("tags on the wire: %v", res.Tags)
 	}
 

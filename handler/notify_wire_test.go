@@ -41,7 +41,7 @@ func TestWireNotificationsOverAWeek(t *testing.T) {
 	acct := s2Account(t, 4)
 	acct.AddTopic(notifyTopic)
 	acct.AddSamplePrices() // the message carries the cost figures
-	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagMarkSignature)
 	series := fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour)}
 	for i := 1; i <= 4; i++ {
 		acct.SetUsedInstancesRegular(crID(i), series)

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -73,7 +74,12 @@ func orgHandler(t *testing.T, o *fakeaws.Organization, settings handler.Settings
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The key that signs marks stays in the function's own account.
+	if settings.MarkKeyID == "" || settings.MarkKeyID == testMarkKey {
+		settings.MarkKeyID = accountKey(o.Account(o.ManagementID(), "us-east-1"))
+	}
 	return &handler.Handler{
+		KMS:           kms.NewFromConfig(cfg),
 		EC2:           ec2.NewFromConfig(cfg),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg),
 		RAM:           ram.NewFromConfig(cfg),
@@ -102,7 +108,12 @@ func lambdaCtx(ctx context.Context) context.Context {
 
 func orgSettings(t *testing.T, env map[string]string) handler.Settings {
 	t.Helper()
-	s, err := handler.LoadSettings(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	s, err := handler.LoadSettings(func(k string) (string, bool) {
+		if v, ok := env[k]; ok || k != "MARK_KEY_ID" {
+			return v, ok
+		}
+		return testMarkKey, true // orgHandler gives it the management account's key
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/version"
+	"github.com/odcr-autocancel/odcr-autocancel/marks"
 	"github.com/odcr-autocancel/odcr-autocancel/org"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
@@ -52,6 +53,9 @@ type run struct {
 	onProgress func(step string, done, total int)
 	// reservations are the descriptions evaluated, by id.
 	reservations map[string]policy.Reservation
+	// signer signs and checks marks (MARK_KEY_ID); nil in a preview
+	// without the key, which reads marks unchecked and never acts.
+	signer *marks.Signer
 }
 
 // start makes the run of a request, or refuses it before anything is read:
@@ -85,6 +89,10 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 	settings, loosened, err := req.apply(h.Settings)
 	if err != nil {
 		return refuse("invalid event; nothing done", err)
+	}
+	if !settings.DryRun && settings.GraceHours > 0 && (settings.MarkKeyID == "" || h.KMS == nil) {
+		return refuse("invalid event; nothing done", &InvalidEventError{Err: fmt.Errorf(
+			"field %q: false, but MARK_KEY_ID %s", "dryRun", errNoMarkKey)})
 	}
 	home, err := h.home(ctx)
 	if err != nil {
@@ -128,6 +136,12 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 		started: started, now: h.Now, margin: h.deadlineMargin(ctx),
 		concurrency: h.metricConcurrency(),
 		retries:     h.Retries, retriesBefore: retriesBefore, onProgress: h.Progress,
+	}
+	if settings.MarkKeyID != "" && h.KMS != nil {
+		// The key stays in the function's own account: its own
+		// credentials sign and check the marks of every target.
+		r.signer = &marks.Signer{KMS: h.KMS, KeyID: settings.MarkKeyID, Account: target.AccountID, Region: target.Region, Calls: calls}
+		r.policy.SignedMarks = true
 	}
 	rep := &report.Report{
 		RunID:        runID,

@@ -52,6 +52,10 @@ type Settings struct {
 	// 396,000); the reads are paced at 90 % of them.
 	MetricsRequestsPerSecond   int
 	MetricsDatapointsPerSecond int
+	// MarkKeyID is the KMS HMAC key that signs and checks marks (package
+	// marks); empty, marks are read as written and a run may not act on
+	// them: only a dry run, or a run without a grace period, is allowed.
+	MarkKeyID string
 
 	// Organization mode (package org): the (account, region) targets a
 	// listing yields, and the role assumed in other accounts.
@@ -113,8 +117,16 @@ var envVars = []EnvVar{
 	{Name: "REGIONS", Default: org.RegionsSelf, Pattern: "self, all (the regions enabled for each account), or a comma-separated list of regions such as eu-west-1,us-east-1"},
 	{Name: "METRICS_REQUESTS_PER_SECOND", Default: "50", Numeric: true, Integer: true, Min: 1, Max: 10000},
 	{Name: "METRICS_DATAPOINTS_PER_SECOND", Default: "396000", Numeric: true, Integer: true, Min: 1000, Max: 100000000},
+	{Name: "MARK_KEY_ID", Default: "", Pattern: "empty (marks read unchecked: a dry run or GRACE_HOURS=0 only), or the KMS HMAC key that signs marks: a key id, key ARN, alias/NAME or alias ARN"},
 	{Name: "MEMBER_ROLE_NAME", Default: "odcr-autocancel-member", Pattern: "an IAM role name of 1 to 64 characters (letters, digits and +=,.@_-), no path"},
 }
+
+// kmsKeyID is a KMS key id: a UUID, or mrk- and 32 hex digits for a
+// multi-Region key.
+const kmsKeyID = `([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})`
+
+// errNoMarkKey says why a run that acts after a grace needs the key.
+const errNoMarkKey = "empty, while DRY_RUN=false and GRACE_HOURS>0: a run that cancels or shrinks after a grace period acts only on marks it signed, with the KMS key the template creates; set it, or set DRY_RUN=true or GRACE_HOURS=0"
 
 // EnvVars returns the configuration contract: every variable the function
 // reads, with its default and accepted values.
@@ -125,6 +137,7 @@ func EnvVars() []EnvVar {
 }
 
 var (
+	markKeyPattern      = regexp.MustCompile(`^(` + kmsKeyID + `|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/` + kmsKeyID + `|(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:)?alias/[A-Za-z0-9/_-]{1,250})$`)
 	topicARNPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$`)
 	tagKeyPattern       = regexp.MustCompile(`^[^,]{1,128}$`)
 	instanceTypePattern = regexp.MustCompile(`^[a-z0-9-]+\.[a-z0-9-]+$`)
@@ -185,6 +198,13 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.Pricing = p.enum("PRICING") == "on"
 	s.MetricsRequestsPerSecond = int(p.number("METRICS_REQUESTS_PER_SECOND"))
 	s.MetricsDatapointsPerSecond = int(p.number("METRICS_DATAPOINTS_PER_SECOND"))
+	s.MarkKeyID = p.value("MARK_KEY_ID")
+	switch {
+	case s.MarkKeyID != "" && !markKeyPattern.MatchString(s.MarkKeyID):
+		p.fail("MARK_KEY_ID", s.MarkKeyID, "not a KMS key id, key ARN, alias/NAME or alias ARN")
+	case s.MarkKeyID == "" && !s.DryRun && s.GraceHours > 0:
+		p.fail("MARK_KEY_ID", "", errNoMarkKey)
+	}
 	p.targets(&s)
 	if err := errors.Join(p.errs...); err != nil {
 		return Settings{}, fmt.Errorf("invalid settings:\n%w", err)

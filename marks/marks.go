@@ -48,6 +48,48 @@ func (k Kind) Keys() (values []string, signature string) {
 	return []string{policy.TagIdleSince, policy.TagCancelAfter}, policy.TagMarkSignature
 }
 
+// AllKeys returns every tag a mark of kind writes, its signature last.
+func (k Kind) AllKeys() []string {
+	values, sig := k.Keys()
+	return append(values, sig)
+}
+
+// Of returns the mark a decision writes, and its kind: a shrink's mark for
+// a decision with a resize, the idle mark otherwise. d.Mark must be set.
+func Of(d policy.Decision) (Kind, map[string]string) {
+	if d.Resize != nil {
+		return Rightsize, policy.RightsizeTags(*d.Mark, d.Resize.Target)
+	}
+	return Idle, d.Mark.Tags()
+}
+
+// CarryChecks gives the descriptions taken again before acting (fresh) the
+// checks of the evaluated ones, for each mark whose tags (signature
+// included) and instance count did not change since: any change leaves it
+// unchecked, which a run that acts does not trust.
+func CarryChecks(evaluated map[string]policy.Reservation, fresh []policy.Reservation) {
+	same := func(a, b policy.Reservation, kind Kind) bool {
+		for _, k := range kind.AllKeys() {
+			if a.Tags[k] != b.Tags[k] {
+				return false
+			}
+		}
+		return a.Total == b.Total && !a.CountsMissing && !b.CountsMissing
+	}
+	for i, f := range fresh {
+		e, ok := evaluated[f.ID]
+		if !ok {
+			continue
+		}
+		if same(e, f, Idle) {
+			fresh[i].MarkCheck = e.MarkCheck
+		}
+		if same(e, f, Rightsize) {
+			fresh[i].RightsizeMarkCheck = e.RightsizeMarkCheck
+		}
+	}
+}
+
 // Message is the canonical text a mark's signature covers: a header line,
 // then one "name=value" line each for the mark's kind, the account, the
 // region, the reservation id, its instance count and the mark's tags in

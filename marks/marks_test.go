@@ -132,3 +132,18 @@ func TestCheckWhenKMSFails(t *testing.T) {
 		t.Errorf("calls %v", n)
 	}
 }
+
+// The check of the evaluation holds right before acting only for a mark
+// that did not change in between.
+func TestCarryChecks(t *testing.T) {
+	tags := map[string]string{policy.TagIdleSince: "a", policy.TagCancelAfter: "b", policy.TagMarkSignature: "s"}
+	evaluated := map[string]policy.Reservation{"cr-1": {ID: "cr-1", Total: 2, Tags: tags, MarkCheck: policy.MarkSigned}}
+	same := policy.Reservation{ID: "cr-1", Total: 2, Tags: tags}
+	resigned := policy.Reservation{ID: "cr-1", Total: 2, Tags: map[string]string{policy.TagIdleSince: "a", policy.TagCancelAfter: "b", policy.TagMarkSignature: "t"}}
+	resized := policy.Reservation{ID: "cr-1", Total: 3, Tags: tags}
+	fresh := []policy.Reservation{same, resigned, resized}
+	marks.CarryChecks(evaluated, fresh)
+	if fresh[0].MarkCheck != policy.MarkSigned || fresh[1].MarkCheck != policy.MarkUnchecked || fresh[2].MarkCheck != policy.MarkUnchecked {
+		t.Errorf("checks carried %d, %d, %d; want signed, then unchecked twice", fresh[0].MarkCheck, fresh[1].MarkCheck, fresh[2].MarkCheck)
+	}
+}

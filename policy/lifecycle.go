@@ -66,7 +66,7 @@ func markTrust(s Settings, c MarkCheck) (trusted, unverifiable bool) {
 }
 
 // forgedNote is what a detail adds when a mark present was not a mark.
-const forgedNote = " (its previous mark is not one this function signed for this reservation at its size now: written or copied by hand, or the reservation changed since)"
+const forgedNote = " (its previous mark was not signed by this function for this reservation at this size)"
 
 // IdleMark is when a reservation was first seen idle and when its grace period
 // ends, as the tags record them.

@@ -26,7 +26,7 @@ func TestForgedMarkIsNoMark(t *testing.T) {
 		if d.Action != Mark || d.Mark == nil || !d.Mark.IdleSince.Equal(now) || !d.Mark.CancelAfter.Equal(now.Add(72*time.Hour)) {
 			t.Fatalf("check %d: %s/%s mark %+v, want marked again from now", check, d.Action, d.Reason, d.Mark)
 		}
-		if !strings.Contains(d.Detail, "not one this function signed") {
+		if !strings.Contains(d.Detail, "not signed by this function") {
 			t.Errorf("check %d: detail %q does not say why the mark did not count", check, d.Detail)
 		}
 	}

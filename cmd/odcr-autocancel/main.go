@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
@@ -209,6 +211,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		Targets:       org.NewAssumeRoleConnector(cfg),
 		Organizations: organizations.NewFromConfig(cfg),
 		Pricing:       pricingClient(cfg),
+		KMS:           &lazyKMS{cfg: cfg},
 		Settings:      settings,
 		Logger:        logger,
 		Now:           time.Now,
@@ -423,4 +426,26 @@ func newRunID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return "local-" + hex.EncodeToString(b)
+}
+
+// lazyKMS is the KMS client that signs and checks marks, made on its first
+// call: a run with nothing marked or to mark (and every preview without
+// MARK_KEY_ID) never pays for it at start.
+type lazyKMS struct {
+	cfg    aws.Config
+	once   sync.Once
+	client *kms.Client
+}
+
+func (l *lazyKMS) get() *kms.Client {
+	l.once.Do(func() { l.client = kms.NewFromConfig(l.cfg) })
+	return l.client
+}
+
+func (l *lazyKMS) GenerateMac(ctx context.Context, in *kms.GenerateMacInput, opts ...func(*kms.Options)) (*kms.GenerateMacOutput, error) {
+	return l.get().GenerateMac(ctx, in, opts...)
+}
+
+func (l *lazyKMS) VerifyMac(ctx context.Context, in *kms.VerifyMacInput, opts ...func(*kms.Options)) (*kms.VerifyMacOutput, error) {
+	return l.get().VerifyMac(ctx, in, opts...)
 }

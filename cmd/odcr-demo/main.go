@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -105,7 +106,9 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		Credentials: credentials.NewStaticCredentialsProvider("AKIADEMODEMODEMO0000", "demo-secret", ""),
 	}
 	endpoint := aws.String(acct.URL())
+	s.MarkKeyID = demo.MarkKey
 	h := &handler.Handler{
+		KMS:           kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = endpoint }),
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = endpoint }),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = endpoint }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = endpoint }),

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
@@ -89,7 +90,9 @@ func runOrganization(stdout io.Writer, format string, logger *zap.Logger, now ti
 		BaseEndpoint: aws.String(fakeOrg.URL()),
 	}
 	runs := 0
+	s.MarkKeyID = demo.MarkKey
 	h := &handler.Handler{
+		KMS:           kms.NewFromConfig(cfg),
 		EC2:           ec2.NewFromConfig(cfg),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg),
 		RAM:           ram.NewFromConfig(cfg),

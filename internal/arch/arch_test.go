@@ -32,7 +32,7 @@ var allowed = map[string][]string{
 	"report":               {"policy"},
 	"policy":               {},
 	"internal/preview":     {"policy", "report"},
-	"internal/demo":        {"internal/fakeaws", "policy"},
+	"internal/demo":        {"internal/fakeaws", "marks", "policy"},
 	"internal/testsupport": {},
 	"internal/cfn":         {},
 	"internal/awsapi":      {},

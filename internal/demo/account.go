@@ -5,12 +5,14 @@
 package demo
 
 import (
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"time"
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/marks"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
@@ -20,6 +22,8 @@ const (
 	Region    = "us-east-1"
 	// TopicARN is the notifications topic of the simulated stack.
 	TopicARN = "arn:aws:sns:us-east-1:" + AccountID + ":odcr-autocancel-demo"
+	// MarkKey is the deployed MARK_KEY_ID: the key that signs marks.
+	MarkKey = "alias/odcr-autocancel-marks"
 	// ProtectKey is the deployed PROTECT_TAG_KEY.
 	ProtectKey = "odcr-autocancel:protect"
 	// Refused is the reservation whose cancel IAM refuses in an -apply
@@ -40,6 +44,8 @@ type Seed struct {
 	base, peak float64
 	every      int
 	none       bool
+	// forged leaves its mark unsigned, as a person or a script wrote it.
+	forged bool
 }
 
 // Seeds are the simulated account's reservations at now.
@@ -67,6 +73,8 @@ func Seeds(now time.Time) []Seed {
 			Shows: "idle, marked yesterday: in its grace period"},
 		{Res: r("cr-0b0000000000000b6", "c5.large", "us-east-1d", 6, 0, 60*day, withTags(team("old-api", "web"), mark(7*day, 3*day))),
 			Shows: "idle, grace over, older candidates used the budget"},
+		{Res: r("cr-0b0000000000000b7", "m6i.large", "us-east-1d", 2, 0, 90*day, withTags(team("copied-tags", "web"), mark(9*day, 3*day))), forged: true,
+			Shows: "idle, its mark written by hand (not signed by the function): marked again from now, not cancelled"},
 		{Res: r("cr-0c0000000000000c1", "m5.xlarge", "us-east-1a", 4, 0, 50*day, withTags(team("payments-dr", "payments"), map[string]string{ProtectKey: "disaster recovery"})),
 			Shows: "idle but protected"},
 		{Res: r("cr-0c0000000000000c3", "m5.xlarge", "us-east-1b", 2, 0, 50*day, withTags(team("black-friday", "web"), map[string]string{policy.TagSnoozeUntil: now.AddDate(0, 1, 0).Format(time.DateOnly)})),
@@ -132,7 +140,9 @@ func Seeds(now time.Time) []Seed {
 func Account(now time.Time) (*fakeaws.Account, []Seed) {
 	acct := fakeaws.New(AccountID)
 	acct.SetClock(func() time.Time { return now })
+	acct.AddMacKey(MarkKey)
 	seeds := Seeds(now)
+	signMarks(acct, AccountID, Region, seeds)
 	fill(acct, now, seeds, rand.New(rand.NewPCG(1, 2))) // fixed: the same history every time
 	acct.ShareReservation("cr-0f0000000000000f3", "arn:aws:ram:us-east-1:"+AccountID+":resource-share/5e1f0d3c-0000-4000-8000-000000000001")
 	acct.AddInstance(fakeaws.Instance{ID: "i-0d3e000000000abcd", State: "stopped", TargetReservationID: "cr-0f0000000000000f7", InstanceType: "g5.xlarge"})
@@ -154,7 +164,29 @@ func fill(acct *fakeaws.Account, now time.Time, seeds []Seed, rng *rand.Rand) {
 		}
 		acct.SetUsedInstances(s.Res.ID, history(now, s, rng))
 	}
-	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagMarkSignature,
+		policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter, policy.TagRightsizeSignature)
+}
+
+// signMarks signs the seeds' marks with keys' MarkKey, as the run that
+// wrote them did, for account and region.
+func signMarks(keys *fakeaws.Account, account, region string, seeds []Seed) {
+	for i, s := range seeds {
+		if s.forged {
+			continue
+		}
+		for _, kind := range []marks.Kind{marks.Idle, marks.Rightsize} {
+			values, sigKey := kind.Keys()
+			if _, ok := s.Res.Tags[values[0]]; !ok {
+				continue
+			}
+			mac, err := keys.MacOf(MarkKey, marks.Message(kind, account, region, s.Res.ID, s.Res.TotalInstanceCount, s.Res.Tags))
+			if err != nil {
+				panic(err) // the demo's own key: cannot fail
+			}
+			seeds[i].Res.Tags[sigKey] = base64.StdEncoding.EncodeToString(mac)
+		}
+	}
 }
 
 // addPrices loads the Price List of acct: the samples, and the demo's

@@ -105,6 +105,10 @@ func OrgSeeds(now time.Time, account, region string) []Seed {
 func Organization(now time.Time) *fakeaws.Organization {
 	o := fakeaws.NewOrganization(AccountID)
 	o.SetClock(func() time.Time { return now })
+	// The key that signs marks stays in the management account, where
+	// the function runs.
+	mgmt := o.Account(AccountID, Region)
+	mgmt.AddMacKey(MarkKey)
 	for i, a := range OrgAccounts {
 		if a.ID != AccountID {
 			o.AddAccount(a.ID, a.Name, a.Name+"@example.com", "", "")
@@ -116,10 +120,11 @@ func Organization(now time.Time) *fakeaws.Organization {
 		}
 		for j, region := range OrgRegions {
 			// fixed: the same history every time
-			fill(o.Account(a.ID, region), now, OrgSeeds(now, a.ID, region), rand.New(rand.NewPCG(uint64(i), uint64(j))))
+			seeds := OrgSeeds(now, a.ID, region)
+			signMarks(mgmt, a.ID, region, seeds)
+			fill(o.Account(a.ID, region), now, seeds, rand.New(rand.NewPCG(uint64(i), uint64(j))))
 		}
 	}
-	mgmt := o.Account(AccountID, Region)
 	mgmt.AddTopic(TopicARN)
 	addPrices(mgmt)
 	return o

@@ -7,13 +7,16 @@ package e2e
 // invocations, as if the runs had happened days apart.
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/marks"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -47,12 +50,14 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	acct.SetUsedInstances(crWeekBig, series(now, bigStart, 1, 2, 4))
 	acct.AddTopic(weekTopic)
 	// The template's IAM: only the two mark keys may be written.
-	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagMarkSignature, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter, policy.TagRightsizeSignature)
 
 	logs := newLogCapture()
 	_, endpoint := serveFake(t, acct, logs, "e2e-week", nil)
 	env := baseEnv(endpoint)
+	_, keyARN := acct.AddMacKey()
 	env["DRY_RUN"], env["GRACE_HOURS"], env["NOTIFY_TOPIC_ARN"], env["RIGHTSIZE"] = "false", "72", weekTopic, "true"
+	env["MARK_KEY_ID"] = keyARN
 	rie := startEmulator(t, env, logs)
 
 	invoke := func(id string) report.Report {
@@ -65,24 +70,37 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 		return rep
 	}
 	// elapse moves every mark back by d: the next run happens d later.
+	// A mark the function signed is signed again with its key, as the
+	// function would have signed it d earlier.
 	elapse := func(d time.Duration) {
 		for _, r := range acct.Reservations() {
+			tags := maps.Clone(r.Tags)
 			for _, k := range []string{policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeSince, policy.TagRightsizeAfter} {
 				if at, err := time.Parse(time.RFC3339, r.Tags[k]); err == nil {
-					acct.SetTags(r.ID, map[string]string{k: at.Add(-d).Format(time.RFC3339)})
+					tags[k] = at.Add(-d).Format(time.RFC3339)
 				}
 			}
+			for _, kind := range []marks.Kind{marks.Idle, marks.Rightsize} {
+				if _, sig := kind.Keys(); r.Tags[sig] != "" {
+					mac, err := acct.MacOf(keyARN, marks.Message(kind, accountID, "us-east-1", r.ID, r.TotalInstanceCount, tags))
+					if err != nil {
+						t.Fatal(err)
+					}
+					tags[sig] = base64.StdEncoding.EncodeToString(mac)
+				}
+			}
+			acct.SetTags(r.ID, tags)
 		}
 	}
 
-	// Day 0: all three are marked, in one CreateTags call, and the owners
+	// Day 0: all four are marked, each with its signed mark, and the owners
 	// are told.
 	rep := invoke("e2e-week-day0")
 	if !slices.Equal(rep.Marked, []string{crWeekA, crWeekB, crWeekUsed, crWeekBig}) || len(rep.Cancelled) != 0 || !rep.Notified {
 		t.Fatalf("day 0: marked %v, cancelled %v, notified %v", rep.Marked, rep.Cancelled, rep.Notified)
 	}
-	if n := acct.Calls(fakeaws.OpCreateTags); n != 2 {
-		t.Errorf("day 0: %d CreateTags requests, want 2 (the idle ones, the one to shrink)", n)
+	if n := acct.Calls(fakeaws.OpCreateTags); n != 4 {
+		t.Errorf("day 0: %d CreateTags requests, want 4 (one signed mark each)", n)
 	}
 	if r, _ := acct.Reservation(crWeekBig); r.Tags[policy.TagRightsizeTo] != "5" || r.Tags[policy.TagIdleSince] != "" {
 		t.Fatalf("day 0: shrink mark %v", r.Tags)

@@ -49,7 +49,9 @@ type ec2TagState struct {
 // SetTagKeysAllowed simulates an IAM policy that allows ec2:CreateTags and
 // ec2:DeleteTags only with the condition
 //
-//	"ForAllValues:StringEquals": {"aws:TagKeys": keys}
+//	"ForAllValues:StringEqualsIgnoreCase": {"aws:TagKeys": keys}
+//
+// (the keys compared without regard to case, as the templates do).
 //
 // A call naming any other key answers UnauthorizedOperation (403), dry run
 // included, once its syntax has passed and before its resources are
@@ -252,7 +254,7 @@ func (a *Account) authorizeTags(req tagRequest) *apiError {
 		return nil
 	}
 	for _, t := range req.tags {
-		if !slices.Contains(allowed, t.key) {
+		if !slices.ContainsFunc(allowed, func(k string) bool { return strings.EqualFold(k, t.key) }) {
 			// IAM's wording, which does not name the key either; the
 			// request's Params in Requests() do.
 			return errorf(http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation. User: arn:aws:iam::%s:user/test is not authorized to perform: ec2:%s on resource: %s because no identity-based policy allows the ec2:%s action", a.id, req.op, reservationARN(Reservation{ID: req.resources[0], OwnerID: a.id}), req.op)

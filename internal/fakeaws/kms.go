@@ -73,6 +73,21 @@ func (a *Account) AddMacKey(aliases ...string) (keyID, keyARN string) {
 	return id, a.kmsARN("key/" + id)
 }
 
+// MacOf returns the MAC the key named keyID (id, ARN, alias or alias ARN)
+// gives message, as GenerateMac would, without a request: for a demo or a
+// test to stage the marks an earlier run signed.
+func (a *Account) MacOf(keyID string, message []byte) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k, e := a.resolveKey(keyID)
+	if e != nil {
+		return nil, e
+	}
+	h := hmac.New(sha256.New, k.secret)
+	h.Write(message)
+	return h.Sum(nil), nil
+}
+
 // SetMacKeyEnabled enables or disables a key made by AddMacKey; a disabled
 // key refuses both operations with DisabledException.
 func (a *Account) SetMacKeyEnabled(keyID string, enabled bool) {

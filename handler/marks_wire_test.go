@@ -1,0 +1,189 @@
+package handler_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
+	"github.com/odcr-autocancel/odcr-autocancel/policy"
+	"github.com/odcr-autocancel/odcr-autocancel/report"
+)
+
+// marksAccount: n idle reservations of 2 instances, idle for a month, the
+// mark keys allowed as the template's IAM allows them.
+func marksAccount(t *testing.T, n int) *fakeaws.Account {
+	t.Helper()
+	acct := s2Account(t, n)
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagMarkSignature)
+	for i := 1; i <= n; i++ {
+		acct.SetUsedInstancesRegular(crID(i), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 0})
+	}
+	return acct
+}
+
+func liveGrace(t *testing.T) handler.Settings {
+	s := defaultSettings(t)
+	s.DryRun, s.GraceHours, s.LookbackHours, s.MaxCancellations = false, 72, 168, 10
+	return s
+}
+
+func runAt(t *testing.T, h *handler.Handler, at time.Time) *report.Report {
+	t.Helper()
+	h.Now = func() time.Time { return at }
+	rep, err := h.Run(context.Background(), []byte(`{}`))
+	if err != nil {
+		t.Fatalf("run at %s: %v", at, err)
+	}
+	return rep
+}
+
+// A backdated mark written by hand (no signature) is not acted on: the
+// reservation is marked again from now, with a signature, and announced.
+func TestWireBackdatedMarkIsNotActedOn(t *testing.T) {
+	acct := marksAccount(t, 1)
+	acct.SetTags(crID(1), policy.IdleMark{IdleSince: testNow.Add(-100 * time.Hour), CancelAfter: testNow.Add(-28 * time.Hour)}.Tags())
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	rep := runAt(t, h, testNow)
+	if len(rep.Cancelled) != 0 || acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
+		t.Fatalf("cancelled %v on a forged mark", rep.Cancelled)
+	}
+	d := decisionOf(t, rep, crID(1))
+	if d.Action != policy.Mark || !strings.Contains(d.Detail, "not signed by this function") {
+		t.Fatalf("decision %s %q, want marked again, saying why", d.Action, d.Detail)
+	}
+	res, _ := acct.Reservation(crID(1))
+	if res.Tags[policy.TagIdleSince] != testNow.Format(time.RFC3339) || res.Tags[policy.TagMarkSignature] == "" {
+		t.Fatalf("tags %v, want a signed mark from now", res.Tags)
+	}
+	// Its own mark, once the grace has passed, is acted on.
+	if rep := runAt(t, h, testNow.Add(73*time.Hour)); !slices.Equal(rep.Cancelled, []string{crID(1)}) {
+		t.Fatalf("after the grace of its signed mark: cancelled %v", rep.Cancelled)
+	}
+}
+
+// A signed mark copied onto another reservation (a script that clones
+// tags) does not count there.
+func TestWireCopiedMarkIsNotActedOn(t *testing.T) {
+	acct := marksAccount(t, 2)
+	acct.SetUsedInstancesRegular(crID(2), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 1})
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	runAt(t, h, testNow) // marks crID(1)
+	marked, _ := acct.Reservation(crID(1))
+	acct.SetUsedInstancesRegular(crID(2), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 0})
+	copied := map[string]string{}
+	for _, k := range []string{policy.TagIdleSince, policy.TagCancelAfter, policy.TagMarkSignature} {
+		copied[k] = marked.Tags[k]
+	}
+	acct.SetTags(crID(2), copied)
+	rep := runAt(t, h, testNow.Add(73*time.Hour))
+	if !slices.Equal(rep.Cancelled, []string{crID(1)}) {
+		t.Fatalf("cancelled %v, want only the reservation the mark was signed for", rep.Cancelled)
+	}
+	if d := decisionOf(t, rep, crID(2)); d.Action != policy.Mark {
+		t.Fatalf("the copy: %s/%s, want marked again", d.Action, d.Reason)
+	}
+}
+
+// A mark signed when the reservation held 2 instances does not count after
+// the owner enlarged it to 40.
+func TestWireMarkOfAnotherSizeIsNotActedOn(t *testing.T) {
+	acct := marksAccount(t, 1)
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	runAt(t, h, testNow)
+	if _, err := h.EC2.ModifyCapacityReservation(context.Background(), &ec2.ModifyCapacityReservationInput{
+		CapacityReservationId: aws.String(crID(1)), InstanceCount: aws.Int32(40),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep := runAt(t, h, testNow.Add(73*time.Hour))
+	if len(rep.Cancelled) != 0 {
+		t.Fatalf("cancelled %v on a mark made at another size", rep.Cancelled)
+	}
+	if d := decisionOf(t, rep, crID(1)); d.Action != policy.Mark {
+		t.Fatalf("%s/%s, want marked again at 40", d.Action, d.Reason)
+	}
+}
+
+// KMS refusing the check keeps every marked reservation as it is (nothing
+// cancelled, nothing marked again, the problem told); refusing the
+// signature writes no mark.
+func TestWireKMSRefusedActsOnNothing(t *testing.T) {
+	acct := marksAccount(t, 2)
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	runAt(t, h, testNow)
+	acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpVerifyMac, Code: "AccessDeniedException", HTTPStatus: http.StatusBadRequest})
+	h.Now = func() time.Time { return testNow.Add(73 * time.Hour) }
+	rep, _ := h.Run(context.Background(), []byte(`{}`))
+	if len(rep.Cancelled) != 0 || len(rep.Marked) != 0 || acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
+		t.Fatalf("cancelled %v, marked %v with the check refused", rep.Cancelled, rep.Marked)
+	}
+	for _, id := range []string{crID(1), crID(2)} {
+		if d := decisionOf(t, rep, id); d.Reason != policy.ReasonMarkUnverified {
+			t.Errorf("%s: %s/%s, want mark-unverified", id, d.Action, d.Reason)
+		}
+	}
+	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "AccessDeniedException") {
+		t.Errorf("problems %q, want the refusal told once", rep.Problems)
+	}
+
+	fresh := marksAccount(t, 1)
+	fresh.InjectFault(fakeaws.Fault{Operation: fakeaws.OpGenerateMac, Code: "AccessDeniedException", HTTPStatus: http.StatusBadRequest})
+	h2, _ := wireHandler(t, fresh, liveGrace(t))
+	rep, err := h2.Run(context.Background(), []byte(`{}`))
+	if err == nil || len(rep.Marked) != 0 || len(rep.TagFailures) != 1 || fresh.Calls(fakeaws.OpCreateTags) != 0 {
+		t.Fatalf("signature refused: error %v, marked %v, tag failures %+v, CreateTags %d", err, rep.Marked, rep.TagFailures, fresh.Calls(fakeaws.OpCreateTags))
+	}
+}
+
+// A run that would act after a grace without the key is refused before
+// any AWS call; a preview without it reads marks as written.
+func TestRunWithoutMarkKey(t *testing.T) {
+	acct := marksAccount(t, 1)
+	acct.SetTags(crID(1), policy.IdleMark{IdleSince: testNow.Add(-100 * time.Hour), CancelAfter: testNow.Add(-28 * time.Hour)}.Tags())
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	h.KMS = nil
+	if _, err := h.Run(context.Background(), []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "MARK_KEY_ID") {
+		t.Fatalf("a live run without the key: %v, want refused naming MARK_KEY_ID", err)
+	}
+	if n := len(acct.Requests()); n != 0 {
+		t.Fatalf("%d requests before the refusal", n)
+	}
+	h.Settings.DryRun = true
+	rep, err := h.Run(context.Background(), []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := decisionOf(t, rep, crID(1)); d.Action != policy.Cancel || acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
+		t.Fatalf("preview: %s/%s, want a cancel shown and none made", d.Action, d.Reason)
+	}
+	if _, err := handler.LoadSettings(func(k string) (string, bool) {
+		return map[string]string{"DRY_RUN": "false"}[k], k == "DRY_RUN"
+	}); err == nil || !strings.Contains(err.Error(), "MARK_KEY_ID") {
+		t.Fatalf("DRY_RUN=false without MARK_KEY_ID: %v", err)
+	}
+}
+
+// A mark key written in another case (by hand) is a mark present: the
+// reservation in use again loses it, whatever its case, as IAM's
+// case-blind condition on the keys allows.
+func TestWireMarkKeyInAnotherCaseIsRemoved(t *testing.T) {
+	acct := marksAccount(t, 1)
+	acct.SetUsedInstancesRegular(crID(1), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 1})
+	acct.SetTags(crID(1), map[string]string{"ODCR-AutoCancel:Cancel-After": "2026-11-01T00:00:00Z"})
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	rep := runAt(t, h, testNow)
+	if !slices.Equal(rep.Unmarked, []string{crID(1)}) || len(rep.TagFailures) != 0 {
+		t.Fatalf("unmarked %v, tag failures %+v", rep.Unmarked, rep.TagFailures)
+	}
+	if res, _ := acct.Reservation(crID(1)); len(res.Tags) != 0 {
+		t.Fatalf("tags left %v", res.Tags)
+	}
+}
