@@ -30,29 +30,19 @@ var (
 	lifecycleKeys  = slices.Concat(cancelMarkKeys, shrinkMarkKeys)
 )
 
-// tagChanges are the tag calls of a plan, grouped so that reservations
-// getting the same change share a call: deletes maps the keys to delete
-// (joined by newlines) to the reservations, creates a rendered tag set to
-// the reservations, and tags the rendered tag set to the tags. A signed
-// mark names its reservation, so each mark is a call of its own.
-type tagChanges struct {
-	deletes map[string][]string
-	creates map[string][]string
-	tags    map[string]map[string]string
-}
-
-// planTagChanges groups the plan's marks and unmarks (pure: no call). An
-// unmark deletes the mark keys the reservation carries, in whatever case
-// they are written, no other; a mark writes its signed tags (signed, by
-// reservation; one missing is not written) and deletes the other action's
-// keys the reservation carries (an oversized one now idle loses its shrink
-// mark), and the keys of its own kind written in another case.
-func planTagChanges(plan policy.Plan, decisions []policy.Decision, reservations map[string]policy.Reservation, signed map[string]map[string]string) tagChanges {
+// planDeletes groups the plan's tag deletions (pure: no call): the keys
+// to delete, joined by newlines, to the reservations, so that reservations
+// losing the same keys share a DeleteTags call. An unmark deletes the mark
+// keys the reservation carries, in whatever case they are written, no
+// other; a mark first deletes the other action's keys the reservation
+// carries (an oversized one now idle loses its shrink mark) and its own
+// kind's keys written in another case.
+func planDeletes(plan policy.Plan, decisions []policy.Decision, reservations map[string]policy.Reservation) map[string][]string {
 	byID := make(map[string]policy.Decision, len(decisions))
 	for _, d := range decisions {
 		byID[d.ReservationID] = d
 	}
-	c := tagChanges{deletes: map[string][]string{}, creates: map[string][]string{}, tags: map[string]map[string]string{}}
+	deletes := map[string][]string{}
 	// present lists the keys of the reservation that are one of keys
 	// whatever their case; exact leaves out those written exactly so.
 	present := func(id string, keys []string, exact bool) []string {
@@ -70,49 +60,32 @@ func planTagChanges(plan policy.Plan, decisions []policy.Decision, reservations 
 	del := func(id string, keys []string) {
 		if len(keys) > 0 {
 			k := strings.Join(keys, "\n")
-			c.deletes[k] = append(c.deletes[k], id)
+			deletes[k] = append(deletes[k], id)
 		}
 	}
 	for _, id := range plan.Unmark {
 		del(id, present(id, lifecycleKeys, false))
 	}
 	for _, id := range plan.Mark {
-		d := byID[id]
-		tags, ok := signed[id]
-		if d.Mark == nil || !ok {
+		if byID[id].Mark == nil {
 			continue
 		}
 		own, stale := cancelMarkKeys, shrinkMarkKeys
-		if d.Resize != nil {
+		if byID[id].Resize != nil {
 			own, stale = shrinkMarkKeys, cancelMarkKeys
 		}
 		del(id, slices.Concat(present(id, stale, false), present(id, own, true)))
-		rendered := renderTags(tags)
-		c.creates[rendered] = append(c.creates[rendered], id)
-		c.tags[rendered] = tags
 	}
-	return c
+	return deletes
 }
 
-// applyMarks writes the plan's marks and removes those of reservations no
-// longer idle or oversized: the reservations sharing the same tags are
-// written in one CreateTags call (every mark of a run has the same dates),
-// the unmarks in one DeleteTags call, in batches of maxTagResources. A
-// reservation marked for one action that carries the other's mark (an
-// oversized one now idle, say) loses the stale mark first. A failed call is
-// reported per reservation; it changes no decision.
+// applyMarks removes the marks of reservations no longer idle or
+// oversized, and the stale keys of those to mark (in DeleteTags calls of
+// up to maxTagResources reservations sharing the same keys), then writes
+// the plan's marks, each signed for its reservation (writeMarks). A failed
+// call is reported per reservation; it changes no decision.
 func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
-	var signed map[string]map[string]string
-	if r.signer != nil && len(plan.Mark) > 0 {
-		byID := make(map[string]policy.Decision, len(decisions))
-		for _, d := range decisions {
-			byID[d.ReservationID] = d
-		}
-		signed = r.signMarks(ctx, plan, byID, rep)
-	}
-	changes := planTagChanges(plan, decisions, r.reservations, signed)
-	deletes, creates, tagsOf := changes.deletes, changes.creates, changes.tags
-
+	deletes := planDeletes(plan, decisions, r.reservations)
 	unmarked := map[string]bool{}
 	for _, keys := range slices.Sorted(maps.Keys(deletes)) {
 		var del []types.Tag
@@ -133,28 +106,9 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 			}
 		})
 	}
-	for _, rendered := range slices.Sorted(maps.Keys(creates)) {
-		r.tagBatches(ctx, "mark", creates[rendered], rep, func(ids []string) error {
-			return r.createTags(ctx, ids, tagsOf[rendered])
-		}, func(id string) {
-			rep.Marked = append(rep.Marked, id)
-			r.audit.Info("marked", zap.String("reservation_id", id), zap.Any("tags", tagsOf[rendered]))
-		})
+	if r.signer != nil && len(plan.Mark) > 0 {
+		r.writeMarks(ctx, plan, decisions, rep)
 	}
-	// Marks are reported in the plan's order.
-	slices.SortStableFunc(rep.Marked, func(a, b string) int {
-		return slices.Index(plan.Mark, a) - slices.Index(plan.Mark, b)
-	})
-}
-
-// renderTags is a stable text of a tag set, to group the reservations that
-// get the same tags.
-func renderTags(tags map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		b.WriteString(k + "=" + tags[k] + "\n")
-	}
-	return b.String()
 }
 
 // tagBatches runs call on ids in batches; done is called per reservation

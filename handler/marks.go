@@ -3,6 +3,8 @@ package handler
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -60,26 +62,68 @@ func (r *run) checkMarks(ctx context.Context, reservations []policy.Reservation,
 		zap.Int("unverifiable", counts[policy.MarkUnverifiable]))
 }
 
-// signMarks signs the plan's marks: for each reservation to mark, its
-// mark's tags with the signature added. A mark that could not be signed is
-// not written: it is reported as a tag failure, and the reservation is
-// marked by a later run (unmarked, it is never acted on).
-func (r *run) signMarks(ctx context.Context, plan policy.Plan, byID map[string]policy.Decision, rep *report.Report) map[string]map[string]string {
-	signed := make(map[string]map[string]string, len(plan.Mark))
-	for _, id := range plan.Mark {
+// markConcurrency bounds the marks written at once: a signed mark names
+// its reservation, so each is a GenerateMac and a CreateTags of its own.
+const markConcurrency = 8
+
+// writeMarks signs and writes the plan's marks, markConcurrency at a time,
+// and reports them in the plan's order. A mark that could not be signed or
+// written is a tag failure. Near the invocation's deadline (within the
+// last quarter of the margin) no mark starts: the reservations left are
+// told as a problem and marked by a later run (unmarked, a reservation is
+// never acted on).
+func (r *run) writeMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
+	byID := make(map[string]policy.Decision, len(decisions))
+	for _, d := range decisions {
+		byID[d.ReservationID] = d
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		done   = map[string]bool{}
+		late   []string
+		tokens = make(chan struct{}, markConcurrency)
+	)
+	for n, id := range plan.Mark {
 		d := byID[id]
 		if d.Mark == nil {
 			continue
 		}
-		kind, tags := marks.Of(d)
-		out, err := r.signer.Sign(ctx, kind, id, r.reservations[id].Total, tags)
-		if err != nil {
-			r.tagFailed("mark", []string{id}, err, rep)
-			continue
+		tokens <- struct{}{}
+		if hasDeadline && time.Until(deadline) < r.margin/4 {
+			<-tokens
+			late = plan.Mark[n:]
+			break
 		}
-		signed[id] = out
+		wg.Add(1)
+		go func() {
+			defer func() { <-tokens; wg.Done() }()
+			kind, tags := marks.Of(d)
+			signed, err := r.signer.Sign(ctx, kind, id, r.reservations[id].Total, tags)
+			if err == nil {
+				err = r.createTags(ctx, []string{id}, signed)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				r.tagFailed("mark", []string{id}, err, rep)
+				return
+			}
+			done[id] = true
+			r.audit.Info("marked", zap.String("reservation_id", id), zap.Any("tags", signed))
+		}()
 	}
-	return signed
+	wg.Wait()
+	for _, id := range plan.Mark {
+		if done[id] {
+			rep.Marked = append(rep.Marked, id)
+		}
+	}
+	if len(late) > 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%d reservations not marked for lack of time: a later run marks them (unmarked, none is acted on)", len(late)))
+		r.audit.Warn("invocation deadline near; remaining marks not written", zap.Strings("reservation_ids", late))
+	}
 }
 
 // resignShrink signs a shrink's mark again at the size a shrink step left
