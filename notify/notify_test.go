@@ -218,7 +218,7 @@ func checkSNSLimits(t *testing.T, n Notification) {
 
 // notificationSize is what SNS counts against its limit (the subject too).
 func notificationSize(n Notification) int {
-	return len(n.Subject) + len(n.Message) + attributesSize(n.Attributes)
+	return n.Size()
 }
 
 func randomNoticeText(r *rand.Rand, maxLen int) string {
@@ -605,10 +605,10 @@ func TestPublish(t *testing.T) {
 		t.Fatalf("%d publishes, want 1", len(f.inputs))
 	}
 	in := f.inputs[0]
-	if aws.ToString(in.TopicArn) != topic || aws.ToString(in.Subject) != n.Subject || aws.ToString(in.Message) != n.Message {
+	if aws.ToString(in.TopicArn) != topic || aws.ToString(in.Subject) != n.Subject || aws.ToString(in.Message) != n.Structured() {
 		t.Errorf("published %q %q, want the notification to %s", aws.ToString(in.TopicArn), aws.ToString(in.Subject), topic)
 	}
-	if in.MessageStructure != nil || in.TargetArn != nil || in.PhoneNumber != nil {
+	if aws.ToString(in.MessageStructure) != "json" || in.TargetArn != nil || in.PhoneNumber != nil {
 		t.Errorf("unexpected fields set: %+v", in)
 	}
 	want := map[string][2]string{
