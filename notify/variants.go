@@ -311,7 +311,11 @@ func chatOf(n Notice, groups []group, subject string) string {
 	}
 	for _, g := range groups {
 		if g.section.action == EndsSoon {
-			line(fmt.Sprintf("*Ending by themselves*: %s idle reservations end at their end date before they could be cancelled: AWS ends them, nothing to do.", report.Thousands(len(g.items))))
+			what := report.Thousands(len(g.items)) + " idle reservations end at their end date before they could be cancelled: AWS ends them"
+			if len(g.items) == 1 {
+				what = "1 idle reservation ends at its end date before it could be cancelled: AWS ends it"
+			}
+			line("*Ending by themselves*: " + what + ", nothing to do.")
 		}
 	}
 	next := nextItems(n, groups)

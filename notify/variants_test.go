@@ -128,7 +128,8 @@ func TestChatListsWhatComesNextWithItsCommands(t *testing.T) {
 	if strings.Contains(d, "cr-0ccccddddeeeeffff") {
 		t.Errorf("an unmarked reservation is listed as next:\n%s", d)
 	}
-	for _, want := range []string{"*Summary*: 1 cancelled, 2 marked, 1 invalid snooze, 1 unmarked", "*Dry run*"} {
+	for _, want := range []string{"*Summary*: 1 cancelled, 3 marked, 1 invalid snooze, 1 ending by itself, 1 unmarked", "*Dry run*",
+		"*Ending by themselves*: 1 idle", "when its commitment ends ($54,374.40 committed until then)"} {
 		if !strings.Contains(d, want) {
 			t.Errorf("description lacks %q:\n%s", want, d)
 		}
@@ -147,8 +148,11 @@ func TestChatListsWhatComesNextWithItsCommands(t *testing.T) {
 		}
 		checkCreateTags(t, m[1], "us-east-1")
 	}
-	if steps != 2*3 {
-		t.Errorf("%d commands, want a protect and a snooze for each of the 3 next reservations", steps)
+	if steps != 2*chatCommandItems {
+		t.Errorf("%d commands, want a protect and a snooze for each of the first %d next reservations", steps, chatCommandItems)
+	}
+	if strings.Contains(d, "cr-0e0d50000000000a0") {
+		t.Errorf("a reservation AWS ends by itself is listed as next:\n%s", d)
 	}
 }
 

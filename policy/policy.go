@@ -68,6 +68,12 @@ const (
 	// the reservation (AdjustmentStatus requested): an owner's change is
 	// under way.
 	ReasonModificationInProgress Reason = "modification-in-progress"
+	// ReasonIdleInCommitment: idle and marked, inside a commitment: its
+	// cancel-after is the commitment's end (or the grace's, if later).
+	ReasonIdleInCommitment Reason = "idle-in-commitment"
+	// ReasonEndsSoon: idle, but its end date (EndDateType limited) comes
+	// before its cancel-after: AWS ends it, no cancel is needed.
+	ReasonEndsSoon Reason = "ends-soon"
 )
 
 // Reasons lists every reason code, in rule order, for documentation and tests.
@@ -76,7 +82,7 @@ var Reasons = []Reason{
 	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonModificationInProgress, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
-	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonOversized,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonIdleInCommitment, ReasonEndsSoon, ReasonOversized,
 	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
 }
 
@@ -109,6 +115,9 @@ type Reservation struct {
 	// CommittedCount is the committed instance count; 0 when EC2 gave none,
 	// which, with a commitment in force, counts as the whole reservation.
 	CommittedCount int32
+	// EndDate is when AWS ends the reservation by itself (EndDateType
+	// limited); zero when it has no end date (unlimited).
+	EndDate time.Time
 	// BillingOwnerID is the account billed for unused capacity when that was
 	// assigned to another account; empty otherwise.
 	BillingOwnerID string
@@ -261,6 +270,16 @@ type Facts struct {
 	// when it is not a date.
 	SnoozeUntil   string `json:"snoozeUntil,omitempty"`
 	SnoozeInvalid bool   `json:"snoozeInvalid,omitempty"`
+	// CommitmentEnd is set when a commitment in force sets the
+	// reservation's cancel-after (marked idle inside it); CommittedCount
+	// is then the instances it commits (the caller prices them into
+	// CommittedCost: what the commitment still costs until its end).
+	CommitmentEnd  *time.Time `json:"commitmentEnd,omitempty"`
+	CommittedCount int32      `json:"committedInstanceCount,omitempty"`
+	CommittedCost  *float64   `json:"committedCost,omitempty"`
+	// EndDate is the reservation's own end date, when it ends it before
+	// its cancel-after (ends-soon).
+	EndDate *time.Time `json:"endDate,omitempty"`
 }
 
 // Decision is the verdict on one reservation.
