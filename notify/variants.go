@@ -263,13 +263,20 @@ func nextItems(n Notice, groups []group) []Item {
 		}
 		out = append(out, g.items...)
 	}
-	rank := func(it Item) int { return slices.Index(chatNext, it.Action) }
-	slices.SortStableFunc(out, func(a, b Item) int {
-		if a.Action == Failed || b.Action == Failed || a.Action == Cancelled || b.Action == Cancelled {
-			return cmp.Compare(rank(a), rank(b))
+	// What happens now (failed, a dry run's cancels and shrinks) first, in
+	// that order; then what is announced, by date, soonest first, undated
+	// last.
+	now := func(it Item) int {
+		if i := slices.Index([]Action{Failed, Cancelled, Shrunk}, it.Action); i >= 0 {
+			return i
 		}
-		switch {
-		case a.CancelAfter.IsZero() != b.CancelAfter.IsZero():
+		return 3
+	}
+	slices.SortStableFunc(out, func(a, b Item) int {
+		if c := cmp.Compare(now(a), now(b)); c != 0 || now(a) < 3 {
+			return c
+		}
+		if a.CancelAfter.IsZero() != b.CancelAfter.IsZero() {
 			if a.CancelAfter.IsZero() {
 				return 1
 			}

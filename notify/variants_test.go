@@ -226,3 +226,34 @@ func TestVariantsOfRandomNotices(t *testing.T) {
 		}
 	}
 }
+
+// What happens now comes first (failed, a dry run's cancels, then its
+// shrinks), then what is announced, soonest first, the undated last.
+func TestChatNextOrder(t *testing.T) {
+	n := Notice{DryRun: true, Region: "us-east-1", AccountID: "111122223333", RunID: "r", Now: noticeTestNow}
+	for _, it := range []Item{
+		{Action: MarkedShrink, ReservationID: "cr-00000000000000005"},
+		{Action: Marked, ReservationID: "cr-00000000000000004", CancelAfter: noticeTestNow.Add(48 * time.Hour)},
+		{Action: Marked, ReservationID: "cr-00000000000000003", CancelAfter: noticeTestNow.Add(24 * time.Hour)},
+		{Action: Shrunk, ReservationID: "cr-00000000000000002"},
+		{Action: Cancelled, ReservationID: "cr-00000000000000001"},
+		{Action: Failed, ReservationID: "cr-00000000000000000"},
+	} {
+		n.Items = append(n.Items, it)
+	}
+	var got []string
+	for _, it := range nextItems(n, groupItems(n.Items)) {
+		got = append(got, it.ReservationID[len(it.ReservationID)-1:])
+	}
+	if s := strings.Join(got, ""); s != "012345" {
+		t.Errorf("order %s, want 012345", s)
+	}
+	n.DryRun = false // a real run's cancels and shrinks are done, not next
+	got = nil
+	for _, it := range nextItems(n, groupItems(n.Items)) {
+		got = append(got, it.ReservationID[len(it.ReservationID)-1:])
+	}
+	if s := strings.Join(got, ""); s != "0345" {
+		t.Errorf("real run: order %s, want 0345", s)
+	}
+}
