@@ -41,6 +41,9 @@ func toReservation(c types.CapacityReservation) policy.Reservation {
 		Created:       aws.ToTime(c.CreateDate),
 		Started:       aws.ToTime(c.StartDate),
 	}
+	if c.EndDateType == types.EndDateTypeLimited {
+		r.EndDate = aws.ToTime(c.EndDate)
+	}
 	if c.CommitmentInfo != nil {
 		r.HasCommitment = true
 		r.CommitmentEnd = aws.ToTime(c.CommitmentInfo.CommitmentEndDate)

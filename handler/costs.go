@@ -20,7 +20,7 @@ func unusedInstances(d policy.Decision) int32 {
 	switch {
 	case d.Resize != nil:
 		return d.Resize.From - d.Resize.Target
-	case d.Reason == policy.ReasonIdle, d.Reason == policy.ReasonInGrace,
+	case d.Reason == policy.ReasonIdle, d.Reason == policy.ReasonInGrace, d.Reason == policy.ReasonIdleInCommitment,
 		d.Reason == policy.ReasonBudgetExhausted, d.Reason == policy.ReasonIdleShareExceeded:
 		return d.Facts.TotalInstanceCount
 	}
@@ -67,5 +67,9 @@ func (r *run) estimateCosts(ctx context.Context, api price.API, decisions []poli
 		hourly := report.Cents(float64(n) * p)
 		monthly := report.Cents(float64(n) * p * report.HoursPerMonth)
 		decisions[i].Facts.HourlyCost, decisions[i].Facts.MonthlyCost = &hourly, &monthly
+		if end := d.Facts.CommitmentEnd; end != nil {
+			committed := report.CommittedCost(p, d.Facts.CommittedCount, r.started, *end)
+			decisions[i].Facts.CommittedCost = &committed
+		}
 	}
 }

@@ -152,6 +152,15 @@ func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
 	if d.Mark != nil {
 		f = append(f, zap.Time("idle_since", d.Mark.IdleSince), zap.Time("cancel_after", d.Mark.CancelAfter))
 	}
+	if d.Facts.CommitmentEnd != nil {
+		f = append(f, zap.Time("commitment_end", *d.Facts.CommitmentEnd), zap.Int32("committed_instances", d.Facts.CommittedCount))
+	}
+	if d.Facts.CommittedCost != nil {
+		f = append(f, zap.Float64("committed_cost", *d.Facts.CommittedCost))
+	}
+	if d.Facts.EndDate != nil {
+		f = append(f, zap.Time("end_date", *d.Facts.EndDate))
+	}
 	return f
 }
 

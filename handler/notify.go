@@ -73,6 +73,15 @@ func noticeOf(s Settings, plan policy.Plan, decisions []policy.Decision, rep *re
 		if d.Facts.MonthlyCost != nil {
 			it.MonthlyCost = *d.Facts.MonthlyCost
 		}
+		if d.Facts.CommitmentEnd != nil {
+			it.CommitmentEnd = *d.Facts.CommitmentEnd
+		}
+		if d.Facts.CommittedCost != nil {
+			it.CommittedCost = *d.Facts.CommittedCost
+		}
+		if d.Facts.EndDate != nil {
+			it.EndDate = *d.Facts.EndDate
+		}
 		n.Items = append(n.Items, it)
 	}
 	for _, f := range slices.Concat(rep.Failures, rep.TagFailures) {
@@ -118,8 +127,11 @@ func noticeOf(s Settings, plan policy.Plan, decisions []policy.Decision, rep *re
 		}
 	}
 	for _, d := range decisions {
-		if d.Facts.SnoozeInvalid {
+		switch {
+		case d.Facts.SnoozeInvalid:
 			add(notify.SnoozedInvalid, d.ReservationID, "")
+		case d.Reason == policy.ReasonEndsSoon:
+			add(notify.EndsSoon, d.ReservationID, "")
 		}
 	}
 	return n

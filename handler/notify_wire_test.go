@@ -5,7 +5,9 @@ package handler_test
 // asserted, and the dry-run one is the sample of docs/operations.md.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/testsupport"
+	"github.com/odcr-autocancel/odcr-autocancel/notify"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -33,7 +36,7 @@ func rendered(m fakeaws.Message) string {
 	}) {
 		b.WriteString("Attribute " + k + ": " + m.Attributes[k] + "\n")
 	}
-	b.WriteString("\n" + m.Message)
+	b.WriteString("\n" + m.Variant("email"))
 	return b.String()
 }
 
@@ -84,14 +87,17 @@ func TestWireNotificationsOverAWeek(t *testing.T) {
 	for _, want := range []string{"DRY RUN", crID(1), "Name=ml-training-spare", "Owner=bob@example.com", crID(3), "after the launch",
 		"aws ec2 create-tags --region us-east-1 --resources " + crID(1) + " --tags Key=odcr-autocancel:protect,Value=keep",
 		"--tags Key=odcr-autocancel:snooze-until,Value=2026-12-04"} {
-		if !strings.Contains(m.Message, want) {
+		if !strings.Contains(m.Variant("email"), want) {
 			t.Errorf("dry-run message lacks %q", want)
 		}
 	}
-	if strings.Contains(m.Message, crID(4)) || m.Attributes["account"] != testAccount || m.Attributes["dry_run"] != "true" {
+	if strings.Contains(m.Variant("email"), crID(4)) || m.Attributes["account"] != testAccount || m.Attributes["dry_run"] != "true" {
 		t.Errorf("dry-run message: busy reservation named, or attributes %v", m.Attributes)
 	}
 	testsupport.Golden(t, "notification-wire-dry-run.golden", rendered(m))
+	checkWireVariants(t, m)
+	testsupport.Golden(t, "notification-wire-dry-run-chat.golden", indentJSON(t, m.Variant("https")))
+	testsupport.Golden(t, "notification-wire-dry-run-report.golden", indentJSON(t, m.Variant("sqs")))
 	testsupport.DocShows(t, "docs/operations.md", rendered(m),
 		"the sample notification as handler/testdata/notification-wire-dry-run.golden has it")
 
@@ -100,7 +106,7 @@ func TestWireNotificationsOverAWeek(t *testing.T) {
 	if msgs = acct.Published(); len(msgs) != 2 || !slices.Equal(r.Marked, []string{crID(1), crID(2)}) {
 		t.Fatalf("run 1: %d messages, marked %v", len(msgs), r.Marked)
 	}
-	if m = msgs[1]; strings.Contains(m.Subject, "dry run") || !strings.Contains(m.Subject, "2 marked") || !strings.Contains(m.Message, "cancel after 2026-11-30T12:00:00Z") {
+	if m = msgs[1]; strings.Contains(m.Subject, "dry run") || !strings.Contains(m.Subject, "2 marked") || !strings.Contains(m.Variant("email"), "cancel after 2026-11-30T12:00:00Z") {
 		t.Errorf("run 1 message:\n%s", rendered(m))
 	}
 
@@ -121,8 +127,44 @@ func TestWireNotificationsOverAWeek(t *testing.T) {
 	// After the grace: cancelled, and said so.
 	r = run(72*time.Hour, `{"dryRun": false}`)
 	msgs = acct.Published()
-	if len(r.Cancelled) != 2 || len(msgs) != 4 || !strings.Contains(msgs[3].Subject, "2 cancelled") || !strings.Contains(msgs[3].Message, crID(2)) {
+	if len(r.Cancelled) != 2 || len(msgs) != 4 || !strings.Contains(msgs[3].Subject, "2 cancelled") || !strings.Contains(msgs[3].Variant("email"), crID(2)) {
 		t.Fatalf("run 4: cancelled %v, %d messages, last %q", r.Cancelled, len(msgs), msgs[len(msgs)-1].Subject)
+	}
+}
+
+func indentJSON(t *testing.T, doc string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Indent(&b, []byte(doc), "", "  "); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, doc)
+	}
+	return b.String() + "\n"
+}
+
+// checkWireVariants reads a published message as each kind of subscriber
+// receives it: MessageStructure json, the text for e-mail and the default,
+// a chat notification of the documented schema for https, the run's
+// report for sqs and lambda.
+func checkWireVariants(t *testing.T, m fakeaws.Message) {
+	t.Helper()
+	if m.MessageStructure != "json" || m.Variant("default") != m.Variant("email") || !strings.HasPrefix(m.Variant("email"), "DRY RUN") {
+		t.Errorf("structure %q; default and email differ or are not the text", m.MessageStructure)
+	}
+	var chat struct {
+		Version, Source string
+		Content         struct {
+			TextType, Title, Description string
+			NextSteps, Keywords          []string
+		}
+	}
+	if err := json.Unmarshal([]byte(m.Variant("https")), &chat); err != nil || chat.Version != "1.0" || chat.Source != "custom" ||
+		chat.Content.TextType != "client-markdown" || !strings.Contains(chat.Content.Title, "2 marked") || chat.Content.Description == "" {
+		t.Errorf("https variant is not a custom chat notification (%v): %s", err, m.Variant("https"))
+	}
+	var rep notify.RunReport
+	if err := json.Unmarshal([]byte(m.Variant("sqs")), &rep); err != nil || rep.Version != notify.ReportVersion || rep.AccountID != testAccount ||
+		len(rep.Reservations) == 0 || m.Variant("lambda") != m.Variant("sqs") {
+		t.Errorf("sqs/lambda variant is not the run's report (%v): %s", err, m.Variant("sqs"))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,8 +81,8 @@ func TestWireScale(t *testing.T) {
 		case i%100 == 7:
 			reason = policy.ReasonNotActive
 			r.State = "expired"
-		case i%100 == 8:
-			reason, pts = policy.ReasonInCommitment, series(0, 1)
+		case i%100 == 8: // idle inside a commitment: marked to go at its end
+			reason, pts = policy.ReasonIdleInCommitment, series(0, 1)
 			end := testNow.Add(24 * time.Hour)
 			r.CommitmentEndDate = &end
 		case i%100 == 9:
@@ -124,12 +125,20 @@ func TestWireScale(t *testing.T) {
 			idle = append(idle, d.ReservationID)
 			continue // budget and failures decide below
 		}
+		if w == policy.ReasonIdleInCommitment {
+			// Marked like any idle one, its cancel-after the commitment's end.
+			if d.Action != policy.Mark || d.Mark == nil || !d.Mark.CancelAfter.Equal(testNow.Add(24*time.Hour)) || !strings.Contains(d.Detail, "commitment") {
+				t.Errorf("%s: %s/%s (%s) mark %+v, want marked to go at its commitment's end", d.ReservationID, d.Action, d.Reason, d.Detail, d.Mark)
+			}
+			continue
+		}
 		if d.Reason != w || d.Action != policy.Keep {
 			t.Errorf("%s: %s/%s (%s), want keep/%s", d.ReservationID, d.Action, d.Reason, d.Detail, w)
 		}
 	}
-	if len(idle) != 26 || report.Counts.Idle != 26 {
-		t.Fatalf("idle %d (report %d), want 26", len(idle), report.Counts.Idle)
+	// The 26 idle, and the 26 idle inside a commitment, marked.
+	if len(idle) != 26 || report.Counts.Idle != 52 {
+		t.Fatalf("idle %d (report %d), want 26 (52 with the committed ones)", len(idle), report.Counts.Idle)
 	}
 	// The 12 oldest idle are 2501, 2401, ..., 1401 (1-based ids).
 	var planned []string

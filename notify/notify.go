@@ -54,6 +54,9 @@ const (
 	MarkedShrink   Action = "marked-shrink"   // an oversized reservation announced
 	SnoozedInvalid Action = "snoozed-invalid" // an unreadable snooze value keeps it
 	Unmarked       Action = "unmarked"
+	// EndsSoon: idle, but its end date (EndDateType limited) comes before
+	// its cancel-after: AWS ends it, nothing is done.
+	EndsSoon Action = "ends-soon"
 )
 
 type Item struct {
@@ -71,6 +74,13 @@ type Item struct {
 	// MonthlyCost is what its unused instances cost a month, in USD at
 	// On-Demand list prices; 0 when not estimated.
 	MonthlyCost float64
+	// CommitmentEnd is set when the reservation's commitment sets its
+	// cancel-after; CommittedCost is what the commitment still costs until
+	// then, in USD at On-Demand list prices (0 when not estimated).
+	CommitmentEnd time.Time
+	CommittedCost float64
+	// EndDate is when AWS ends the reservation by itself (ends-soon).
+	EndDate time.Time
 }
 
 // Worth tells whether the notice is worth sending: anything but a routine all-kept run.
@@ -85,14 +95,23 @@ type Item struct {
 // Reservations left unmeasured for lack of time are: a run that cannot read
 // its account within its timeout finds nothing, every run, until someone
 // raises the timeout or the quota.
+//
+// Reservations that AWS ends by itself (ends-soon) are not: nothing is done
+// to them, and they would be told every run until their end date; they are
+// in the message when there is one.
 func (n Notice) Worth() bool {
-	return n.Aborted || len(n.Items) > 0 || n.OutOfTime > 0
+	return n.Aborted || n.OutOfTime > 0 || slices.ContainsFunc(n.Items, func(it Item) bool { return it.Action != EndsSoon })
 }
 
-// Notification is one SNS message.
+// Notification is one SNS message, in its variants.
 type Notification struct {
 	Subject string
+	// Message is the text, for e-mail subscribers and the default.
 	Message string
+	// Chat is the custom notification of Amazon Q Developer in chat
+	// applications (https subscribers), Report the run's JSON report
+	// (sqs and lambda subscribers); both JSON documents.
+	Chat, Report string
 	// Attributes maps an attribute name to its value. Every attribute is
 	// of DataType String except "events", a String.Array whose value is a
 	// JSON array of strings (see attributeType); publish sets the
@@ -231,6 +250,12 @@ var sections = []section{
 		dryWhat: "Kept, because their " + snoozeKey + " value cannot be read: set a date with the" +
 			" snooze command shown, or delete the tag",
 		count: "invalid snooze", subject: "bad snooze", keep: true, dryKeep: true},
+	{action: EndsSoon, title: "ENDING BY ITSELF", dryTitle: "ENDING BY ITSELF",
+		what: "Idle, but its end date comes before it could be cancelled: AWS ends it then," +
+			" nothing is done to it",
+		dryWhat: "Idle, but its end date comes before it could be cancelled: AWS ends it then," +
+			" nothing would be done to it",
+		count: "ending by itself", subject: "ending"},
 	{action: Unmarked, title: "UNMARKED", dryTitle: "WOULD BE UNMARKED",
 		what: "No longer idle: their " + idleSinceKey + " and " + cancelAfterKey +
 			" tags were deleted; nothing to do",
@@ -243,29 +268,46 @@ var sections = []section{
 var otherSection = section{title: "OTHER", dryTitle: "OTHER",
 	what: "Other outcomes", dryWhat: "Other outcomes", count: "other", subject: "other", keep: true, dryKeep: true}
 
-// Build renders a notice within SNS's limits.
+// Build renders a notice within SNS's limits, as one message for each kind
+// of subscriber (see Structured): the text (Message) for e-mail and the
+// default, a chat notification (Chat) and the run's JSON report (Report).
 //
-// The subject is printable ASCII, at most 99 characters; the message and
-// the attributes (and the subject) add up to at most 262,144 bytes. Items
-// are grouped in a fixed order (failed, cancelled, marked, snoozed-invalid,
-// unmarked, then any other action), each group in the notice's order; when
-// they do not all fit, they are shown in that order until the next one
-// would not fit, and the rest are counted in one line.
+// The subject is printable ASCII, at most 99 characters; the whole JSON
+// document Publish sends (every variant, escaped), the attributes and the
+// subject add up to at most 262,144 bytes. The chat notification and the
+// report (twice: sqs and lambda) are bounded first (chatOf, reportOf); the
+// text, which appears twice too (default and email), takes what is left. Items are grouped in a
+// fixed order (failed, cancelled, marked, ..., unmarked, then any other
+// action), each group in the notice's order; when they do not all fit,
+// they are shown in that order until the next one would not fit, and the
+// rest are counted in one line.
 func Build(n Notice) Notification {
 	groups := groupItems(n.Items)
 	attrs := attributes(n, groups)
 	subject := subjectOf(n, groups)
+	out := Notification{Subject: subject, Attributes: attrs}
+	out.Chat = chatOf(n, groups, subject)
+	out.Report = reportOf(n, groups, maxReportBytes)
+	// What the envelope costs without the text; the text counts twice, in
+	// its JSON-escaped length.
+	fixed := len(subject) + attributesSize(attrs) + len(out.Structured())
+	out.Message = textOf(n, groups, (MaxMessageBytes-fixed)/2)
+	return out
+}
 
+// textOf renders the text message in at most budget bytes as they count
+// inside a JSON string (escaped).
+func textOf(n Notice, groups []group, budget int) string {
 	head := headOf(n, groups)
 	tail := tailOf(n)
-	budget := MaxMessageBytes - len(subject) - attributesSize(attrs) - len(head) - len(tail)
+	budget -= jsonLen(head) + jsonLen(tail)
 	// Room for the line counting what is left out, at its longest (every
 	// item left out).
 	all := make([]int, len(groups))
 	for i, g := range groups {
 		all[i] = len(g.items)
 	}
-	budget -= len(leftOut(n, groups, all))
+	budget -= jsonLen(leftOut(n, groups, all))
 
 	var body strings.Builder
 	body.WriteString(head)
@@ -274,7 +316,8 @@ func Build(n Notice) Notification {
 	for i, g := range groups {
 		var sec strings.Builder
 		sec.WriteString(sectionHead(n, g))
-		if full || sec.Len() > budget {
+		size := jsonLen(sec.String())
+		if full || size > budget {
 			full = true
 			left[i] = len(g.items)
 			continue
@@ -282,23 +325,25 @@ func Build(n Notice) Notification {
 		shown := 0
 		for _, it := range g.items {
 			item := itemText(n, g.section, it)
-			if sec.Len()+len(item) > budget {
-				full = true
-				break
+			if l := jsonLen(item); size+l <= budget {
+				sec.WriteString(item)
+				size += l
+				shown++
+				continue
 			}
-			sec.WriteString(item)
-			shown++
+			full = true
+			break
 		}
 		left[i] = len(g.items) - shown
 		if shown == 0 {
 			continue
 		}
 		body.WriteString(sec.String())
-		budget -= sec.Len()
+		budget -= size
 	}
 	body.WriteString(leftOut(n, groups, left))
 	body.WriteString(tail)
-	return Notification{Subject: subject, Message: body.String(), Attributes: attrs}
+	return body.String()
 }
 
 // group is the items of one section, in the notice's order.
@@ -499,6 +544,16 @@ func itemText(n Notice, s section, it Item) string {
 	}
 	if it.MonthlyCost > 0 {
 		fmt.Fprintf(&b, "  cost: $%s a month of unused capacity (On-Demand list price)\n", Dollars(it.MonthlyCost))
+	}
+	if !it.CommitmentEnd.IsZero() {
+		line := "  commitment: ends " + timeText(it.CommitmentEnd) + ", the earliest it can go"
+		if it.CommittedCost > 0 {
+			line += "; $" + Dollars(it.CommittedCost) + " committed still to pay until then (On-Demand list price)"
+		}
+		b.WriteString(wrap(line, "    "))
+	}
+	if !it.EndDate.IsZero() {
+		b.WriteString(wrap("  ends: "+timeText(it.EndDate)+", by itself (its end date): AWS ends it, no cancel needed", "    "))
 	}
 	if d := clean(it.Detail, maxDetail); d != "" {
 		b.WriteString(wrap("  detail: "+d, "    "))

@@ -52,6 +52,17 @@ func sampleNotice(dryRun bool) Notice {
 			IdleSince: noticeTestNow, CancelAfter: noticeTestNow.Add(7 * day),
 			Reason: "idle", Detail: "peak 1 of 8 instances used over 168 h (12.5%, threshold 20%), coverage 100%"},
 	}
+	items = append(items,
+		Item{Action: Marked, ReservationID: "cr-0c0a1b2c3d4e5f601", InstanceType: "g5.12xlarge",
+			Platform: "Linux/UNIX", AvailabilityZone: "us-east-1a", InstanceCount: 4,
+			Tags:      map[string]string{"Name": "inference-reserve", "Team": "ml"},
+			IdleSince: noticeTestNow, CancelAfter: noticeTestNow.Add(40 * day), CommitmentEnd: noticeTestNow.Add(40 * day),
+			CommittedCost: 54374.40, MonthlyCost: 16516.26,
+			Reason: "idle", Detail: "idle inside its commitment: marked, may be cancelled after 2027-01-06T12:00:00Z, when its commitment ends"},
+		Item{Action: EndsSoon, ReservationID: "cr-0e0d50000000000a0", InstanceType: "c6i.large",
+			Platform: "Linux/UNIX", AvailabilityZone: "us-east-1b", InstanceCount: 2,
+			EndDate: noticeTestNow.Add(36 * time.Hour), Reason: "ends-soon",
+			Detail: "AWS ends it at 2026-11-29T00:00:00Z (its end date), before it could be cancelled (2026-11-30T12:00:00Z): no cancel needed"})
 	if !dryRun {
 		items = append(items, Item{Action: Failed, ReservationID: "cr-0a1b2c3d4e5f60718",
 			InstanceType: "m5.xlarge", Platform: "Linux/UNIX", AvailabilityZone: "us-east-1a", InstanceCount: 4,
@@ -149,15 +160,15 @@ func TestNotificationOrder(t *testing.T) {
 	n.Aborted, n.AbortReason = true, "idle share exceeded: 12 of 20 eligible reservations look idle (limit 50%)"
 	got := Build(n)
 	last := -1
-	for _, h := range []string{"ABORTED:", "== FAILED (1) ==", "== CANCELLED (1) ==", "== MARKED (2) ==",
-		"== INVALID SNOOZE (1) ==", "== UNMARKED (1) ==", "== PROBLEMS (1) =="} {
+	for _, h := range []string{"ABORTED:", "== FAILED (1) ==", "== CANCELLED (1) ==", "== MARKED (3) ==",
+		"== INVALID SNOOZE (1) ==", "== ENDING BY ITSELF (1) ==", "== UNMARKED (1) ==", "== PROBLEMS (1) =="} {
 		i := strings.Index(got.Message, h)
 		if i < 0 || i < last {
 			t.Fatalf("%q missing or out of order in:\n%s", h, got.Message)
 		}
 		last = i
 	}
-	want := "odcr-autocancel 111122223333 us-east-1: ABORTED, 1 failed, 1 cancelled, 2 marked, 1 bad snooze, ..."
+	want := "odcr-autocancel 111122223333 us-east-1: ABORTED, 1 failed, 1 cancelled, 3 marked, 1 bad snooze, ..."
 	if got.Subject != want {
 		t.Errorf("subject %q, want %q", got.Subject, want)
 	}
@@ -165,7 +176,7 @@ func TestNotificationOrder(t *testing.T) {
 	if err := json.Unmarshal([]byte(got.Attributes["events"]), &events); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"aborted", "failed", "cancelled", "marked", "snoozed-invalid", "unmarked"}; !slices.Equal(events, want) {
+	if want := []string{"aborted", "failed", "cancelled", "marked", "snoozed-invalid", "ends-soon", "unmarked"}; !slices.Equal(events, want) {
 		t.Errorf("events %q, want %q", events, want)
 	}
 }
@@ -218,7 +229,7 @@ func checkSNSLimits(t *testing.T, n Notification) {
 
 // notificationSize is what SNS counts against its limit (the subject too).
 func notificationSize(n Notification) int {
-	return len(n.Subject) + len(n.Message) + attributesSize(n.Attributes)
+	return n.Size()
 }
 
 func randomNoticeText(r *rand.Rand, maxLen int) string {
@@ -550,7 +561,7 @@ func TestNotificationCreateTagsLines(t *testing.T) {
 		}
 		for _, it := range n.Items {
 			want := 1
-			if it.Action == Unmarked || it.Action == Cancelled && !dryRun {
+			if it.Action == Unmarked || it.Action == EndsSoon || it.Action == Cancelled && !dryRun {
 				want = 0 // nothing left to keep
 			}
 			for _, kind := range []string{"protect ", "snooze "} {
@@ -605,10 +616,10 @@ func TestPublish(t *testing.T) {
 		t.Fatalf("%d publishes, want 1", len(f.inputs))
 	}
 	in := f.inputs[0]
-	if aws.ToString(in.TopicArn) != topic || aws.ToString(in.Subject) != n.Subject || aws.ToString(in.Message) != n.Message {
+	if aws.ToString(in.TopicArn) != topic || aws.ToString(in.Subject) != n.Subject || aws.ToString(in.Message) != n.Structured() {
 		t.Errorf("published %q %q, want the notification to %s", aws.ToString(in.TopicArn), aws.ToString(in.Subject), topic)
 	}
-	if in.MessageStructure != nil || in.TargetArn != nil || in.PhoneNumber != nil {
+	if aws.ToString(in.MessageStructure) != "json" || in.TargetArn != nil || in.PhoneNumber != nil {
 		t.Errorf("unexpected fields set: %+v", in)
 	}
 	want := map[string][2]string{
@@ -616,7 +627,7 @@ func TestPublish(t *testing.T) {
 		"region":  {"String", "us-east-1"},
 		"dry_run": {"String", "true"},
 		"run_id":  {"String", "3f1c9a52-8d4e-4b7a-9c61-2e5f0a7b8d19"},
-		"events":  {"String.Array", `["cancelled","marked","snoozed-invalid","unmarked"]`},
+		"events":  {"String.Array", `["cancelled","marked","snoozed-invalid","ends-soon","unmarked"]`},
 	}
 	if len(in.MessageAttributes) != len(want) {
 		t.Errorf("attributes %v", in.MessageAttributes)

@@ -15,7 +15,8 @@ type Publisher interface {
 	Publish(context.Context, *sns.PublishInput, ...func(*sns.Options)) (*sns.PublishOutput, error)
 }
 
-// Publish sends n to topicARN.
+// Publish sends n to topicARN, with MessageStructure=json when it has
+// variants: each kind of subscriber gets its own (Notification.Structured).
 //
 // The error, wrapped as "publish notification: ...", is for the caller to
 // log, put in the report's problems and fail the invocation with once every
@@ -27,6 +28,9 @@ func Publish(ctx context.Context, api Publisher, topicARN string, n Notification
 	in := &sns.PublishInput{
 		TopicArn: aws.String(topicARN),
 		Message:  aws.String(n.Message),
+	}
+	if n.structured() {
+		in.Message, in.MessageStructure = aws.String(n.Structured()), aws.String("json")
 	}
 	if n.Subject != "" {
 		in.Subject = aws.String(n.Subject)

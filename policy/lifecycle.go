@@ -208,6 +208,9 @@ func Grace(s Settings, d Decision, r Reservation, now time.Time) Decision {
 	if ok {
 		d.Mark = &m
 	}
+	if held, ok := holdUntilEnd(s, d, r, m, ok, now); ok {
+		return held
+	}
 	if s.Grace <= 0 {
 		return d
 	}

@@ -71,7 +71,7 @@ func makePlan(s Settings, decisions []Decision, named map[string]bool) Plan {
 		case d.Action == Unmark:
 			unmarks = append(unmarks, i)
 			continue
-		case d.Action == Keep && d.Reason == ReasonInGrace:
+		case d.Action == Keep && (d.Reason == ReasonInGrace || d.Reason == ReasonIdleInCommitment):
 			if !shrink {
 				inGrace++
 			}

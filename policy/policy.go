@@ -72,6 +72,12 @@ const (
 	// signature could not be checked (KMS refused or did not answer): not
 	// acted on, not marked again, until a run can check it.
 	ReasonMarkUnverified Reason = "mark-unverified"
+	// ReasonIdleInCommitment: idle and marked, inside a commitment: its
+	// cancel-after is the commitment's end (or the grace's, if later).
+	ReasonIdleInCommitment Reason = "idle-in-commitment"
+	// ReasonEndsSoon: idle, but its end date (EndDateType limited) comes
+	// before its cancel-after: AWS ends it, no cancel is needed.
+	ReasonEndsSoon Reason = "ends-soon"
 )
 
 // Reasons lists every reason code, in rule order, for documentation and tests.
@@ -80,7 +86,7 @@ var Reasons = []Reason{
 	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonModificationInProgress, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
-	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonMarkUnverified, ReasonOversized,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonMarkUnverified, ReasonIdleInCommitment, ReasonEndsSoon, ReasonOversized,
 	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
 }
 
@@ -113,6 +119,9 @@ type Reservation struct {
 	// CommittedCount is the committed instance count; 0 when EC2 gave none,
 	// which, with a commitment in force, counts as the whole reservation.
 	CommittedCount int32
+	// EndDate is when AWS ends the reservation by itself (EndDateType
+	// limited); zero when it has no end date (unlimited).
+	EndDate time.Time
 	// BillingOwnerID is the account billed for unused capacity when that was
 	// assigned to another account; empty otherwise.
 	BillingOwnerID string
@@ -273,6 +282,16 @@ type Facts struct {
 	// when it is not a date.
 	SnoozeUntil   string `json:"snoozeUntil,omitempty"`
 	SnoozeInvalid bool   `json:"snoozeInvalid,omitempty"`
+	// CommitmentEnd is set when a commitment in force sets the
+	// reservation's cancel-after (marked idle inside it); CommittedCount
+	// is then the instances it commits (the caller prices them into
+	// CommittedCost: what the commitment still costs until its end).
+	CommitmentEnd  *time.Time `json:"commitmentEnd,omitempty"`
+	CommittedCount int32      `json:"committedInstanceCount,omitempty"`
+	CommittedCost  *float64   `json:"committedCost,omitempty"`
+	// EndDate is the reservation's own end date, when it ends it before
+	// its cancel-after (ends-soon).
+	EndDate *time.Time `json:"endDate,omitempty"`
 }
 
 // Decision is the verdict on one reservation.

@@ -81,8 +81,11 @@ func TestDecide(t *testing.T) {
 		{name: "unused capacity billed to us", give: func(r *Reservation) { r.BillingOwnerID = account }, want: ReasonIdle},
 		{name: "capacity block", give: func(r *Reservation) { r.ReservationType = "capacity-block" }, want: ReasonCapacityBlock},
 		{name: "capacity block id only", give: func(r *Reservation) { r.CapacityBlockID = "cb-123" }, want: ReasonCapacityBlock},
-		{name: "in commitment", give: func(r *Reservation) { r.HasCommitment, r.CommitmentEnd = true, now.Add(time.Hour) }, want: ReasonInCommitment},
-		{name: "commitment ending now", give: func(r *Reservation) { r.HasCommitment, r.CommitmentEnd = true, now }, want: ReasonInCommitment},
+		// A commitment with an end date is judged like any other; Grace
+		// holds the cancel until its end (commitment_test.go).
+		{name: "in commitment, with its end date", give: func(r *Reservation) { r.HasCommitment, r.CommitmentEnd = true, now.Add(time.Hour) }, want: ReasonIdle},
+		{name: "commitment ending now", give: func(r *Reservation) { r.HasCommitment, r.CommitmentEnd = true, now }, want: ReasonIdle},
+		{name: "delayed: its commitment waived, judged once active", give: func(r *Reservation) { r.State = "delayed" }, want: ReasonNotActive},
 		{name: "commitment ended a second ago", give: func(r *Reservation) { r.HasCommitment, r.CommitmentEnd = true, now.Add(-time.Second) }, want: ReasonIdle},
 		{name: "commitment without end date", give: func(r *Reservation) { r.HasCommitment = true }, want: ReasonInCommitment},
 		{name: "fleet member", give: func(r *Reservation) { r.FleetID = "crf-123" }, want: ReasonFleetMember},
@@ -424,6 +427,13 @@ func TestEveryReasonIsProduced(t *testing.T) {
 	inGrace := r
 	inGrace.Tags = IdleMark{IdleSince: now, CancelAfter: now.Add(time.Hour)}.Tags()
 	add(Grace(gs, decide(gs, inGrace, fullData(0), none()), inGrace, now))
+	committed := inGrace
+	committed.HasCommitment, committed.CommitmentEnd = true, now.Add(48*time.Hour)
+	committed.Tags = IdleMark{IdleSince: now, CancelAfter: now.Add(48 * time.Hour)}.Tags()
+	add(Grace(gs, decide(gs, committed, fullData(0), none()), committed, now))
+	ending := r
+	ending.EndDate = now.Add(30 * time.Minute)
+	add(Grace(gs, decide(gs, ending, fullData(0), none()), ending, now))
 	gs.SignedMarks = true
 	inGrace.MarkCheck = MarkUnverifiable
 	add(Grace(gs, decide(gs, inGrace, fullData(0), none()), inGrace, now))

@@ -134,7 +134,10 @@ func (g gen) reservation(s policy.Settings, id string, pool []time.Time) policy.
 	if g.pct(10) {
 		r.CommittedCount = int32(g.r.IntN(int(r.Total) + 1))
 		r.HasCommitment = true
-		r.CommitmentEnd = []time.Time{{}, propNow.Add(-time.Second), propNow, propNow.Add(time.Hour), propNow.Add(-time.Hour)}[g.r.IntN(5)]
+		r.CommitmentEnd = []time.Time{{}, propNow.Add(-time.Second), propNow, propNow.Add(time.Hour), propNow.Add(-time.Hour), propNow.Add(30 * 24 * time.Hour)}[g.r.IntN(6)]
+	}
+	if g.pct(8) {
+		r.EndDate = []time.Time{propNow.Add(time.Hour), propNow.Add(100 * time.Hour), propNow.Add(60 * 24 * time.Hour)}[g.r.IntN(3)]
 	}
 	if g.pct(5) {
 		r.FleetID = "crf-0123456789abcdef0"
@@ -361,7 +364,9 @@ func screenViolations(s policy.Settings, r policy.Reservation, now time.Time) []
 	add(r.SharingUnknown, policy.ReasonInsufficientData)
 	add(strings.EqualFold(r.AdjustmentStatus, "requested"), policy.ReasonModificationInProgress)
 	add(r.ReservationType == "capacity-block" || r.CapacityBlockID != "", policy.ReasonCapacityBlock)
-	add(r.HasCommitment && (r.CommitmentEnd.IsZero() || !now.After(r.CommitmentEnd)), policy.ReasonInCommitment)
+	// A commitment with an end date is a date (Grace holds the cancel
+	// until then), one without is a wall.
+	add(r.HasCommitment && r.CommitmentEnd.IsZero(), policy.ReasonInCommitment)
 	add(r.FleetID != "", policy.ReasonFleetMember)
 	add(r.Interruptible, policy.ReasonInterruptible)
 	// IAM compares tag keys without regard to case: so does the rule.
@@ -550,11 +555,17 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			// a skipped step: MakePlan keeps it
 		case complete[i] && d.Candidate() && !graceDue(s, r):
 			fail("UNSAFE: %s a cancel before its grace period passed (grace %v, tags %v)", r.ID, s.Grace, r.Tags)
-		case complete[i] && d.Action == policy.Mark && (s.Grace <= 0 || d.Mark == nil):
+		case complete[i] && d.Action == policy.Mark && (s.Grace <= 0 && !r.InCommitment(propNow) || d.Mark == nil):
 			fail("%s: marked without a grace period or a mark", r.ID)
 		}
-		if d.Action == policy.Mark || d.Reason == policy.ReasonInGrace {
+		if d.Action == policy.Mark || d.Reason == policy.ReasonInGrace || d.Reason == policy.ReasonIdleInCommitment {
 			st.lifecycle++
+		}
+		if complete[i] && d.Candidate() && r.InCommitment(propNow) {
+			fail("UNSAFE: %s a cancel inside its commitment (ends %s)", r.ID, r.CommitmentEnd)
+		}
+		if d.Action == policy.Mark && d.Resize == nil && r.InCommitment(propNow) && d.Mark.CancelAfter.Before(r.CommitmentEnd) {
+			fail("%s: marked to be cancelled at %s, before its commitment ends %s", r.ID, d.Mark.CancelAfter, r.CommitmentEnd)
 		}
 		pre[i] = d
 	}
@@ -608,7 +619,7 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			eligible++
 		}
 		if (pre[i].Candidate() || pre[i].Action == policy.Mark) && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle ||
-			pre[i].Action == policy.Keep && pre[i].Reason == policy.ReasonInGrace && pre[i].Resize == nil {
+			pre[i].Action == policy.Keep && (pre[i].Reason == policy.ReasonInGrace || pre[i].Reason == policy.ReasonIdleInCommitment) && pre[i].Resize == nil {
 			idle++
 		}
 		// Safety: a cancel breaks no rule, checked rule by rule.
@@ -621,6 +632,9 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 			}
 			if !graceDue(s, c.res[i]) {
 				fail("UNSAFE: %s planned for cancel before its grace period passed", d.ReservationID)
+			}
+			if c.res[i].InCommitment(propNow) {
+				fail("UNSAFE: %s planned for cancel inside its commitment", d.ReservationID)
 			}
 		}
 		// A candidate that skipped a step is kept, insufficient-data.

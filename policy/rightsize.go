@@ -123,11 +123,11 @@ func Rightsize(s Settings, d Decision, r Reservation, u *Utilization, deps *Depe
 	m.Facts.StoppedTargets = &n
 	z := Resize{From: r.Total, Target: target, To: max(target, r.Total-MaxModifyStep)}
 	m.Resize = &z
-	m.Detail = resizeDetail(z, u.PeakUsed, r, now)
+	m.Detail = resizeDetail(s, z, u.PeakUsed, r, now)
 	return m
 }
 
-func resizeDetail(z Resize, peakUsed float64, r Reservation, now time.Time) string {
+func resizeDetail(s Settings, z Resize, peakUsed float64, r Reservation, now time.Time) string {
 	why := fmt.Sprintf("peak of %g instances used of %d", peakUsed, z.From)
 	if r.UsedNow() > 0 {
 		why += fmt.Sprintf(", %d in use now", r.UsedNow())
@@ -138,6 +138,14 @@ func resizeDetail(z Resize, peakUsed float64, r Reservation, now time.Time) stri
 	detail := fmt.Sprintf("%s: shrink from %d to %d", why, z.From, z.Target)
 	if z.To != z.Target {
 		detail += fmt.Sprintf(" in %d steps of at most %d instances (EC2's limit per call), one per run: %d in this run", z.Steps(), MaxModifyStep, z.To)
+	}
+	// The commitment holds the rest until its end: say when it can go.
+	if !r.CommitmentEnd.IsZero() && committedFloor(r, now) > 0 {
+		free := r
+		free.HasCommitment = false
+		if rest := z.Target - RightsizeTarget(free, peakUsed, s.RightsizeHeadroomPercent, now); rest > 0 {
+			detail += fmt.Sprintf("; the commitment holds %d more until %s: they can go then", rest, r.CommitmentEnd.UTC().Format(time.RFC3339))
+		}
 	}
 	return detail
 }
@@ -204,7 +212,7 @@ func graceModify(s Settings, d Decision, r Reservation, now time.Time) Decision 
 		z.To = max(z.Target, z.From-MaxModifyStep)
 	}
 	d.Resize = &z
-	d.Detail = resizeDetail(z, *d.Facts.PeakUsed, r, now)
+	d.Detail = resizeDetail(s, z, *d.Facts.PeakUsed, r, now)
 	if due := m.due(s.Grace); now.Before(due) {
 		return keep(d, ReasonInGrace, fmt.Sprintf("oversized since %s, may be shrunk to %d after %s",
 			m.IdleSince.UTC().Format(time.RFC3339), z.Target, due.UTC().Format(time.RFC3339)))

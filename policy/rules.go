@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-const stateActive = "active"
+const (
+	stateActive  = "active"
+	stateDelayed = "delayed"
+)
 
 func facts(r Reservation, now time.Time) Facts {
 	f := Facts{
@@ -44,6 +47,11 @@ func screen(s Settings, r Reservation, now time.Time, relaxed bool) Decision {
 		ActiveSince:   r.ActiveSince(),
 		Stage:         StageScreened,
 	}
+	if r.State == stateDelayed {
+		// AWS waives the commitment of a future-dated reservation it
+		// delivers late; like any other, it is judged once active.
+		return keep(d, ReasonNotActive, "state is delayed: AWS waived its commitment; it is judged once active")
+	}
 	if r.State != stateActive {
 		return keep(d, ReasonNotActive, "state is "+quote(r.State))
 	}
@@ -65,12 +73,12 @@ func screen(s Settings, r Reservation, now time.Time, relaxed bool) Decision {
 	if r.ReservationType == "capacity-block" || r.CapacityBlockID != "" {
 		return keep(d, ReasonCapacityBlock, "capacity blocks cannot be cancelled")
 	}
-	if !relaxed && r.InCommitment(now) {
-		end := "at an unknown date"
-		if !r.CommitmentEnd.IsZero() {
-			end = r.CommitmentEnd.UTC().Format(time.RFC3339)
-		}
-		return keep(d, ReasonInCommitment, "commitment ends "+end)
+	// A commitment with an end date is a date, not a wall: the
+	// reservation is judged like any other and, idle, marked to be
+	// cancelled at its end (commitment.go). One without an end date is
+	// kept: there is no date to announce.
+	if !relaxed && r.InCommitment(now) && r.CommitmentEnd.IsZero() {
+		return keep(d, ReasonInCommitment, "commitment ends at an unknown date")
 	}
 	if r.FleetID != "" {
 		return keep(d, ReasonFleetMember, "managed by fleet "+r.FleetID)
@@ -244,6 +252,9 @@ func Recheck(s Settings, d Decision, fresh *Reservation, now time.Time) Decision
 	again := Screen(s, *fresh, now)
 	if !again.Candidate() {
 		return keep(d, ReasonChangedSinceEvaluated, fmt.Sprintf("now %s: %s", again.Reason, again.Detail))
+	}
+	if fresh.InCommitment(now) {
+		return keep(d, ReasonChangedSinceEvaluated, "its commitment is in force until "+fresh.CommitmentEnd.UTC().Format(time.RFC3339))
 	}
 	if why, ok := recheckMark(s, *fresh, now); !ok {
 		return keep(d, ReasonChangedSinceEvaluated, why)

@@ -2,12 +2,24 @@ package report
 
 import (
 	"math"
+	"time"
 
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
 // Cents rounds an amount in dollars to the cent.
 func Cents(v float64) float64 { return math.Round(v*100) / 100 }
+
+// CommittedCost is what a commitment still costs from from until its end:
+// its committed instances at perInstanceHour (the On-Demand list price),
+// for every hour left; 0 when none is.
+func CommittedCost(perInstanceHour float64, committed int32, from, end time.Time) float64 {
+	hours := end.Sub(from).Hours()
+	if hours <= 0 || committed <= 0 || perInstanceHour <= 0 {
+		return 0
+	}
+	return Cents(perInstanceHour * float64(committed) * hours)
+}
 
 // CostsOf sums the figures of a run's final decisions: the idle capacity
 // found, what the run's cancels and shrinks (r.Cancelled,

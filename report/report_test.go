@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
@@ -46,5 +47,28 @@ func TestReportFitLeavesOutHugeProblems(t *testing.T) {
 	}
 	if !slices.Equal(got.Cancelled, []string{"cr-1", "cr-2"}) || got.OutcomesOmitted != nil {
 		t.Fatalf("cancelled %v, outcomes omitted %v", got.Cancelled, got.OutcomesOmitted)
+	}
+}
+
+func TestCommittedCost(t *testing.T) {
+	from := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		price     float64
+		committed int32
+		end       time.Time
+		want      float64
+	}{
+		{"4 instances for 10 days at $1.5", 1.5, 4, from.Add(240 * time.Hour), 1440},
+		{"a fraction of an hour counts", 1, 1, from.Add(90 * time.Minute), 1.5},
+		{"ended already: nothing", 1, 4, from.Add(-time.Hour), 0},
+		{"no committed instance: nothing", 1, 0, from.Add(time.Hour), 0},
+		{"no price: nothing", 0, 4, from.Add(time.Hour), 0},
+		{"rounded to the cent", 0.333, 1, from.Add(time.Hour), 0.33},
+	}
+	for _, tt := range tests {
+		if got := CommittedCost(tt.price, tt.committed, from, tt.end); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -375,7 +375,7 @@ func idleCapacity(r *report.Report) (idle, oversized int64) {
 		switch {
 		case d.Resize != nil:
 			oversized += int64(d.Resize.From-d.Resize.Target) * hoursPerMonth
-		case d.Reason == policy.ReasonIdle, d.Reason == policy.ReasonInGrace,
+		case d.Reason == policy.ReasonIdle, d.Reason == policy.ReasonInGrace, d.Reason == policy.ReasonIdleInCommitment,
 			d.Reason == policy.ReasonBudgetExhausted, d.Reason == policy.ReasonIdleShareExceeded:
 			idle += int64(d.Facts.TotalInstanceCount) * hoursPerMonth
 		}

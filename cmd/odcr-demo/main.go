@@ -155,7 +155,7 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		fmt.Fprintln(stdout, "  "+l)
 	}
 	if msgs := acct.Published(); len(msgs) > 0 {
-		fmt.Fprintf(stdout, "\nThe owners' notification (SNS): %q, %d bytes (go run ./cmd/odcr-demo -output json for the report).\n",
+		fmt.Fprintf(stdout, "\nThe owners' notification (SNS): %q, %d bytes with its e-mail, chat and JSON variants (go run ./cmd/odcr-demo -output json for the report).\n",
 			msgs[len(msgs)-1].Subject, len(msgs[len(msgs)-1].Message))
 	}
 	if runErr != nil && !errors.Is(runErr, handler.ErrRunFailed) {

@@ -123,7 +123,7 @@ func runOrganization(stdout io.Writer, format string, logger *zap.Logger, now ti
 	for _, m := range published {
 		if m.Attributes["account"] == "organization" {
 			fmt.Fprintf(stdout, "\nThe organization's notification (SNS), one for the whole run (%d messages in all: each target where\nsomething happened sent its own too, as in one account):\n\n%s",
-				len(published), indent("Subject: "+m.Subject+"\n\n"+m.Message))
+				len(published), indent("Subject: "+m.Subject+"\n\n"+m.Variant("email")))
 		}
 	}
 	if !apply {

@@ -95,7 +95,18 @@ func Seeds(now time.Time) []Seed {
 			x := r("cr-0f0000000000000f2", "m6i.2xlarge", "us-east-1b", 4, 0, 30*day, team("reserved-growth", "platform"))
 			x.CommitmentEndDate = at(60 * day)
 			return x
-		}(), Shows: "in a commitment: cancelling would cost a paid quote"},
+		}(), Shows: "idle inside a commitment: marked to go when it ends, with the cost committed until then"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000fc", "m6i.xlarge", "us-east-1a", 2, 0, 50*day, withTags(team("reserved-peak", "platform"),
+				policy.IdleMark{IdleSince: now.Add(-10 * day), CancelAfter: now.Add(20 * day)}.Tags()))
+			x.CommitmentEndDate = at(20 * day)
+			return x
+		}(), Shows: "idle inside a commitment, marked: kept until the commitment ends"},
+		{Res: func() fakeaws.Reservation {
+			x := r("cr-0f0000000000000fd", "c6i.xlarge", "us-east-1d", 2, 0, 40*day, team("conference-demo", "marketing"))
+			x.EndDateType, x.EndDate = "limited", at(day)
+			return x
+		}(), Shows: "idle, but it ends by itself tomorrow (its end date): nothing to do"},
 		{Res: r("cr-0f0000000000000f3", "m5.large", "us-east-1a", 2, 0, 40*day, team("partner-shared", "platform")),
 			Shows: "shared out to other accounts through AWS RAM"},
 		{Res: func() fakeaws.Reservation {
@@ -198,7 +209,7 @@ func addPrices(acct *fakeaws.Account) {
 		Region: {
 			"m5.xlarge": "0.1920000000", "m5.2xlarge": "0.3840000000", "c5.large": "0.0850000000", "c5.xlarge": "0.1700000000",
 			"c6i.8xlarge": "1.3600000000", "m6i.2xlarge": "0.3840000000", "m6i.4xlarge": "0.7680000000", "r5.large": "0.1260000000",
-			"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000",
+			"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000", "m6i.xlarge": "0.1920000000",
 		},
 		"eu-west-1": {"m6i.4xlarge": "0.8560000000"},
 	} {

@@ -129,8 +129,14 @@ func scenario(now time.Time) []seed {
 		r.EndDate = &end
 	})
 	add(r, idle(r), "", policy.ReasonCapacityBlock)
-	r = res(crCommitment, 30*day, func(r *fakeaws.Reservation) { r.CommitmentEndDate = &commitmentEnd })
-	add(r, idle(r), "", policy.ReasonInCommitment)
+	// Idle inside a commitment, but AWS ends it (its end date) before the
+	// commitment's end, when it could be cancelled: nothing to do.
+	r = res(crCommitment, 30*day, func(r *fakeaws.Reservation) {
+		r.CommitmentEndDate, r.EndDateType = &commitmentEnd, "limited"
+		end := now.Add(day)
+		r.EndDate = &end
+	})
+	add(r, idle(r), "", policy.ReasonEndsSoon)
 	r = res(crFleet, 30*day, func(r *fakeaws.Reservation) { r.FleetID = "crf-0123456789abcdef0" })
 	add(r, idle(r), "", policy.ReasonFleetMember)
 	r = res(crInterrupt, 30*day, func(r *fakeaws.Reservation) { r.Interruptible = true })

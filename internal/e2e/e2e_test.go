@@ -87,13 +87,13 @@ func baseEnv(endpoint string) map[string]string {
 }
 
 // eligible are the reservations that pass the screening under the
-// defaults (and so are measured): the fourteen whose base reason comes
-// from the metrics or the stopped-instance check.
+// defaults (and so are measured): the fifteen whose base reason comes
+// from the metrics, the stopped-instance check or the end date.
 func eligible(base map[string]policy.Reason) []string {
 	var ids []string
 	for id, r := range base {
 		switch r {
-		case policy.ReasonIdle, policy.ReasonUtilized, policy.ReasonInsufficientData, policy.ReasonTargetedByStopped:
+		case policy.ReasonIdle, policy.ReasonUtilized, policy.ReasonInsufficientData, policy.ReasonTargetedByStopped, policy.ReasonEndsSoon:
 			ids = append(ids, id)
 		}
 	}
@@ -218,7 +218,7 @@ func eventCases(seeds []seed) []eventCase {
 			env: map[string]string{"DRY_RUN": "false", "MAX_IDLE_SHARE_PERCENT": "20"},
 			want: outcome{
 				logged:      with(base, idleShare),
-				errContains: []string{"run failed", "aborted", "4 of 14 eligible reservations look idle"},
+				errContains: []string{"run failed", "aborted", "4 of 15 eligible reservations look idle"},
 				lastLine:    withFail,
 			},
 		},

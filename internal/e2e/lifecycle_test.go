@@ -113,8 +113,8 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 		t.Fatalf("day 0: messages %+v", msgs)
 	}
 	for _, want := range []string{crWeekA, "Name=spare-a, Team=ml", "aws ec2 create-tags --region us-east-1 --resources " + crWeekA} {
-		if !strings.Contains(msgs[0].Message, want) {
-			t.Errorf("day 0 message lacks %q:\n%s", want, msgs[0].Message)
+		if !strings.Contains(msgs[0].Variant("email"), want) {
+			t.Errorf("day 0 message lacks %q:\n%s", want, msgs[0].Variant("email"))
 		}
 	}
 
@@ -132,7 +132,7 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	if r, _ := acct.Reservation(crWeekUsed); r.Tags[policy.TagIdleSince] != "" || r.Tags["Name"] != "spare-c" {
 		t.Fatalf("day 1: unmarked reservation's tags %v", r.Tags)
 	}
-	if msgs = acct.Published(); len(msgs) != 2 || !strings.Contains(msgs[1].Subject, "1 unmarked") || !strings.Contains(msgs[1].Message, crWeekUsed) {
+	if msgs = acct.Published(); len(msgs) != 2 || !strings.Contains(msgs[1].Subject, "1 unmarked") || !strings.Contains(msgs[1].Variant("email"), crWeekUsed) {
 		t.Fatalf("day 1: messages %d, last %q", len(msgs), msgs[len(msgs)-1].Subject)
 	}
 
@@ -154,7 +154,7 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 			t.Errorf("day 3: %s is %s", id, r.State)
 		}
 	}
-	if msgs = acct.Published(); len(msgs) != 3 || !strings.Contains(msgs[2].Subject, "2 cancelled") || !strings.Contains(msgs[2].Subject, "1 shrunk") || !strings.Contains(msgs[2].Message, "shrunk from 10 to 5 instances") {
+	if msgs = acct.Published(); len(msgs) != 3 || !strings.Contains(msgs[2].Subject, "2 cancelled") || !strings.Contains(msgs[2].Subject, "1 shrunk") || !strings.Contains(msgs[2].Variant("email"), "shrunk from 10 to 5 instances") {
 		t.Fatalf("day 3: messages %d, last %q", len(msgs), msgs[len(msgs)-1].Subject)
 	}
 	for _, r := range acct.Requests() {

@@ -254,9 +254,9 @@ func TestOrganizationExecution(t *testing.T) {
 		}
 		tg := org.Target{AccountID: m.Attributes["account"], Region: m.Attributes["region"]}
 		perTarget = append(perTarget, tg)
-		if !strings.Contains(m.Subject, tg.AccountID) || !strings.Contains(m.Subject, tg.Region) || !strings.Contains(m.Message, tg.AccountID) ||
-			!strings.Contains(m.Message, crOrgIdleOld) {
-			t.Errorf("notification for %v does not name its account, region and reservations:\n%s\n%s", tg, m.Subject, m.Message)
+		if !strings.Contains(m.Subject, tg.AccountID) || !strings.Contains(m.Subject, tg.Region) || !strings.Contains(m.Variant("email"), tg.AccountID) ||
+			!strings.Contains(m.Variant("email"), crOrgIdleOld) {
+			t.Errorf("notification for %v does not name its account, region and reservations:\n%s\n%s", tg, m.Subject, m.Variant("email"))
 		}
 	}
 	if !sameTargets(perTarget, want[:4]) {
@@ -271,8 +271,8 @@ func TestOrganizationExecution(t *testing.T) {
 		}
 	}
 	for _, s := range []string{orgMember2 + " us-east-1: TargetError", orgMember2 + " eu-west-1: TargetError", "Reservations evaluated: 12, idle: 8."} {
-		if !strings.Contains(orgMsgs[0].Message, s) {
-			t.Errorf("organization message lacks %q:\n%s", s, orgMsgs[0].Message)
+		if !strings.Contains(orgMsgs[0].Variant("email"), s) {
+			t.Errorf("organization message lacks %q:\n%s", s, orgMsgs[0].Variant("email"))
 		}
 	}
 

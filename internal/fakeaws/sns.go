@@ -214,17 +214,49 @@ func validSubject(s string) bool {
 	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' })
 }
 
-// checkJSONMessage applies MessageStructure=json: the message must be a JSON
-// object with a string under "default".
+// checkJSONMessage applies MessageStructure=json as the Publish reference
+// states it: the message must be a syntactically valid JSON object with a
+// top-level "default" key whose value is a string; every other top-level
+// key names a protocol ("email", "https", "sqs", "lambda", ...) and its
+// value is that protocol's message, a string too. SNS answers these cases
+// with InvalidParameter; a protocol it does not know is ignored, as SNS
+// does (no subscriber of it).
 func checkJSONMessage(msg string) *apiError {
-	var body map[string]any
-	if err := json.Unmarshal([]byte(msg), &body); err != nil {
+	var body map[string]json.RawMessage
+	dec := json.NewDecoder(strings.NewReader(msg))
+	if err := dec.Decode(&body); err != nil || body == nil || dec.More() {
 		return badRequest("InvalidParameter", "Invalid parameter: Message Structure - JSON message body failed to parse")
 	}
-	if _, ok := body["default"].(string); !ok {
+	if _, err := dec.Token(); err == nil {
+		return badRequest("InvalidParameter", "Invalid parameter: Message Structure - JSON message body failed to parse")
+	}
+	if _, ok := body["default"]; !ok {
 		return badRequest("InvalidParameter", "Invalid parameter: Message Structure - No default entry in JSON message body")
 	}
+	for _, key := range slices.Sorted(maps.Keys(body)) {
+		var v string
+		if err := json.Unmarshal(body[key], &v); err != nil || string(body[key]) == "null" {
+			return badRequest("InvalidParameter", "Invalid parameter: Message Structure - the value of %q in the JSON message body is not a string", key)
+		}
+	}
 	return nil
+}
+
+// Variant is what a subscriber of protocol (email, https, sqs, lambda...)
+// receives of m: the whole message, or with MessageStructure json the
+// protocol's own entry, else its "default" entry.
+func (m Message) Variant(protocol string) string {
+	if m.MessageStructure != "json" {
+		return m.Message
+	}
+	var body map[string]string
+	if err := json.Unmarshal([]byte(m.Message), &body); err != nil {
+		return ""
+	}
+	if v, ok := body[protocol]; ok {
+		return v
+	}
+	return body["default"]
 }
 
 // parseSNSAttributes reads MessageAttributes.entry.N.Name /

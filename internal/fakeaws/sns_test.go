@@ -150,6 +150,14 @@ func TestPublishValidation(t *testing.T) {
 		{"message and attributes over 256 KiB", &sns.PublishInput{Message: aws.String(big[:262144-7]), MessageAttributes: map[string]snstypes.MessageAttributeValue{"k": strAttr("v")}}, "InvalidParameter", 400, nil},
 		{"json without default", &sns.PublishInput{Message: aws.String(`{"email":"x"}`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
 		{"json that does not parse", &sns.PublishInput{Message: aws.String(`{"default":`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"json that is an array", &sns.PublishInput{Message: aws.String(`["default"]`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"json that is a string", &sns.PublishInput{Message: aws.String(`"default"`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"json followed by more", &sns.PublishInput{Message: aws.String(`{"default":"x"} {}`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"json default not a string", &sns.PublishInput{Message: aws.String(`{"default":{"a":1}}`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"json protocol value not a string", &sns.PublishInput{Message: aws.String(`{"default":"x","sqs":{"runId":"r"}}`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"json null default", &sns.PublishInput{Message: aws.String(`{"default":null}`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"json over 256 KiB in all its variants together", &sns.PublishInput{Message: aws.String(`{"default":"` + big[:131072] + `","email":"` + big[:131072] + `"}`), MessageStructure: aws.String("json")}, "InvalidParameter", 400, nil},
+		{"unknown MessageStructure", &sns.PublishInput{Message: aws.String(`{"default":"x"}`), MessageStructure: aws.String("JSON")}, "InvalidParameter", 400, nil},
 		{"11 attributes", &sns.PublishInput{Message: aws.String("m"), MessageAttributes: manyAttrs}, "ParameterValueInvalid", 400, new(*snstypes.InvalidParameterValueException)},
 		{"empty attribute value", &sns.PublishInput{Message: aws.String("m"), MessageAttributes: map[string]snstypes.MessageAttributeValue{"k": strAttr("")}}, "ParameterValueInvalid", 400, nil},
 		{"unknown attribute type", &sns.PublishInput{Message: aws.String("m"), MessageAttributes: map[string]snstypes.MessageAttributeValue{"k": {DataType: aws.String("Text"), StringValue: aws.String("v")}}}, "ParameterValueInvalid", 400, nil},
@@ -290,5 +298,43 @@ func TestPublishConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := len(acct.Published()); n != 20 {
 		t.Errorf("published %d, want 20", n)
+	}
+}
+
+// TestPublishJSONVariants: with MessageStructure json each protocol gets its
+// own entry, the others "default"; the 256 KiB limit counts the whole JSON
+// document as sent, every variant and its escaping together.
+func TestPublishJSONVariants(t *testing.T) {
+	acct, c := newSNS(t, 1)
+	body := `{"default":"plain text","email":"plain text","https":"{\"version\":\"1.0\"}","sqs":"{\"runId\":\"r\"}","lambda":"{\"runId\":\"r\"}","firehose":"ignored"}`
+	if _, err := c.Publish(ctxBG, &sns.PublishInput{TopicArn: aws.String(topicARN), Message: aws.String(body), MessageStructure: aws.String("json"),
+		MessageAttributes: map[string]snstypes.MessageAttributeValue{"account": strAttr(accountID)}}); err != nil {
+		t.Fatalf("Publish json: %v", err)
+	}
+	m := acct.Published()[0]
+	for protocol, want := range map[string]string{
+		"default": "plain text", "email": "plain text", "https": `{"version":"1.0"}`, "sqs": `{"runId":"r"}`,
+		"lambda": `{"runId":"r"}`, "application": "plain text",
+	} {
+		if got := m.Variant(protocol); got != want {
+			t.Errorf("Variant(%s) = %q, want %q", protocol, got, want)
+		}
+	}
+	if m.Attributes["account"] != accountID {
+		t.Errorf("attributes %v", m.Attributes)
+	}
+	// Exactly at the limit, counting the JSON as sent: accepted; one byte
+	// more: refused.
+	frame := `{"default":"","email":"\n"}`
+	fill := strings.Repeat("y", 262144-len(frame))
+	at := `{"default":"` + fill + `","email":"\n"}`
+	if _, err := c.Publish(ctxBG, &sns.PublishInput{TopicArn: aws.String(topicARN), Message: aws.String(at), MessageStructure: aws.String("json")}); err != nil {
+		t.Errorf("json of exactly 256 KiB: %v", err)
+	}
+	over := `{"default":"` + fill + `y","email":"\n"}`
+	_, err := c.Publish(ctxBG, &sns.PublishInput{TopicArn: aws.String(topicARN), Message: aws.String(over), MessageStructure: aws.String("json")})
+	wantAPIError(t, err, "InvalidParameter", 400)
+	if n := len(acct.Published()); n != 2 {
+		t.Errorf("published %d messages, want 2", n)
 	}
 }

@@ -305,6 +305,7 @@ func detail(d policy.Decision, dryRun bool) string {
 		return d.Detail
 	}
 	return strings.NewReplacer("idle: marked again,", "idle: would be marked again,", "idle: marked,", "idle: would be marked,",
+		"idle inside its commitment: marked,", "idle inside its commitment: would be marked,",
 		"; marked again:", "; would be marked again:", "; marked:", "; would be marked:").Replace(d.Detail)
 }
 
