@@ -125,13 +125,14 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		// its counts.
 		sum := org.Summarize(rep)
 		sum.Fail("RunFailedError", err)
-		return encode(sum, nil)
+		return encode(sum, h.seal(ctx, &sum))
 	}
 	if err != nil {
 		return nil, err
 	}
 	if req.Report == ReportSummary {
-		return encode(org.Summarize(rep), nil)
+		sum := org.Summarize(rep)
+		return encode(sum, h.seal(ctx, &sum))
 	}
 	// Every line is in the logs already; a response too large leaves out
 	// detail, step by step, rather than fail the invocation.
@@ -221,8 +222,33 @@ func (h *Handler) Collect(ctx context.Context, req org.CollectRequest) (*org.Tot
 			DryRun: t.DryRun(), At: h.Now(),
 		}, emf.FunctionName())...)
 	}
-	totals, err := org.Collect(ctx, req, h.Settings.NotifyTopicARN, h.SNS, audit, record)
+	var sealer org.Sealer
+	if s := h.sealer(); s != nil {
+		sealer = s
+	}
+	totals, err := org.Collect(ctx, req, h.Settings.NotifyTopicARN, h.SNS, sealer, audit, record)
+	if errors.Is(err, org.ErrNotSealed) {
+		err = &InvalidEventError{Err: err}
+	}
 	return totals, err
+}
+
+// sealer signs and checks the organization's summaries with the key that
+// signs marks; nil without one (a preview outside Lambda).
+func (h *Handler) sealer() *marks.Signer {
+	if h.KMS == nil || h.Settings.MarkKeyID == "" {
+		return nil
+	}
+	return &marks.Signer{KMS: h.KMS, KeyID: h.Settings.MarkKeyID}
+}
+
+// seal signs a target's summary for Collect (see org.Sealer), when there
+// is a key.
+func (h *Handler) seal(ctx context.Context, sum *org.TargetSummary) error {
+	if s := h.sealer(); s != nil {
+		return sum.Seal(ctx, s)
+	}
+	return nil
 }
 
 func (h *Handler) runID(ctx context.Context) string {

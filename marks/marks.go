@@ -1,7 +1,8 @@
 // Package marks signs the marks the function writes on reservations and
 // checks them before the policy reads them, so that only a mark this
 // function wrote, for this reservation at its size now, can lead to a cancel
-// or a shrink.
+// or a shrink. Its Signer also signs any message for the function's other
+// writings that must come back unchanged (the organization's summaries).
 //
 // A mark's signature is base64(HMAC-SHA-256) made by a KMS key of spec
 // HMAC_256 (GenerateMac) over the canonical message of Message, kept in its
@@ -185,25 +186,34 @@ func (s *Signer) count(op string) {
 // Sign returns the tags of a mark of kind with its signature added, for
 // reservation id at instances.
 func (s *Signer) Sign(ctx context.Context, kind Kind, id string, instances int32, tags map[string]string) (map[string]string, error) {
-	if err := s.wait(ctx); err != nil {
-		return nil, fmt.Errorf("sign mark: %w", err)
-	}
-	s.count("GenerateMac")
-	out, err := s.KMS.GenerateMac(ctx, &kms.GenerateMacInput{
-		KeyId:        aws.String(s.KeyID),
-		Message:      Message(kind, s.Account, s.Region, id, instances, tags),
-		MacAlgorithm: kmstypes.MacAlgorithmSpecHmacSha256,
-	})
+	sig, err := s.SignMessage(ctx, Message(kind, s.Account, s.Region, id, instances, tags))
 	if err != nil {
-		return nil, fmt.Errorf("sign mark: generate mac: %w", err)
+		return nil, fmt.Errorf("sign mark: %w", err)
 	}
 	signed := make(map[string]string, len(tags)+1)
 	for k, v := range tags {
 		signed[k] = v
 	}
 	_, sigKey := kind.Keys()
-	signed[sigKey] = base64.StdEncoding.EncodeToString(out.Mac)
+	signed[sigKey] = sig
 	return signed, nil
+}
+
+// SignMessage returns base64(GenerateMac(HMAC_SHA_256, msg)) with the key.
+func (s *Signer) SignMessage(ctx context.Context, msg []byte) (string, error) {
+	if err := s.wait(ctx); err != nil {
+		return "", err
+	}
+	s.count("GenerateMac")
+	out, err := s.KMS.GenerateMac(ctx, &kms.GenerateMacInput{
+		KeyId:        aws.String(s.KeyID),
+		Message:      msg,
+		MacAlgorithm: kmstypes.MacAlgorithmSpecHmacSha256,
+	})
+	if err != nil {
+		return "", fmt.Errorf("generate mac: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(out.Mac), nil
 }
 
 // Check tells whether r's mark of kind is one this Signer's key signed for
@@ -213,30 +223,42 @@ func (s *Signer) Sign(ctx context.Context, kind Kind, id string, instances int32
 // the error.
 func (s *Signer) Check(ctx context.Context, kind Kind, r policy.Reservation) (policy.MarkCheck, error) {
 	_, sigKey := kind.Keys()
-	mac, err := base64.StdEncoding.DecodeString(r.Tags[sigKey])
-	if err != nil || len(mac) != 32 {
+	ok, err := s.VerifyMessage(ctx, Message(kind, s.Account, s.Region, r.ID, r.Total, r.Tags), r.Tags[sigKey])
+	switch {
+	case err != nil:
+		return policy.MarkUnverifiable, fmt.Errorf("check mark: %w", err)
+	case !ok:
 		return policy.MarkForged, nil
 	}
+	return policy.MarkSigned, nil
+}
+
+// VerifyMessage tells whether sig is the key's signature of msg: false,
+// without a call, for a sig that is not base64 of a SHA-256 MAC, and for
+// KMS's KMSInvalidMacException; an error when KMS could not answer.
+func (s *Signer) VerifyMessage(ctx context.Context, msg []byte, sig string) (bool, error) {
+	mac, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || len(mac) != 32 {
+		return false, nil
+	}
 	if err := s.wait(ctx); err != nil {
-		return policy.MarkUnverifiable, fmt.Errorf("check mark: %w", err)
+		return false, err
 	}
 	s.count("VerifyMac")
 	out, err := s.KMS.VerifyMac(ctx, &kms.VerifyMacInput{
 		KeyId:        aws.String(s.KeyID),
-		Message:      Message(kind, s.Account, s.Region, r.ID, r.Total, r.Tags),
+		Message:      msg,
 		Mac:          mac,
 		MacAlgorithm: kmstypes.MacAlgorithmSpecHmacSha256,
 	})
 	var invalid *kmstypes.KMSInvalidMacException
 	switch {
 	case errors.As(err, &invalid):
-		return policy.MarkForged, nil
+		return false, nil
 	case err != nil:
-		return policy.MarkUnverifiable, fmt.Errorf("check mark: verify mac: %w", err)
-	case !out.MacValid:
-		return policy.MarkForged, nil
+		return false, fmt.Errorf("verify mac: %w", err)
 	}
-	return policy.MarkSigned, nil
+	return out.MacValid, nil
 }
 
 // Item is one mark to check: the reservation and which of its marks.

@@ -56,6 +56,9 @@ type TargetSummary struct {
 	// that gave no summary (unreachable, timed out).
 	Error string `json:"error,omitempty"`
 	Cause string `json:"cause,omitempty"`
+	// Signature seals the summary (Seal): Collect refuses a run's summary
+	// without a signature that holds.
+	Signature string `json:"signature,omitempty"`
 }
 
 // TargetCounts are the counts of a target's run, and their sums over the
@@ -209,6 +212,9 @@ type Totals struct {
 	// history and in the function's log).
 	Failures        []TargetFailure `json:"failures"`
 	FailuresOmitted int             `json:"failuresOmitted"`
+
+	// Signature seals the totals between two pages (Seal).
+	Signature string `json:"signature,omitempty"`
 }
 
 // Bounds of the totals: they travel through the state machine with every
@@ -321,10 +327,22 @@ func truncate(s string, n int) string {
 // final (when set) with the totals, writes the organization's summary to
 // audit and sends one notification to topicARN (when set) if a target
 // failed or something happened.
-func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notify.Publisher, audit *zap.Logger, final func(*Totals)) (*Totals, error) {
+//
+// With a sealer, every run's summary and the totals must carry the
+// function's signature (see Seal): a request with one that does not hold
+// is refused before anything is counted or published, and the totals
+// returned for the next page are sealed.
+func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notify.Publisher, sealer Sealer, audit *zap.Logger, final func(*Totals)) (*Totals, error) {
+	if sealer != nil {
+		if err := checkSeals(ctx, req, sealer); err != nil {
+			audit.Error("collect refused; nothing counted or published", zap.Error(err))
+			return nil, err
+		}
+	}
 	totals := &Totals{}
 	if req.Totals != nil {
 		*totals = *req.Totals
+		totals.Signature = ""
 	}
 	if totals.Failures == nil {
 		totals.Failures = []TargetFailure{}
@@ -338,6 +356,11 @@ func Collect(ctx context.Context, req CollectRequest, topicARN string, sns notif
 	}
 	if !req.Final {
 		audit.Info("organization page collected", zap.Int("results", len(req.Results)), zap.Int("targets", totals.Targets))
+		if sealer != nil {
+			if err := totals.Seal(ctx, sealer); err != nil {
+				return nil, err
+			}
+		}
 		return totals, nil
 	}
 	if final != nil {
