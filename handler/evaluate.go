@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/emf"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/auditlog"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 	"github.com/odcr-autocancel/odcr-autocancel/utilization"
@@ -99,7 +100,7 @@ func (r *run) logPlan(plan policy.Plan) {
 	for _, d := range plan.Decisions {
 		r.audit.Info("decision", decisionFields(d, dryRun)...)
 	}
-	lists := &auditLists{audit: r.audit, msg: "plan"}
+	lists := &auditlog.Lists{Audit: r.audit, Msg: "plan"}
 	r.audit.Info("plan",
 		zap.Bool("dry_run", dryRun),
 		zap.Int("reservations", len(plan.Decisions)),
@@ -107,14 +108,14 @@ func (r *run) logPlan(plan policy.Plan) {
 		zap.Int("oversized", plan.Oversized),
 		zap.Int("idle", plan.Idle),
 		zap.Int("to_cancel", len(plan.Cancel)),
-		listField(lists, "cancel_ids", plan.Cancel),
-		listField(lists, "mark_ids", plan.Mark),
-		listField(lists, "unmark_ids", plan.Unmark),
-		listField(lists, "modify_ids", plan.Modify),
+		auditlog.ListField(lists, "cancel_ids", plan.Cancel),
+		auditlog.ListField(lists, "mark_ids", plan.Mark),
+		auditlog.ListField(lists, "unmark_ids", plan.Unmark),
+		auditlog.ListField(lists, "modify_ids", plan.Modify),
 		zap.Bool("aborted", plan.Aborted),
 		zap.String("abort_reason", plan.AbortReason),
 	)
-	lists.flush()
+	lists.Flush()
 }
 
 func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
@@ -202,20 +203,20 @@ func (r *run) finish(rep *report.Report, plan policy.Plan, decisions []policy.De
 	if err != nil {
 		msg = "run finished with failures"
 	}
-	lists := &auditLists{audit: r.audit, msg: msg}
-	defer lists.flush()
+	lists := &auditlog.Lists{Audit: r.audit, Msg: msg}
+	defer lists.Flush()
 	summary := []zap.Field{
 		zap.Bool("dry_run", rep.DryRun),
 		zap.Any("counts", rep.Counts),
-		listField(lists, "cancelled", rep.Cancelled),
-		listField(lists, "already_cancelled", rep.AlreadyCancelled),
-		listField(lists, "failures", rep.Failures),
-		listField(lists, "not_attempted", rep.NotAttempted),
-		listField(lists, "modified", rep.Modified),
-		listField(lists, "marked", rep.Marked),
-		listField(lists, "unmarked", rep.Unmarked),
-		listField(lists, "tag_failures", rep.TagFailures),
-		listField(lists, "problems", rep.Problems),
+		auditlog.ListField(lists, "cancelled", rep.Cancelled),
+		auditlog.ListField(lists, "already_cancelled", rep.AlreadyCancelled),
+		auditlog.ListField(lists, "failures", rep.Failures),
+		auditlog.ListField(lists, "not_attempted", rep.NotAttempted),
+		auditlog.ListField(lists, "modified", rep.Modified),
+		auditlog.ListField(lists, "marked", rep.Marked),
+		auditlog.ListField(lists, "unmarked", rep.Unmarked),
+		auditlog.ListField(lists, "tag_failures", rep.TagFailures),
+		auditlog.ListField(lists, "problems", rep.Problems),
 		zap.Bool("notified", rep.Notified),
 		zap.Any("costs", rep.Costs),
 		zap.Any("api_calls", rep.APICalls),
