@@ -68,6 +68,12 @@ const (
 	// the reservation (AdjustmentStatus requested): an owner's change is
 	// under way.
 	ReasonModificationInProgress Reason = "modification-in-progress"
+	// ReasonReferenced: a launch template or an Auto Scaling group would
+	// launch into it (KEEP_REFERENCED, on by default).
+	ReasonReferenced Reason = "referenced"
+	// ReasonReferrersUnknown: the launch templates or Auto Scaling groups
+	// could not be read, so nothing is cancelled or shrunk in the run.
+	ReasonReferrersUnknown Reason = "referrers-unknown"
 )
 
 // Reasons lists every reason code, in rule order, for documentation and tests.
@@ -76,7 +82,8 @@ var Reasons = []Reason{
 	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonModificationInProgress, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
-	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonOversized,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonReferenced, ReasonReferrersUnknown,
+	ReasonInGrace, ReasonOversized,
 	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
 }
 
@@ -226,6 +233,9 @@ type Settings struct {
 	RightsizeHeadroomPercent float64
 	RightsizeMinInstances    int
 	MaxModifications         int
+	// KeepReferenced keeps a reservation a launch template or an Auto
+	// Scaling group refers to; off, it is only announced with them.
+	KeepReferenced bool
 }
 
 // ExpectedDatapoints is how many datapoints a full lookback window holds.
@@ -261,6 +271,12 @@ type Facts struct {
 	// when it is not a date.
 	SnoozeUntil   string `json:"snoozeUntil,omitempty"`
 	SnoozeInvalid bool   `json:"snoozeInvalid,omitempty"`
+	// Referrers are the launch templates and Auto Scaling groups that
+	// would launch into it (referenced.go).
+	Referrers []Referrer `json:"referencedBy,omitempty"`
+	// RunningBeside counts the running instances that match an idle
+	// reservation but run outside any reservation (beside.go): advisory.
+	RunningBeside *int `json:"runningBeside,omitempty"`
 }
 
 // Decision is the verdict on one reservation.
