@@ -141,7 +141,7 @@ func TestReferenced(t *testing.T) {
 // idle; one kept because the references are unknown keeps its mark.
 func TestReferencedMarks(t *testing.T) {
 	s := settings()
-	s.KeepReferenced, s.Grace = true, 24 * time.Hour
+	s.KeepReferenced, s.Grace = true, 24*time.Hour
 	r := idle("cr-00000000000000001")
 	r.Tags = IdleMark{IdleSince: now.Add(-48 * time.Hour), CancelAfter: now.Add(-24 * time.Hour)}.Tags()
 	d := decide(s, r, fullData(0), none())
