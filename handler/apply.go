@@ -99,10 +99,10 @@ func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Dec
 			verified = append(verified, *res)
 		}
 	}
-	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, verified, r.concurrency)
+	check, problems := stoppedDependents(ctx, r.c.EC2, r.calls, verified, r.concurrency, false)
 	rep.Problems = append(rep.Problems, problems...)
 	for _, res := range verified {
-		decisions[index[res.ID]] = policy.RecheckStopped(decisions[index[res.ID]], dependentsOf(deps, res.ID))
+		decisions[index[res.ID]] = policy.RecheckStopped(decisions[index[res.ID]], dependentsOf(check.deps, res.ID))
 	}
 	for _, id := range ids {
 		if d := decisions[index[id]]; !d.Acts() {

@@ -71,19 +71,35 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 		}
 	}
 
-	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, check, r.concurrency)
+	// One sweep of the instances: the stopped ones that need a
+	// reservation, and the running ones beside an idle one.
+	instances, problems := stoppedDependents(ctx, r.c.EC2, r.calls, check, r.concurrency, true)
 	rep.Problems = append(rep.Problems, problems...)
 	r.reservations = make(map[string]policy.Reservation, len(reservations))
+	var acting []policy.Reservation // what would be cancelled or shrunk
 	for i, d := range decisions {
-		dep := dependentsOf(deps, d.ReservationID)
+		dep := dependentsOf(instances.deps, d.ReservationID)
 		d = policy.Stopped(d, dep)
 		if !d.Candidate() {
 			d = policy.Rightsize(r.policy, d, reservations[i], usage(d.ReservationID), dep, now)
 		}
+		if d.Acts() {
+			acting = append(acting, reservations[i])
+		}
+		decisions[i] = d
+		r.reservations[d.ReservationID] = reservations[i]
+	}
+	// What would launch into them: launch templates, Auto Scaling groups.
+	refs := r.references(ctx, acting, instances.groups, rep)
+	for i, d := range decisions {
+		d = policy.Referenced(r.policy, d, refs)
 		// The grace period: mark, wait, then cancel or shrink; unmark
 		// what is no longer idle or oversized.
-		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
-		r.reservations[d.ReservationID] = reservations[i]
+		d = policy.AnnounceReferrers(policy.Grace(r.policy, d, reservations[i], now))
+		if instances.beside != nil {
+			d = policy.Beside(d, instances.beside.Beside(reservations[i]))
+		}
+		decisions[i] = d
 	}
 	return policy.MakePlanOf(r.policy, decisions, named), nil
 }
@@ -265,6 +281,7 @@ func (s Settings) policy(account string) policy.Settings {
 		RightsizeHeadroomPercent: s.RightsizeHeadroomPercent,
 		RightsizeMinInstances:    s.RightsizeMinInstances,
 		MaxModifications:         s.MaxModifications,
+		KeepReferenced:           s.KeepReferenced,
 	}
 }
 

@@ -48,6 +48,10 @@ type Handler struct {
 	// RAM lists the reservations this account shares out; without it
 	// every reservation's sharing is unknown, and none is cancelled.
 	RAM awsapi.RAM
+	// AutoScaling lists the Auto Scaling groups that may launch into a
+	// reservation (main makes it on first use, awsapi.LazyAutoScaling);
+	// without it nothing is cancelled or shrunk.
+	AutoScaling awsapi.AutoScaling
 	// Pricing reads On-Demand prices for the cost figures (PRICING=on);
 	// without it the figures are left out.
 	Pricing price.API
@@ -283,7 +287,7 @@ func invokedFunctionARN(ctx context.Context) string {
 // for its own account and region, else through the member role (org.Reach).
 func (h *Handler) clientsFor(ctx context.Context, home org.Home, t org.Target, session string) (awsapi.Clients, error) {
 	if home.Is(t) {
-		return awsapi.Clients{EC2: h.EC2, CloudWatch: h.CloudWatch, RAM: h.RAM}, nil
+		return awsapi.Clients{EC2: h.EC2, CloudWatch: h.CloudWatch, RAM: h.RAM, AutoScaling: h.AutoScaling}, nil
 	}
 	return org.Reach(ctx, h.Targets, h.Settings.Config, home, t, session)
 }

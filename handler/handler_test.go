@@ -59,6 +59,7 @@ func newHarness(t *testing.T, mutate ...func(*handler.Settings)) *harness {
 			EC2:           fake,
 			CloudWatch:    fake,
 			RAM:           fake,
+			AutoScaling:   fake,
 			Settings:      s,
 			Logger:        logger,
 			Now:           func() time.Time { return testNow },

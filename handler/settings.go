@@ -47,6 +47,10 @@ type Settings struct {
 	MaxModifications         int
 	// Pricing puts On-Demand price estimates on the decisions.
 	Pricing bool
+	// KeepReferenced keeps a reservation that a launch template or an Auto
+	// Scaling group would launch into; off, it is announced with them and
+	// cancelled after its grace like any idle one.
+	KeepReferenced bool
 	// MetricsRequestsPerSecond and MetricsDatapointsPerSecond are the
 	// account's GetMetricData quotas (CloudWatch's defaults: 50 and
 	// 396,000); the reads are paced at 90 % of them.
@@ -107,6 +111,7 @@ var envVars = []EnvVar{
 	{Name: "RIGHTSIZE_MIN_INSTANCES", Default: "1", Numeric: true, Integer: true, Min: 1, Max: 1000},
 	{Name: "MAX_MODIFICATIONS_PER_RUN", Default: "10", Numeric: true, Integer: true, Min: 0, Max: maxCancellationsCap},
 	{Name: "PRICING", Default: "on", Allowed: []string{"on", "off"}},
+	{Name: "KEEP_REFERENCED", Default: "true", Allowed: []string{"true", "false"}},
 	{Name: "ACCOUNTS", Default: org.AccountsSelf, Pattern: "self, organization, or a comma-separated list of 12-digit account ids"},
 	{Name: "ORGANIZATIONAL_UNITS", Default: "", Pattern: "empty (the whole organization), or a comma-separated list of OU or root ids such as ou-ab12-cdef3456,r-ab12 (with ACCOUNTS=organization only)"},
 	{Name: "EXCLUDED_ACCOUNTS", Default: "", Pattern: "empty, or a comma-separated list of 12-digit account ids"},
@@ -179,6 +184,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	}
 	s.NotifyTags = p.list("NOTIFY_TAGS", tagKeyPattern.MatchString)
 	s.Rightsize = p.boolean("RIGHTSIZE")
+	s.KeepReferenced = p.boolean("KEEP_REFERENCED")
 	s.RightsizeHeadroomPercent = p.number("RIGHTSIZE_HEADROOM_PERCENT")
 	s.RightsizeMinInstances = int(p.number("RIGHTSIZE_MIN_INSTANCES"))
 	s.MaxModifications = int(p.number("MAX_MODIFICATIONS_PER_RUN"))

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,57 +14,91 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
 )
 
+// instanceCheck is what one sweep of the account's instances tells about
+// the reservations given: the stopped instances that need each (absent:
+// could not be checked), the running instances beside them, and the
+// reservation groups listed on the way.
+type instanceCheck struct {
+	deps   map[string]policy.Dependents
+	beside *policy.RunningIndex // nil unless running instances were swept
+	groups map[string][]string
+}
+
 // stoppedDependents finds, for each of the given reservations, the stopped
 // or stopping instances that need it to start again: those that target it,
 // those that target a Capacity Reservation group it belongs to, and the
 // untargeted capacity-reservations-only ones it would fit. Such instances do
-// not show in the utilization metrics.
+// not show in the utilization metrics. With running, the same sweep also
+// lists the running instances, for the advisory count of those that run
+// beside an idle reservation.
 //
-// One paged sweep of the account's stopped and stopping instances (a state
+// One paged sweep of the account's instances in those states (a state
 // filter only: EC2 refuses more than 200 filter values per call, counted
 // across all filters, so no per-reservation filter) answers the three cases.
 // Group memberships are asked (GetGroupsForCapacityReservation, one call per
 // reservation given, a few in flight) only when some stopped instance targets
 // a group. A reservation absent from the result could not be checked.
-func stoppedDependents(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls, res []policy.Reservation, concurrency int) (map[string]policy.Dependents, []string) {
+func stoppedDependents(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls, res []policy.Reservation, concurrency int, running bool) (instanceCheck, []string) {
 	if len(res) == 0 {
-		return nil, nil
+		return instanceCheck{}, nil
 	}
-	instances, err := sweepStopped(ctx, api, calls)
+	states := stoppedStates
+	if running {
+		states = append(slices.Clone(stoppedStates), "running")
+	}
+	instances, err := sweepInstances(ctx, api, calls, states)
 	if err != nil {
-		return nil, []string{fmt.Sprintf("stopped instances not listed, %d reservations not checked: %v", len(res), err)}
+		return instanceCheck{}, []string{fmt.Sprintf("stopped instances not listed, %d reservations not checked: %v", len(res), err)}
 	}
-	index := policy.IndexStopped(instances)
-	var groups map[string][]string
+	var stopped, runs []policy.StoppedInstance
+	for _, in := range instances {
+		if in.state == "running" {
+			runs = append(runs, in.StoppedInstance)
+		} else {
+			stopped = append(stopped, in.StoppedInstance)
+		}
+	}
+	var check instanceCheck
+	if running {
+		x := policy.IndexRunning(runs)
+		check.beside = &x
+	}
+	index := policy.IndexStopped(stopped)
 	var problems []string
 	if len(index.TargetedGroups()) > 0 {
 		ids := make([]string, len(res))
 		for i, r := range res {
 			ids[i] = r.ID
 		}
-		groups, problems = groupsOf(ctx, api, calls, ids, concurrency)
+		check.groups, problems = groupsOf(ctx, api, calls, ids, concurrency)
 	}
-	out := make(map[string]policy.Dependents, len(res))
+	check.deps = make(map[string]policy.Dependents, len(res))
 	for _, r := range res {
-		g, known := groups[r.ID]
-		if groups != nil && !known {
+		g, known := check.groups[r.ID]
+		if check.groups != nil && !known {
 			continue // its groups are unknown: so is what needs it
 		}
-		out[r.ID] = index.Dependents(r, g)
+		check.deps[r.ID] = index.Dependents(r, g)
 	}
-	return out, problems
+	return check, problems
 }
 
 // stoppedStates are the instance states whose instances do not run now but
 // may start again.
 var stoppedStates = []string{"stopped", "stopping"}
 
-func sweepStopped(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls) ([]policy.StoppedInstance, error) {
+// sweptInstance is an instance of the sweep and its state.
+type sweptInstance struct {
+	policy.StoppedInstance
+	state string
+}
+
+func sweepInstances(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls, states []string) ([]sweptInstance, error) {
 	in := &ec2.DescribeInstancesInput{
-		Filters:    []types.Filter{{Name: aws.String("instance-state-name"), Values: stoppedStates}},
+		Filters:    []types.Filter{{Name: aws.String("instance-state-name"), Values: states}},
 		MaxResults: aws.Int32(1000),
 	}
-	var out []policy.StoppedInstance
+	var out []sweptInstance
 	pages := ec2.NewDescribeInstancesPaginator(api, in)
 	for pages.HasMorePages() {
 		calls.Add("DescribeInstances")
@@ -73,7 +108,11 @@ func sweepStopped(ctx context.Context, api awsapi.EC2, calls *awsapi.Calls) ([]p
 		}
 		for _, r := range page.Reservations {
 			for _, inst := range r.Instances {
-				out = append(out, toStoppedInstance(inst))
+				s := sweptInstance{StoppedInstance: toStoppedInstance(inst)}
+				if inst.State != nil {
+					s.state = string(inst.State.Name)
+				}
+				out = append(out, s)
 			}
 		}
 	}
@@ -89,6 +128,8 @@ func toStoppedInstance(inst types.Instance) policy.StoppedInstance {
 		Preference:   policy.PreferenceOpen,
 		InstanceType: string(inst.InstanceType),
 		Platform:     aws.ToString(inst.PlatformDetails),
+
+		CapacityReservationID: aws.ToString(inst.CapacityReservationId),
 	}
 	if p := inst.Placement; p != nil {
 		s.AvailabilityZone = aws.ToString(p.AvailabilityZone)

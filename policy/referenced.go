@@ -151,10 +151,14 @@ func (x ReferenceIndex) Referrers(r Reservation, groups []string) []Referrer {
 		idx = append(idx, i)
 	}
 	slices.Sort(idx)
-	out := make([]Referrer, len(idx))
-	for k, i := range idx {
-		out[k] = x.launches[i].Referrer
-		out[k].How = how[i]
+	// A group launching from several templates is named once.
+	out := make([]Referrer, 0, len(idx))
+	for _, i := range idx {
+		ref := x.launches[i].Referrer
+		ref.How = how[i]
+		if !slices.ContainsFunc(out, func(o Referrer) bool { return o.Kind == ref.Kind && o.ID == ref.ID && o.Version == ref.Version }) {
+			out = append(out, ref)
+		}
 	}
 	return out
 }
