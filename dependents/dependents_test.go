@@ -135,7 +135,7 @@ func TestGroupReferences(t *testing.T) {
 			want: []string{"Auto Scaling group web (min 0, desired 0, max 2) targets its reservation group " + group}},
 		{name: "group reservations-only, template's type", template: fakeaws.LaunchTemplateVersion{InstanceType: "m5.large"},
 			group: fakeaws.AutoScalingGroup{Name: "web", Max: 2, AvailabilityZones: []string{"us-east-1a"}, CapacityReservationPref: "capacity-reservations-only", LaunchTemplate: &fakeaws.LaunchTemplateRef{ID: "lt-00000000000000001"}},
-			want: []string{"Auto Scaling group web (min 0, desired 0, max 2) may launch only into a reservation and fits it"}},
+			want:  []string{"Auto Scaling group web (min 0, desired 0, max 2) may launch only into a reservation and fits it"}},
 		{name: "group reservations-only, other zones", template: fakeaws.LaunchTemplateVersion{InstanceType: "m5.large"},
 			group: fakeaws.AutoScalingGroup{Name: "web", Max: 2, AvailabilityZones: []string{"us-east-1b"}, CapacityReservationPref: "capacity-reservations-only", LaunchTemplate: &fakeaws.LaunchTemplateRef{ID: "lt-00000000000000001"}}},
 		{name: "mixed instances override type fits", template: fakeaws.LaunchTemplateVersion{InstanceType: "c5.large", Preference: "capacity-reservations-only"},

@@ -207,4 +207,3 @@ func TestWireRunningBeside(t *testing.T) {
 		t.Fatalf("DescribeInstances calls %d, want 2 (the evaluation's sweep, the re-check before the cancel)", n)
 	}
 }
-
