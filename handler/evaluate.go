@@ -155,6 +155,16 @@ func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
 	if d.Facts.StoppedTargets != nil {
 		f = append(f, zap.Int("stopped_targeting_instances", *d.Facts.StoppedTargets))
 	}
+	if len(d.Facts.Referrers) > 0 {
+		refs := make([]string, len(d.Facts.Referrers))
+		for i, ref := range d.Facts.Referrers {
+			refs[i] = ref.String()
+		}
+		f = append(f, zap.Strings("referenced_by", refs))
+	}
+	if d.Facts.RunningBeside != nil {
+		f = append(f, zap.Int("running_beside", *d.Facts.RunningBeside))
+	}
 	if d.Resize != nil {
 		f = append(f, zap.Int32("from", d.Resize.From), zap.Int32("to", d.Resize.To), zap.Int32("target", d.Resize.Target))
 	}

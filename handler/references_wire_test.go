@@ -207,3 +207,28 @@ func TestWireRunningBeside(t *testing.T) {
 		t.Fatalf("DescribeInstances calls %d, want 2 (the evaluation's sweep, the re-check before the cancel)", n)
 	}
 }
+
+// The decision line names the referrers and the instances beside.
+func TestWireReferencesLogged(t *testing.T) {
+	acct := refAccount(t)
+	acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "event", Max: 4, CapacityReservationPref: "capacity-reservations-only", CapacityReservationIDs: []string{crID(1)}})
+	acct.AddInstance(fakeaws.Instance{ID: "i-1", InstanceType: "m5.large", AvailabilityZone: "us-east-1a"})
+	s := defaultSettings(t)
+	h, tl := wireHandler(t, acct, s)
+	if _, err := h.Run(context.Background(), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]map[string]any{}
+	for _, l := range tl.logLines() {
+		if l["msg"] == "decision" {
+			found[l["reservation_id"].(string)] = l
+		}
+	}
+	refs, _ := found[crID(1)]["referenced_by"].([]any)
+	if len(refs) != 1 || refs[0] != "Auto Scaling group event (min 0, desired 0, max 4) targets it" || found[crID(1)]["reason"] != "referenced" {
+		t.Fatalf("%s's decision line: %v", crID(1), found[crID(1)])
+	}
+	if found[crID(2)]["running_beside"] != float64(1) {
+		t.Fatalf("%s's decision line: %v", crID(2), found[crID(2)])
+	}
+}
