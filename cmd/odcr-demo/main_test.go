@@ -56,6 +56,7 @@ var notShown = map[policy.Reason]string{
 	policy.ReasonExcludedZone:          "AVAILABILITY_ZONES is not set",
 	policy.ReasonIdleShareExceeded:     "the guard would stop the whole demo",
 	policy.ReasonChangedSinceEvaluated: "nothing changes during the run",
+	policy.ReasonReferrersUnknown:      "the demo's launch templates and Auto Scaling groups can be read",
 }
 
 // The dry run shows every other rule at work, each on its reservation.
@@ -96,7 +97,7 @@ func TestDemoApply(t *testing.T) {
 	if len(r.Modified) != 1 || r.Modified[0] != (report.Modified{ReservationID: "cr-0e0000000000000e2", From: 20, To: 8}) {
 		t.Fatalf("modified %+v", r.Modified)
 	}
-	if !slices.Equal(r.Marked, []string{"cr-0b0000000000000b1", "cr-0e0000000000000e1"}) || !r.Notified {
+	if !slices.Equal(r.Marked, []string{"cr-0b0000000000000b1", "cr-0e0000000000000e1", "cr-0b0000000000000b7"}) || !r.Notified {
 		t.Fatalf("marked %v, notified %v", r.Marked, r.Notified)
 	}
 }
