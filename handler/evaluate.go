@@ -52,6 +52,11 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 		}
 	}
 
+	// What would launch into a reservation is read meanwhile.
+	var pending *sweep
+	if len(measured) > 0 {
+		pending = r.startSweep(ctx)
+	}
 	read := r.readUtilization(ctx, reservations, decisions, measured, rep)
 	usage := func(id string) *policy.Utilization {
 		if got, ok := read[id]; ok {
@@ -90,7 +95,7 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 		r.reservations[d.ReservationID] = reservations[i]
 	}
 	// What would launch into them: launch templates, Auto Scaling groups.
-	refs := r.references(ctx, acting, instances.groups, rep)
+	refs := r.references(ctx, pending, acting, instances.groups, rep)
 	for i, d := range decisions {
 		d = policy.Referenced(r.policy, d, refs)
 		// The grace period: mark, wait, then cancel or shrink; unmark

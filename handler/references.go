@@ -12,14 +12,38 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
-// references reads what would launch into the reservations that would be
-// cancelled or shrunk (package dependents: the launch templates and the
-// Auto Scaling groups of the region) and finds who refers to each (package
-// policy). It returns nil when none would act, so a run with nothing to do
-// makes no call. When a sweep fails or is denied, the References say what
-// could not be read: nothing is cancelled or shrunk in the run. groups are
-// the reservation groups already listed (by the stopped-instance check).
-func (r *run) references(ctx context.Context, acting []policy.Reservation, groups map[string][]string, rep *report.Report) *policy.References {
+// sweep is the launch templates and Auto Scaling groups being read.
+type sweep struct {
+	done     chan struct{}
+	launches []policy.Launch
+	err      error
+}
+
+// startSweep reads, in the background, what would launch into a
+// reservation (package dependents: the launch templates and the Auto
+// Scaling groups of the region), while the utilization is read: the two
+// sweeps then add next to nothing to the run's time. It is started only
+// when some reservation is measured, so may be cancelled or shrunk: a run
+// with nothing to measure makes no such call.
+func (r *run) startSweep(ctx context.Context) *sweep {
+	s := &sweep{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.launches, s.err = dependents.Sweep(ctx, r.c.EC2, r.c.AutoScaling, r.calls, r.concurrency)
+	}()
+	return s
+}
+
+// references finds who refers to each reservation that would be cancelled
+// or shrunk (package policy), from the sweep. It returns nil when none
+// would act. When a sweep failed or was denied (or never started), the
+// References say what could not be read: nothing is cancelled or shrunk in
+// the run. groups are the reservation groups already listed (by the
+// stopped-instance check).
+func (r *run) references(ctx context.Context, pending *sweep, acting []policy.Reservation, groups map[string][]string, rep *report.Report) *policy.References {
+	if pending != nil {
+		<-pending.done
+	}
 	if len(acting) == 0 {
 		return nil
 	}
@@ -28,7 +52,10 @@ func (r *run) references(ctx context.Context, acting []policy.Reservation, group
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%s not read, %d reservations kept: %v", what, len(acting), err))
 		return &policy.References{Unknown: what}
 	}
-	launches, err := dependents.Sweep(ctx, r.c.EC2, r.c.AutoScaling, r.calls, r.concurrency)
+	if pending == nil {
+		return unknown("launch templates and Auto Scaling groups", errors.New("not read"))
+	}
+	launches, err := pending.launches, pending.err
 	if err != nil {
 		what := "launch templates and Auto Scaling groups"
 		if e := (*dependents.Error)(nil); errors.As(err, &e) {
