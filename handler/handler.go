@@ -1,9 +1,11 @@
 // Package handler runs the function once per invocation, in one account and
 // region: it reads the event and the settings, reads the account's capacity
-// reservations, their utilization, the stopped instances that need them and
-// their shares, asks package policy for a decision on each, logs the whole
-// plan, then (unless the run is a dry run) writes the grace period's marks
-// and cancels or shrinks what is due, after checking each once more. It
+// reservations, their utilization, the stopped instances that need them,
+// their shares and what would launch into them (package dependents: launch
+// templates, Auto Scaling groups), asks package policy for a decision on
+// each, logs the whole plan, then (unless the run is a dry run) writes the
+// grace period's marks and cancels or shrinks what is due, after checking
+// each once more. It
 // returns the run's report (package report), tells the owners (package
 // notify) and answers the organization's requests by calling package org.
 //
