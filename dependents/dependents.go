@@ -152,7 +152,7 @@ func describePinned(ctx context.Context, e EC2, calls *awsapi.Calls, pinned map[
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			vs, err := describeVersions(ctx, e, calls, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: pinned[id]})
+			vs, err := describePinnedOf(ctx, e, calls, id, pinned[id])
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -166,6 +166,45 @@ func describePinned(ctx context.Context, e EC2, calls *awsapi.Calls, pinned map[
 	}
 	wg.Wait()
 	return out, firstErr
+}
+
+// Codes of a template, or a version, that no longer exists: deleted since
+// the sweep, or pinned by a group after its deletion. Such a group cannot
+// launch from it, so it refers to nothing through it.
+const (
+	codeTemplateNotFound = "InvalidLaunchTemplateId.NotFound"
+	codeVersionNotFound  = "InvalidLaunchTemplateId.VersionNotFound"
+)
+
+// describePinnedOf describes versions of template id. A version that does
+// not exist fails the whole call: then each is asked alone, and those that
+// do not exist are left out, as is a template that no longer exists; any
+// other failure fails the sweep.
+func describePinnedOf(ctx context.Context, e EC2, calls *awsapi.Calls, id string, versions []string) ([]ec2types.LaunchTemplateVersion, error) {
+	in := func(vs ...string) *ec2.DescribeLaunchTemplateVersionsInput {
+		return &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(id), Versions: vs}
+	}
+	out, err := describeVersions(ctx, e, calls, in(versions...))
+	switch code := awsapi.ErrorCode(err); {
+	case err == nil:
+		return out, nil
+	case code == codeTemplateNotFound:
+		return nil, nil
+	case code != codeVersionNotFound:
+		return nil, err
+	}
+	out = nil
+	for _, v := range versions {
+		got, err := describeVersions(ctx, e, calls, in(v))
+		switch code := awsapi.ErrorCode(err); {
+		case err == nil:
+			out = append(out, got...)
+		case code == codeVersionNotFound || code == codeTemplateNotFound:
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // library holds the template versions read, by template id and number, and

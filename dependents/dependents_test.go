@@ -207,3 +207,18 @@ func TestLazyAutoScaling(t *testing.T) {
 		t.Fatalf("made %d times, want once", made)
 	}
 }
+
+// A group pinning a version that no longer exists (or a template deleted
+// since the sweep) refers to nothing through it: the sweep does not fail
+// for it, every run, and the other pinned versions are still read.
+func TestPinnedVersionGone(t *testing.T) {
+	w := setup(t)
+	id := w.acct.AddLaunchTemplate(fakeaws.LaunchTemplate{Name: "batch", Versions: []fakeaws.LaunchTemplateVersion{{}, {TargetReservationID: res.ID}, {}, {}}})
+	w.acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "gone", Max: 1, LaunchTemplate: &fakeaws.LaunchTemplateRef{ID: id, Version: "9"}})
+	w.acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "two", Max: 1, LaunchTemplate: &fakeaws.LaunchTemplateRef{ID: id, Version: "2"}})
+	got := names(referrers(t, w, res))
+	want := []string{"launch template " + id + " version 2 targets it", "Auto Scaling group two (min 0, desired 0, max 1) targets it"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("referrers %q, want %q", got, want)
+	}
+}

@@ -89,13 +89,17 @@ type Launch struct {
 type ReferenceIndex struct {
 	byTarget map[string][]int
 	byGroup  map[string][]int
-	only     []int // capacity-reservations-only without a target
-	launches []Launch
+	// onlyByType holds the capacity-reservations-only launches without a
+	// target by instance type (lower case); onlyAnyType those whose types
+	// are unknown, checked against every open reservation.
+	onlyByType  map[string][]int
+	onlyAnyType []int
+	launches    []Launch
 }
 
 // IndexReferences indexes the launches of the two sweeps.
 func IndexReferences(launches []Launch) ReferenceIndex {
-	x := ReferenceIndex{byTarget: map[string][]int{}, byGroup: map[string][]int{}, launches: launches}
+	x := ReferenceIndex{byTarget: map[string][]int{}, byGroup: map[string][]int{}, onlyByType: map[string][]int{}, launches: launches}
 	for i, l := range launches {
 		if l.Preference == PreferenceNone {
 			continue
@@ -106,8 +110,15 @@ func IndexReferences(launches []Launch) ReferenceIndex {
 		for _, g := range l.TargetGroups {
 			x.byGroup[g] = append(x.byGroup[g], i)
 		}
-		if len(l.TargetIDs)+len(l.TargetGroups) == 0 && l.Preference == PreferenceReservationsOnly {
-			x.only = append(x.only, i)
+		if len(l.TargetIDs)+len(l.TargetGroups) != 0 || l.Preference != PreferenceReservationsOnly {
+			continue
+		}
+		if len(l.InstanceTypes) == 0 {
+			x.onlyAnyType = append(x.onlyAnyType, i)
+			continue
+		}
+		for _, t := range slices.Compact(slices.Sorted(slices.Values(lower(l.InstanceTypes)))) {
+			x.onlyByType[t] = append(x.onlyByType[t], i)
 		}
 	}
 	return x
@@ -140,7 +151,15 @@ func (x ReferenceIndex) Referrers(r Reservation, groups []string) []Referrer {
 	}
 	// A targeted reservation only takes instances that target it.
 	if r.MatchCriteria != "targeted" {
-		for _, i := range x.only {
+		candidates := x.onlyAnyType
+		if r.InstanceType == "" {
+			for _, is := range x.onlyByType {
+				candidates = append(slices.Clone(candidates), is...)
+			}
+		} else {
+			candidates = append(slices.Clone(candidates), x.onlyByType[strings.ToLower(r.InstanceType)]...)
+		}
+		for _, i := range candidates {
 			if _, ok := how[i]; !ok && launchFits(x.launches[i], r) {
 				how[i] = "may launch only into a reservation and fits it"
 			}
@@ -159,6 +178,14 @@ func (x ReferenceIndex) Referrers(r Reservation, groups []string) []Referrer {
 		if !slices.ContainsFunc(out, func(o Referrer) bool { return o.Kind == ref.Kind && o.ID == ref.ID && o.Version == ref.Version }) {
 			out = append(out, ref)
 		}
+	}
+	return out
+}
+
+func lower(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
 	}
 	return out
 }

@@ -46,6 +46,7 @@ func TestReferenceIndexReferrers(t *testing.T) {
 		{name: "reservations-only, type unknown fits", launch: only(func(l *Launch) { l.InstanceTypes = nil }), res: open, want: "may launch only into a reservation and fits it"},
 		{name: "reservations-only, zone unknown fits", launch: only(func(l *Launch) { l.Zones = nil }), res: open, want: "may launch only into a reservation and fits it"},
 		{name: "reservations-only never fits a targeted reservation", launch: only(nil), res: targeted},
+		{name: "reservations-only, reservation's type unknown fits", launch: only(nil), res: func() Reservation { r := open; r.InstanceType = ""; return r }(), want: "may launch only into a reservation and fits it"},
 		{name: "reservations-first without target refers to nothing", launch: only(func(l *Launch) { l.Preference = PreferenceReservationsFirst }), res: open},
 		{name: "open without target refers to nothing", launch: only(func(l *Launch) { l.Preference = PreferenceOpen }), res: open},
 	}
