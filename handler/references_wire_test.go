@@ -125,8 +125,8 @@ func TestWireReferencesUnknownKeepsEverything(t *testing.T) {
 	}
 }
 
-// A run with nothing to cancel or shrink reads neither.
-func TestWireReferencesNotReadWhenNothingActs(t *testing.T) {
+// A run that measures nothing (so can cancel or shrink nothing) reads neither.
+func TestWireReferencesNotReadWhenNothingIsMeasured(t *testing.T) {
 	acct := s2Account(t, 2) // too young for the lookback: nothing acts
 	for i := 1; i <= 2; i++ {
 		r, _ := acct.Reservation(crID(i))
