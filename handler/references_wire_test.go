@@ -232,3 +232,37 @@ func TestWireReferencesLogged(t *testing.T) {
 		t.Fatalf("%s's decision line: %v", crID(2), found[crID(2)])
 	}
 }
+
+// A referenced reservation is not shrunk either, and the marks it carries
+// (an idle mark, a shrink mark) are removed: it is not idle.
+func TestWireReferencedUnmarkedAndNotShrunk(t *testing.T) {
+	acct := refAccount(t)
+	mark := policy.IdleMark{IdleSince: testNow.Add(-4 * 24 * time.Hour), CancelAfter: testNow.Add(-24 * time.Hour)}
+	big, _ := acct.Reservation(crID(1))
+	big.TotalInstanceCount, big.AvailableInstanceCount = 20, 20
+	big.Tags = policy.RightsizeTags(mark, 3)
+	acct.AddReservation(big)
+	acct.SetUsedInstancesRegular(crID(1), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(time.Hour), Value: 2})
+	idle, _ := acct.Reservation(crID(2))
+	idle.Tags = mark.Tags()
+	acct.AddReservation(idle)
+	acct.AddLaunchTemplate(fakeaws.LaunchTemplate{Versions: []fakeaws.LaunchTemplateVersion{{TargetReservationID: crID(1)}}})
+	acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "spare", Max: 2, CapacityReservationPref: "capacity-reservations-only", CapacityReservationIDs: []string{crID(2)}})
+	acct.SetTagKeysAllowed(policy.TagIdleSince, policy.TagCancelAfter, policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter)
+
+	rep := s2Run(t, acct, func(s *handler.Settings) { s.GraceHours, s.Rightsize = 24, true })
+	for _, id := range []string{crID(1), crID(2)} {
+		if d := decisionOf(t, rep, id); d.Action != policy.Unmark || d.Reason != policy.ReasonReferenced {
+			t.Errorf("%s: %s/%s %q, want unmark/referenced", id, d.Action, d.Reason, d.Detail)
+		}
+		if r, _ := acct.Reservation(id); len(r.Tags) != 0 || r.State != "active" {
+			t.Errorf("%s after the run: %s, tags %v", id, r.State, r.Tags)
+		}
+	}
+	if len(rep.Modified) != 0 || slices.Contains(rep.Cancelled, crID(2)) {
+		t.Fatalf("shrunk %v, cancelled %v", rep.Modified, rep.Cancelled)
+	}
+	if r, _ := acct.Reservation(crID(1)); r.TotalInstanceCount != 20 {
+		t.Fatalf("shrunk to %d", r.TotalInstanceCount)
+	}
+}
