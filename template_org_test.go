@@ -935,7 +935,7 @@ func TestMemberRoleIsTheFunctionRoleInEveryRegion(t *testing.T) {
 	var want []grant
 	for _, g := range fnGrants {
 		service, _, _ := strings.Cut(g.Action, ":")
-		if service == "ec2" || service == "cloudwatch" || service == "ram" {
+		if service == "ec2" || service == "cloudwatch" || service == "ram" || service == "autoscaling" {
 			g.Resource = strings.Replace(g.Resource, ":ec2:${AWS::Region}:", ":ec2:*:", 1)
 			want = append(want, g)
 		}

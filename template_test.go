@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
@@ -395,6 +396,9 @@ func checkFunctionRole(t *testing.T, tpl cfnTemplate, org bool) {
 	want := []grant{
 		{"Allow", "ec2:DescribeCapacityReservations", "*", ""},
 		{"Allow", "ec2:DescribeInstances", "*", ""},
+		// What would launch into a reservation (issue 20): read only.
+		{"Allow", "ec2:DescribeLaunchTemplateVersions", "*", ""},
+		{"Allow", "autoscaling:DescribeAutoScalingGroups", "*", ""},
 		{"Allow", "cloudwatch:GetMetricData", "*", ""},
 		{"Allow", "ram:ListResources", "*", ""},
 		{"Allow", "pricing:GetProducts", "*", ""},
@@ -922,6 +926,7 @@ func decisionLine(t *testing.T) map[string]any {
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = endpoint }),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = endpoint }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = endpoint }),
+		AutoScaling:   autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) { o.BaseEndpoint = endpoint }),
 		Region:        "us-east-1",
 		Settings:      settings,
 		Logger:        logger,

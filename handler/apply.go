@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"go.uber.org/zap"
 
+	"github.com/odcr-autocancel/odcr-autocancel/dependents"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/marks"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
@@ -104,10 +105,10 @@ func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Dec
 			verified = append(verified, *res)
 		}
 	}
-	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, verified, r.concurrency)
+	check, problems := dependents.SweepInstances(ctx, r.c.EC2, r.calls, verified, r.concurrency, false)
 	rep.Problems = append(rep.Problems, problems...)
 	for _, res := range verified {
-		decisions[index[res.ID]] = policy.RecheckStopped(decisions[index[res.ID]], dependentsOf(deps, res.ID))
+		decisions[index[res.ID]] = policy.RecheckStopped(decisions[index[res.ID]], check.Of(res.ID))
 	}
 	for _, id := range ids {
 		if d := decisions[index[id]]; !d.Acts() {

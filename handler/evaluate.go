@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/odcr-autocancel/odcr-autocancel/dependents"
 	"github.com/odcr-autocancel/odcr-autocancel/emf"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/auditlog"
 	"github.com/odcr-autocancel/odcr-autocancel/policy"
@@ -53,6 +54,11 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 		}
 	}
 
+	// What would launch into a reservation is read meanwhile.
+	var pending *sweep
+	if len(measured) > 0 {
+		pending = r.startSweep(ctx)
+	}
 	read := r.readUtilization(ctx, reservations, decisions, measured, rep)
 	usage := func(id string) *policy.Utilization {
 		if got, ok := read[id]; ok {
@@ -72,22 +78,37 @@ func (r *run) evaluate(ctx context.Context, ids []string, rep *report.Report) (p
 		}
 	}
 
-	deps, problems := stoppedDependents(ctx, r.c.EC2, r.calls, check, r.concurrency)
+	// One sweep of the instances: the stopped ones that need a
+	// reservation, and the running ones beside an idle one.
+	instances, problems := dependents.SweepInstances(ctx, r.c.EC2, r.calls, check, r.concurrency, true)
 	rep.Problems = append(rep.Problems, problems...)
 	r.reservations = make(map[string]policy.Reservation, len(reservations))
+	var acting []policy.Reservation // what would be cancelled or shrunk
 	for i, d := range decisions {
-		dep := dependentsOf(deps, d.ReservationID)
+		dep := instances.Of(d.ReservationID)
 		d = policy.Stopped(d, dep)
 		if !d.Candidate() {
 			d = policy.Rightsize(r.policy, d, reservations[i], usage(d.ReservationID), dep, now)
 		}
+		if d.Acts() {
+			acting = append(acting, reservations[i])
+		}
 		decisions[i] = d
+	}
+	// What would launch into them: launch templates, Auto Scaling groups.
+	refs := r.references(ctx, pending, acting, instances.Groups, rep)
+	for i, d := range decisions {
+		decisions[i] = policy.Referenced(r.policy, d, refs)
 	}
 	// The grace period: mark, wait, then cancel or shrink; unmark what is
 	// no longer idle or oversized. Only a mark this function signed counts.
 	r.checkMarks(ctx, reservations, decisions, rep)
 	for i, d := range decisions {
-		decisions[i] = policy.Grace(r.policy, d, reservations[i], now)
+		d = policy.AnnounceReferrers(policy.Grace(r.policy, d, reservations[i], now))
+		if instances.Beside != nil {
+			d = policy.Beside(d, instances.Beside.Beside(reservations[i]))
+		}
+		decisions[i] = d
 		r.reservations[d.ReservationID] = reservations[i]
 	}
 	return policy.MakePlanOf(r.policy, decisions, named), nil
@@ -143,6 +164,16 @@ func decisionFields(d policy.Decision, dryRun bool) []zap.Field {
 	}
 	if d.Facts.StoppedTargets != nil {
 		f = append(f, zap.Int("stopped_targeting_instances", *d.Facts.StoppedTargets))
+	}
+	if len(d.Facts.Referrers) > 0 {
+		refs := make([]string, len(d.Facts.Referrers))
+		for i, ref := range d.Facts.Referrers {
+			refs[i] = ref.String()
+		}
+		f = append(f, zap.Strings("referenced_by", refs))
+	}
+	if d.Facts.RunningBeside != nil {
+		f = append(f, zap.Int("running_beside", *d.Facts.RunningBeside))
 	}
 	if d.Resize != nil {
 		f = append(f, zap.Int32("from", d.Resize.From), zap.Int32("to", d.Resize.To), zap.Int32("target", d.Resize.Target))
@@ -279,6 +310,7 @@ func (s Settings) policy(account string) policy.Settings {
 		RightsizeHeadroomPercent: s.RightsizeHeadroomPercent,
 		RightsizeMinInstances:    s.RightsizeMinInstances,
 		MaxModifications:         s.MaxModifications,
+		KeepReferenced:           s.KeepReferenced,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -67,8 +68,12 @@ type fakeAWS struct {
 	instanceCalls int
 	groupCalls    int
 	ramCalls      int
-	tagCalls      []tagCall
-	modifies      []modifyCall
+	// refCalls counts the launch template and Auto Scaling reads; refErr
+	// fails them.
+	refCalls int
+	refErr   error
+	tagCalls []tagCall
+	modifies []modifyCall
 	// tagErr fails CreateTags and DeleteTags.
 	tagErr  error
 	cancels []cancelCall
@@ -131,9 +136,10 @@ type cancelCall struct {
 }
 
 var (
-	_ awsapi.EC2        = (*fakeAWS)(nil)
-	_ awsapi.CloudWatch = (*fakeAWS)(nil)
-	_ awsapi.RAM        = (*fakeAWS)(nil)
+	_ awsapi.EC2         = (*fakeAWS)(nil)
+	_ awsapi.AutoScaling = (*fakeAWS)(nil)
+	_ awsapi.CloudWatch  = (*fakeAWS)(nil)
+	_ awsapi.RAM         = (*fakeAWS)(nil)
 )
 
 func newFake(events *timeline) *fakeAWS {
@@ -201,7 +207,8 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 	defer f.mu.Unlock()
 	f.instanceCalls++
 	f.record("describe-instances")
-	if len(in.Filters) != 1 || aws.ToString(in.Filters[0].Name) != "instance-state-name" || !slices.Equal(in.Filters[0].Values, []string{"stopped", "stopping"}) {
+	if len(in.Filters) != 1 || aws.ToString(in.Filters[0].Name) != "instance-state-name" ||
+		!slices.Equal(in.Filters[0].Values, []string{"stopped", "stopping"}) && !slices.Equal(in.Filters[0].Values, []string{"stopped", "stopping", "running"}) {
 		return nil, fmt.Errorf("fake: unexpected filters %v", in.Filters)
 	}
 	instances := slices.Clone(f.instances)
@@ -216,6 +223,29 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 		}
 	}
 	return &ec2.DescribeInstancesOutput{Reservations: []types.Reservation{{Instances: instances}}}, nil
+}
+
+// DescribeLaunchTemplateVersions finds no launch template (issue 20 has
+// wire tests of its own against internal/fakeaws); refErr fails it.
+func (f *fakeAWS) DescribeLaunchTemplateVersions(context.Context, *ec2.DescribeLaunchTemplateVersionsInput, ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplateVersionsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refCalls++
+	if f.refErr != nil {
+		return nil, f.refErr
+	}
+	return &ec2.DescribeLaunchTemplateVersionsOutput{}, nil
+}
+
+// DescribeAutoScalingGroups finds no group.
+func (f *fakeAWS) DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refCalls++
+	if f.refErr != nil {
+		return nil, f.refErr
+	}
+	return &autoscaling.DescribeAutoScalingGroupsOutput{}, nil
 }
 
 func (f *fakeAWS) GetGroupsForCapacityReservation(_ context.Context, in *ec2.GetGroupsForCapacityReservationInput, _ ...func(*ec2.Options)) (*ec2.GetGroupsForCapacityReservationOutput, error) {

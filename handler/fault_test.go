@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -108,6 +109,7 @@ func ftHandlerFromConfig(t *testing.T, acct *fakeaws.Account, settings handler.S
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
+		AutoScaling:   autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		SNS:           sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		Pricing:       pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.BaseEndpoint = aws.String(acct.URL()) }),
 		Region:        "us-east-1",

@@ -232,13 +232,14 @@ func fuzzHandler(env map[string]string) (*handler.Handler, *fakeAWS, *int) {
 	}
 	callers := new(int)
 	return &handler.Handler{
-		KMS:        fake.kms,
-		EC2:        fake,
-		CloudWatch: fake,
-		RAM:        fake,
-		Settings:   s,
-		Logger:     zap.NewNop(),
-		Now:        func() time.Time { return testNow },
+		KMS:         fake.kms,
+		EC2:         fake,
+		CloudWatch:  fake,
+		RAM:         fake,
+		AutoScaling: fake,
+		Settings:    s,
+		Logger:      zap.NewNop(),
+		Now:         func() time.Time { return testNow },
 		CallerAccount: func(context.Context) (string, error) {
 			*callers++
 			return testAccount, nil

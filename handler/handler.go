@@ -1,9 +1,11 @@
 // Package handler runs the function once per invocation, in one account and
 // region: it reads the event and the settings, reads the account's capacity
-// reservations, their utilization, the stopped instances that need them and
-// their shares, asks package policy for a decision on each, logs the whole
-// plan, then (unless the run is a dry run) writes the grace period's marks
-// and cancels or shrinks what is due, after checking each once more. It
+// reservations, their utilization, the stopped instances that need them,
+// their shares and what would launch into them (package dependents: launch
+// templates, Auto Scaling groups), asks package policy for a decision on
+// each, logs the whole plan, then (unless the run is a dry run) writes the
+// grace period's marks and cancels or shrinks what is due, after checking
+// each once more. It
 // returns the run's report (package report), tells the owners (package
 // notify) and answers the organization's requests by calling package org.
 //
@@ -49,6 +51,10 @@ type Handler struct {
 	// RAM lists the reservations this account shares out; without it
 	// every reservation's sharing is unknown, and none is cancelled.
 	RAM awsapi.RAM
+	// AutoScaling lists the Auto Scaling groups that may launch into a
+	// reservation (main makes it on first use, awsapi.LazyAutoScaling);
+	// without it nothing is cancelled or shrunk.
+	AutoScaling awsapi.AutoScaling
 	// Pricing reads On-Demand prices for the cost figures (PRICING=on);
 	// without it the figures are left out.
 	Pricing price.API
@@ -313,7 +319,7 @@ func invokedFunctionARN(ctx context.Context) string {
 // for its own account and region, else through the member role (org.Reach).
 func (h *Handler) clientsFor(ctx context.Context, home org.Home, t org.Target, session string) (awsapi.Clients, error) {
 	if home.Is(t) {
-		return awsapi.Clients{EC2: h.EC2, CloudWatch: h.CloudWatch, RAM: h.RAM}, nil
+		return awsapi.Clients{EC2: h.EC2, CloudWatch: h.CloudWatch, RAM: h.RAM, AutoScaling: h.AutoScaling}, nil
 	}
 	return org.Reach(ctx, h.Targets, h.Settings.Config, home, t, session)
 }

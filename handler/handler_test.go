@@ -61,6 +61,7 @@ func newHarness(t *testing.T, mutate ...func(*handler.Settings)) *harness {
 			CloudWatch:    fake,
 			RAM:           fake,
 			KMS:           fake.kms,
+			AutoScaling:   fake,
 			Settings:      s,
 			Logger:        logger,
 			Now:           func() time.Time { return testNow },

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -83,6 +84,7 @@ func orgHandler(t *testing.T, o *fakeaws.Organization, settings handler.Settings
 		EC2:           ec2.NewFromConfig(cfg),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg),
 		RAM:           ram.NewFromConfig(cfg),
+		AutoScaling:   autoscaling.NewFromConfig(cfg),
 		SNS:           sns.NewFromConfig(cfg),
 		Region:        cfg.Region,
 		Targets:       org.NewAssumeRoleConnector(cfg),

@@ -47,6 +47,10 @@ type Settings struct {
 	MaxModifications         int
 	// Pricing puts On-Demand price estimates on the decisions.
 	Pricing bool
+	// KeepReferenced keeps a reservation that a launch template or an Auto
+	// Scaling group would launch into; off, it is announced with them and
+	// cancelled after its grace like any idle one.
+	KeepReferenced bool
 	// MetricsRequestsPerSecond and MetricsDatapointsPerSecond are the
 	// account's GetMetricData quotas (CloudWatch's defaults: 50 and
 	// 396,000); the reads are paced at 90 % of them.
@@ -111,6 +115,7 @@ var envVars = []EnvVar{
 	{Name: "RIGHTSIZE_MIN_INSTANCES", Default: "1", Numeric: true, Integer: true, Min: 1, Max: 1000},
 	{Name: "MAX_MODIFICATIONS_PER_RUN", Default: "10", Numeric: true, Integer: true, Min: 0, Max: maxCancellationsCap},
 	{Name: "PRICING", Default: "on", Allowed: []string{"on", "off"}},
+	{Name: "KEEP_REFERENCED", Default: "true", Allowed: []string{"true", "false"}},
 	{Name: "ACCOUNTS", Default: org.AccountsSelf, Pattern: "self, organization, or a comma-separated list of 12-digit account ids"},
 	{Name: "ORGANIZATIONAL_UNITS", Default: "", Pattern: "empty (the whole organization), or a comma-separated list of OU or root ids such as ou-ab12-cdef3456,r-ab12 (with ACCOUNTS=organization only)"},
 	{Name: "EXCLUDED_ACCOUNTS", Default: "", Pattern: "empty, or a comma-separated list of 12-digit account ids"},
@@ -123,7 +128,7 @@ var envVars = []EnvVar{
 
 // kmsKeyID is a KMS key id: a UUID, or mrk- and 32 hex digits for a
 // multi-Region key.
-const kmsKeyID = `([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})`
+const kmsKeyID = `([0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+|mrk-[0-9a-f]+)`
 
 // errNoMarkKey says why a run that acts after a grace needs the key.
 const errNoMarkKey = "empty, while DRY_RUN=false and GRACE_HOURS>0: a run that cancels or shrinks after a grace period acts only on marks it signed, with the KMS key the template creates; set it, or set DRY_RUN=true or GRACE_HOURS=0"
@@ -137,14 +142,33 @@ func EnvVars() []EnvVar {
 }
 
 var (
-	markKeyPattern      = regexp.MustCompile(`^(` + kmsKeyID + `|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/` + kmsKeyID + `|(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:)?alias/[A-Za-z0-9/_-]{1,250})$`)
-	topicARNPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$`)
-	tagKeyPattern       = regexp.MustCompile(`^[^,]{1,128}$`)
+	// The lengths (a topic name of 1 to 256 characters, a tag key of 1 to
+	// 128) are counted in code: a bounded repetition such as {1,256}
+	// compiles into a program of that many steps, which cost a
+	// millisecond of every cold start (GODEBUG=inittrace=1).
+	topicARNPattern = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:([A-Za-z0-9_-]+)(\.fifo)?$`)
+	tagKeyPattern   = regexp.MustCompile(`^[^,]+$`)
+	// A KMS key id, key ARN, alias or alias ARN (its length, at most
+	// 2048 characters as KMS allows, is checked in code).
+	markKeyPattern      = regexp.MustCompile(`^(` + kmsKeyID + `|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/` + kmsKeyID + `|(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:)?alias/[A-Za-z0-9/_-]+)$`)
 	instanceTypePattern = regexp.MustCompile(`^[a-z0-9-]+\.[a-z0-9-]+$`)
 	zonePattern         = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+[a-z]$`)
 	ouPattern           = regexp.MustCompile(`^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$`)
 	roleNamePattern     = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]{1,64}$`)
 )
+
+// validTopicARN tells whether arn is an SNS topic ARN with a name of 1 to
+// 256 characters.
+func validTopicARN(arn string) bool {
+	m := topicARNPattern.FindStringSubmatch(arn)
+	return m != nil && len(m[1]) <= 256
+}
+
+// validNotifyTag tells whether key is a tag key of 1 to 128 characters
+// without a comma.
+func validNotifyTag(key string) bool {
+	return tagKeyPattern.MatchString(key) && utf8.RuneCountInString(key) <= 128
+}
 
 // LoadSettings reads and validates the environment through lookup (os.LookupEnv
 // in production). Every problem is reported, not only the first.
@@ -183,15 +207,16 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	p.graceWithinLookback(s)
 	if arn := p.value("NOTIFY_TOPIC_ARN"); arn != "" {
 		switch {
-		case !topicARNPattern.MatchString(arn):
+		case !validTopicARN(arn):
 			p.fail("NOTIFY_TOPIC_ARN", arn, "not an SNS topic ARN")
 		case strings.HasSuffix(arn, ".fifo"):
 			p.fail("NOTIFY_TOPIC_ARN", arn, "a FIFO topic, which needs a message group id this function does not send")
 		}
 		s.NotifyTopicARN = arn
 	}
-	s.NotifyTags = p.list("NOTIFY_TAGS", tagKeyPattern.MatchString)
+	s.NotifyTags = p.list("NOTIFY_TAGS", validNotifyTag)
 	s.Rightsize = p.boolean("RIGHTSIZE")
+	s.KeepReferenced = p.boolean("KEEP_REFERENCED")
 	s.RightsizeHeadroomPercent = p.number("RIGHTSIZE_HEADROOM_PERCENT")
 	s.RightsizeMinInstances = int(p.number("RIGHTSIZE_MIN_INSTANCES"))
 	s.MaxModifications = int(p.number("MAX_MODIFICATIONS_PER_RUN"))
@@ -200,7 +225,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.MetricsDatapointsPerSecond = int(p.number("METRICS_DATAPOINTS_PER_SECOND"))
 	s.MarkKeyID = p.value("MARK_KEY_ID")
 	switch {
-	case s.MarkKeyID != "" && !markKeyPattern.MatchString(s.MarkKeyID):
+	case s.MarkKeyID != "" && (len(s.MarkKeyID) > 2048 || !markKeyPattern.MatchString(s.MarkKeyID)):
 		p.fail("MARK_KEY_ID", s.MarkKeyID, "not a KMS key id, key ARN, alias/NAME or alias ARN")
 	case s.MarkKeyID == "" && !s.DryRun && s.GraceHours > 0:
 		p.fail("MARK_KEY_ID", "", errNoMarkKey)

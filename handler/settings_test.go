@@ -47,6 +47,7 @@ func TestSettingsDefaults(t *testing.T) {
 		RightsizeMinInstances:    1,
 		MaxModifications:         10,
 		Pricing:                  true,
+		KeepReferenced:           true,
 		// CloudWatch's default quotas.
 		MetricsRequestsPerSecond:   50,
 		MetricsDatapointsPerSecond: 396000,
@@ -88,6 +89,7 @@ func TestSettingsParsed(t *testing.T) {
 		"RIGHTSIZE_MIN_INSTANCES":       "2",
 		"MAX_MODIFICATIONS_PER_RUN":     "5",
 		"PRICING":                       "off",
+		"KEEP_REFERENCED":               "false",
 		"ACCOUNTS":                      "organization",
 		"ORGANIZATIONAL_UNITS":          "ou-ab12-cdef3456, r-ab12",
 		"EXCLUDED_ACCOUNTS":             "111122223333",

@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
@@ -56,6 +57,8 @@ func (c *AssumeRoleConnector) Connect(ctx context.Context, a Access) (awsapi.Cli
 		EC2:        e,
 		CloudWatch: cloudwatch.NewFromConfig(cfg),
 		RAM:        ram.NewFromConfig(cfg),
-		Regions:    e,
+		// Made when first needed: most targets have nothing to cancel.
+		AutoScaling: awsapi.NewLazyAutoScaling(func() awsapi.AutoScaling { return autoscaling.NewFromConfig(cfg) }),
+		Regions:     e,
 	}, nil
 }

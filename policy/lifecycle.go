@@ -177,7 +177,7 @@ func snooze(d Decision, r Reservation, now time.Time) (Decision, bool) {
 var unmarkReasons = []Reason{
 	ReasonSharedOut, ReasonInCommitment, ReasonFleetMember, ReasonInterruptible,
 	ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag, ReasonExcludedInstanceType,
-	ReasonExcludedZone, ReasonInUse, ReasonUtilized, ReasonTargetedByStopped,
+	ReasonExcludedZone, ReasonInUse, ReasonUtilized, ReasonTargetedByStopped, ReasonReferenced,
 }
 
 // Grace applies the grace period to a decision that went through every

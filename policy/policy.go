@@ -78,6 +78,12 @@ const (
 	// ReasonEndsSoon: idle, but its end date (EndDateType limited) comes
 	// before its cancel-after: AWS ends it, no cancel is needed.
 	ReasonEndsSoon Reason = "ends-soon"
+	// ReasonReferenced: a launch template or an Auto Scaling group would
+	// launch into it (KEEP_REFERENCED, on by default).
+	ReasonReferenced Reason = "referenced"
+	// ReasonReferrersUnknown: the launch templates or Auto Scaling groups
+	// could not be read, so nothing is cancelled or shrunk in the run.
+	ReasonReferrersUnknown Reason = "referrers-unknown"
 )
 
 // Reasons lists every reason code, in rule order, for documentation and tests.
@@ -86,7 +92,8 @@ var Reasons = []Reason{
 	ReasonNotActive, ReasonNotOwned, ReasonSharedOut, ReasonModificationInProgress, ReasonCapacityBlock, ReasonInCommitment,
 	ReasonFleetMember, ReasonInterruptible, ReasonProtected, ReasonSnoozed, ReasonMissingRequiredTag,
 	ReasonExcludedInstanceType, ReasonExcludedZone, ReasonInUse, ReasonTooYoung,
-	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonInGrace, ReasonMarkUnverified, ReasonIdleInCommitment, ReasonEndsSoon, ReasonOversized,
+	ReasonInsufficientData, ReasonUtilized, ReasonTargetedByStopped, ReasonReferenced, ReasonReferrersUnknown,
+	ReasonInGrace, ReasonMarkUnverified, ReasonIdleInCommitment, ReasonEndsSoon, ReasonOversized,
 	ReasonBudgetExhausted, ReasonIdleShareExceeded, ReasonChangedSinceEvaluated,
 }
 
@@ -247,6 +254,9 @@ type Settings struct {
 	// and holds (MarkSigned): set for every run that can act. Unset, a
 	// preview without the key reads marks as written.
 	SignedMarks bool
+	// KeepReferenced keeps a reservation a launch template or an Auto
+	// Scaling group refers to; off, it is only announced with them.
+	KeepReferenced bool
 }
 
 // ExpectedDatapoints is how many datapoints a full lookback window holds.
@@ -292,6 +302,12 @@ type Facts struct {
 	// EndDate is the reservation's own end date, when it ends it before
 	// its cancel-after (ends-soon).
 	EndDate *time.Time `json:"endDate,omitempty"`
+	// Referrers are the launch templates and Auto Scaling groups that
+	// would launch into it (referenced.go).
+	Referrers []Referrer `json:"referencedBy,omitempty"`
+	// RunningBeside counts the running instances that match an idle
+	// reservation but run outside any reservation (beside.go): advisory.
+	RunningBeside *int `json:"runningBeside,omitempty"`
 }
 
 // Decision is the verdict on one reservation.

@@ -442,6 +442,10 @@ func TestEveryReasonIsProduced(t *testing.T) {
 	big := r
 	big.Total, big.Available = 10, 10
 	add(Rightsize(rs, decide(rs, big, fullData(2), none()), big, fullData(2), none(), now))
+	ks := s
+	ks.KeepReferenced = true
+	add(Referenced(ks, decide(ks, r, fullData(0), none()), &References{By: map[string][]Referrer{r.ID: {{Kind: ReferrerLaunchTemplate, ID: "lt-1", Version: "1", How: "targets it"}}}}))
+	add(Referenced(s, decide(s, r, fullData(0), none()), &References{Unknown: "launch templates"}))
 	for _, reason := range Reasons {
 		if !seen[reason] {
 			t.Errorf("reason %s is never produced", reason)

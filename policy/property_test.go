@@ -53,6 +53,8 @@ type propCase struct {
 	// fresh and recount are what the re-verification would find.
 	fresh   []*policy.Reservation // nil: gone
 	recount []*policy.Dependents
+	// refs is what the launch template and Auto Scaling sweeps found.
+	refs *policy.References
 }
 
 type gen struct{ r *rand.Rand }
@@ -331,13 +333,20 @@ func (g gen) makeCase() propCase {
 	for i := range pool {
 		pool[i] = propNow.Add(-time.Duration(g.r.IntN(2000)) * time.Hour)
 	}
-	c := propCase{s: s}
+	c := propCase{s: s, refs: &policy.References{By: map[string][]policy.Referrer{}}}
+	c.s.KeepReferenced = g.pct(80)
+	if g.pct(5) {
+		c.refs.Unknown = "Auto Scaling groups"
+	}
 	for i := range n {
 		id := fmt.Sprintf("cr-%08x%09x", g.r.Uint32(), i) // unique within the set
 		r := g.reservation(s, id, pool)
 		c.res = append(c.res, r)
 		c.usage = append(c.usage, g.usage(s, r))
 		c.stopped = append(c.stopped, g.count())
+		if g.pct(8) {
+			c.refs.By[id] = []policy.Referrer{{Kind: policy.ReferrerLaunchTemplate, ID: "lt-1", Version: "1", How: "targets it"}}
+		}
 		skip := 0
 		if g.pct(3) {
 			skip = 1 + g.r.IntN(2)
@@ -547,6 +556,7 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 				st.shrinks++
 			}
 		}
+		d = policy.Referenced(s, d, c.refs)
 		d = policy.Grace(s, d, r, propNow)
 		switch {
 		case d.Action == policy.Unmark && !r.Marked():
@@ -621,6 +631,11 @@ func checkCase(t *testing.T, c propCase, st *propStats) bool {
 		if (pre[i].Candidate() || pre[i].Action == policy.Mark) && pre[i].Stage == policy.StageChecked && pre[i].Reason == policy.ReasonIdle ||
 			pre[i].Action == policy.Keep && (pre[i].Reason == policy.ReasonInGrace || pre[i].Reason == policy.ReasonIdleInCommitment) && pre[i].Resize == nil {
 			idle++
+		}
+		// Safety: nothing acts when the references are unknown, nor on a
+		// referenced reservation with KEEP_REFERENCED.
+		if d.Acts() && (c.refs.Unknown != "" || s.KeepReferenced && len(c.refs.By[d.ReservationID]) > 0) {
+			fail("UNSAFE: %s %s though referenced (%v) or references unknown (%q)", d.ReservationID, d.Action, c.refs.By[d.ReservationID], c.refs.Unknown)
 		}
 		// Safety: a cancel breaks no rule, checked rule by rule.
 		if d.Action == policy.Cancel {

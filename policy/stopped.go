@@ -32,6 +32,9 @@ type StoppedInstance struct {
 	Platform         string
 	AvailabilityZone string
 	Tenancy          string
+	// CapacityReservationID is the reservation a running instance runs in
+	// (IndexRunning); empty when it runs outside any.
+	CapacityReservationID string
 }
 
 // Dependents counts, for one reservation, the stopped instances that need it

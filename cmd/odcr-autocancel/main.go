@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -200,6 +201,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		EC2:        ec2.NewFromConfig(cfg),
 		CloudWatch: cloudwatch.NewFromConfig(cfg),
 		RAM:        ram.NewFromConfig(cfg),
+		// Auto Scaling is called only when a reservation would be
+		// cancelled or shrunk: its client is made then.
+		AutoScaling: awsapi.NewLazyAutoScaling(func() awsapi.AutoScaling { return autoscaling.NewFromConfig(cfg) }),
 		// SNS declares its throttling as Throttled, which the SDK's retryer
 		// does not know as a throttle.
 		SNS: sns.NewFromConfig(cfg, func(o *sns.Options) {

@@ -38,6 +38,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
@@ -82,6 +83,9 @@ func run(args []string) error {
 	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched, rightsize or naive)")
 	quotas := flags.Bool("quotas", true, "the fake throttles GetMetricData at CloudWatch's quotas (50 requests, 396,000 datapoints a second) and the function paces its reads; -quotas=false for the old comparison")
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
+	deps := flags.String("dependents", "5000,2000", "launch templates and Auto Scaling groups of the account for the batched+deps rows (the same run with issue 20's sweeps over that many); 0,0 leaves the rows out")
+	serveTemplates := flags.Int("templates", 0, "internal, with -serve-fake: launch templates in the fake")
+	serveGroups := flags.Int("groups", 0, "internal, with -serve-fake: Auto Scaling groups in the fake")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -95,7 +99,7 @@ func run(args []string) error {
 	}
 	switch {
 	case *serve > 0:
-		return serveFake(*serve, *latency, *quotas)
+		return serveFake(*serve, *latency, *quotas, *serveTemplates, *serveGroups)
 	case *serveOrgN > 0:
 		return serveOrg(*serveOrgN, *latency)
 	case *measureTargetsRegions != "":
@@ -111,7 +115,11 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	return orchestrate(ns, *latency, *naiveMax, *rightsizeMax, *execRuns, *budget, *quotas)
+	templates, groups, err := parseDependents(*deps)
+	if err != nil {
+		return err
+	}
+	return orchestrate(ns, *latency, *naiveMax, *rightsizeMax, *execRuns, *budget, *quotas, templates, groups)
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -164,14 +172,17 @@ func (c *countingCloudWatch) GetMetricData(ctx context.Context, in *cloudwatch.G
 	return out, err
 }
 
-func orchestrate(ns []int, latency time.Duration, naiveMax, rightsizeMax, execRuns, budget int, quotas bool) error {
+func orchestrate(ns []int, latency time.Duration, naiveMax, rightsizeMax, execRuns, budget int, quotas bool, templates, groups int) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
 	var results []result
 	for _, n := range ns {
-		for _, mode := range []string{"batched", "rightsize", "naive"} {
+		for _, mode := range []string{"batched", modeDeps, "rightsize", "naive"} {
+			if mode == modeDeps && templates+groups == 0 {
+				continue
+			}
 			// One call per reservation at 45 a second is minutes of
 			// waiting: the naive baseline is measured without quotas.
 			if mode == "naive" && (n > naiveMax || quotas) {
@@ -184,7 +195,7 @@ func orchestrate(ns []int, latency time.Duration, naiveMax, rightsizeMax, execRu
 				continue
 			}
 			fmt.Fprintf(os.Stderr, "measuring %s at N=%d with %s latency, quotas %v...\n", mode, n, latency, quotas)
-			r, err := measureInChild(self, n, mode, latency, budget, quotas)
+			r, err := measureInChild(self, n, mode, latency, budget, quotas, templates, groups)
 			if err != nil {
 				return err
 			}
@@ -197,10 +208,14 @@ func orchestrate(ns []int, latency time.Duration, naiveMax, rightsizeMax, execRu
 	return measureBinary(os.Stdout, execRuns)
 }
 
-func measureInChild(self string, n int, mode string, latency time.Duration, budget int, quotas bool) (result, error) {
+func measureInChild(self string, n int, mode string, latency time.Duration, budget int, quotas bool, templates, groups int) (result, error) {
 	var r result
 	q := "-quotas=" + strconv.FormatBool(quotas)
-	err := inChildren(self, []string{"-serve-fake", strconv.Itoa(n), "-latency", latency.String(), q},
+	serve := []string{"-serve-fake", strconv.Itoa(n), "-latency", latency.String(), q}
+	if mode == modeDeps {
+		serve = append(serve, "-templates", strconv.Itoa(templates), "-groups", strconv.Itoa(groups))
+	}
+	err := inChildren(self, serve,
 		[]string{"-measure", mode, "-budget", strconv.Itoa(budget), q}, &r)
 	if err != nil {
 		return result{}, fmt.Errorf("measure %s at N=%d: %w", mode, n, err)
@@ -245,7 +260,7 @@ func inChildren(self string, serve, measure []string, v any) error {
 // serveFake builds an account of n reservations, all unused now (so every
 // one is measured), 1% idle over the window and the rest used at their peak,
 // and serves it with latency added to every request until killed.
-func serveFake(n int, latency time.Duration, quotas bool) error {
+func serveFake(n int, latency time.Duration, quotas bool, templates, groups int) error {
 	acct := fakeaws.New(account)
 	now := time.Now()
 	// Compact series, expanded by the fake per query: n reservations of
@@ -271,6 +286,7 @@ func serveFake(n int, latency time.Duration, quotas bool) error {
 	// Pages as large as the client asks: the limits are the client's to
 	// respect, and the fake must not add calls of its own.
 	acct.SetMetricPageSize(0)
+	addDependents(acct, n, templates, groups)
 	if quotas {
 		acct.SetCloudWatchQuotas(fakeaws.DefaultCloudWatchQuotas())
 	}
@@ -321,6 +337,7 @@ func measureOnce(mode, endpoint string, budget int, quotas bool) error {
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(endpoint) }),
 		CloudWatch:    cw,
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = aws.String(endpoint) }),
+		AutoScaling:   autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) { o.BaseEndpoint = aws.String(endpoint) }),
 		Settings:      settings,
 		Logger:        zap.NewNop(),
 		Now:           time.Now,
@@ -329,7 +346,7 @@ func measureOnce(mode, endpoint string, budget int, quotas bool) error {
 	h.Unpaced = !quotas
 	if mode == "naive" {
 		h.MetricsPerCall = 1
-	} else if mode != "batched" && mode != "rightsize" {
+	} else if mode != "batched" && mode != "rightsize" && mode != modeDeps {
 		return fmt.Errorf("-measure: %q; accepted: batched, rightsize, naive", mode)
 	}
 
@@ -402,7 +419,8 @@ func samplePeakHeap(peak *atomic.Uint64, stop <-chan struct{}, done chan<- struc
 	}
 }
 
-var operations = []string{"DescribeCapacityReservations", "ListResources", "GetMetricData", "DescribeInstances", "CancelCapacityReservation", "ModifyCapacityReservation"}
+var operations = []string{"DescribeCapacityReservations", "ListResources", "GetMetricData", "DescribeInstances", "CancelCapacityReservation", "ModifyCapacityReservation",
+	"DescribeLaunchTemplateVersions", "DescribeAutoScalingGroups"}
 
 func printTable(w io.Writer, results []result, latency time.Duration, budget int, quotas bool) {
 	q := "GetMetricData quotas on (50 requests, 396,000 datapoints a second; reads paced at 90 %)"
@@ -411,10 +429,11 @@ func printTable(w io.Writer, results []result, latency time.Duration, budget int
 	}
 	fmt.Fprintf(w, "\nOne real run per row, every reservation unused now and measured, 1%% idle over the window, %s latency per request, lookback %dh, budget %d cancellations, %s. batched: RIGHTSIZE off; rightsize: on.\n\n", latency, lookbackHours, budget, q)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tListResources\tGetMetricData\tdatapoints\tthrottled\tDescribeInstances\tCancel\tModify\tidle\tcancelled\tshrunk\twall\tpeak heap\tmax RSS\t")
+	fmt.Fprintln(tw, "N\tmode\tDescribeCR\tListResources\tGetMetricData\tdatapoints\tthrottled\tDescribeInstances\tDescribeLTV\tDescribeASG\tCancel\tModify\tidle\tcancelled\tshrunk\twall\tpeak heap\tmax RSS\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
-			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Datapoints, r.Throttles, r.Calls[operations[3]], r.Calls[operations[4]], r.Calls[operations[5]],
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", r.N, r.Mode,
+			r.Calls[operations[0]], r.Calls[operations[1]], r.Calls[operations[2]], r.Datapoints, r.Throttles, r.Calls[operations[3]],
+			r.Calls[operations[6]], r.Calls[operations[7]], r.Calls[operations[4]], r.Calls[operations[5]],
 			r.Idle, r.Cancelled, r.Shrunk, r.Wall.Round(time.Millisecond), mib(r.PeakHeapBytes), mib(uint64(r.MaxRSSBytes)))
 	}
 	tw.Flush()
@@ -439,6 +458,8 @@ func printTable(w io.Writer, results []result, latency time.Duration, budget int
 				f.n, lookbackHours, f.calls, f.datapoints, f.wall, r.Calls["GetMetricData"], r.Datapoints, r.Wall.Round(time.Millisecond), verdict)
 		}
 	}
+
+	printDependents(w, results)
 
 	fmt.Fprintln(w, "\nnaive / batched, same N:")
 	for _, naive := range results {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -112,6 +113,7 @@ func run(args []string, stdout, stderr io.Writer, now time.Time) error {
 		EC2:           ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = endpoint }),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = endpoint }),
 		RAM:           ram.NewFromConfig(cfg, func(o *ram.Options) { o.BaseEndpoint = endpoint }),
+		AutoScaling:   autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) { o.BaseEndpoint = endpoint }),
 		SNS:           sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = endpoint }),
 		Pricing:       pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.BaseEndpoint = endpoint }),
 		Region:        demo.Region,

@@ -58,6 +58,7 @@ var notShown = map[policy.Reason]string{
 	policy.ReasonChangedSinceEvaluated: "nothing changes during the run",
 	policy.ReasonMarkUnverified:        "KMS answers every check of the demo's marks",
 	policy.ReasonInCommitment:          "every commitment of the simulated account has its end date",
+	policy.ReasonReferrersUnknown:      "the demo's launch templates and Auto Scaling groups can be read",
 }
 
 // The dry run shows every other rule at work, each on its reservation.
@@ -98,7 +99,7 @@ func TestDemoApply(t *testing.T) {
 	if len(r.Modified) != 1 || r.Modified[0] != (report.Modified{ReservationID: "cr-0e0000000000000e2", From: 20, To: 8}) {
 		t.Fatalf("modified %+v", r.Modified)
 	}
-	if !slices.Equal(r.Marked, []string{"cr-0b0000000000000b1", "cr-0b0000000000000b7", "cr-0e0000000000000e1", "cr-0f0000000000000f2"}) || !r.Notified {
+	if !slices.Equal(r.Marked, []string{"cr-0b0000000000000b1", "cr-0b0000000000000b7", "cr-0e0000000000000e1", "cr-0f0000000000000f2", "cr-0b0000000000000b8"}) || !r.Notified {
 		t.Fatalf("marked %v, notified %v", r.Marked, r.Notified)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -96,6 +97,7 @@ func runOrganization(stdout io.Writer, format string, logger *zap.Logger, now ti
 		EC2:           ec2.NewFromConfig(cfg),
 		CloudWatch:    cloudwatch.NewFromConfig(cfg),
 		RAM:           ram.NewFromConfig(cfg),
+		AutoScaling:   autoscaling.NewFromConfig(cfg),
 		SNS:           sns.NewFromConfig(cfg),
 		Pricing:       pricing.NewFromConfig(cfg),
 		Region:        demo.Region,

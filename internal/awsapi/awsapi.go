@@ -11,18 +11,20 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ram"
 	"github.com/aws/smithy-go"
 )
 
-// EC2 is the part of EC2 a run uses: three reads, the cancel, the shrink
+// EC2 is the part of EC2 a run uses: four reads, the cancel, the shrink
 // and the marks.
 type EC2 interface {
 	ec2.DescribeCapacityReservationsAPIClient
 	ec2.DescribeInstancesAPIClient
 	ec2.GetGroupsForCapacityReservationAPIClient
+	ec2.DescribeLaunchTemplateVersionsAPIClient
 	CancelCapacityReservation(context.Context, *ec2.CancelCapacityReservationInput, ...func(*ec2.Options)) (*ec2.CancelCapacityReservationOutput, error)
 	ModifyCapacityReservation(context.Context, *ec2.ModifyCapacityReservationInput, ...func(*ec2.Options)) (*ec2.ModifyCapacityReservationOutput, error)
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
@@ -39,6 +41,32 @@ type RAM interface {
 	ram.ListResourcesAPIClient
 }
 
+// AutoScaling is the part of Auto Scaling a run uses: one read.
+type AutoScaling interface {
+	autoscaling.DescribeAutoScalingGroupsAPIClient
+}
+
+// LazyAutoScaling makes its Auto Scaling client on first use: a run calls
+// Auto Scaling only when a reservation would be cancelled or shrunk, and a
+// client made at start would only lengthen the start.
+type LazyAutoScaling struct {
+	once      sync.Once
+	newClient func() AutoScaling
+	client    AutoScaling
+}
+
+// NewLazyAutoScaling returns a LazyAutoScaling that calls newClient once,
+// on the first request.
+func NewLazyAutoScaling(newClient func() AutoScaling) *LazyAutoScaling {
+	return &LazyAutoScaling{newClient: newClient}
+}
+
+// DescribeAutoScalingGroups implements AutoScaling.
+func (l *LazyAutoScaling) DescribeAutoScalingGroups(ctx context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+	l.once.Do(func() { l.client = l.newClient() })
+	return l.client.DescribeAutoScalingGroups(ctx, in, optFns...)
+}
+
 // Regions is the EC2 call that lists an account's enabled regions.
 type Regions interface {
 	DescribeRegions(context.Context, *ec2.DescribeRegionsInput, ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
@@ -49,6 +77,9 @@ var (
 	_ CloudWatch = (*cloudwatch.Client)(nil)
 	_ RAM        = (*ram.Client)(nil)
 	_ Regions    = (*ec2.Client)(nil)
+
+	_ AutoScaling = (*autoscaling.Client)(nil)
+	_ AutoScaling = (*LazyAutoScaling)(nil)
 )
 
 // Clients are the clients of one target: an account in a region.
@@ -56,6 +87,9 @@ type Clients struct {
 	EC2        EC2
 	CloudWatch CloudWatch
 	RAM        RAM
+	// AutoScaling lists the Auto Scaling groups (package dependents); nil
+	// keeps every reservation that would be cancelled or shrunk.
+	AutoScaling AutoScaling
 	// Regions lists the regions enabled for the target's account.
 	Regions Regions
 }

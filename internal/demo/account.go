@@ -135,6 +135,10 @@ func Seeds(now time.Time) []Seed {
 			x.State = "expired"
 			return x
 		}(), none: true, Shows: "expired"},
+		{Res: r("cr-0f0000000000000fe", "c6i.2xlarge", "us-east-1b", 10, 0, 60*day, team("checkout-scaleout", "payments")),
+			Shows: "idle in the metrics, but an Auto Scaling group at desired 0 targets it (the next sale's scale-out)"},
+		{Res: r("cr-0b0000000000000b8", "m6i.xlarge", "us-east-1a", 3, 0, 40*day, team("api-canary", "web")),
+			Shows: "idle, marked; 3 matching instances run beside it, outside any reservation: their targeting is probably wrong"},
 		{Res: func() fakeaws.Reservation {
 			x := r("cr-0f0000000000000fb", "c6i.large", "us-east-1c", 4, 0, 80*day, team("resizing", "data"))
 			x.AdjustmentStatus = "requested"
@@ -146,7 +150,8 @@ func Seeds(now time.Time) []Seed {
 
 // Account builds the simulated account at now: the reservations, a week of
 // 5-minute UsedInstanceCount history each, a share through AWS RAM, a
-// stopped instance, the notifications topic, and IAM's limits (the mark
+// stopped instance, an Auto Scaling group at 0, instances running beside an
+// idle reservation, the notifications topic, and IAM's limits (the mark
 // keys only; one cancel refused).
 func Account(now time.Time) (*fakeaws.Account, []Seed) {
 	acct := fakeaws.New(AccountID)
@@ -157,6 +162,16 @@ func Account(now time.Time) (*fakeaws.Account, []Seed) {
 	fill(acct, now, seeds, rand.New(rand.NewPCG(1, 2))) // fixed: the same history every time
 	acct.ShareReservation("cr-0f0000000000000f3", "arn:aws:ram:us-east-1:"+AccountID+":resource-share/5e1f0d3c-0000-4000-8000-000000000001")
 	acct.AddInstance(fakeaws.Instance{ID: "i-0d3e000000000abcd", State: "stopped", TargetReservationID: "cr-0f0000000000000f7", InstanceType: "g5.xlarge"})
+	// The next sale's scale-out: a group at 0 whose launches need the
+	// reservation (what would launch into it is read only when it would
+	// be cancelled).
+	acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "checkout-scaleout", Min: 0, Desired: 0, Max: 10, AvailabilityZones: []string{"us-east-1b"},
+		CapacityReservationPref: "capacity-reservations-first", CapacityReservationIDs: []string{"cr-0f0000000000000fe"}})
+	// Three instances that run beside the api-canary reservation: same
+	// type and zone, launched with no reservation (preference none).
+	for _, id := range []string{"i-0a11000000000c001", "i-0a11000000000c002", "i-0a11000000000c003"} {
+		acct.AddInstance(fakeaws.Instance{ID: id, InstanceType: "m6i.xlarge", AvailabilityZone: "us-east-1a", Preference: "none"})
+	}
 	acct.AddTopic(TopicARN)
 	addPrices(acct)
 	acct.SetDenied(fakeaws.OpCancelCapacityReservation, Refused)
@@ -209,7 +224,7 @@ func addPrices(acct *fakeaws.Account) {
 		Region: {
 			"m5.xlarge": "0.1920000000", "m5.2xlarge": "0.3840000000", "c5.large": "0.0850000000", "c5.xlarge": "0.1700000000",
 			"c6i.8xlarge": "1.3600000000", "m6i.2xlarge": "0.3840000000", "m6i.4xlarge": "0.7680000000", "r5.large": "0.1260000000",
-			"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000", "m6i.xlarge": "0.1920000000",
+			"g5.xlarge": "1.0060000000", "p5.48xlarge": "98.3200000000", "m6i.xlarge": "0.1920000000", "c6i.2xlarge": "0.3400000000",
 		},
 		"eu-west-1": {"m6i.4xlarge": "0.8560000000"},
 	} {

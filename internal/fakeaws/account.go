@@ -1,6 +1,6 @@
 // Package fakeaws is an in-process fake AWS account for tests. It speaks the
-// real wire protocols (EC2 query/XML, CloudWatch Smithy RPC v2 CBOR, STS
-// and SNS query/XML, RAM restJson1, Price List awsJson1_1) on a single
+// real wire protocols (EC2 query/XML, CloudWatch Smithy RPC v2 CBOR, STS,
+// SNS and Auto Scaling query/XML, RAM restJson1, Price List awsJson1_1) on a single
 // http.Handler, so the real aws-sdk-go-v2 clients can be pointed at it with
 // BaseEndpoint and exercise their own serializers, deserializers, paginators
 // and error handling unchanged.
@@ -13,7 +13,9 @@
 // ListResources (the capacity reservations shared through AWS RAM, see
 // ram.go) and the Price List Query API's GetProducts (EC2 On-Demand prices,
 // see pricing.go), STS's AssumeRole, EC2's DescribeRegions (ec2regions.go)
-// and Organizations' ListAccounts, ListAccountsForParent and ListChildren.
+// and Organizations' ListAccounts, ListAccountsForParent and ListChildren,
+// EC2's DescribeLaunchTemplateVersions (ec2launchtemplates.go) and Auto
+// Scaling's DescribeAutoScalingGroups (autoscaling.go).
 // Everything else gets the protocol's "unknown operation" error so a new,
 // unsupported call fails loudly.
 //
@@ -267,6 +269,9 @@ type Account struct {
 	metricPoints   int             // see SetMetricPageDatapoints; 0: no cap
 	groups         []groupMembership
 	describeRepeat map[string]bool // see SetDescribeRepeat
+
+	launchTemplates   []LaunchTemplate   // ec2launchtemplates.go
+	autoScalingGroups []AutoScalingGroup // autoscaling.go
 
 	ram ramState // AWS RAM: reservations shared out and in (ram.go)
 

@@ -67,9 +67,9 @@ func (a *Account) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveQuery handles the form-encoded protocols: EC2, STS and SNS share
-// "POST /" and are told apart by Action (and Version, for unknown actions;
-// see queryProtocol).
+// serveQuery handles the form-encoded protocols: EC2, STS, SNS and Auto
+// Scaling share "POST /" and are told apart by Action (and Version, for
+// unknown actions; see queryProtocol).
 func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 	parseErr := r.ParseForm()
 	form := r.Form
@@ -111,6 +111,10 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 		handle = func() (any, *apiError) { return a.tagOperation(action, form) }
 	case action == OpPublish:
 		handle = func() (any, *apiError) { return a.publish(form) }
+	case action == OpDescribeLaunchTemplateVersions:
+		handle = func() (any, *apiError) { return a.describeLaunchTemplateVersions(form) }
+	case action == OpDescribeAutoScalingGroups:
+		handle = func() (any, *apiError) { return a.describeAutoScalingGroups(form) }
 	case action == "":
 		handle = func() (any, *apiError) {
 			return nil, badRequest("MissingAction", "The request must contain the parameter Action.")
@@ -124,7 +128,8 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 }
 
 // queryProtocol tells the services of "POST /" apart: by Action when only
-// STS or SNS has it, else by Version (STS 2011-06-15, SNS 2010-03-31), so an
+// STS, SNS or Auto Scaling has it, else by Version (STS 2011-06-15, SNS
+// 2010-03-31, Auto Scaling 2011-01-01), so an
 // action the fake lacks gets its service's error envelope; EC2 otherwise.
 func queryProtocol(form url.Values) protocol {
 	switch action, version := form.Get("Action"), form.Get("Version"); {
@@ -132,10 +137,14 @@ func queryProtocol(form url.Values) protocol {
 		return stsProtocol{}
 	case action == OpPublish:
 		return snsProtocol{}
+	case action == OpDescribeAutoScalingGroups:
+		return autoScalingProtocol{}
 	case version == stsVersion:
 		return stsProtocol{}
 	case version == snsVersion:
 		return snsProtocol{}
+	case version == autoScalingVersion:
+		return autoScalingProtocol{}
 	}
 	return ec2Protocol{}
 }
