@@ -20,7 +20,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -206,16 +205,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		AutoScaling: awsapi.NewLazyAutoScaling(func() awsapi.AutoScaling { return autoscaling.NewFromConfig(cfg) }),
 		// SNS declares its throttling as Throttled, which the SDK's retryer
 		// does not know as a throttle.
-		SNS: sns.NewFromConfig(cfg, func(o *sns.Options) {
-			o.Retryer = retry.AddWithErrorCodes(o.Retryer, "Throttled")
-		}),
+		SNS: &lazySNS{lazy: newLazy(func() *sns.Client {
+			return sns.NewFromConfig(cfg, func(o *sns.Options) {
+				o.Retryer = retry.AddWithErrorCodes(o.Retryer, "Throttled")
+			})
+		})},
 		Region: cfg.Region,
 		// Organization mode: other accounts through their member role,
 		// other regions, and the organization's accounts.
 		Targets:       org.NewAssumeRoleConnector(cfg),
-		Organizations: organizations.NewFromConfig(cfg),
+		Organizations: &lazyOrganizations{lazy: newLazy(func() *organizations.Client { return organizations.NewFromConfig(cfg) })},
 		Pricing:       pricingClient(cfg),
-		KMS:           &lazyKMS{cfg: cfg},
+		KMS:           &lazyKMS{lazy: newLazy(func() *kms.Client { return kms.NewFromConfig(cfg) })},
 		Settings:      settings,
 		Logger:        logger,
 		Now:           time.Now,
@@ -407,7 +408,9 @@ func pricingClient(cfg aws.Config) price.API {
 	case strings.HasPrefix(cfg.Region, "ap-"):
 		region = "ap-south-1"
 	}
-	return pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.Region = region })
+	return &lazyPricing{lazy: newLazy(func() *pricing.Client {
+		return pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.Region = region })
+	})}
 }
 
 // memoryLimit is the Go heap's soft limit in Lambda: 90 % of the function's
@@ -430,26 +433,4 @@ func newRunID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return "local-" + hex.EncodeToString(b)
-}
-
-// lazyKMS is the KMS client that signs and checks marks, made on its first
-// call: a run with nothing marked or to mark (and every preview without
-// MARK_KEY_ID) never pays for it at start.
-type lazyKMS struct {
-	cfg    aws.Config
-	once   sync.Once
-	client *kms.Client
-}
-
-func (l *lazyKMS) get() *kms.Client {
-	l.once.Do(func() { l.client = kms.NewFromConfig(l.cfg) })
-	return l.client
-}
-
-func (l *lazyKMS) GenerateMac(ctx context.Context, in *kms.GenerateMacInput, opts ...func(*kms.Options)) (*kms.GenerateMacOutput, error) {
-	return l.get().GenerateMac(ctx, in, opts...)
-}
-
-func (l *lazyKMS) VerifyMac(ctx context.Context, in *kms.VerifyMacInput, opts ...func(*kms.Options)) (*kms.VerifyMacOutput, error) {
-	return l.get().VerifyMac(ctx, in, opts...)
 }
