@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"internal/cfn":         {},
 	"internal/awsapi":      {},
 	"internal/auditlog":    {},
+	"internal/sizebase":    {},
 	"internal/strictjson":  {},
 	"internal/e2e":         {},
 	"internal/version":     {},
