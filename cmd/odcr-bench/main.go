@@ -7,6 +7,7 @@
 //	go run ./cmd/odcr-bench                      # N = 1,000 / 10,000 / 50,000
 //	go run ./cmd/odcr-bench -n 10000 -latency 20ms -budget 1000
 //	go run ./cmd/odcr-bench -targets 1000        # organization target listing
+//	go run ./cmd/odcr-bench -marks 10000         # signed marks: mark, then check
 //
 // Each measurement runs in a child process of its own, and the fake account
 // in another, so peak memory and RSS are the function's alone.
@@ -74,6 +75,7 @@ func run(args []string) error {
 	rightsizeMax := flags.Int("rightsize-max", 10000, "largest N to measure RIGHTSIZE=true at with quotas on (at 50,000 it reads 109 M datapoints: over 5 minutes)")
 	execRuns := flags.Int("exec-runs", 30, "process starts to time for exec-to-ready")
 	budget := flags.Int("budget", 10, "MAX_CANCELLATIONS_PER_RUN of the measured runs (10 is the deployed default)")
+	marksN := flags.Int("marks", 0, "instead of the table: mark this many idle reservations (signed marks: a GenerateMac and a CreateTags each), then check every mark 73 hours later")
 	pacing := flags.Int("pacing", 0, "instead of the table: cancel this many idle reservations against EC2's mutating token bucket (50, refilled 5/s), once per SDK retry mode")
 	targets := flags.Int("targets", 0, "instead of the table: list the targets of an organization of this many accounts (17 regions each), every page, for REGIONS=<17 regions> and REGIONS=all")
 	serve := flags.Int("serve-fake", 0, "internal: serve a fake account of this many reservations")
@@ -110,6 +112,8 @@ func run(args []string) error {
 		return measureOnce(*measureMode, *endpoint, *budget, *quotas)
 	case *pacing > 0:
 		return measurePacing(os.Stdout, *pacing)
+	case *marksN > 0:
+		return measureMarks(os.Stdout, *marksN, *budget, *latency)
 	}
 	ns, err := parseSizes(*sizes)
 	if err != nil {
