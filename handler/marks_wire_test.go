@@ -2,6 +2,7 @@ package handler_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -185,5 +186,54 @@ func TestWireMarkKeyInAnotherCaseIsRemoved(t *testing.T) {
 	}
 	if res, _ := acct.Reservation(crID(1)); len(res.Tags) != 0 {
 		t.Fatalf("tags left %v", res.Tags)
+	}
+}
+
+// Organization mode: a member account's reservations are marked through
+// the member role, and signed and checked by the function's own role with
+// the key in the deploying account; the member account holds no key.
+func TestOrgWireMarksSignedInTheDeployingAccount(t *testing.T) {
+	o := newOrgWire(t)
+	o.AddAccount(orgMember1, "ok", "ok@example.com", "", "")
+	o.AddRole(orgMember1, memberRole, orgMgmt)
+	target := o.Account(orgMember1, "eu-west-1")
+	orgIdle(target, "eu-west-1", crID(1), 60)
+	target.SetUsedInstancesRegular(crID(1), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 0})
+	s := orgSettings(t, map[string]string{"ACCOUNTS": "organization", "REGIONS": "all", "DRY_RUN": "false"})
+	s.GraceHours, s.LookbackHours = 24, 48
+	h, _ := orgHandler(t, o, s)
+	run := func() report.Report {
+		out, err := h.Invoke(lambdaCtx(context.Background()), []byte(`{"target":{"accountId":"`+orgMember1+`","region":"eu-west-1"}}`))
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		var rep report.Report
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := run(); !slices.Equal(rep.Marked, []string{crID(1)}) {
+		t.Fatalf("marked %v", rep.Marked)
+	}
+	mgmt := o.Account(orgMgmt, "us-east-1")
+	mgmtKey, _ := o.AccessKey(orgMgmt)
+	var signed int
+	for _, r := range fakeaws.FirstAttempts(mgmt.Requests()) {
+		if r.Operation == fakeaws.OpGenerateMac && r.AccessKeyID == mgmtKey && strings.Contains(r.Params["Message"][0], "account="+orgMember1+"\nregion=eu-west-1\n") {
+			signed++
+		}
+	}
+	if signed != 1 || target.Calls(fakeaws.OpGenerateMac)+target.Calls(fakeaws.OpVerifyMac) != 0 {
+		t.Fatalf("%d marks signed by the management account's own credentials, %d KMS calls in the member account", signed, target.Calls(fakeaws.OpGenerateMac))
+	}
+	if res, _ := target.Reservation(crID(1)); res.Tags[policy.TagMarkSignature] == "" {
+		t.Fatalf("member's tags %v", res.Tags)
+	}
+	// A day later the mark checks out and the reservation is cancelled.
+	h.Now = func() time.Time { return testNow.Add(25 * time.Hour) }
+	o.SetClock(func() time.Time { return testNow.Add(25 * time.Hour) })
+	if rep := run(); !slices.Equal(rep.Cancelled, []string{crID(1)}) || mgmt.Calls(fakeaws.OpVerifyMac) != 1 {
+		t.Fatalf("day 1: cancelled %v, %d VerifyMac in the management account: %+v %v", rep.Cancelled, mgmt.Calls(fakeaws.OpVerifyMac), rep.Decisions, rep.Failures)
 	}
 }
