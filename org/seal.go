@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sealer signs and checks messages with the function's key (marks.Signer).
@@ -41,26 +42,23 @@ func sealedMessage(header string, v any) ([]byte, error) {
 
 // Seal signs the summary.
 func (s *TargetSummary) Seal(ctx context.Context, sealer Sealer) error {
-	s.Signature = ""
-	msg, err := sealedMessage(summaryHeader, s)
-	if err == nil {
-		s.Signature, err = sealer.SignMessage(ctx, msg)
-	}
-	if err != nil {
-		return fmt.Errorf("sign the target's summary: %w", err)
-	}
-	return nil
+	return seal(ctx, sealer, summaryHeader, s, &s.Signature)
 }
 
 // Seal signs the totals.
 func (t *Totals) Seal(ctx context.Context, sealer Sealer) error {
-	t.Signature = ""
-	msg, err := sealedMessage(totalsHeader, t)
+	return seal(ctx, sealer, totalsHeader, t, &t.Signature)
+}
+
+// seal sets *sig, v's signature field, to the signature of v without one.
+func seal(ctx context.Context, sealer Sealer, header string, v any, sig *string) error {
+	*sig = ""
+	msg, err := sealedMessage(header, v)
 	if err == nil {
-		t.Signature, err = sealer.SignMessage(ctx, msg)
+		*sig, err = sealer.SignMessage(ctx, msg)
 	}
 	if err != nil {
-		return fmt.Errorf("sign the totals: %w", err)
+		return fmt.Errorf("sign %s: %w", strings.TrimSuffix(header, "\n"), err)
 	}
 	return nil
 }

@@ -194,7 +194,7 @@ func (a *Account) serveKMS(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.Params = map[string][]string{"KeyId": {in.KeyID}, "MacAlgorithm": {in.MacAlgorithm}, "Message": {string(in.Message)}}
 	}
-	a.serve(w, r, kmsProtocol{}, rec, func() (any, *apiError) {
+	a.serve(w, r, kmsProtocol, rec, func() (any, *apiError) {
 		switch {
 		case op != OpGenerateMac && op != OpVerifyMac:
 			return nil, badRequest("UnknownOperationException", "fakeaws: unsupported operation %s%s", kmsTargetPrefix, op)
@@ -258,20 +258,4 @@ func (a *Account) mac(op string, in macInput) (any, *apiError) {
 		return nil, badRequest("KMSInvalidMacException", "The MAC is not valid for the message and key.")
 	}
 	return verifyMacOutput{KeyID: arn, MacValid: true, MacAlgorithm: in.MacAlgorithm}, nil
-}
-
-// kmsProtocol writes KMS's awsJson1_1 answers; errors name their shape in
-// __type with KMS's namespace (the framework's for its own).
-type kmsProtocol struct{}
-
-func (kmsProtocol) writeResult(w http.ResponseWriter, requestID string, v any) {
-	writeAWSJSON(w, http.StatusOK, requestID, v)
-}
-
-func (kmsProtocol) writeError(w http.ResponseWriter, requestID string, e *apiError) {
-	ns := kmsErrorNamespace
-	if e.code == "UnknownOperationException" || e.code == "SerializationException" {
-		ns = coralErrorNamespace
-	}
-	writeAWSJSON(w, e.status, requestID, map[string]string{"__type": ns + e.code, "message": e.message})
 }

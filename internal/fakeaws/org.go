@@ -481,9 +481,9 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, refusal int) {
 	case strings.HasPrefix(target, orgsTargetPrefix):
 		proto, kind = orgsProtocol{}, "json"
 	case strings.HasPrefix(target, pricingTargetPrefix):
-		proto, kind = pricingProtocol{}, "json"
+		proto, kind = pricingProtocol, "json"
 	case strings.HasPrefix(target, kmsTargetPrefix):
-		proto, kind = kmsProtocol{}, "json"
+		proto, kind = kmsProtocol, "json"
 	case ramOperations[r.URL.Path] != "":
 		proto, kind = restJSONProtocol{}, "json"
 	default:

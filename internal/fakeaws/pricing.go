@@ -614,7 +614,7 @@ func (a *Account) servePricing(w http.ResponseWriter, r *http.Request) {
 			rec.Params = in.summary()
 		}
 	}
-	a.serve(w, r, pricingProtocol{}, rec, func() (any, *apiError) {
+	a.serve(w, r, pricingProtocol, rec, func() (any, *apiError) {
 		switch {
 		case op != OpGetProducts:
 			// DescribeServices, GetAttributeValues, ... are recorded under
@@ -833,23 +833,29 @@ func (in getProductsInput) summary() map[string][]string {
 	return p
 }
 
-// pricingProtocol is awsJson1_1 as the Price List API speaks it.
-type pricingProtocol struct{}
+// awsJSONProtocol is awsJson1_1 as a service speaks it: answers as JSON,
+// errors naming their shape in __type with the service's namespace (the
+// framework's for the errors it raises itself; injected codes the model
+// lacks, like "Throttling", reach the SDK as a generic API error with that
+// code), the text under messageKey ("Message" for the Price List API,
+// "message" for KMS).
+type awsJSONProtocol struct{ namespace, messageKey string }
 
-func (pricingProtocol) writeResult(w http.ResponseWriter, requestID string, v any) {
+var (
+	pricingProtocol = awsJSONProtocol{pricingErrorNamespace, "Message"}
+	kmsProtocol     = awsJSONProtocol{kmsErrorNamespace, "message"}
+)
+
+func (awsJSONProtocol) writeResult(w http.ResponseWriter, requestID string, v any) {
 	writeAWSJSON(w, http.StatusOK, requestID, v)
 }
 
-// writeError names the error shape in __type with its namespace: the
-// framework's for the errors it raises itself, the Price List API's
-// otherwise (injected codes the model lacks, like "Throttling", included,
-// which reach the SDK as a generic API error with that code).
-func (pricingProtocol) writeError(w http.ResponseWriter, requestID string, e *apiError) {
-	ns := pricingErrorNamespace
+func (p awsJSONProtocol) writeError(w http.ResponseWriter, requestID string, e *apiError) {
+	ns := p.namespace
 	if e.code == "UnknownOperationException" || e.code == "SerializationException" {
 		ns = coralErrorNamespace
 	}
-	writeAWSJSON(w, e.status, requestID, map[string]string{"__type": ns + e.code, "Message": e.message})
+	writeAWSJSON(w, e.status, requestID, map[string]string{"__type": ns + e.code, p.messageKey: e.message})
 }
 
 func writeAWSJSON(w http.ResponseWriter, status int, requestID string, v any) {
