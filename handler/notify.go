@@ -30,6 +30,11 @@ func (r *run) notify(ctx context.Context, sns notify.Publisher, plan policy.Plan
 	}
 	n := noticeOf(s, plan, decisions, rep, r.reservations, r.started)
 	n.OutOfTime = r.outOfTime
+	for _, d := range decisions {
+		if d.Reason == policy.ReasonReferrersUnknown || d.Reason == policy.ReasonMarkUnverified {
+			n.Unchecked++
+		}
+	}
 	if !n.Worth() {
 		return ""
 	}

@@ -39,6 +39,12 @@ type Notice struct {
 	// OutOfTime counts the reservations not measured because the
 	// invocation's time ran out: kept, and worth telling every time.
 	OutOfTime int
+	// Unchecked counts the reservations the run would have cancelled or
+	// shrunk but kept because it could not read what would launch into
+	// them (referrers-unknown) or check their marks (mark-unverified): a
+	// permission or a service missing keeps every such run from acting,
+	// and is worth telling every time, like OutOfTime.
+	Unchecked int
 	// Costs are the run's figures, nil when nothing was priced.
 	Costs *report.Costs
 }
@@ -96,11 +102,15 @@ type Item struct {
 // its account within its timeout finds nothing, every run, until someone
 // raises the timeout or the quota.
 //
+// So are reservations kept because their launch templates, Auto Scaling
+// groups or marks could not be read (Unchecked): until the permission or
+// the key is fixed, no run acts on them.
+//
 // Reservations that AWS ends by itself (ends-soon) are not: nothing is done
 // to them, and they would be told every run until their end date; they are
 // in the message when there is one.
 func (n Notice) Worth() bool {
-	return n.Aborted || n.OutOfTime > 0 || slices.ContainsFunc(n.Items, func(it Item) bool { return it.Action != EndsSoon })
+	return n.Aborted || n.OutOfTime > 0 || n.Unchecked > 0 || slices.ContainsFunc(n.Items, func(it Item) bool { return it.Action != EndsSoon })
 }
 
 // Notification is one SNS message, in its variants.
@@ -387,6 +397,9 @@ func subjectOf(n Notice, groups []group) string {
 	if n.OutOfTime > 0 {
 		parts = append(parts, report.Thousands(n.OutOfTime)+" NOT MEASURED")
 	}
+	if n.Unchecked > 0 {
+		parts = append(parts, report.Thousands(n.Unchecked)+" NOT CHECKED")
+	}
 	for _, g := range groups {
 		parts = append(parts, report.Thousands(len(g.items))+" "+g.section.subject)
 	}
@@ -443,6 +456,12 @@ func headOf(n Notice, groups []group) string {
 		b.WriteString(wrap("NOT MEASURED: "+report.Thousands(n.OutOfTime)+" reservations, because reading their utilization at CloudWatch's"+
 			" quota would not have ended within the function's timeout. They were kept, unjudged. Raise the function's timeout"+
 			" (FunctionTimeout) or the GetMetricData quota (METRICS_DATAPOINTS_PER_SECOND once raised); docs/performance.md gives the time per number of reservations.", "          "))
+	}
+	if n.Unchecked > 0 {
+		b.WriteString(wrap("NOT CHECKED: "+report.Thousands(n.Unchecked)+" reservations would have been cancelled or shrunk, but the run could"+
+			" not read what would launch into them (launch templates, Auto Scaling groups) or check their marks (KMS). They were"+
+			" kept, and no run acts on them until it can: see the problems below, and grant the role (or the member role) the"+
+			" permission named there.", "          "))
 	}
 	var counts []string
 	for _, g := range groups {

@@ -129,6 +129,7 @@ func TestNoticeWorth(t *testing.T) {
 		{"dry run would mark", Notice{DryRun: true, Items: item(Marked)}, true},
 		{"reservations left unmeasured for lack of time", Notice{OutOfTime: 1}, true},
 		{"dry run, unmeasured for lack of time", Notice{DryRun: true, OutOfTime: 3}, true},
+		{"reservations kept, their referrers or marks unreadable", Notice{Unchecked: 2}, true},
 	} {
 		if got := c.n.Worth(); got != c.want {
 			t.Errorf("%s: Worth() = %v, want %v", c.name, got, c.want)
@@ -665,5 +666,21 @@ func TestNoticeTags(t *testing.T) {
 	}
 	if s := tagList(map[string]string{"Team": "a", "Zeta": "z", "Name": "n, m", "Owner": ""}); s != `Name="n, m", Owner="", Team=a, Zeta=z` {
 		t.Errorf("tagList = %s", s)
+	}
+}
+
+// Reservations kept because their referrers or marks could not be read
+// are told in the subject, the text's head, the chat and the report.
+func TestNotificationTellsWhatWasNotChecked(t *testing.T) {
+	n := Notice{AccountID: "111122223333", Region: "us-east-1", Unchecked: 7, Problems: []string{"Auto Scaling groups not read, 7 reservations kept: AccessDenied"}}
+	out := Build(n)
+	if !strings.Contains(out.Subject, "7 NOT CHECKED") || !strings.Contains(out.Message, "NOT CHECKED: 7 reservations would have been cancelled or shrunk") {
+		t.Fatalf("subject %q\n%s", out.Subject, out.Message)
+	}
+	if !strings.Contains(out.Chat, "Not checked") {
+		t.Errorf("the chat variant does not tell the 7 not checked:\n%s", out.Chat)
+	}
+	if !strings.Contains(out.Report, `"notChecked":7`) {
+		t.Errorf("the report does not count the 7 not checked:\n%s", out.Report)
 	}
 }

@@ -105,6 +105,9 @@ type RunReport struct {
 	AbortReason string `json:"abortReason,omitempty"`
 	// NotMeasured counts the reservations kept unjudged for lack of time.
 	NotMeasured int `json:"notMeasured"`
+	// NotChecked counts the reservations kept because what would launch
+	// into them, or their marks, could not be read.
+	NotChecked int `json:"notChecked"`
 	// Counts are the reservations of each action, all of them, whether
 	// listed or not.
 	Counts map[string]int `json:"counts"`
@@ -191,7 +194,7 @@ func reportOf(n Notice, groups []group, budget int) string {
 		Schema: "odcr-autocancel.run", Version: ReportVersion,
 		RunID: clean(n.RunID, maxField), AccountID: clean(n.AccountID, maxField), Region: clean(n.Region, maxField),
 		ToolVersion: clean(n.Version, maxField), StartedAt: reportTime(n.Now),
-		DryRun: n.DryRun, Aborted: n.Aborted, AbortReason: clean(n.AbortReason, maxDetail), NotMeasured: n.OutOfTime,
+		DryRun: n.DryRun, Aborted: n.Aborted, AbortReason: clean(n.AbortReason, maxDetail), NotMeasured: n.OutOfTime, NotChecked: n.Unchecked,
 		Counts: map[string]int{}, Reservations: []ReportReservation{},
 	}
 	if c := n.Costs; c != nil {
@@ -301,6 +304,9 @@ func chatOf(n Notice, groups []group, subject string) string {
 	}
 	if n.OutOfTime > 0 {
 		line("*Not measured*: " + report.Thousands(n.OutOfTime) + " reservations, for lack of time: raise FunctionTimeout (docs/performance.md).")
+	}
+	if n.Unchecked > 0 {
+		line("*Not checked*: " + report.Thousands(n.Unchecked) + " reservations kept: their launch templates, Auto Scaling groups or marks could not be read (see the problems).")
 	}
 	var counts []string
 	for _, g := range groups {
