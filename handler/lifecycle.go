@@ -37,11 +37,7 @@ var (
 // other; a mark first deletes the other action's keys the reservation
 // carries (an oversized one now idle loses its shrink mark) and its own
 // kind's keys written in another case.
-func planDeletes(plan policy.Plan, decisions []policy.Decision, reservations map[string]policy.Reservation) map[string][]string {
-	byID := make(map[string]policy.Decision, len(decisions))
-	for _, d := range decisions {
-		byID[d.ReservationID] = d
-	}
+func planDeletes(plan policy.Plan, byID map[string]policy.Decision, reservations map[string]policy.Reservation) map[string][]string {
 	deletes := map[string][]string{}
 	// present lists the keys of the reservation that are one of keys
 	// whatever their case; exact leaves out those written exactly so.
@@ -85,7 +81,11 @@ func planDeletes(plan policy.Plan, decisions []policy.Decision, reservations map
 // the plan's marks, each signed for its reservation (writeMarks). A failed
 // call is reported per reservation; it changes no decision.
 func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
-	deletes := planDeletes(plan, decisions, r.reservations)
+	byID := make(map[string]policy.Decision, len(decisions))
+	for _, d := range decisions {
+		byID[d.ReservationID] = d
+	}
+	deletes := planDeletes(plan, byID, r.reservations)
 	unmarked := map[string]bool{}
 	for _, keys := range slices.Sorted(maps.Keys(deletes)) {
 		var del []types.Tag
@@ -107,7 +107,7 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		})
 	}
 	if r.signer != nil && len(plan.Mark) > 0 {
-		r.writeMarks(ctx, plan, decisions, rep)
+		r.writeMarks(ctx, plan, byID, rep)
 	}
 }
 

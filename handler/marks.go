@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,11 +73,7 @@ const markConcurrency = 8
 // last quarter of the margin) no mark starts: the reservations left are
 // told as a problem and marked by a later run (unmarked, a reservation is
 // never acted on).
-func (r *run) writeMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
-	byID := make(map[string]policy.Decision, len(decisions))
-	for _, d := range decisions {
-		byID[d.ReservationID] = d
-	}
+func (r *run) writeMarks(ctx context.Context, plan policy.Plan, byID map[string]policy.Decision, rep *report.Report) {
 	deadline, hasDeadline := ctx.Deadline()
 	var (
 		mu     sync.Mutex
@@ -93,7 +90,7 @@ func (r *run) writeMarks(ctx context.Context, plan policy.Plan, decisions []poli
 		tokens <- struct{}{}
 		if hasDeadline && time.Until(deadline) < r.margin/4 {
 			<-tokens
-			late = plan.Mark[n:]
+			late = slices.DeleteFunc(slices.Clone(plan.Mark[n:]), func(id string) bool { return byID[id].Mark == nil })
 			break
 		}
 		wg.Add(1)

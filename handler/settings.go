@@ -126,8 +126,9 @@ var envVars = []EnvVar{
 	{Name: "MEMBER_ROLE_NAME", Default: "odcr-autocancel-member", Pattern: "an IAM role name of 1 to 64 characters (letters, digits and +=,.@_-), no path"},
 }
 
-// kmsKeyID is a KMS key id: a UUID, or mrk- and 32 hex digits for a
-// multi-Region key.
+// kmsKeyID is a KMS key id: five groups of hex digits (a UUID), or mrk-
+// and hex digits for a multi-Region key. The groups' lengths are left to
+// KMS (bounded repetitions cost every cold start; see topicARNPattern).
 const kmsKeyID = `([0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+|mrk-[0-9a-f]+)`
 
 // errNoMarkKey says why a run that acts after a grace needs the key.

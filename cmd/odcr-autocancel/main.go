@@ -205,7 +205,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		AutoScaling: awsapi.NewLazyAutoScaling(func() awsapi.AutoScaling { return autoscaling.NewFromConfig(cfg) }),
 		// SNS declares its throttling as Throttled, which the SDK's retryer
 		// does not know as a throttle.
-		SNS: &lazySNS{lazy: newLazy(func() *sns.Client {
+		SNS: &lazySNS{Lazy: awsapi.NewLazy(func() *sns.Client {
 			return sns.NewFromConfig(cfg, func(o *sns.Options) {
 				o.Retryer = retry.AddWithErrorCodes(o.Retryer, "Throttled")
 			})
@@ -214,9 +214,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		// Organization mode: other accounts through their member role,
 		// other regions, and the organization's accounts.
 		Targets:       org.NewAssumeRoleConnector(cfg),
-		Organizations: &lazyOrganizations{lazy: newLazy(func() *organizations.Client { return organizations.NewFromConfig(cfg) })},
+		Organizations: &lazyOrganizations{Lazy: awsapi.NewLazy(func() *organizations.Client { return organizations.NewFromConfig(cfg) })},
 		Pricing:       pricingClient(cfg),
-		KMS:           &lazyKMS{lazy: newLazy(func() *kms.Client { return kms.NewFromConfig(cfg) })},
+		KMS:           &lazyKMS{Lazy: awsapi.NewLazy(func() *kms.Client { return kms.NewFromConfig(cfg) })},
 		Settings:      settings,
 		Logger:        logger,
 		Now:           time.Now,
@@ -408,7 +408,7 @@ func pricingClient(cfg aws.Config) price.API {
 	case strings.HasPrefix(cfg.Region, "ap-"):
 		region = "ap-south-1"
 	}
-	return &lazyPricing{lazy: newLazy(func() *pricing.Client {
+	return &lazyPricing{Lazy: awsapi.NewLazy(func() *pricing.Client {
 		return pricing.NewFromConfig(cfg, func(o *pricing.Options) { o.Region = region })
 	})}
 }

@@ -46,25 +46,27 @@ type AutoScaling interface {
 	autoscaling.DescribeAutoScalingGroupsAPIClient
 }
 
-// LazyAutoScaling makes its Auto Scaling client on first use: a run calls
-// Auto Scaling only when a reservation would be cancelled or shrunk, and a
-// client made at start would only lengthen the start.
-type LazyAutoScaling struct {
-	once      sync.Once
-	newClient func() AutoScaling
-	client    AutoScaling
-}
+// Lazy makes a client once, on its first use: a client a run needs only
+// now and then (Auto Scaling, and in main SNS, Price List, Organizations,
+// KMS) made at start would only lengthen every cold start.
+type Lazy[T any] struct{ Get func() T }
+
+// NewLazy returns a Lazy whose Get calls newClient once.
+func NewLazy[T any](newClient func() T) Lazy[T] { return Lazy[T]{Get: sync.OnceValue(newClient)} }
+
+// LazyAutoScaling is the Auto Scaling client made on first use: a run
+// calls Auto Scaling only when a reservation would be cancelled or shrunk.
+type LazyAutoScaling struct{ Lazy[AutoScaling] }
 
 // NewLazyAutoScaling returns a LazyAutoScaling that calls newClient once,
 // on the first request.
 func NewLazyAutoScaling(newClient func() AutoScaling) *LazyAutoScaling {
-	return &LazyAutoScaling{newClient: newClient}
+	return &LazyAutoScaling{NewLazy(newClient)}
 }
 
 // DescribeAutoScalingGroups implements AutoScaling.
 func (l *LazyAutoScaling) DescribeAutoScalingGroups(ctx context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
-	l.once.Do(func() { l.client = l.newClient() })
-	return l.client.DescribeAutoScalingGroups(ctx, in, optFns...)
+	return l.Get().DescribeAutoScalingGroups(ctx, in, optFns...)
 }
 
 // Regions is the EC2 call that lists an account's enabled regions.
