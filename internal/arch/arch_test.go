@@ -159,6 +159,18 @@ func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
 	}
 }
 
+// The README stays the newcomer's page: what, the demo, the tests, deploy,
+// safety in short and a map, in at most 300 lines; the rest is in docs/.
+func TestReadmeStaysShort(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(readme), "\n"); n > 300 {
+		t.Errorf("README.md has %d lines, over 300: move the detail to a page of docs/", n)
+	}
+}
+
 // Rooms stay livable: no non-test file of handler/ over 500 lines, no
 // package over 3,000 non-test lines. A package that grows past them is
 // split along its seams, as handler/ was. internal/fakeaws, the fake of
