@@ -280,7 +280,8 @@ type Account struct {
 
 	pricing pricingState // the Price List API's EC2 products (pricing.go)
 
-	cw cloudWatchQuotaState // GetMetricData rate quotas (cwquota.go)
+	cw   cloudWatchQuotaState // GetMetricData rate quotas (cwquota.go)
+	ec2q ec2QuotaState        // EC2's request token buckets (ec2quota.go)
 
 	kms kmsState // KMS HMAC keys for GenerateMac / VerifyMac (kms.go)
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const (
@@ -122,6 +123,15 @@ func (a *Account) serveQuery(w http.ResponseWriter, r *http.Request) {
 	default:
 		handle = func() (any, *apiError) {
 			return nil, badRequest("InvalidAction", "The action %s is not valid for this web service.", action)
+		}
+	}
+	if _, isEC2 := proto.(ec2Protocol); isEC2 && parseErr == nil {
+		inner := handle
+		handle = func() (any, *apiError) {
+			if e := a.takeEC2Token(action, form, time.Now()); e != nil {
+				return nil, e
+			}
+			return inner()
 		}
 	}
 	a.serve(w, r, proto, rec, handle)
