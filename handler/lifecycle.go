@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -21,6 +22,15 @@ import (
 // maxTagResources bounds the reservations one CreateTags or DeleteTags call
 // names.
 const maxTagResources = 1000
+
+// tagWriteEvery spaces a run's CreateTags and DeleteTags calls: 9 a
+// second, 90 % of the 10 tokens a second that refill EC2's request bucket
+// of each (100 tokens, per account and region, shared with every other
+// caller). A signed mark names its reservation, so marking many
+// reservations is a CreateTags each: unpaced, a first run over 1,000 idle
+// reservations emptied the bucket and most marks failed with
+// RequestLimitExceeded.
+const tagWriteEvery = time.Second / 9
 
 // The tag keys the function writes: the cancel's mark, the shrink's mark
 // (each with its signature), and both.
@@ -93,6 +103,9 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 			del = append(del, types.Tag{Key: aws.String(k)}) // no value: whatever the value
 		}
 		r.tagBatches(ctx, "unmark", deletes[keys], rep, func(ids []string) error {
+			if err := r.tagWrites.Wait(ctx, tagWriteEvery); err != nil {
+				return fmt.Errorf("delete tags: %w", err)
+			}
 			r.calls.Add("DeleteTags")
 			if _, err := r.c.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: del}); err != nil {
 				return fmt.Errorf("delete tags: %w", err)
@@ -135,8 +148,12 @@ func (r *run) tagFailed(action string, ids []string, err error, rep *report.Repo
 	r.audit.Error(action+" failed", zap.Strings("reservation_ids", ids), zap.String("code", code), zap.Error(err))
 }
 
-// createTags writes tags on the reservations ids.
-func (r *run) createTags(ctx context.Context, ids []string, tags map[string]string) error {
+// createTags writes tags on the reservations ids, at the time the caller
+// booked for it (r.tagWrites).
+func (r *run) createTags(ctx context.Context, at time.Time, ids []string, tags map[string]string) error {
+	if err := awsapi.SleepUntil(ctx, at); err != nil {
+		return fmt.Errorf("create tags: %w", err)
+	}
 	var t []types.Tag
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		t = append(t, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})

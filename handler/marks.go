@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -67,12 +66,13 @@ func (r *run) checkMarks(ctx context.Context, reservations []policy.Reservation,
 // its reservation, so each is a GenerateMac and a CreateTags of its own.
 const markConcurrency = 8
 
-// writeMarks signs and writes the plan's marks, markConcurrency at a time,
-// and reports them in the plan's order. A mark that could not be signed or
-// written is a tag failure. Near the invocation's deadline (within the
-// last quarter of the margin) no mark starts: the reservations left are
-// told as a problem and marked by a later run (unmarked, a reservation is
-// never acted on).
+// writeMarks signs and writes the plan's marks, markConcurrency at a time
+// and their CreateTags paced (tagWriteEvery), and reports them in the
+// plan's order. A mark that could not be signed or written is a tag
+// failure. A mark whose CreateTags would start near the invocation's
+// deadline (within the last quarter of the margin) is not started: the
+// reservations left are told as a problem and marked by a later run
+// (unmarked, a reservation is never acted on).
 func (r *run) writeMarks(ctx context.Context, plan policy.Plan, byID map[string]policy.Decision, rep *report.Report) {
 	deadline, hasDeadline := ctx.Deadline()
 	var (
@@ -88,7 +88,8 @@ func (r *run) writeMarks(ctx context.Context, plan policy.Plan, byID map[string]
 			continue
 		}
 		tokens <- struct{}{}
-		if hasDeadline && time.Until(deadline) < r.margin/4 {
+		at := r.tagWrites.Reserve(tagWriteEvery)
+		if hasDeadline && deadline.Sub(at) < r.margin/4 {
 			<-tokens
 			late = slices.DeleteFunc(slices.Clone(plan.Mark[n:]), func(id string) bool { return byID[id].Mark == nil })
 			break
@@ -99,7 +100,7 @@ func (r *run) writeMarks(ctx context.Context, plan policy.Plan, byID map[string]
 			kind, tags := marks.Of(d)
 			signed, err := r.signer.Sign(ctx, kind, id, r.reservations[id].Total, tags)
 			if err == nil {
-				err = r.createTags(ctx, []string{id}, signed)
+				err = r.createTags(ctx, at, []string{id}, signed)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -132,7 +133,7 @@ func (r *run) resignShrink(ctx context.Context, d policy.Decision, size int32, r
 	}
 	tags, err := r.signer.Sign(ctx, marks.Rightsize, d.ReservationID, size, policy.RightsizeTags(*d.Mark, d.Resize.Target))
 	if err == nil {
-		err = r.createTags(ctx, []string{d.ReservationID}, tags)
+		err = r.createTags(ctx, r.tagWrites.Reserve(tagWriteEvery), []string{d.ReservationID}, tags)
 	}
 	if err != nil {
 		r.tagFailed("mark", []string{d.ReservationID}, err, rep)

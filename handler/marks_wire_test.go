@@ -3,6 +3,7 @@ package handler_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -235,5 +236,67 @@ func TestOrgWireMarksSignedInTheDeployingAccount(t *testing.T) {
 	o.SetClock(func() time.Time { return testNow.Add(25 * time.Hour) })
 	if rep := run(); !slices.Equal(rep.Cancelled, []string{crID(1)}) || mgmt.Calls(fakeaws.OpVerifyMac) != 1 {
 		t.Fatalf("day 1: cancelled %v, %d VerifyMac in the management account: %+v %v", rep.Cancelled, mgmt.Calls(fakeaws.OpVerifyMac), rep.Decisions, rep.Failures)
+	}
+}
+
+// Each signed mark is a CreateTags of its own, and EC2 refills the
+// CreateTags bucket at 10 a second: the run paces its tag writes (9 a
+// second), so marking more reservations than the bucket holds is never
+// throttled. Here the bucket holds 3: unpaced (8 marks at once), most
+// would be refused.
+func TestWireMarksPacedUnderEC2TagQuota(t *testing.T) {
+	const n = 20
+	acct := marksAccount(t, n)
+	acct.SetEC2RequestQuotas(map[string]fakeaws.EC2Bucket{
+		fakeaws.OpCreateTags: {Capacity: 3, Refill: 10},
+		fakeaws.OpDeleteTags: {Capacity: 3, Refill: 10},
+	})
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	rep := runAt(t, h, testNow)
+	if len(rep.Marked) != n || len(rep.TagFailures) != 0 {
+		t.Fatalf("marked %d of %d, tag failures %+v", len(rep.Marked), n, rep.TagFailures)
+	}
+	if got := acct.EC2Throttled(fakeaws.OpCreateTags); got != 0 {
+		t.Errorf("%d CreateTags throttled, want none", got)
+	}
+	if got := acct.Calls(fakeaws.OpCreateTags); got != n {
+		t.Errorf("%d CreateTags, want one per mark (%d)", got, n)
+	}
+}
+
+// Marks whose paced CreateTags would start within the last quarter of the
+// deadline margin are not started: they are told as a problem and left
+// unmarked for a later run, and nothing is acted on.
+func TestWireMarksLeftForLackOfTime(t *testing.T) {
+	const n = 60 // 6.7 s of paced CreateTags
+	acct := marksAccount(t, n)
+	h, _ := wireHandler(t, acct, liveGrace(t))
+	h.DeadlineMargin = 2 * time.Second
+	h.Now = func() time.Time { return testNow }
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	rep, err := h.Run(ctx, []byte(`{}`))
+	if rep == nil {
+		t.Fatalf("run: %v", err)
+	}
+	late := 0
+	for _, p := range rep.Problems {
+		if _, ok := strings.CutSuffix(p, " reservations not marked for lack of time: a later run marks them (unmarked, none is acted on)"); ok {
+			if _, err := fmt.Sscanf(p, "%d", &late); err != nil {
+				t.Fatalf("problem %q: %v", p, err)
+			}
+		}
+	}
+	if len(rep.Marked) == 0 || late == 0 || len(rep.Marked)+late != n {
+		t.Fatalf("marked %d, told as left for lack of time %d, of %d (problems %q, failures %d)", len(rep.Marked), late, n, rep.Problems, len(rep.TagFailures))
+	}
+	tagged := 0
+	for i := 1; i <= n; i++ {
+		if res, _ := acct.Reservation(crID(i)); res.Tags[policy.TagMarkSignature] != "" {
+			tagged++
+		}
+	}
+	if tagged != len(rep.Marked) || acct.Count(fakeaws.OpCancelCapacityReservation) != 0 {
+		t.Errorf("%d reservations carry a mark, %d reported marked; %d cancels", tagged, len(rep.Marked), acct.Count(fakeaws.OpCancelCapacityReservation))
 	}
 }

@@ -56,6 +56,8 @@ type run struct {
 	// signer signs and checks marks (MARK_KEY_ID); nil in a preview
 	// without the key, which reads marks unchecked and never acts.
 	signer *marks.Signer
+	// tagWrites paces CreateTags and DeleteTags (tagWriteEvery).
+	tagWrites awsapi.Pace
 }
 
 // start makes the run of a request, or refuses it before anything is read:

@@ -151,30 +151,12 @@ type Signer struct {
 	// Calls, when set, counts the requests.
 	Calls *awsapi.Calls
 
-	mu   sync.Mutex
-	next time.Time // when the next request may start (pacing)
+	pace awsapi.Pace // RequestsPerSecond
 }
 
 // wait paces the requests to RequestsPerSecond.
 func (s *Signer) wait(ctx context.Context) error {
-	s.mu.Lock()
-	now := time.Now()
-	at := s.next
-	if at.Before(now) {
-		at = now
-	}
-	s.next = at.Add(time.Second / RequestsPerSecond)
-	s.mu.Unlock()
-	if d := time.Until(at); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return s.pace.Wait(ctx, time.Second/RequestsPerSecond)
 }
 
 func (s *Signer) count(op string) {

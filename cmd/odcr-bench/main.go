@@ -83,7 +83,8 @@ func run(args []string) error {
 	measureTargetsRegions := flags.String("measure-targets", "", "internal: list every page of targets against -endpoint with this REGIONS")
 	coldPages := flags.Bool("cold", false, "internal, with -measure-targets: a new Handler for every page (no listing kept between pages)")
 	measureMode := flags.String("measure", "", "internal: run once against -endpoint in this mode (batched, rightsize or naive)")
-	quotas := flags.Bool("quotas", true, "the fake throttles GetMetricData at CloudWatch's quotas (50 requests, 396,000 datapoints a second) and the function paces its reads; -quotas=false for the old comparison")
+	quotas := flags.Bool("quotas", true, "the fake throttles like AWS: GetMetricData at CloudWatch's quotas (50 requests, 396,000 datapoints a second), each EC2 action at its request token bucket (CreateTags 100 refilled at 10/s, the cancel 50 at 5/s, ...), KMS at 5,500 requests a second; the function paces its reads; -quotas=false for the old comparison")
+	timeout := flags.Duration("timeout", 300*time.Second, "with -marks: each run's deadline, as the function's timeout gives it (300 s is the template's default)")
 	endpoint := flags.String("endpoint", "", "internal: the fake account's URL")
 	deps := flags.String("dependents", "5000,2000", "launch templates and Auto Scaling groups of the account for the batched+deps rows (the same run with issue 20's sweeps over that many); 0,0 leaves the rows out")
 	serveTemplates := flags.Int("templates", 0, "internal, with -serve-fake: launch templates in the fake")
@@ -113,7 +114,7 @@ func run(args []string) error {
 	case *pacing > 0:
 		return measurePacing(os.Stdout, *pacing)
 	case *marksN > 0:
-		return measureMarks(os.Stdout, *marksN, *budget, *latency)
+		return measureMarks(os.Stdout, *marksN, *budget, *latency, *quotas, *timeout)
 	}
 	ns, err := parseSizes(*sizes)
 	if err != nil {
@@ -293,6 +294,7 @@ func serveFake(n int, latency time.Duration, quotas bool, templates, groups int)
 	addDependents(acct, n, templates, groups)
 	if quotas {
 		acct.SetCloudWatchQuotas(fakeaws.DefaultCloudWatchQuotas())
+		acct.SetEC2RequestQuotas(fakeaws.DefaultEC2RequestQuotas())
 	}
 	return serveWithLatency(acct.Handler(), latency)
 }

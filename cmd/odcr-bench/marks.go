@@ -27,13 +27,14 @@ import (
 )
 
 // measureMarks measures signed marks at scale: n idle reservations, a live
-// run with the deployed grace (72 hours) that marks every one (a
-// GenerateMac and a CreateTags each), then a run 73 hours later that checks
-// every mark (a VerifyMac each) and cancels the budget's worth. The fake
-// adds latency to every request and enforces KMS's lowest regional
-// request quota (5,500 a second); it does not throttle CreateTags (EC2's
-// quota for it is not documented per action).
-func measureMarks(w io.Writer, n, budget int, latency time.Duration) error {
+// run with the deployed grace (72 hours) that marks every one it can (a
+// GenerateMac and a CreateTags each) before its deadline, then a run 73
+// hours later that checks every mark (a VerifyMac each), marks the rest
+// and cancels the budget's worth. The fake adds latency to every request;
+// with quotas it enforces KMS's lowest regional request quota (5,500 a
+// second) and EC2's request token buckets (CreateTags 100, refilled at 10
+// a second). Each run has timeout, as an invocation of the function has.
+func measureMarks(w io.Writer, n, budget int, latency time.Duration, quotas bool, timeout time.Duration) error {
 	acct := fakeaws.New(account)
 	start := time.Now().Truncate(time.Hour)
 	clock := start
@@ -46,7 +47,10 @@ func measureMarks(w io.Writer, n, budget int, latency time.Duration) error {
 		acct.SetUsedInstancesRegular(id, idle)
 	}
 	acct.SetMetricPageSize(0)
-	acct.SetKMSRequestQuota(5500)
+	if quotas {
+		acct.SetKMSRequestQuota(5500)
+		acct.SetEC2RequestQuotas(fakeaws.DefaultEC2RequestQuotas())
+	}
 	_, key := acct.AddMacKey()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		time.Sleep(latency)
@@ -76,15 +80,21 @@ func measureMarks(w io.Writer, n, budget int, latency time.Duration) error {
 		Now:           func() time.Time { return clock },
 		CallerAccount: func(context.Context) (string, error) { return account, nil },
 	}
-	fmt.Fprintf(w, "%d idle reservations, %s per request, grace 72 h, budget %d, KMS quota 5,500 requests/s\n\n", n, latency, budget)
-	fmt.Fprintln(w, "run                       marked  checked  cancelled  KMS throttled  wall     calls")
+	limits := "no rate quotas"
+	if quotas {
+		limits = "KMS quota 5,500 requests/s, EC2's request buckets (CreateTags 100 refilled at 10/s)"
+	}
+	fmt.Fprintf(w, "%d idle reservations, %s per request, grace 72 h, budget %d, %s, timeout %s\n\n", n, latency, budget, limits, timeout)
+	fmt.Fprintln(w, "run                       marked  checked  cancelled  KMS throttled  CreateTags throttled  wall     calls")
 	for _, step := range []struct {
 		name  string
 		after time.Duration
 	}{{"day 0: mark every one", 0}, {"day 3: check, cancel", 73 * time.Hour}} {
 		clock = start.Add(step.after)
 		t0 := time.Now()
-		rep, err := h.Run(context.Background(), []byte(`{}`))
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		rep, err := h.Run(ctx, []byte(`{}`))
+		cancel()
 		wall := time.Since(t0)
 		if rep == nil {
 			return fmt.Errorf("%s: %w", step.name, err)
@@ -92,8 +102,14 @@ func measureMarks(w io.Writer, n, budget int, latency time.Duration) error {
 		if len(rep.Marked)+len(rep.Cancelled) == 0 {
 			fmt.Fprintln(w, rep.Counts.Reasons, rep.Problems)
 		}
-		fmt.Fprintf(w, "%-24s  %6d  %7d  %9d  %13d  %-7s  %s\n", step.name, len(rep.Marked), rep.APICalls["VerifyMac"], len(rep.Cancelled),
-			acct.KMSThrottled(), wall.Round(100*time.Millisecond), callsLine(rep))
+		fmt.Fprintf(w, "%-24s  %6d  %7d  %9d  %13d  %20d  %-7s  %s\n", step.name, len(rep.Marked), rep.APICalls["VerifyMac"], len(rep.Cancelled),
+			acct.KMSThrottled(), acct.EC2Throttled(fakeaws.OpCreateTags), wall.Round(100*time.Millisecond), callsLine(rep))
+		for _, p := range rep.Problems {
+			fmt.Fprintln(w, "  problem:", p)
+		}
+		if len(rep.TagFailures) > 0 {
+			fmt.Fprintf(w, "  %d tag failures, the first: %s\n", len(rep.TagFailures), rep.TagFailures[0].Message)
+		}
 	}
 	return nil
 }

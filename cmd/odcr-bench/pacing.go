@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,54 +18,6 @@ import (
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 )
-
-// tokenBucket is EC2's request rate limiting for one bucket: capacity
-// tokens, refilled at rate per second, one token a request.
-type tokenBucket struct {
-	mu       sync.Mutex
-	capacity float64
-	rate     float64
-	tokens   float64
-	last     time.Time
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.tokens = min(b.capacity, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// throttleCancels puts EC2's mutating bucket in front of the fake account:
-// CancelCapacityReservation requests beyond it get RequestLimitExceeded, as
-// EC2 answers them.
-func throttleCancels(next http.Handler, bucket *tokenBucket, throttled *int) http.Handler {
-	var mu sync.Mutex
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		form, _ := url.ParseQuery(string(body))
-		if form.Get("Action") == fakeaws.OpCancelCapacityReservation && !bucket.take(time.Now()) {
-			mu.Lock()
-			*throttled++
-			mu.Unlock()
-			w.Header().Set("Content-Type", "text/xml")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>bench</RequestID></Response>`)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // measurePacing cancels n idle reservations (2n mutating calls: DryRun and
 // real) through the function, once with each SDK retry mode, and reports
@@ -87,9 +35,8 @@ func measurePacing(w io.Writer, n int) error {
 				TotalInstanceCount: 1, AvailableInstanceCount: 1, CreateDate: now.Add(-72 * time.Hour)})
 			acct.SetUsedInstancesRegular(id, idle)
 		}
-		var throttled int
-		bucket := &tokenBucket{capacity: 50, rate: 5, tokens: 50, last: time.Now()}
-		srv := httptest.NewServer(throttleCancels(acct.Handler(), bucket, &throttled))
+		acct.SetEC2RequestQuotas(fakeaws.DefaultEC2RequestQuotas()) // the cancel: 50, refilled at 5/s
+		srv := httptest.NewServer(acct.Handler())
 
 		cfg := aws.Config{
 			Region:      "us-east-1",
@@ -122,7 +69,7 @@ func measurePacing(w io.Writer, n int) error {
 		if report == nil {
 			return fmt.Errorf("pacing run with %s retries returned no report", mode)
 		}
-		fmt.Fprintf(w, "%-10s  %9d  %6d  %17d  %11d  %s\n", mode, len(report.Cancelled), len(report.Failures), throttled, report.Retries, wall.Round(100*time.Millisecond))
+		fmt.Fprintf(w, "%-10s  %9d  %6d  %17d  %11d  %s\n", mode, len(report.Cancelled), len(report.Failures), acct.EC2Throttled(fakeaws.OpCancelCapacityReservation), report.Retries, wall.Round(100*time.Millisecond))
 	}
 	return nil
 }
