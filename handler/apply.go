@@ -66,14 +66,18 @@ func (r *run) cancelAndShrink(ctx context.Context, plan policy.Plan, rep *report
 
 // reverify checks the world again right before acting, since it may have
 // changed since the evaluation: one describe of every planned reservation,
-// one listing of the shares, one sweep of the stopped instances, and each
-// decision re-checked by the policy (a cancel by Recheck, a shrink by
-// RecheckModify, both by RecheckStopped). It reports false, with every
-// planned reservation in failures, when the reservations could not be
-// described again: then nothing is attempted.
+// one listing of the shares, one sweep of the stopped instances, one of the
+// launch templates and Auto Scaling groups (while the reservations are
+// described), and each decision re-checked by the policy (a cancel by
+// Recheck, a shrink by RecheckModify, both by RecheckStopped and
+// Referenced). It reports false, with every planned reservation in
+// failures, when the reservations could not be described again: then
+// nothing is attempted.
 func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Decision, index map[string]int, rep *report.Report) bool {
+	launches := r.startSweep(ctx)
 	fresh, err := describeReservations(ctx, r.c.EC2, r.calls, ids)
 	if err != nil {
+		<-launches.done
 		r.audit.Error("re-verification failed; no cancel attempted", zap.Error(err))
 		for _, id := range ids {
 			rep.Failures = append(rep.Failures, report.Failure{ReservationID: id, Code: awsapi.ErrorCode(err), Message: "re-verify before acting: " + err.Error()})
@@ -107,8 +111,18 @@ func (r *run) reverify(ctx context.Context, ids []string, decisions []policy.Dec
 	}
 	check, problems := dependents.SweepInstances(ctx, r.c.EC2, r.calls, verified, r.concurrency, false)
 	rep.Problems = append(rep.Problems, problems...)
+	var acting []policy.Reservation
 	for _, res := range verified {
 		decisions[index[res.ID]] = policy.RecheckStopped(decisions[index[res.ID]], check.Of(res.ID))
+		if decisions[index[res.ID]].Acts() {
+			acting = append(acting, res)
+		}
+	}
+	// A launch template or an Auto Scaling group made during the run wins
+	// too, and one that can no longer be read keeps them all.
+	refs := r.references(ctx, launches, acting, check.Groups, rep)
+	for _, res := range acting {
+		decisions[index[res.ID]] = policy.Referenced(r.policy, decisions[index[res.ID]], refs)
 	}
 	for _, id := range ids {
 		if d := decisions[index[id]]; !d.Acts() {

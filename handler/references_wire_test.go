@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,12 +72,13 @@ func TestWireReferencesKeep(t *testing.T) {
 	if !slices.Equal(rep.Cancelled, []string{crID(6)}) {
 		t.Fatalf("cancelled %v, want only %s", rep.Cancelled, crID(6))
 	}
-	// One sweep page of each, one call for the pinned version.
-	if n := acct.Calls(fakeaws.OpDescribeLaunchTemplateVersions); n != 2 {
-		t.Errorf("DescribeLaunchTemplateVersions calls %d, want 2 (the sweep, the pinned version)", n)
+	// One sweep page of each, one call for the pinned version; the same
+	// again right before the cancel (re-verification).
+	if n := acct.Calls(fakeaws.OpDescribeLaunchTemplateVersions); n != 4 {
+		t.Errorf("DescribeLaunchTemplateVersions calls %d, want 4 (the sweep and the pinned version, twice)", n)
 	}
-	if n := acct.Calls(fakeaws.OpDescribeAutoScalingGroups); n != 1 {
-		t.Errorf("DescribeAutoScalingGroups calls %d, want 1", n)
+	if n := acct.Calls(fakeaws.OpDescribeAutoScalingGroups); n != 2 {
+		t.Errorf("DescribeAutoScalingGroups calls %d, want 2 (the sweep, twice)", n)
 	}
 }
 
@@ -264,5 +266,58 @@ func TestWireReferencedUnmarkedAndNotShrunk(t *testing.T) {
 	}
 	if r, _ := acct.Reservation(crID(1)); r.TotalInstanceCount != 20 {
 		t.Fatalf("shrunk to %d", r.TotalInstanceCount)
+	}
+}
+
+// What would launch into a reservation is read again right before acting:
+// an Auto Scaling group made to target a reservation while the run was
+// deciding keeps it (referenced), and a sweep that fails then keeps every
+// one (referrers-unknown). The other idle reservation is cancelled in the
+// first case only.
+func TestWireReferencesReadAgainBeforeActing(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(acct *fakeaws.Account)
+		want   map[string]policy.Reason
+	}{
+		{"a group made during the run", func(acct *fakeaws.Account) {
+			acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "late", Min: 0, Desired: 0, Max: 4,
+				CapacityReservationPref: "capacity-reservations-only", CapacityReservationIDs: []string{crID(1)}})
+		}, map[string]policy.Reason{crID(1): policy.ReasonReferenced}},
+		{"the groups no longer readable", func(acct *fakeaws.Account) {
+			acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeAutoScalingGroups, Code: "AccessDenied", HTTPStatus: http.StatusForbidden})
+		}, map[string]policy.Reason{crID(1): policy.ReasonReferrersUnknown, crID(2): policy.ReasonReferrersUnknown}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			acct := marksAccount(t, 2)
+			// The change comes with the second read of the groups, the
+			// re-verification's (the hook runs before the request is
+			// answered, and before faults are matched).
+			var reads atomic.Int32
+			acct.OnRequest(func(r fakeaws.Request) {
+				if r.Operation == fakeaws.OpDescribeAutoScalingGroups && reads.Add(1) == 2 {
+					acct.OnRequest(nil)
+					tt.change(acct)
+				}
+			})
+			rep := s2Run(t, acct, func(s *handler.Settings) { s.GraceHours = 0 })
+			var wantCancelled []string
+			for _, id := range []string{crID(1), crID(2)} {
+				d := decisionOf(t, rep, id)
+				if reason, kept := tt.want[id]; kept {
+					if d.Action != policy.Keep || d.Reason != reason {
+						t.Errorf("%s: %s/%s %q, want kept, %s", id, d.Action, d.Reason, d.Detail, reason)
+					}
+					continue
+				}
+				wantCancelled = append(wantCancelled, id)
+			}
+			if !slices.Equal(rep.Cancelled, wantCancelled) {
+				t.Errorf("cancelled %v, want %v", rep.Cancelled, wantCancelled)
+			}
+			if n := acct.Calls(fakeaws.OpDescribeAutoScalingGroups); n != 2 {
+				t.Errorf("DescribeAutoScalingGroups calls %d, want 2 (deciding, then right before acting)", n)
+			}
+		})
 	}
 }

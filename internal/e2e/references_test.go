@@ -82,7 +82,8 @@ func TestReferencesUnderTheEmulator(t *testing.T) {
 			t.Errorf("%s: %s/%s %q, want referenced, naming %q", d.ReservationID, d.Action, d.Reason, d.Detail, named)
 		}
 	}
-	if rep.APICalls["DescribeAutoScalingGroups"] != 1 || rep.APICalls["DescribeLaunchTemplateVersions"] != 1 {
-		t.Errorf("api calls %v", rep.APICalls)
+	// One sweep of each to decide, one again right before the cancel.
+	if rep.APICalls["DescribeAutoScalingGroups"] != 2 || rep.APICalls["DescribeLaunchTemplateVersions"] != 2 {
+		t.Errorf("api calls %v, want 2 DescribeAutoScalingGroups and 2 DescribeLaunchTemplateVersions", rep.APICalls)
 	}
 }
