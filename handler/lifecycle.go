@@ -85,16 +85,12 @@ func planDeletes(plan policy.Plan, byID map[string]policy.Decision, reservations
 	return deletes
 }
 
-// applyMarks removes the marks of reservations no longer idle or
+// removeMarks removes the marks of reservations no longer idle or
 // oversized, and the stale keys of those to mark (in DeleteTags calls of
-// up to maxTagResources reservations sharing the same keys), then writes
-// the plan's marks, each signed for its reservation (writeMarks). A failed
-// call is reported per reservation; it changes no decision.
-func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []policy.Decision, rep *report.Report) {
-	byID := make(map[string]policy.Decision, len(decisions))
-	for _, d := range decisions {
-		byID[d.ReservationID] = d
-	}
+// up to maxTagResources reservations sharing the same keys); writeMarks
+// writes the new marks later. A failed call is reported per reservation;
+// it changes no decision.
+func (r *run) removeMarks(ctx context.Context, plan policy.Plan, byID map[string]policy.Decision, rep *report.Report) {
 	deletes := planDeletes(plan, byID, r.reservations)
 	unmarked := map[string]bool{}
 	for _, keys := range slices.Sorted(maps.Keys(deletes)) {
@@ -118,9 +114,6 @@ func (r *run) applyMarks(ctx context.Context, plan policy.Plan, decisions []poli
 				r.audit.Info("unmarked", zap.String("reservation_id", id))
 			}
 		})
-	}
-	if r.signer != nil && len(plan.Mark) > 0 {
-		r.writeMarks(ctx, plan, byID, rep)
 	}
 }
 

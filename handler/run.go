@@ -198,18 +198,30 @@ func (r *run) progress(step string, done, total int) {
 	}
 }
 
-// act writes the plan's marks, then re-verifies and makes its cancels and
-// shrinks, unless the run is a dry run or the plan aborted. It returns the
-// final decisions.
+// act removes the marks of the plan, re-verifies and makes its cancels and
+// shrinks, then writes its new marks, unless the run is a dry run or the
+// plan aborted. It returns the final decisions. The new marks come last:
+// each is a paced CreateTags (tagWriteEvery), so a run with thousands to
+// write uses what time is left for them, and never the time of the
+// cancels, which the budget bounds; those it cannot write a later run
+// does.
 func (r *run) act(ctx context.Context, plan policy.Plan, rep *report.Report) []policy.Decision {
 	if plan.Aborted || r.settings.DryRun {
 		return plan.Decisions
 	}
+	byID := make(map[string]policy.Decision, len(plan.Decisions))
+	for _, d := range plan.Decisions {
+		byID[d.ReservationID] = d
+	}
 	if len(plan.Mark)+len(plan.Unmark) > 0 {
-		r.applyMarks(ctx, plan, plan.Decisions, rep)
+		r.removeMarks(ctx, plan, byID, rep)
 	}
+	decisions := plan.Decisions
 	if len(plan.Cancel)+len(plan.Modify) > 0 {
-		return r.cancelAndShrink(ctx, plan, rep)
+		decisions = r.cancelAndShrink(ctx, plan, rep)
 	}
-	return plan.Decisions
+	if r.signer != nil && len(plan.Mark) > 0 {
+		r.writeMarks(ctx, plan, byID, rep)
+	}
+	return decisions
 }
