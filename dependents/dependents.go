@@ -60,12 +60,57 @@ type Error struct {
 func (e *Error) Error() string { return e.What + ": " + e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// Pinned keeps the numbered template versions a sweep described, for the
+// later sweeps of the same run and region. A numbered version never changes
+// (a change to a template is a new version), so a version already read is
+// not described again; one deleted since is still counted, which only ever
+// keeps a reservation. The zero value is empty and ready; safe for
+// concurrent use.
+type Pinned struct {
+	mu       sync.Mutex
+	versions map[string]ec2types.LaunchTemplateVersion // "id|n"
+}
+
+func versionKey(id string, n int64) string { return id + "|" + strconv.FormatInt(n, 10) }
+
+// take moves the versions of need that p holds into lib, and returns the
+// rest (by template id, as library.pinned gives them).
+func (p *Pinned) take(lib *library, need map[string][]string) map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rest := map[string][]string{}
+	for id, vs := range need {
+		for _, v := range vs {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			if got, ok := p.versions[versionKey(id, n)]; ok {
+				lib.add(got)
+				continue
+			}
+			rest[id] = append(rest[id], v)
+		}
+	}
+	return rest
+}
+
+func (p *Pinned) keep(versions []ec2types.LaunchTemplateVersion) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.versions == nil {
+		p.versions = map[string]ec2types.LaunchTemplateVersion{}
+	}
+	for _, v := range versions {
+		p.versions[versionKey(aws.ToString(v.LaunchTemplateId), aws.ToInt64(v.VersionNumber))] = v
+	}
+}
+
 // Sweep reads the launch templates and the Auto Scaling groups of the
 // region, the two sweeps in parallel, then the versions the groups pin by
-// number (one call per template, a few in flight), and returns every launch
-// they make. A nil client, or any call that fails, fails the whole sweep
-// with an *Error: a reservation is never let go on a partial view.
-func Sweep(ctx context.Context, e EC2, as AutoScaling, calls *awsapi.Calls, concurrency int) ([]policy.Launch, error) {
+// number that pinned does not hold (one call per template, a few in
+// flight; pinned, when not nil, keeps them for a later sweep), and returns
+// every launch they make. A nil client, or any call that fails, fails the
+// whole sweep with an *Error: a reservation is never let go on a partial
+// view.
+func Sweep(ctx context.Context, e EC2, as AutoScaling, calls *awsapi.Calls, concurrency int, pinned *Pinned) ([]policy.Launch, error) {
 	if as == nil {
 		return nil, &Error{What: WhatAutoScalingGroups, Err: fmt.Errorf("no Auto Scaling client")}
 	}
@@ -92,11 +137,15 @@ func Sweep(ctx context.Context, e EC2, as AutoScaling, calls *awsapi.Calls, conc
 		return nil, &Error{What: WhatAutoScalingGroups, Err: groupErr}
 	}
 	lib := newLibrary(versions)
-	pinned, err := describePinned(ctx, e, calls, lib.pinned(groups), concurrency)
+	if pinned == nil {
+		pinned = &Pinned{}
+	}
+	described, err := describePinned(ctx, e, calls, pinned.take(lib, lib.pinned(groups)), concurrency)
 	if err != nil {
 		return nil, &Error{What: WhatLaunchTemplates, Err: err}
 	}
-	for _, v := range pinned {
+	pinned.keep(described)
+	for _, v := range described {
 		lib.add(v)
 	}
 
@@ -237,7 +286,7 @@ func newLibrary(versions []ec2types.LaunchTemplateVersion) *library {
 
 func (l *library) add(v ec2types.LaunchTemplateVersion) {
 	id := aws.ToString(v.LaunchTemplateId)
-	key := id + "|" + strconv.FormatInt(aws.ToInt64(v.VersionNumber), 10)
+	key := versionKey(id, aws.ToInt64(v.VersionNumber))
 	if _, ok := l.byKey[key]; ok {
 		return
 	}
@@ -275,7 +324,7 @@ func (l *library) version(spec *astypes.LaunchTemplateSpecification) (ec2types.L
 	if !ok {
 		return ec2types.LaunchTemplateVersion{}, false
 	}
-	i, ok := l.byKey[id+"|"+strconv.FormatInt(n, 10)]
+	i, ok := l.byKey[versionKey(id, n)]
 	if !ok {
 		return ec2types.LaunchTemplateVersion{}, false
 	}
@@ -293,7 +342,7 @@ func (l *library) pinned(groups []astypes.AutoScalingGroup) map[string][]string 
 				continue
 			}
 			v := strconv.FormatInt(n, 10)
-			if _, read := l.byKey[id+"|"+v]; !read && !slices.Contains(out[id], v) {
+			if _, read := l.byKey[versionKey(id, n)]; !read && !slices.Contains(out[id], v) {
 				out[id] = append(out[id], v)
 			}
 		}

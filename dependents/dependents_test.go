@@ -44,7 +44,7 @@ func setup(t *testing.T) wire {
 // referrers runs the sweep and matches its launches to r.
 func referrers(t *testing.T, w wire, r policy.Reservation, groups ...string) []policy.Referrer {
 	t.Helper()
-	launches, err := dependents.Sweep(context.Background(), w.ec2, w.as, &awsapi.Calls{}, 4)
+	launches, err := dependents.Sweep(context.Background(), w.ec2, w.as, &awsapi.Calls{}, 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestPinnedVersionAndGroupAtZero(t *testing.T) {
 	w.acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "batch", Min: 0, Desired: 0, Max: 8,
 		LaunchTemplate: &fakeaws.LaunchTemplateRef{Name: "batch", Version: "2"}})
 	calls := &awsapi.Calls{}
-	launches, err := dependents.Sweep(context.Background(), w.ec2, w.as, calls, 4)
+	launches, err := dependents.Sweep(context.Background(), w.ec2, w.as, calls, 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +118,46 @@ func TestPinnedVersionAndGroupAtZero(t *testing.T) {
 	}
 	if len(pinned) != 1 || url.Values(pinned[0].Params).Get("LaunchTemplateId") != id || url.Values(pinned[0].Params).Get("LaunchTemplateVersion.1") != "2" {
 		t.Fatalf("pinned-version requests %+v", pinned)
+	}
+}
+
+// A second sweep with the same Pinned reads the $Default and $Latest
+// versions and the groups again, but not the pinned version it already
+// holds (a numbered version never changes); a group that pins a version
+// the first sweep did not read has it described.
+func TestPinnedVersionsReadOnce(t *testing.T) {
+	w := setup(t)
+	id := w.acct.AddLaunchTemplate(fakeaws.LaunchTemplate{Name: "batch", Versions: []fakeaws.LaunchTemplateVersion{
+		{InstanceType: "m5.large"}, {TargetReservationID: res.ID}, {InstanceType: "m5.large"}, {InstanceType: "m5.large"},
+	}})
+	w.acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "batch", Min: 0, Desired: 0, Max: 8,
+		LaunchTemplate: &fakeaws.LaunchTemplateRef{Name: "batch", Version: "2"}})
+	var pinned dependents.Pinned
+	first := &awsapi.Calls{}
+	if _, err := dependents.Sweep(context.Background(), w.ec2, w.as, first, 4, &pinned); err != nil {
+		t.Fatal(err)
+	}
+	second := &awsapi.Calls{}
+	launches, err := dependents.Sweep(context.Background(), w.ec2, w.as, second, 4, &pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(policy.IndexReferences(launches).Referrers(res, nil)); len(got) != 2 {
+		t.Fatalf("second sweep: referrers %q, want the version and the group", got)
+	}
+	if f, s := first.Snapshot(), second.Snapshot(); f["DescribeLaunchTemplateVersions"] != 2 || s["DescribeLaunchTemplateVersions"] != 1 || s["DescribeAutoScalingGroups"] != 1 {
+		t.Fatalf("calls: first sweep %v, second %v; want the pinned version described once", f, s)
+	}
+	// A group made meanwhile pins version 3 of 4: $Latest is 4, so 3 is
+	// described now.
+	w.acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: "later", Min: 0, Desired: 0, Max: 8,
+		LaunchTemplate: &fakeaws.LaunchTemplateRef{ID: id, Version: "3"}})
+	third := &awsapi.Calls{}
+	if _, err := dependents.Sweep(context.Background(), w.ec2, w.as, third, 4, &pinned); err != nil {
+		t.Fatal(err)
+	}
+	if c := third.Snapshot(); c["DescribeLaunchTemplateVersions"] != 2 {
+		t.Fatalf("third sweep calls %v, want the sweep page and version 3", c)
 	}
 }
 
@@ -177,14 +217,14 @@ func TestSweepFailsWhole(t *testing.T) {
 				w.acct.AddAutoScalingGroup(fakeaws.AutoScalingGroup{Name: string(rune('a'+i%26)) + string(rune('a'+i/26)), Max: 1})
 			}
 			w.acct.InjectFault(tt.fault)
-			_, err := dependents.Sweep(context.Background(), w.ec2, w.as, &awsapi.Calls{}, 4)
+			_, err := dependents.Sweep(context.Background(), w.ec2, w.as, &awsapi.Calls{}, 4, nil)
 			var e *dependents.Error
 			if !errors.As(err, &e) || e.What != tt.what {
 				t.Fatalf("error %v, want a *dependents.Error for %s", err, tt.what)
 			}
 		})
 	}
-	if _, err := dependents.Sweep(context.Background(), setup(t).ec2, nil, &awsapi.Calls{}, 4); err == nil {
+	if _, err := dependents.Sweep(context.Background(), setup(t).ec2, nil, &awsapi.Calls{}, 4, nil); err == nil {
 		t.Fatal("no Auto Scaling client, yet no error")
 	}
 }
@@ -197,10 +237,10 @@ func TestLazyAutoScaling(t *testing.T) {
 	if made != 0 {
 		t.Fatal("made before use")
 	}
-	if _, err := dependents.Sweep(context.Background(), w.ec2, lazy, &awsapi.Calls{}, 4); err != nil {
+	if _, err := dependents.Sweep(context.Background(), w.ec2, lazy, &awsapi.Calls{}, 4, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dependents.Sweep(context.Background(), w.ec2, lazy, &awsapi.Calls{}, 4); err != nil {
+	if _, err := dependents.Sweep(context.Background(), w.ec2, lazy, &awsapi.Calls{}, 4, nil); err != nil {
 		t.Fatal(err)
 	}
 	if made != 1 {

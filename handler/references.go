@@ -29,7 +29,7 @@ func (r *run) startSweep(ctx context.Context) *sweep {
 	s := &sweep{done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		s.launches, s.err = dependents.Sweep(ctx, r.c.EC2, r.c.AutoScaling, r.calls, r.concurrency)
+		s.launches, s.err = dependents.Sweep(ctx, r.c.EC2, r.c.AutoScaling, r.calls, r.concurrency, &r.pinned)
 	}()
 	return s
 }

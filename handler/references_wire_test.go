@@ -72,10 +72,11 @@ func TestWireReferencesKeep(t *testing.T) {
 	if !slices.Equal(rep.Cancelled, []string{crID(6)}) {
 		t.Fatalf("cancelled %v, want only %s", rep.Cancelled, crID(6))
 	}
-	// One sweep page of each, one call for the pinned version; the same
-	// again right before the cancel (re-verification).
-	if n := acct.Calls(fakeaws.OpDescribeLaunchTemplateVersions); n != 4 {
-		t.Errorf("DescribeLaunchTemplateVersions calls %d, want 4 (the sweep and the pinned version, twice)", n)
+	// One sweep page of each, one call for the pinned version; the sweep
+	// pages again right before the cancel (re-verification), the pinned
+	// version kept from the first (a numbered version never changes).
+	if n := acct.Calls(fakeaws.OpDescribeLaunchTemplateVersions); n != 3 {
+		t.Errorf("DescribeLaunchTemplateVersions calls %d, want 3 (the sweep twice, the pinned version once)", n)
 	}
 	if n := acct.Calls(fakeaws.OpDescribeAutoScalingGroups); n != 2 {
 		t.Errorf("DescribeAutoScalingGroups calls %d, want 2 (the sweep, twice)", n)

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/odcr-autocancel/odcr-autocancel/dependents"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/version"
 	"github.com/odcr-autocancel/odcr-autocancel/marks"
@@ -58,6 +59,9 @@ type run struct {
 	signer *marks.Signer
 	// tagWrites paces CreateTags and DeleteTags (tagWriteEvery).
 	tagWrites awsapi.Pace
+	// pinned keeps the template versions the first sweep of what would
+	// launch into a reservation described, for the re-verification's.
+	pinned dependents.Pinned
 }
 
 // start makes the run of a request, or refuses it before anything is read:

@@ -322,6 +322,8 @@ func measureOnce(mode, endpoint string, budget int, quotas bool) error {
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "SECRET", ""),
 	}
+	retries := &awsapi.RetryCounter{}
+	retries.Instrument(&cfg) // the function's retry defaults, as main sets them
 	settings, err := handler.LoadSettings(func(k string) (string, bool) {
 		v, ok := map[string]string{
 			"DRY_RUN":        "false",
@@ -348,6 +350,7 @@ func measureOnce(mode, endpoint string, budget int, quotas bool) error {
 		Logger:        zap.NewNop(),
 		Now:           time.Now,
 		CallerAccount: func(context.Context) (string, error) { return account, nil },
+		Retries:       retries,
 	}
 	h.Unpaced = !quotas
 	if mode == "naive" {
@@ -429,9 +432,9 @@ var operations = []string{"DescribeCapacityReservations", "ListResources", "GetM
 	"DescribeLaunchTemplateVersions", "DescribeAutoScalingGroups"}
 
 func printTable(w io.Writer, results []result, latency time.Duration, budget int, quotas bool) {
-	q := "GetMetricData quotas on (50 requests, 396,000 datapoints a second; reads paced at 90 %)"
+	q := "quotas on (GetMetricData: 50 requests, 396,000 datapoints a second, reads paced at 90 %; each EC2 action at its request bucket; the function's retry defaults)"
 	if !quotas {
-		q = "no GetMetricData quotas, reads not paced"
+		q = "no rate quotas (CloudWatch, EC2), reads not paced"
 	}
 	fmt.Fprintf(w, "\nOne real run per row, every reservation unused now and measured, 1%% idle over the window, %s latency per request, lookback %dh, budget %d cancellations, %s. batched: RIGHTSIZE off; rightsize: on.\n\n", latency, lookbackHours, budget, q)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -465,7 +468,7 @@ func printTable(w io.Writer, results []result, latency time.Duration, budget int
 		}
 	}
 
-	printDependents(w, results)
+	printDependents(w, results, quotas)
 
 	fmt.Fprintln(w, "\nnaive / batched, same N:")
 	for _, naive := range results {

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/odcr-autocancel/odcr-autocancel/handler"
+	"github.com/odcr-autocancel/odcr-autocancel/internal/awsapi"
 	"github.com/odcr-autocancel/odcr-autocancel/internal/fakeaws"
 	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
@@ -58,6 +59,8 @@ func measureMarks(w io.Writer, n, budget int, latency time.Duration, quotas bool
 	}))
 	defer srv.Close()
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "SECRET", "")}
+	retries := &awsapi.RetryCounter{}
+	retries.Instrument(&cfg) // the function's retry defaults (12 attempts)
 	url := aws.String(srv.URL)
 	settings, err := handler.LoadSettings(func(k string) (string, bool) {
 		v, ok := map[string]string{
@@ -79,6 +82,7 @@ func measureMarks(w io.Writer, n, budget int, latency time.Duration, quotas bool
 		Logger:        zap.NewNop(),
 		Now:           func() time.Time { return clock },
 		CallerAccount: func(context.Context) (string, error) { return account, nil },
+		Retries:       retries,
 	}
 	limits := "no rate quotas"
 	if quotas {
