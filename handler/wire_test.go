@@ -102,6 +102,9 @@ func TestWireScale(t *testing.T) {
 	// refused by IAM, EC2 answers IncorrectState for another.
 	acct.SetDeniedCancel(crID(2501))
 	acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpCancelCapacityReservation, ReservationID: crID(2401), Code: "IncorrectState", Times: 0})
+	// EC2 throttles each action at its request bucket, as in a real
+	// account: the run stays under them (no throttled answer).
+	acct.SetEC2RequestQuotas(fakeaws.DefaultEC2RequestQuotas())
 
 	settings := defaultSettings(t)
 	settings.DryRun = false
@@ -217,6 +220,11 @@ func TestWireScale(t *testing.T) {
 	}
 	if got := len(reqs); int64(got) != int64(total)+report.Retries {
 		t.Errorf("the fake saw %d requests; the report counts %d calls and %d retries", got, total, report.Retries)
+	}
+	for _, op := range []string{fakeaws.OpDescribeCapacityReservations, fakeaws.OpDescribeInstances, fakeaws.OpCreateTags, fakeaws.OpCancelCapacityReservation} {
+		if n := acct.EC2Throttled(op); n != 0 {
+			t.Errorf("%d %s throttled by EC2's bucket", n, op)
+		}
 	}
 	eligible := report.Counts.Eligible
 	// 2,600 reservations at 1,000 a page: 3 pages, one re-verification, and
