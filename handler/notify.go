@@ -72,8 +72,11 @@ func noticeOf(s Settings, plan policy.Plan, decisions []policy.Decision, rep *re
 			InstanceCount: res.Total, Tags: notify.Tags(res.Tags, s.NotifyTags),
 			Reason: string(d.Reason), Detail: cmp.Or(detail, d.Detail),
 		}
-		if d.Mark != nil && d.Resize == nil {
+		switch {
+		case d.Mark != nil && d.Resize == nil:
 			it.IdleSince, it.CancelAfter = d.Mark.IdleSince, d.Mark.CancelAfter
+		case d.Mark != nil:
+			it.ShrinkSince, it.ShrinkAfter = d.Mark.IdleSince, d.Mark.CancelAfter
 		}
 		if d.Facts.MonthlyCost != nil {
 			it.MonthlyCost = *d.Facts.MonthlyCost

@@ -187,3 +187,34 @@ func TestWireNotificationFailureAfterTheActions(t *testing.T) {
 		t.Fatalf("problems %v", rep.Problems)
 	}
 }
+
+// A reservation marked to shrink is told with its own dates: since when
+// it is oversized and after when it may be shrunk, in the e-mail and in
+// the chat variant, not as a cancel.
+func TestWireNotificationOfAShrinkMark(t *testing.T) {
+	acct := s2Account(t, 1)
+	acct.AddTopic(notifyTopic)
+	acct.SetTagKeysAllowed(policy.TagRightsizeTo, policy.TagRightsizeSince, policy.TagRightsizeAfter, policy.TagRightsizeSignature)
+	big, _ := acct.Reservation(crID(1))
+	big.TotalInstanceCount, big.AvailableInstanceCount = 20, 20
+	acct.AddReservation(big)
+	acct.SetUsedInstancesRegular(crID(1), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 4})
+	s := defaultSettings(t)
+	s.DryRun, s.Rightsize, s.GraceHours, s.LookbackHours, s.NotifyTopicARN = false, true, 72, 168, notifyTopic
+	h, _ := wireHandler(t, acct, s)
+	rep := runAt(t, h, testNow)
+	if !slices.Equal(rep.Marked, []string{crID(1)}) {
+		t.Fatalf("marked %v (decisions %+v)", rep.Marked, rep.Decisions)
+	}
+	msgs := acct.Published()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(msgs))
+	}
+	after := testNow.Add(72 * time.Hour).Format(time.RFC3339)
+	if email, want := msgs[0].Variant("email"), "oversized since "+testNow.Format(time.RFC3339)+", shrink after "+after; !strings.Contains(email, want) || strings.Contains(email, "cancel after") {
+		t.Errorf("e-mail lacks %q, or calls it a cancel:\n%s", want, email)
+	}
+	if chat := msgs[0].Variant("https"); !strings.Contains(chat, "shrink after "+after) {
+		t.Errorf("chat lacks the shrink's date %s:\n%s", after, chat)
+	}
+}

@@ -75,8 +75,12 @@ type Item struct {
 	Tags             map[string]string // only the owner-like tags to show (Name, Owner, Team...), already filtered
 	IdleSince        time.Time         // zero when not marked
 	CancelAfter      time.Time         // zero when not marked
-	Reason           string            // the decision's reason code
-	Detail           string            // the decision's detail, or the failure's code and message
+	// ShrinkSince and ShrinkAfter are a shrink mark's dates (oversized
+	// since, may be shrunk after): zero unless marked to shrink.
+	ShrinkSince time.Time
+	ShrinkAfter time.Time
+	Reason      string // the decision's reason code
+	Detail      string // the decision's detail, or the failure's code and message
 	// MonthlyCost is what its unused instances cost a month, in USD at
 	// On-Demand list prices; 0 when not estimated.
 	MonthlyCost float64
@@ -87,6 +91,15 @@ type Item struct {
 	CommittedCost float64
 	// EndDate is when AWS ends the reservation by itself (ends-soon).
 	EndDate time.Time
+}
+
+// due is when the item's mark says it may be acted on: its cancel-after,
+// or its shrink-after; zero when not marked.
+func (it Item) due() time.Time {
+	if !it.CancelAfter.IsZero() {
+		return it.CancelAfter
+	}
+	return it.ShrinkAfter
 }
 
 // Worth tells whether the notice is worth sending: anything but a routine all-kept run.
@@ -554,6 +567,12 @@ func itemText(n Notice, s section, it Item) string {
 	}
 	if !it.CancelAfter.IsZero() {
 		when = append(when, "cancel after "+timeText(it.CancelAfter))
+	}
+	if !it.ShrinkSince.IsZero() {
+		when = append(when, "oversized since "+timeText(it.ShrinkSince))
+	}
+	if !it.ShrinkAfter.IsZero() {
+		when = append(when, "shrink after "+timeText(it.ShrinkAfter))
 	}
 	if len(when) > 0 {
 		fmt.Fprintf(&b, "  %s\n", strings.Join(when, ", "))

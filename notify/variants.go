@@ -140,6 +140,9 @@ type ReportReservation struct {
 	InstanceCount    int32  `json:"instanceCount"`
 	IdleSince        string `json:"idleSince,omitempty"`
 	CancelAfter      string `json:"cancelAfter,omitempty"`
+	// ShrinkSince and ShrinkAfter are a shrink mark's dates.
+	ShrinkSince string `json:"shrinkSince,omitempty"`
+	ShrinkAfter string `json:"shrinkAfter,omitempty"`
 	// CommitmentEnd is the end of the reservation's commitment, when it
 	// sets its cancel-after; CommittedCost what the commitment still
 	// costs until then.
@@ -172,6 +175,7 @@ func reportReservation(it Item) ReportReservation {
 		InstanceType: clean(it.InstanceType, maxField), Platform: clean(it.Platform, maxField),
 		AvailabilityZone: clean(it.AvailabilityZone, maxField), InstanceCount: it.InstanceCount,
 		IdleSince: reportTime(it.IdleSince), CancelAfter: reportTime(it.CancelAfter),
+		ShrinkSince: reportTime(it.ShrinkSince), ShrinkAfter: reportTime(it.ShrinkAfter),
 		CommitmentEnd: reportTime(it.CommitmentEnd), CommittedCost: reportAmount(it.CommittedCost),
 		EndDate: reportTime(it.EndDate), MonthlyCost: reportAmount(it.MonthlyCost),
 		Detail: clean(it.Detail, maxReportDetail),
@@ -279,13 +283,13 @@ func nextItems(n Notice, groups []group) []Item {
 		if c := cmp.Compare(now(a), now(b)); c != 0 || now(a) < 3 {
 			return c
 		}
-		if a.CancelAfter.IsZero() != b.CancelAfter.IsZero() {
-			if a.CancelAfter.IsZero() {
+		if a.due().IsZero() != b.due().IsZero() {
+			if a.due().IsZero() {
 				return 1
 			}
 			return -1
 		}
-		return a.CancelAfter.Compare(b.CancelAfter)
+		return a.due().Compare(b.due())
 	})
 	return out
 }
@@ -382,8 +386,8 @@ func chatItemLine(n Notice, it Item) string {
 	}
 	what := map[Action]string{Failed: "its cancel or tag change failed (see the e-mail)", Cancelled: "cancel now", Shrunk: "shrink now",
 		Marked: "cancel", MarkedShrink: "shrink"}[it.Action]
-	if !it.CancelAfter.IsZero() && (it.Action == Marked || it.Action == MarkedShrink) {
-		what += " after " + timeText(it.CancelAfter)
+	if due := it.due(); !due.IsZero() && (it.Action == Marked || it.Action == MarkedShrink) {
+		what += " after " + timeText(due)
 	}
 	l := fmt.Sprintf("• `%s` %s, %s, %d %s: %s", chatText(it.ReservationID, 100), chatText(orUnknown(it.InstanceType), 60),
 		chatText(orUnknown(it.AvailabilityZone), 40), it.InstanceCount, count, what)

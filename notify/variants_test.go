@@ -257,3 +257,45 @@ func TestChatNextOrder(t *testing.T) {
 		t.Errorf("real run: order %s, want 0345", s)
 	}
 }
+
+// A shrink mark carries its own dates: the e-mail says since when the
+// reservation is oversized and after when it may be shrunk, the chat says
+// when it shrinks, the JSON report has both, and the chat orders it by its
+// date among the cancels marked.
+func TestShrinkMarkDates(t *testing.T) {
+	day := 24 * time.Hour
+	n := Notice{DryRun: false, Region: "us-east-1", AccountID: "111122223333", RunID: "r", Now: noticeTestNow, Items: []Item{
+		{Action: Marked, ReservationID: "cr-0000000000000000b", InstanceType: "m5.large", AvailabilityZone: "us-east-1a", InstanceCount: 2,
+			IdleSince: noticeTestNow, CancelAfter: noticeTestNow.Add(5 * day), Reason: "idle"},
+		{Action: MarkedShrink, ReservationID: "cr-0000000000000000a", InstanceType: "c6i.8xlarge", AvailabilityZone: "us-east-1a", InstanceCount: 100,
+			ShrinkSince: noticeTestNow, ShrinkAfter: noticeTestNow.Add(3 * day), Reason: "oversized",
+			Detail: "peak of 60 instances used of 100: shrink from 100 to 66"},
+	}}
+	out := Build(n)
+	if want := "oversized since 2026-11-27T12:00:00Z, shrink after 2026-11-30T12:00:00Z"; !strings.Contains(out.Message, want) {
+		t.Errorf("e-mail lacks %q:\n%s", want, out.Message)
+	}
+	if strings.Contains(out.Message, "cancel after 2026-11-30") {
+		t.Errorf("e-mail calls the shrink's date a cancel-after:\n%s", out.Message)
+	}
+	c := checkChat(t, out.Chat)
+	desc, _ := c["content"].(map[string]any)["description"].(string)
+	shrink := strings.Index(desc, "`cr-0000000000000000a` c6i.8xlarge, us-east-1a, 100 instances: shrink after 2026-11-30T12:00:00Z")
+	cancel := strings.Index(desc, "`cr-0000000000000000b` m5.large, us-east-1a, 2 instances: cancel after 2026-12-02T12:00:00Z")
+	if shrink < 0 || cancel < 0 || shrink > cancel {
+		t.Errorf("chat lists the shrink at %d and the cancel at %d, want both, the shrink (sooner) first:\n%s", shrink, cancel, desc)
+	}
+	var rep RunReport
+	if err := json.Unmarshal([]byte(out.Report), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var got *ReportReservation
+	for i := range rep.Reservations {
+		if rep.Reservations[i].ID == "cr-0000000000000000a" {
+			got = &rep.Reservations[i]
+		}
+	}
+	if got == nil || got.ShrinkSince != "2026-11-27T12:00:00Z" || got.ShrinkAfter != "2026-11-30T12:00:00Z" || got.CancelAfter != "" {
+		t.Errorf("report reservation %+v, want its shrink dates and no cancel-after", got)
+	}
+}
