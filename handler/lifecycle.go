@@ -23,15 +23,6 @@ import (
 // names.
 const maxTagResources = 1000
 
-// tagWriteEvery spaces a run's CreateTags and DeleteTags calls: 9 a
-// second, 90 % of the 10 tokens a second that refill EC2's request bucket
-// of each (100 tokens, per account and region, shared with every other
-// caller). A signed mark names its reservation, so marking many
-// reservations is a CreateTags each: unpaced, a first run over 1,000 idle
-// reservations emptied the bucket and most marks failed with
-// RequestLimitExceeded.
-const tagWriteEvery = time.Second / 9
-
 // The tag keys the function writes: the cancel's mark, the shrink's mark
 // (each with its signature), and both.
 var (
@@ -99,7 +90,7 @@ func (r *run) removeMarks(ctx context.Context, plan policy.Plan, byID map[string
 			del = append(del, types.Tag{Key: aws.String(k)}) // no value: whatever the value
 		}
 		r.tagBatches(ctx, "unmark", deletes[keys], rep, func(ids []string) error {
-			if err := r.tagWrites.Wait(ctx, tagWriteEvery); err != nil {
+			if err := r.tagWrites.Wait(ctx, r.settings.tagWriteEvery()); err != nil {
 				return fmt.Errorf("delete tags: %w", err)
 			}
 			r.calls.Add("DeleteTags")

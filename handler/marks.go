@@ -67,7 +67,7 @@ func (r *run) checkMarks(ctx context.Context, reservations []policy.Reservation,
 const markConcurrency = 8
 
 // writeMarks signs and writes the plan's marks, markConcurrency at a time
-// and their CreateTags paced (tagWriteEvery), and reports them in the
+// and their CreateTags paced (Settings.tagWriteEvery), and reports them in the
 // plan's order. A mark that could not be signed or written is a tag
 // failure. A mark whose CreateTags would start near the invocation's
 // deadline (within the last quarter of the margin) is not started: the
@@ -88,7 +88,7 @@ func (r *run) writeMarks(ctx context.Context, plan policy.Plan, byID map[string]
 			continue
 		}
 		tokens <- struct{}{}
-		at := r.tagWrites.Reserve(tagWriteEvery)
+		at := r.tagWrites.Reserve(r.settings.tagWriteEvery())
 		if hasDeadline && deadline.Sub(at) < r.margin/4 {
 			<-tokens
 			late = slices.DeleteFunc(slices.Clone(plan.Mark[n:]), func(id string) bool { return byID[id].Mark == nil })
@@ -133,7 +133,7 @@ func (r *run) resignShrink(ctx context.Context, d policy.Decision, size int32, r
 	}
 	tags, err := r.signer.Sign(ctx, marks.Rightsize, d.ReservationID, size, policy.RightsizeTags(*d.Mark, d.Resize.Target))
 	if err == nil {
-		err = r.createTags(ctx, r.tagWrites.Reserve(tagWriteEvery), []string{d.ReservationID}, tags)
+		err = r.createTags(ctx, r.tagWrites.Reserve(r.settings.tagWriteEvery()), []string{d.ReservationID}, tags)
 	}
 	if err != nil {
 		r.tagFailed("mark", []string{d.ReservationID}, err, rep)

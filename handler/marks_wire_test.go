@@ -335,3 +335,26 @@ func TestWireCancelsBeforeNewMarks(t *testing.T) {
 		t.Fatalf("day 3: marked %d of 60, problems %q: want some marked, the rest left for lack of time", len(rep.Marked), rep.Problems)
 	}
 }
+
+// TAG_WRITES_PER_SECOND sets the pace, for an account whose EC2 quota
+// was raised: at 40 (36 writes a second) a bucket refilled at 40 is never
+// emptied, one refilled at the default 10 is.
+func TestWireTagWritesPerSecond(t *testing.T) {
+	for _, tt := range []struct {
+		refill    float64
+		throttled bool
+	}{{40, false}, {10, true}} {
+		acct := marksAccount(t, 20)
+		acct.SetEC2RequestQuotas(map[string]fakeaws.EC2Bucket{fakeaws.OpCreateTags: {Capacity: 3, Refill: tt.refill}})
+		s := liveGrace(t)
+		s.TagWritesPerSecond = 40
+		h, _ := wireHandler(t, acct, s)
+		rep := runAt(t, h, testNow)
+		if len(rep.Marked) != 20 {
+			t.Fatalf("bucket refilled at %v: marked %d of 20 (tag failures %+v)", tt.refill, len(rep.Marked), rep.TagFailures)
+		}
+		if got := acct.EC2Throttled(fakeaws.OpCreateTags); (got > 0) != tt.throttled {
+			t.Errorf("bucket refilled at %v: %d CreateTags throttled, want throttled %v", tt.refill, got, tt.throttled)
+		}
+	}
+}

@@ -57,7 +57,7 @@ type run struct {
 	// signer signs and checks marks (MARK_KEY_ID); nil in a preview
 	// without the key, which reads marks unchecked and never acts.
 	signer *marks.Signer
-	// tagWrites paces CreateTags and DeleteTags (tagWriteEvery).
+	// tagWrites paces CreateTags and DeleteTags (Settings.tagWriteEvery).
 	tagWrites awsapi.Pace
 	// pinned keeps the template versions the first sweep of what would
 	// launch into a reservation described, for the re-verification's.
@@ -205,7 +205,7 @@ func (r *run) progress(step string, done, total int) {
 // act removes the marks of the plan, re-verifies and makes its cancels and
 // shrinks, then writes its new marks, unless the run is a dry run or the
 // plan aborted. It returns the final decisions. The new marks come last:
-// each is a paced CreateTags (tagWriteEvery), so a run with thousands to
+// each is a paced CreateTags (Settings.tagWriteEvery), so a run with thousands to
 // write uses what time is left for them, and never the time of the
 // cancels, which the budget bounds; those it cannot write a later run
 // does.

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/odcr-autocancel/odcr-autocancel/notify"
@@ -56,6 +58,10 @@ type Settings struct {
 	// 396,000); the reads are paced at 90 % of them.
 	MetricsRequestsPerSecond   int
 	MetricsDatapointsPerSecond int
+	// TagWritesPerSecond is the refill rate of the account's EC2 request
+	// buckets for CreateTags and DeleteTags (EC2's default: 10); the tag
+	// writes are paced at 90 % of it.
+	TagWritesPerSecond int
 	// MarkKeyID is the KMS HMAC key that signs and checks marks (package
 	// marks); empty, marks are read as written and a run may not act on
 	// them: only a dry run, or a run without a grace period, is allowed.
@@ -122,6 +128,7 @@ var envVars = []EnvVar{
 	{Name: "REGIONS", Default: org.RegionsSelf, Pattern: "self, all (the regions enabled for each account), or a comma-separated list of regions such as eu-west-1,us-east-1"},
 	{Name: "METRICS_REQUESTS_PER_SECOND", Default: "50", Numeric: true, Integer: true, Min: 1, Max: 10000},
 	{Name: "METRICS_DATAPOINTS_PER_SECOND", Default: "396000", Numeric: true, Integer: true, Min: 1000, Max: 100000000},
+	{Name: "TAG_WRITES_PER_SECOND", Default: "10", Numeric: true, Integer: true, Min: 1, Max: 1000},
 	{Name: "MARK_KEY_ID", Default: "", Pattern: "empty (marks read unchecked: a dry run or GRACE_HOURS=0 only), or the KMS HMAC key that signs marks: a key id, key ARN, alias/NAME or alias ARN"},
 	{Name: "MEMBER_ROLE_NAME", Default: "odcr-autocancel-member", Pattern: "an IAM role name of 1 to 64 characters (letters, digits and +=,.@_-), no path"},
 }
@@ -224,6 +231,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.Pricing = p.enum("PRICING") == "on"
 	s.MetricsRequestsPerSecond = int(p.number("METRICS_REQUESTS_PER_SECOND"))
 	s.MetricsDatapointsPerSecond = int(p.number("METRICS_DATAPOINTS_PER_SECOND"))
+	s.TagWritesPerSecond = int(p.number("TAG_WRITES_PER_SECOND"))
 	s.MarkKeyID = p.value("MARK_KEY_ID")
 	switch {
 	case s.MarkKeyID != "" && (len(s.MarkKeyID) > 2048 || !markKeyPattern.MatchString(s.MarkKeyID)):
@@ -395,6 +403,25 @@ func (p *settingsParser) targets(s *Settings) {
 		p.fail("MEMBER_ROLE_NAME", s.MemberRoleName, "not an IAM role name")
 	}
 }
+
+// tagWriteEvery spaces a run's CreateTags and DeleteTags calls at 90 % of
+// TagWritesPerSecond (EC2's default, 10, when unset): 9 a second by
+// default, under the refill of each action's bucket (100 tokens, per
+// account and region, shared with every other caller). A signed mark names
+// its reservation, so marking many reservations is a CreateTags each:
+// unpaced, a first run over 1,000 idle reservations emptied the bucket and
+// met 832 RequestLimitExceeded answers.
+func (s Settings) tagWriteEvery() time.Duration {
+	rate := cmp.Or(s.TagWritesPerSecond, defaultTagWritesPerSecond)
+	return time.Duration(float64(time.Second) / (float64(rate) * tagWritesPacePercent / 100))
+}
+
+// EC2's refill rate of the CreateTags and DeleteTags buckets, and the
+// share of it the tag writes are paced at.
+const (
+	defaultTagWritesPerSecond = 10
+	tagWritesPacePercent      = 90
+)
 
 // metricQuotas are the GetMetricData quotas the reads are paced under. The
 // quota for windows starting within 3 hours (180,000 by default) scales

@@ -51,6 +51,7 @@ func TestSettingsDefaults(t *testing.T) {
 		// CloudWatch's default quotas.
 		MetricsRequestsPerSecond:   50,
 		MetricsDatapointsPerSecond: 396000,
+		TagWritesPerSecond:         10,
 		// One account, one region: the function's own.
 		Config: org.Config{
 			Accounts:       org.Accounts{Mode: org.AccountsSelf},
@@ -97,6 +98,7 @@ func TestSettingsParsed(t *testing.T) {
 		"MEMBER_ROLE_NAME":              "finops@odcr",
 		"METRICS_REQUESTS_PER_SECOND":   "100",
 		"METRICS_DATAPOINTS_PER_SECOND": "792000",
+		"TAG_WRITES_PER_SECOND":         "40",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +113,7 @@ func TestSettingsParsed(t *testing.T) {
 		NotifyTopicARN:    "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
 		NotifyTags:        []string{"Name", "cost center"},
 		Rightsize:         true, RightsizeHeadroomPercent: 25, RightsizeMinInstances: 2, MaxModifications: 5,
-		MetricsRequestsPerSecond: 100, MetricsDatapointsPerSecond: 792000,
+		MetricsRequestsPerSecond: 100, MetricsDatapointsPerSecond: 792000, TagWritesPerSecond: 40,
 		Config: org.Config{
 			Accounts:            org.Accounts{Mode: org.AccountsOrganization},
 			OrganizationalUnits: []string{"ou-ab12-cdef3456", "r-ab12"},
