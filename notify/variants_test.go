@@ -171,6 +171,7 @@ func TestVariantsFor20000Reservations(t *testing.T) {
 			AvailabilityZone: "ap-southeast-2-akl-1a", InstanceCount: 2147483647,
 			Tags:      map[string]string{"Name": long("\"n\"", 85), "Owner": long("o, ", 85)},
 			IdleSince: noticeTestNow, CancelAfter: noticeTestNow.Add(timeHour(i)), CommitmentEnd: noticeTestNow.Add(timeHour(i)),
+			ShrinkSince: noticeTestNow, ShrinkAfter: noticeTestNow.Add(timeHour(i)),
 			CommittedCost: 123456.78, EndDate: noticeTestNow.Add(timeHour(i)), MonthlyCost: 9999.99,
 			Reason: "changed-since-evaluation", Detail: long("detail \"quoted\"\n", 200)}
 		n.Items = append(n.Items, it)
