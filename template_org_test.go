@@ -33,7 +33,7 @@ const orgCondition = "OrganizationMode"
 var orgParameters = []string{"OrganizationMode", "Accounts", "Regions", "OrganizationalUnits", "ExcludedAccounts", "MemberRoleName", "MaxConcurrency"}
 
 // orgVariables are the function's variables set only in organization mode.
-var orgVariables = []string{"ACCOUNTS", "REGIONS", "ORGANIZATIONAL_UNITS", "EXCLUDED_ACCOUNTS", "MEMBER_ROLE_NAME"}
+var orgVariables = []string{"ACCOUNTS", "REGIONS", "ORGANIZATIONAL_UNITS", "EXCLUDED_ACCOUNTS", "MEMBER_ROLE_NAME", "MAX_CONCURRENCY"}
 
 // organizationGrants are what organization mode adds to the function's
 // role: list the targets, assume the member role, and act in every region
@@ -766,8 +766,8 @@ func TestTemplateStateMachineResources(t *testing.T) {
 		t.Errorf("with OrganizationMode on, ReservedConcurrentExecutions is %s, want MaxConcurrency (or none)", got)
 	}
 	mc := cfn.Get(tpl.Root, "Parameters", "MaxConcurrency")
-	if cfn.Get(mc, "Type").Value != "Number" || cfn.Get(mc, "MinValue") == nil || cfn.Get(mc, "MaxValue") == nil || cfn.Get(mc, "Default").Value != "10" {
-		t.Errorf("parameter MaxConcurrency: %v, want a bounded Number, default 10", cfn.Plain(mc))
+	if cfn.Get(mc, "Type").Value != "String" || cfn.Get(mc, "AllowedPattern") == nil || cfn.Get(mc, "Default").Value != "10" {
+		t.Errorf("parameter MaxConcurrency: %v, want an integer pattern (the function reads it too), default 10", cfn.Plain(mc))
 	}
 
 	// The alarm: failed or timed-out executions, notifying like the others.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -95,4 +96,21 @@ func accountKey(acct *fakeaws.Account) string {
 	_, arn := acct.AddMacKey()
 	got, _ := accountKeys.LoadOrStore(acct, arn)
 	return got.(string)
+}
+
+// signedOnFake writes on the fake account's reservation id an idle mark
+// signed with the account's key (accountKey), as an earlier run would have.
+func signedOnFake(t *testing.T, acct *fakeaws.Account, id string, mark policy.IdleMark) {
+	t.Helper()
+	res, ok := acct.Reservation(id)
+	if !ok {
+		t.Fatalf("no reservation %s", id)
+	}
+	tags := mark.Tags()
+	mac, err := acct.MacOf(accountKey(acct), marks.Message(marks.Idle, testAccount, "us-east-1", id, res.TotalInstanceCount, tags))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags[policy.TagMarkSignature] = base64.StdEncoding.EncodeToString(mac)
+	acct.SetTags(id, tags)
 }

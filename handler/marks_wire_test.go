@@ -358,3 +358,34 @@ func TestWireTagWritesPerSecond(t *testing.T) {
 		}
 	}
 }
+
+// In organization mode the runs of MAX_CONCURRENCY targets sign and check
+// with the one key at once: each paces its KMS calls at its share of the
+// key's quota. Here the key allows 60 requests a second: 80 marks checked
+// at the share of 100 runs (49.5 a second) are never throttled, at a
+// single run's pace (1,000 a second) they are.
+func TestWireMarkChecksShareTheKeysQuota(t *testing.T) {
+	for _, tt := range []struct {
+		runs      int
+		throttled bool
+	}{{100, false}, {1, true}} {
+		acct := marksAccount(t, 80)
+		for i := 1; i <= 80; i++ {
+			signedOnFake(t, acct, crID(i), policy.IdleMark{IdleSince: testNow.Add(-100 * time.Hour), CancelAfter: testNow.Add(-28 * time.Hour)})
+		}
+		acct.SetKMSRequestQuota(60)
+		s := liveGrace(t)
+		s.MaxConcurrency = tt.runs
+		h, _ := wireHandler(t, acct, s)
+		rep := runAt(t, h, testNow)
+		if got := rep.APICalls["VerifyMac"]; got != 80 {
+			t.Fatalf("%d runs at once: %d VerifyMac, want 80", tt.runs, got)
+		}
+		if got := acct.KMSThrottled(); (got > 0) != tt.throttled {
+			t.Errorf("%d runs at once: %d KMS requests throttled, want throttled %v", tt.runs, got, tt.throttled)
+		}
+		if !tt.throttled && len(rep.Cancelled) != 10 {
+			t.Errorf("%d runs at once: cancelled %d, want the budget's 10", tt.runs, len(rep.Cancelled))
+		}
+	}
+}

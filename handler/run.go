@@ -146,7 +146,8 @@ func (h *Handler) start(ctx context.Context, req Request, kind string, parseErr 
 	if settings.MarkKeyID != "" && h.KMS != nil {
 		// The key stays in the function's own account: its own
 		// credentials sign and check the marks of every target.
-		r.signer = &marks.Signer{KMS: h.KMS, KeyID: settings.MarkKeyID, Account: target.AccountID, Region: target.Region, Calls: calls}
+		r.signer = &marks.Signer{KMS: h.KMS, KeyID: settings.MarkKeyID, Account: target.AccountID, Region: target.Region, Calls: calls,
+			PerSecond: marks.PerRun(settings.MaxConcurrency)}
 		r.policy.SignedMarks = true
 	}
 	rep := &report.Report{

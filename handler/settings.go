@@ -62,6 +62,11 @@ type Settings struct {
 	// buckets for CreateTags and DeleteTags (EC2's default: 10); the tag
 	// writes are paced at 90 % of it.
 	TagWritesPerSecond int
+	// MaxConcurrency is how many runs may sign and check marks at once:
+	// in organization mode the state machine's MaxConcurrency, whose
+	// targets' runs all use the one key of the deploying account and share
+	// its KMS quota (marks.PerRun). The default, 10, is the template's.
+	MaxConcurrency int
 	// MarkKeyID is the KMS HMAC key that signs and checks marks (package
 	// marks); empty, marks are read as written and a run may not act on
 	// them: only a dry run, or a run without a grace period, is allowed.
@@ -129,6 +134,7 @@ var envVars = []EnvVar{
 	{Name: "METRICS_REQUESTS_PER_SECOND", Default: "50", Numeric: true, Integer: true, Min: 1, Max: 10000},
 	{Name: "METRICS_DATAPOINTS_PER_SECOND", Default: "396000", Numeric: true, Integer: true, Min: 1000, Max: 100000000},
 	{Name: "TAG_WRITES_PER_SECOND", Default: "10", Numeric: true, Integer: true, Min: 1, Max: 1000},
+	{Name: "MAX_CONCURRENCY", Default: "10", Numeric: true, Integer: true, Min: 1, Max: 100},
 	{Name: "MARK_KEY_ID", Default: "", Pattern: "empty (marks read unchecked: a dry run or GRACE_HOURS=0 only), or the KMS HMAC key that signs marks: a key id, key ARN, alias/NAME or alias ARN"},
 	{Name: "MEMBER_ROLE_NAME", Default: "odcr-autocancel-member", Pattern: "an IAM role name of 1 to 64 characters (letters, digits and +=,.@_-), no path"},
 }
@@ -232,6 +238,7 @@ func LoadSettings(lookup func(string) (string, bool)) (Settings, error) {
 	s.MetricsRequestsPerSecond = int(p.number("METRICS_REQUESTS_PER_SECOND"))
 	s.MetricsDatapointsPerSecond = int(p.number("METRICS_DATAPOINTS_PER_SECOND"))
 	s.TagWritesPerSecond = int(p.number("TAG_WRITES_PER_SECOND"))
+	s.MaxConcurrency = int(p.number("MAX_CONCURRENCY"))
 	s.MarkKeyID = p.value("MARK_KEY_ID")
 	switch {
 	case s.MarkKeyID != "" && (len(s.MarkKeyID) > 2048 || !markKeyPattern.MatchString(s.MarkKeyID)):

@@ -52,6 +52,7 @@ func TestSettingsDefaults(t *testing.T) {
 		MetricsRequestsPerSecond:   50,
 		MetricsDatapointsPerSecond: 396000,
 		TagWritesPerSecond:         10,
+		MaxConcurrency:             10,
 		// One account, one region: the function's own.
 		Config: org.Config{
 			Accounts:       org.Accounts{Mode: org.AccountsSelf},
@@ -99,6 +100,7 @@ func TestSettingsParsed(t *testing.T) {
 		"METRICS_REQUESTS_PER_SECOND":   "100",
 		"METRICS_DATAPOINTS_PER_SECOND": "792000",
 		"TAG_WRITES_PER_SECOND":         "40",
+		"MAX_CONCURRENCY":               "25",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +115,7 @@ func TestSettingsParsed(t *testing.T) {
 		NotifyTopicARN:    "arn:aws:sns:us-east-1:111122223333:odcr-autocancel",
 		NotifyTags:        []string{"Name", "cost center"},
 		Rightsize:         true, RightsizeHeadroomPercent: 25, RightsizeMinInstances: 2, MaxModifications: 5,
-		MetricsRequestsPerSecond: 100, MetricsDatapointsPerSecond: 792000, TagWritesPerSecond: 40,
+		MetricsRequestsPerSecond: 100, MetricsDatapointsPerSecond: 792000, TagWritesPerSecond: 40, MaxConcurrency: 25,
 		Config: org.Config{
 			Accounts:            org.Accounts{Mode: org.AccountsOrganization},
 			OrganizationalUnits: []string{"ou-ab12-cdef3456", "r-ab12"},

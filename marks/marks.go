@@ -135,6 +135,20 @@ var _ MAC = (*kms.Client)(nil)
 // second where it is lowest. A run takes at most about a fifth of that.
 const RequestsPerSecond = 1000
 
+// sharedQuotaPace is the most the function's runs sign and check at once,
+// all together: 90 % of that lowest quota. The key stays in the deploying
+// account and region, so in organization mode every target's run draws on
+// the same quota.
+const sharedQuotaPace = 4950
+
+// PerRun is the pace of one run when runs targets at once share the key's
+// quota (organization mode: the state machine's MaxConcurrency):
+// RequestsPerSecond, or less, so that together they stay under
+// sharedQuotaPace.
+func PerRun(runs int) float64 {
+	return min(RequestsPerSecond, sharedQuotaPace/float64(max(1, runs)))
+}
+
 // concurrency bounds the KMS calls in flight.
 const concurrency = 16
 
@@ -150,13 +164,19 @@ type Signer struct {
 	Account, Region string
 	// Calls, when set, counts the requests.
 	Calls *awsapi.Calls
+	// PerSecond paces the requests (PerRun); 0 is RequestsPerSecond.
+	PerSecond float64
 
-	pace awsapi.Pace // RequestsPerSecond
+	pace awsapi.Pace
 }
 
-// wait paces the requests to RequestsPerSecond.
+// wait paces the requests to PerSecond.
 func (s *Signer) wait(ctx context.Context) error {
-	return s.pace.Wait(ctx, time.Second/RequestsPerSecond)
+	rate := s.PerSecond
+	if rate <= 0 {
+		rate = RequestsPerSecond
+	}
+	return s.pace.Wait(ctx, time.Duration(float64(time.Second)/rate))
 }
 
 func (s *Signer) count(op string) {

@@ -147,3 +147,19 @@ func TestCarryChecks(t *testing.T) {
 		t.Errorf("checks carried %d, %d, %d; want signed, then unchecked twice", fresh[0].MarkCheck, fresh[1].MarkCheck, fresh[2].MarkCheck)
 	}
 }
+
+// Runs that share the key's quota share its pace: 1,000 a second for one
+// run (or a count below one), and never more than 4,950 a second together.
+func TestPerRun(t *testing.T) {
+	for _, tt := range []struct {
+		runs int
+		want float64
+	}{{0, 1000}, {1, 1000}, {4, 1000}, {5, 990}, {10, 495}, {100, 49.5}} {
+		if got := marks.PerRun(tt.runs); got != tt.want {
+			t.Errorf("PerRun(%d) = %v, want %v", tt.runs, got, tt.want)
+		}
+		if got := marks.PerRun(tt.runs) * float64(max(1, tt.runs)); tt.runs > 4 && got > 4950 {
+			t.Errorf("%d runs together: %v a second, over 4,950", tt.runs, got)
+		}
+	}
+}
