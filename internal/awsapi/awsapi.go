@@ -1,8 +1,9 @@
 // Package awsapi holds what the run (package handler) and the organization
 // layer (package org) both need of AWS: the small client interfaces of one
-// target (Clients), the count of the requests a run makes (Calls), and the
-// AWS error codes the function acts on (ErrorCode). It is a leaf: it
-// imports the SDK and nothing of this module.
+// target (Clients), the count of the requests a run makes (Calls), the
+// AWS error codes the function acts on (ErrorCode), the retryer's defaults
+// (RetryCounter), and the schedule that keeps a run under a rate quota
+// (Pace). It is a leaf: it imports the SDK and nothing of this module.
 package awsapi
 
 import (
