@@ -7,7 +7,6 @@ package handler_test
 // asked) and cancelled at the end; one that ends by itself is left to AWS.
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -48,17 +47,7 @@ func TestWireCommitmentIsADateAndEndsSoon(t *testing.T) {
 	s := defaultSettings(t)
 	s.DryRun, s.GraceHours, s.MaxCancellations, s.NotifyTopicARN = false, 72, 10, notifyTopic
 	h, _ := wireHandler(t, acct, s)
-	at := func(d time.Duration) *report.Report {
-		t.Helper()
-		now := testNow.Add(d)
-		h.Now = func() time.Time { return now }
-		acct.SetClock(func() time.Time { return now })
-		rep, err := h.Run(context.Background(), []byte(`{}`))
-		if err != nil {
-			t.Fatalf("run at +%v: %v", d, err)
-		}
-		return rep
-	}
+	at := func(d time.Duration) *report.Report { return runAfter(t, h, acct, d) }
 	cancelsOf := func(id string) int {
 		n := 0
 		for _, r := range acct.Requests() {

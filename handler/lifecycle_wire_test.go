@@ -29,17 +29,7 @@ func TestWireLifecycleOverAWeek(t *testing.T) {
 	s := defaultSettings(t)
 	s.DryRun, s.GraceHours, s.MaxCancellations = false, 72, 10
 	h, _ := wireHandler(t, acct, s)
-	at := func(d time.Duration) *report.Report {
-		t.Helper()
-		now := testNow.Add(d)
-		h.Now = func() time.Time { return now }
-		acct.SetClock(func() time.Time { return now })
-		rep, err := h.Run(context.Background(), []byte(`{}`))
-		if err != nil {
-			t.Fatalf("run at +%v: %v", d, err)
-		}
-		return rep
-	}
+	at := func(d time.Duration) *report.Report { return runAfter(t, h, acct, d) }
 
 	r1 := at(0)
 	if !slices.Equal(r1.Marked, []string{crID(1), crID(2), crID(3)}) || len(r1.Cancelled) != 0 {

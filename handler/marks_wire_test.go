@@ -37,6 +37,14 @@ func liveGrace(t *testing.T) handler.Settings {
 	return s
 }
 
+// runAfter runs h d after testNow, the fake account's clock moved with it.
+func runAfter(t *testing.T, h *handler.Handler, acct *fakeaws.Account, d time.Duration) *report.Report {
+	t.Helper()
+	now := testNow.Add(d)
+	acct.SetClock(func() time.Time { return now })
+	return runAt(t, h, now)
+}
+
 func runAt(t *testing.T, h *handler.Handler, at time.Time) *report.Report {
 	t.Helper()
 	h.Now = func() time.Time { return at }
@@ -305,34 +313,30 @@ func TestWireMarksLeftForLackOfTime(t *testing.T) {
 // has time for still makes the cancels that are due, and leaves the marks
 // it cannot write to a later run.
 func TestWireCancelsBeforeNewMarks(t *testing.T) {
-	acct := marksAccount(t, 2)
+	// Two reservations whose signed marks' grace has ended, and 60 idle
+	// ones not marked yet: 6.7 s of paced CreateTags.
+	acct := marksAccount(t, 62)
+	for _, id := range []string{crID(1), crID(2)} {
+		signedOnFake(t, acct, id, policy.IdleMark{IdleSince: testNow.Add(-100 * time.Hour), CancelAfter: testNow.Add(-28 * time.Hour)})
+	}
 	h, _ := wireHandler(t, acct, liveGrace(t))
-	if rep := runAt(t, h, testNow); len(rep.Marked) != 2 {
-		t.Fatalf("day 0: marked %v", rep.Marked)
-	}
-	// 60 more idle reservations, not marked yet: 6.7 s of paced CreateTags.
-	for i := 3; i <= 62; i++ {
-		acct.AddReservation(fakeaws.Reservation{ID: crID(i), InstanceType: "m5.large", AvailabilityZone: "us-east-1a",
-			TotalInstanceCount: 2, AvailableInstanceCount: 2, CreateDate: testNow.Add(-time.Duration(400+i) * time.Hour)})
-		acct.SetUsedInstancesRegular(crID(i), fakeaws.RegularSeries{From: testNow.Add(-30 * 24 * time.Hour), To: testNow.Add(7 * 24 * time.Hour), Value: 0})
-	}
 	// The re-verification's describe (the one call naming a reservation to
 	// cancel) takes 0.3 s: the cancels need more than the crumbs the new
 	// marks would leave them, were the marks written first.
 	acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeCapacityReservations, ReservationID: crID(1), Latency: 300 * time.Millisecond})
 	h.DeadlineMargin = 2 * time.Second
-	h.Now = func() time.Time { return testNow.Add(73 * time.Hour) }
+	h.Now = func() time.Time { return testNow }
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
 	rep, err := h.Run(ctx, []byte(`{}`))
 	if rep == nil {
-		t.Fatalf("day 3: %v", err)
+		t.Fatalf("run: %v", err)
 	}
 	if got := slices.Sorted(slices.Values(rep.Cancelled)); !slices.Equal(got, []string{crID(1), crID(2)}) {
-		t.Fatalf("day 3: cancelled %v, want both reservations whose grace ended (not attempted %v)", rep.Cancelled, rep.NotAttempted)
+		t.Fatalf("cancelled %v, want both reservations whose grace ended (not attempted %v)", rep.Cancelled, rep.NotAttempted)
 	}
 	if len(rep.Marked) == 0 || len(rep.Marked) == 60 || !slices.ContainsFunc(rep.Problems, func(p string) bool { return strings.Contains(p, "not marked for lack of time") }) {
-		t.Fatalf("day 3: marked %d of 60, problems %q: want some marked, the rest left for lack of time", len(rep.Marked), rep.Problems)
+		t.Fatalf("marked %d of 60, problems %q: want some marked, the rest left for lack of time", len(rep.Marked), rep.Problems)
 	}
 }
 

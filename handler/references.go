@@ -23,8 +23,10 @@ type sweep struct {
 // reservation (package dependents: the launch templates and the Auto
 // Scaling groups of the region), while the utilization is read: the two
 // sweeps then add next to nothing to the run's time. It is started only
-// when some reservation is measured, so may be cancelled or shrunk: a run
-// with nothing to measure makes no such call.
+// when some reservation is measured, so may be cancelled or shrunk (a run
+// with nothing to measure makes no such call), and again by the
+// re-verification right before acting, with the template versions the
+// first sweep described by number kept (r.pinned).
 func (r *run) startSweep(ctx context.Context) *sweep {
 	s := &sweep{done: make(chan struct{})}
 	go func() {

@@ -68,8 +68,8 @@ func addDependents(acct *fakeaws.Account, n, templates, groups int) {
 
 // printDependents compares each batched+deps row with its batched row.
 // With quotas, it also gives the least time EC2's bucket for
-// DescribeLaunchTemplateVersions (100, refilled at 20 a second) allows
-// those calls: the budget was set on a fake without it.
+// DescribeLaunchTemplateVersions (the fake's) allows those calls: the
+// budget was set on a fake without it.
 func printDependents(w io.Writer, results []result, quotas bool) {
 	for _, d := range results {
 		if d.Mode != modeDeps {
@@ -89,8 +89,10 @@ func printDependents(w io.Writer, results []result, quotas bool) {
 		fmt.Fprintf(w, "\nlaunch templates and Auto Scaling groups at N=%d: %d DescribeLaunchTemplateVersions and %d DescribeAutoScalingGroups calls, wall %s against %s (%+.1f %%, %s); at most +%.0f %%: %s\n",
 			d.N, d.Calls["DescribeLaunchTemplateVersions"], d.Calls["DescribeAutoScalingGroups"],
 			d.Wall.Round(time.Millisecond), b.Wall.Round(time.Millisecond), share*100, added.Round(time.Millisecond), dependentsBudget*100, verdict)
-		if calls := d.Calls["DescribeLaunchTemplateVersions"]; quotas && calls > 100 {
-			fmt.Fprintf(w, "  (EC2's DescribeLaunchTemplateVersions bucket, 100 refilled at 20 a second, lets %d calls end no sooner than %.1f s)\n", calls, float64(calls-100)/20)
+		lt := fakeaws.DefaultEC2RequestQuotas()[fakeaws.OpDescribeLaunchTemplateVersions]
+		if calls := float64(d.Calls["DescribeLaunchTemplateVersions"]); quotas && calls > lt.Capacity {
+			fmt.Fprintf(w, "  (EC2's DescribeLaunchTemplateVersions bucket, %.0f refilled at %.0f a second, lets %.0f calls end no sooner than %.1f s)\n",
+				lt.Capacity, lt.Refill, calls, (calls-lt.Capacity)/lt.Refill)
 		}
 	}
 }
