@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -60,15 +59,7 @@ func TestLifecycleWeekUnderTheEmulator(t *testing.T) {
 	env["MARK_KEY_ID"] = keyARN
 	rie := startEmulator(t, env, logs)
 
-	invoke := func(id string) report.Report {
-		t.Helper()
-		inv := rie.invoke(t, id, []byte(`{}`))
-		var rep report.Report
-		if err := json.Unmarshal(inv.Body, &rep); err != nil || rep.RunID != id {
-			t.Fatalf("%s: not a report (%v):\n%s", id, err, inv.Body)
-		}
-		return rep
-	}
+	invoke := func(id string) report.Report { return rie.invokeReport(t, id) }
 	// elapse moves every mark back by d: the next run happens d later.
 	// A mark the function signed is signed again with its key, as the
 	// function would have signed it d earlier.

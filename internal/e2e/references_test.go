@@ -7,7 +7,6 @@ package e2e
 // everything once the groups cannot be read.
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -45,15 +44,7 @@ func TestReferencesUnderTheEmulator(t *testing.T) {
 	env := baseEnv(endpoint)
 	env["DRY_RUN"] = "false"
 	rie := startEmulator(t, env, logs)
-	invoke := func(id string) report.Report {
-		t.Helper()
-		inv := rie.invoke(t, id, []byte(`{}`))
-		var rep report.Report
-		if err := json.Unmarshal(inv.Body, &rep); err != nil || rep.RunID != id {
-			t.Fatalf("%s: not a report (%v):\n%s", id, err, inv.Body)
-		}
-		return rep
-	}
+	invoke := func(id string) report.Report { return rie.invokeReport(t, id) }
 
 	// The groups cannot be read: nothing is cancelled, each kept says why.
 	acct.InjectFault(fakeaws.Fault{Operation: fakeaws.OpDescribeAutoScalingGroups, Code: "AccessDenied", HTTPStatus: http.StatusForbidden, Times: 1})

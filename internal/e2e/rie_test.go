@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/odcr-autocancel/odcr-autocancel/report"
 )
 
 const (
@@ -303,6 +305,19 @@ type invocation struct {
 
 // invoke POSTs payload to the invoke endpoint with requestID as the Lambda
 // request id (RIE takes it from X-Amzn-RequestId).
+// invokeReport invokes the function with an empty event (a scheduled run)
+// and returns its report, failing the test when the answer is not the
+// report of that invocation.
+func (e *emulator) invokeReport(t *testing.T, requestID string) report.Report {
+	t.Helper()
+	inv := e.invoke(t, requestID, []byte(`{}`))
+	var rep report.Report
+	if err := json.Unmarshal(inv.Body, &rep); err != nil || rep.RunID != requestID {
+		t.Fatalf("%s: not a report (%v):\n%s", requestID, err, inv.Body)
+	}
+	return rep
+}
+
 func (e *emulator) invoke(t *testing.T, requestID string, payload []byte) invocation {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+e.addr+invokePath, bytes.NewReader(payload))
